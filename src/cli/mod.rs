@@ -1,0 +1,1119 @@
+//! Stage `cli`: arguments → the stages → human or JSON output, exit codes.
+//!
+//! Invariants: the only module that prints. It contains no logic the library
+//! lacks: it loads, calls the stages in order, renders. Exit codes: 0 success
+//! (and "no changes" with `--detailed-exitcode`), 1 error, 2 changes present
+//! (`plan --detailed-exitcode`). Never waits for input when stdin is not a
+//! terminal.
+
+pub mod render;
+
+use crate::diagnostic::{Diagnostic, Diags, Sources};
+use crate::eval::{self, Config};
+use crate::exec::{self, ApplyContext, Event};
+use crate::graph::{self, Graph};
+use crate::plan::{self, Action, Plan, PlanInputs, PlanOptions, VarValue};
+use crate::project::{self, Project, RunHost};
+use crate::providers::{ProviderContext, ReadRequest, ObjectRef, Registry};
+use crate::state::sqlite::SqliteStore;
+use crate::state::{LockInfo, Store, LOCK_LEASE_SECS};
+use crate::value::Value;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indexmap::IndexMap;
+use render::Style;
+use serde::{Deserialize, Serialize};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Infrastructure as code: one language, one graph, plans against durable
+/// state, idempotent applies.
+///
+/// A project is a directory of `*.plinth` files. The usual cycle:
+///
+///   plinth validate        check syntax, types, references and cycles (no IO)
+///   plinth plan            show what would change
+///   plinth apply           make it so (asks first; --auto-approve in CI)
+///   plinth output          read the outputs
+///
+/// State lives in `.plinth/state.db` (SQLite) in the project unless --state
+/// says otherwise. Every command takes the project directory as its optional
+/// last argument (default: the current directory).
+#[derive(Parser, Debug)]
+#[command(name = "plinth", version, about, long_about, propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    /// Never use colours (also: NO_COLOR=1).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a project without touching anything: syntax, types against param
+    /// types and provider schemas, references, cycles.
+    Validate {
+        /// Project directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Print diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the changes that would bring the recorded state to the
+    /// configuration. Plans against recorded state (fast); --refresh reads
+    /// every managed object first.
+    ///
+    /// Exit codes with --detailed-exitcode: 0 no changes, 2 changes, 1 error.
+    Plan(PlanArgs),
+    /// Apply the changes (after showing them and asking, unless
+    /// --auto-approve). Given a plan file from `plan --out`, applies exactly
+    /// that plan, and refuses it if the configuration or the state changed.
+    Apply(ApplyArgs),
+    /// Destroy every object the state records, in reverse dependency order.
+    Destroy(DestroyArgs),
+    /// Print the recorded outputs.
+    Output {
+        /// One output to print (all when omitted).
+        name: Option<String>,
+        /// Project directory.
+        #[arg(short = 'C', long = "dir", default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
+        /// Print JSON (sensitive values redacted unless --show-sensitive).
+        #[arg(long)]
+        json: bool,
+        /// Print sensitive values in clear.
+        #[arg(long)]
+        show_sensitive: bool,
+    },
+    /// Inspect and edit the recorded state.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Print the dependency graph of the configuration.
+    Graph {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// dot (Graphviz) or mermaid.
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+    },
+    /// Rewrite `*.plinth` files in the canonical style (keeps comments).
+    Fmt {
+        /// A file or a project directory.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Change nothing; exit 1 and list the files that are not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Remove a lock left by a run that cannot release it.
+    Unlock {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
+    },
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StateArg {
+    /// State database (default: <DIR>/.plinth/state.db).
+    #[arg(long = "state", value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VarArgs {
+    /// Set a param: -var name=value (repeatable). Non-string params take
+    /// Plinth syntax: -var 'stacks=["core"]'.
+    #[arg(long = "var", short = 'v', value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read params from a file of `name = value` lines (or .json).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub state: StateArg,
+    /// Only these resources (and what they depend on): addresses, instance
+    /// addresses or patterns, comma-separated: --only 'file.file.*,random.password.db'.
+    #[arg(long, value_delimiter = ',', value_name = "ADDR,…")]
+    pub only: Vec<String>,
+    /// Read every managed object first and plan against reality.
+    #[arg(long)]
+    pub refresh: bool,
+    /// How long to wait for another run's lock, e.g. 30s, 2m.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Plan destroying everything instead.
+    #[arg(long)]
+    pub destroy: bool,
+    /// Save the plan so that `plinth apply FILE` applies exactly it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// Project directory, or a plan file saved by `plan --out`.
+    #[arg(default_value = ".")]
+    pub target: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Provider operations in flight at once.
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct DestroyArgs {
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[arg(long)]
+    pub auto_approve: bool,
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StateCommand {
+    /// Every recorded instance address, one per line.
+    List {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
+    },
+    /// The recorded attributes of one instance, or all (sensitive redacted).
+    Show {
+        address: Option<String>,
+        #[arg(short = 'C', long = "dir", default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget instances without destroying them.
+    Rm {
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        #[arg(short = 'C', long = "dir", default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
+    },
+    /// Rename an instance in the state (after renaming it in the configuration).
+    Mv {
+        from: String,
+        to: String,
+        #[arg(short = 'C', long = "dir", default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
+    },
+    /// The runs that changed this environment.
+    History {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration; write e.g. 30s, 2m, 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit `{unit}`; use ms, s, m or h")),
+    };
+    Ok(Duration::from_secs_f64(secs.max(0.0)))
+}
+
+/// The name of the environment: `default` until environments arrive.
+pub const DEFAULT_ENV: &str = "default";
+
+/// Runs the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+    let ui = Ui { style: Style { color }, err_color: !cli.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal() };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(16 << 20).build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(run(cli.command, &ui)) {
+        Ok(code) => code,
+        Err(failure) => {
+            ui.report(&failure.sources, &failure.diags, failure.json);
+            1
+        }
+    }
+}
+
+/// Diagnostics that end a command, with the sources they point into.
+pub struct Failure {
+    pub sources: Sources,
+    pub diags: Diags,
+    pub json: bool,
+}
+
+impl Failure {
+    fn new(sources: &Sources, diags: Diags, json: bool) -> Failure {
+        Failure { sources: sources.clone(), diags, json }
+    }
+    fn bare(d: Diagnostic, json: bool) -> Failure {
+        Failure { sources: Sources::default(), diags: vec![d], json }
+    }
+}
+
+pub struct Ui {
+    pub style: Style,
+    pub err_color: bool,
+}
+
+impl Ui {
+    pub fn report(&self, sources: &Sources, diags: &Diags, json: bool) {
+        if json {
+            let list: Vec<serde_json::Value> = diags.iter().map(|d| d.to_json(sources)).collect();
+            println!("{}", serde_json::json!({ "valid": false, "diagnostics": list }));
+            return;
+        }
+        let theme = if self.err_color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
+        let handler = miette::GraphicalReportHandler::new_themed(theme).with_context_lines(1);
+        let mut stderr = std::io::stderr().lock();
+        for d in diags {
+            let report = d.to_report(sources);
+            let mut out = String::new();
+            if handler.render_report(&mut out, report.as_ref()).is_err() {
+                out = d.one_line(sources);
+            }
+            let _ = writeln!(stderr, "{out}");
+        }
+        if diags.len() > 1 {
+            let _ = writeln!(stderr, "{} errors.", diags.len());
+        }
+    }
+}
+
+/// A project loaded, checked and turned into a graph.
+pub struct Loaded {
+    pub project: Project,
+    pub cfg: Config,
+    pub graph: Graph,
+    pub registry: Registry,
+}
+
+pub fn load_checked(dir: &Path, json: bool) -> Result<Loaded, Failure> {
+    let registry = Registry::builtin();
+    let project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
+    let (cfg, diags) = eval::declare(project.files.clone(), project.sources.clone(), &registry);
+    if !diags.is_empty() {
+        return Err(Failure::new(&cfg.sources, diags, json));
+    }
+    let graph = graph::build(&cfg).map_err(|d| Failure::new(&cfg.sources, d, json))?;
+    Ok(Loaded { project, cfg, graph, registry })
+}
+
+fn state_path(dir: &Path, arg: &StateArg) -> PathBuf {
+    arg.path.clone().unwrap_or_else(|| dir.join(".plinth").join("state.db"))
+}
+
+fn open_store(dir: &Path, arg: &StateArg, json: bool) -> Result<SqliteStore, Failure> {
+    SqliteStore::open(&state_path(dir, arg), DEFAULT_ENV).map_err(|d| Failure::bare(d, json))
+}
+
+/// Holds the environment's lock until dropped.
+struct LockGuard<'s> {
+    store: &'s mut dyn Store,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.store.unlock(Some(std::process::id() as i64));
+    }
+}
+
+fn acquire<'s>(store: &'s mut dyn Store, command: &str, timeout: Duration, json: bool) -> Result<LockGuard<'s>, Failure> {
+    let info = LockInfo::current(command);
+    let start = Instant::now();
+    loop {
+        match store.lock(&info, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))? {
+            None => return Ok(LockGuard { store }),
+            Some(held) => {
+                if start.elapsed() >= timeout {
+                    return Err(Failure::bare(
+                        Diagnostic::new("P5002", "the environment is locked").help(format!(
+                            "`{}` by {}@{} (pid {}) has held the lock of `{}` since {}. Wait for it (--lock-timeout 5m), or if that run is gone for good, `plinth unlock`.",
+                            held.command,
+                            held.holder,
+                            held.host,
+                            held.pid,
+                            store.env(),
+                            held.acquired_at
+                        )),
+                        json,
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+async fn run(command: Command, ui: &Ui) -> Result<i32, Failure> {
+    match command {
+        Command::Validate { dir, json } => validate(&dir, json, ui),
+        Command::Plan(args) => plan_cmd(args, ui).await,
+        Command::Apply(args) => apply_cmd(args, ui).await,
+        Command::Destroy(args) => {
+            let DestroyArgs { dir, common, auto_approve, parallelism } = args;
+            run_apply(&dir, common, auto_approve, parallelism, true, None, ui).await
+        }
+        Command::Output { name, dir, state, json, show_sensitive } => output_cmd(&dir, &state, name, json, show_sensitive),
+        Command::State(cmd) => state_cmd(cmd),
+        Command::Graph { dir, format } => graph_cmd(&dir, format),
+        Command::Fmt { path, check } => fmt_cmd(&path, check),
+        Command::Unlock { dir, state } => {
+            let mut store = open_store(&dir, &state, false)?;
+            let removed = store.unlock(None).map_err(|d| Failure::bare(d, false))?;
+            println!("{}", if removed { "Lock removed." } else { "The environment was not locked." });
+            Ok(0)
+        }
+    }
+}
+
+fn validate(dir: &Path, json: bool, ui: &Ui) -> Result<i32, Failure> {
+    let loaded = load_checked(dir, json)?;
+    let mut host = RunHost::new(dir);
+    let vars = IndexMap::new();
+    let empty = crate::state::model::Snapshot::default();
+    let inputs = PlanInputs { env: DEFAULT_ENV, cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &empty, vars: &vars };
+    plan::plan(&inputs, &PlanOptions { lenient: true, ..PlanOptions::default() }, &mut host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    let n = loaded.cfg.resources.len();
+    if json {
+        println!("{}", serde_json::json!({ "valid": true, "diagnostics": [], "resources": n }));
+    } else {
+        println!("{} The configuration is valid ({n} resource{}).", ui.style.green("✓"), if n == 1 { "" } else { "s" });
+    }
+    Ok(0)
+}
+
+/// Everything needed to plan: the loaded project, param values, the host.
+struct Prepared {
+    loaded: Loaded,
+    vars: IndexMap<String, VarValue>,
+    host: RunHost,
+}
+
+fn prepare(dir: &Path, vars: &VarArgs, json: bool) -> Result<Prepared, Failure> {
+    let mut loaded = load_checked(dir, json)?;
+    let mut host = RunHost::new(dir);
+    let var_values = project::collect_vars(&mut loaded.cfg.sources, &loaded.cfg.params, &vars.var_files, &vars.vars, &mut host)
+        .map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    Ok(Prepared { loaded, vars: var_values, host })
+}
+
+async fn refresh(snapshot: &mut crate::state::model::Snapshot, registry: &Registry, ctx: &ProviderContext, parallelism: usize) -> Result<(), Diags> {
+    let mut diags = Vec::new();
+    let keys: Vec<(String, String)> = snapshot.instances.keys().cloned().collect();
+    let mut set = tokio::task::JoinSet::new();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
+    for key in keys {
+        let Some(rec) = snapshot.instances.get(&key).cloned() else { continue };
+        let name = rec.provider.split('.').next().unwrap_or("").to_string();
+        let Some(factory) = registry.get(&name) else { continue };
+        let provider = match factory.configure(&crate::value::Map::new(), ctx) {
+            Ok(p) => p,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let object = ObjectRef { address: rec.address.clone(), rtype: rec.rtype.clone(), token: String::new() };
+            let r = provider.read(ReadRequest { object, inputs: rec.inputs.clone(), prior: Some(rec.attrs.clone()) }).await;
+            (key, r)
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        let Ok((key, result)) = joined else { continue };
+        match result {
+            Ok(None) => {
+                snapshot.instances.shift_remove(&key);
+            }
+            Ok(Some(observed)) => {
+                if let Some(rec) = snapshot.instances.get_mut(&key) {
+                    for (k, v) in &observed {
+                        if rec.inputs.contains_key(k) {
+                            rec.inputs.insert(k.clone(), v.clone());
+                        }
+                    }
+                    rec.attrs = observed;
+                }
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(diags)
+    }
+}
+
+/// A saved plan: what was decided and everything needed to decide it again.
+#[derive(Serialize, Deserialize)]
+struct PlanFile {
+    format: String,
+    version: u32,
+    project_dir: PathBuf,
+    state_path: PathBuf,
+    env: String,
+    destroy: bool,
+    only: Vec<String>,
+    prior_serial: i64,
+    source_hash: String,
+    fingerprint: String,
+    vars: IndexMap<String, (serde_json::Value, String)>,
+    env_lookups: std::collections::BTreeMap<String, Option<String>>,
+    refresh: bool,
+}
+
+const PLAN_FORMAT: &str = "plinth-plan";
+
+struct Planned {
+    prepared: Prepared,
+    plan: Plan,
+    reconciled: exec::reconcile::Reconciled,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut dyn Store, replay: Option<&PlanFile>) -> Result<Planned, Failure> {
+    let json = common.json;
+    let mut prepared = match replay {
+        None => prepare(dir, &common.vars, json)?,
+        Some(pf) => {
+            let loaded = load_checked(dir, json)?;
+            let mut host = RunHost::new(dir);
+            host.replay = true;
+            host.env_lookups = pf.env_lookups.clone();
+            let vars = pf.vars.iter().map(|(k, (v, origin))| (k.clone(), VarValue { value: Value::from_json(v), origin: origin.clone(), span: None })).collect();
+            Prepared { loaded, vars, host }
+        }
+    };
+    let provider_ctx = ProviderContext { project_dir: dir.to_path_buf() };
+    let reconciled = exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx).await.map_err(|d| Failure::bare(d, json))?;
+    let mut snapshot = store.snapshot().map_err(|d| Failure::bare(d, json))?;
+    if common.refresh {
+        refresh(&mut snapshot, &prepared.loaded.registry, &provider_ctx, 10).await.map_err(|d| Failure::new(&prepared.loaded.cfg.sources, d, json))?;
+    }
+    let loaded = &prepared.loaded;
+    let inputs = PlanInputs { env: DEFAULT_ENV, cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &snapshot, vars: &prepared.vars };
+    let options = PlanOptions { destroy, only: common.only.clone(), lenient: false };
+    let plan = plan::plan(&inputs, &options, &mut prepared.host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    Ok(Planned { prepared, plan, reconciled })
+}
+
+fn print_reconciled(r: &exec::reconcile::Reconciled, json: bool) {
+    if json || (r.recorded.is_empty() && r.forgotten.is_empty() && r.unchanged.is_empty()) {
+        return;
+    }
+    eprintln!(
+        "Recovered from an interrupted run: {} object(s) found and recorded, {} operation(s) found not to have happened, {} checked.",
+        r.recorded.len(),
+        r.forgotten.len(),
+        r.unchanged.len()
+    );
+}
+
+async fn plan_cmd(args: PlanArgs, ui: &Ui) -> Result<i32, Failure> {
+    let PlanArgs { dir, common, destroy, out, detailed_exitcode } = args;
+    let json = common.json;
+    let mut store = open_store(&dir, &common.state, json)?;
+    let guard = acquire(&mut store, "plan", common.lock_timeout, json)?;
+    let planned = make_plan(&dir, &common, destroy, guard.store, None).await?;
+    drop(guard);
+    print_reconciled(&planned.reconciled, json);
+    let plan = &planned.plan;
+    if json {
+        println!("{}", render::plan_json(plan));
+    } else {
+        print!("{}", render::plan_text(plan, ui.style));
+    }
+    if let Some(path) = out {
+        let pf = PlanFile {
+            format: PLAN_FORMAT.into(),
+            version: 1,
+            project_dir: std::fs::canonicalize(&dir).unwrap_or(dir.clone()),
+            state_path: std::fs::canonicalize(state_path(&dir, &common.state)).unwrap_or_else(|_| state_path(&dir, &common.state)),
+            env: plan.env.clone(),
+            destroy,
+            only: common.only.clone(),
+            prior_serial: plan.prior_serial,
+            source_hash: planned.prepared.loaded.project.source_hash.clone(),
+            fingerprint: plan.fingerprint(),
+            vars: planned.prepared.vars.iter().map(|(k, v)| (k.clone(), (v.value.to_json(), v.origin.clone()))).collect(),
+            env_lookups: planned.prepared.host.env_lookups.clone(),
+            refresh: common.refresh,
+        };
+        let text = serde_json::to_string_pretty(&pf).unwrap_or_default();
+        write_private(&path, text.as_bytes()).map_err(|e| {
+            Failure::bare(Diagnostic::new("P4008", "cannot save the plan").help(format!("{}: {e}.", path.display())), json)
+        })?;
+        if !json {
+            println!("\nSaved the plan to {}. Apply exactly it with: plinth apply {}", path.display(), path.display());
+        }
+    }
+    if detailed_exitcode && plan.has_changes() {
+        return Ok(2);
+    }
+    Ok(0)
+}
+
+/// Plan files may hold param values: readable by the owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(bytes)
+}
+
+async fn apply_cmd(args: ApplyArgs, ui: &Ui) -> Result<i32, Failure> {
+    let ApplyArgs { target, common, auto_approve, parallelism } = args;
+    if target.is_file() {
+        let json = common.json;
+        let text = std::fs::read_to_string(&target).map_err(|e| Failure::bare(Diagnostic::new("P4009", "cannot read the plan file").help(format!("{}: {e}.", target.display())), json))?;
+        let pf: PlanFile = serde_json::from_str(&text)
+            .ok()
+            .filter(|p: &PlanFile| p.format == PLAN_FORMAT && p.version == 1)
+            .ok_or_else(|| Failure::bare(Diagnostic::new("P4009", "not a Plinth plan file").help(format!("{} was not written by `plinth plan --out`.", target.display())), json))?;
+        let mut common = common;
+        common.only = pf.only.clone();
+        common.refresh = pf.refresh;
+        if common.state.path.is_none() {
+            common.state.path = Some(pf.state_path.clone());
+        }
+        let dir = pf.project_dir.clone();
+        let destroy = pf.destroy;
+        // A saved plan was already approved when it was reviewed.
+        return run_apply(&dir, common, true, parallelism, destroy, Some(pf), ui).await;
+    }
+    run_apply(&target, common, auto_approve, parallelism, false, None, ui).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_apply(dir: &Path, common: CommonArgs, auto_approve: bool, parallelism: usize, destroy: bool, saved: Option<PlanFile>, ui: &Ui) -> Result<i32, Failure> {
+    let json = common.json;
+    let command = if destroy { "destroy" } else { "apply" };
+    let mut store = open_store(dir, &common.state, json)?;
+    let guard = acquire(&mut store, command, common.lock_timeout, json)?;
+    let store: &mut dyn Store = guard.store;
+    if let Some(pf) = &saved {
+        let project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
+        if project.source_hash != pf.source_hash {
+            return Err(Failure::bare(
+                Diagnostic::new("P4004", "the configuration changed since the plan was saved")
+                    .help("A saved plan applies exactly what was reviewed; the `*.plinth` files differ now. Run `plinth plan --out` again."),
+                json,
+            ));
+        }
+        let serial = store.snapshot().map_err(|d| Failure::bare(d, json))?.serial;
+        if serial != pf.prior_serial {
+            return Err(Failure::bare(
+                Diagnostic::new("P4005", "the state changed since the plan was saved").help(format!(
+                    "The plan was made against state serial {}, the state is at serial {serial} now (another apply ran). Run `plinth plan --out` again.",
+                    pf.prior_serial
+                )),
+                json,
+            ));
+        }
+    }
+    let mut planned = make_plan(dir, &common, destroy, store, saved.as_ref()).await?;
+    print_reconciled(&planned.reconciled, json);
+    if let Some(pf) = &saved {
+        if planned.plan.fingerprint() != pf.fingerprint {
+            return Err(Failure::bare(
+                Diagnostic::new("P4006", "the saved plan no longer matches")
+                    .help("Planning again from the same configuration and state gave different changes (an object changed outside Plinth, or a file read by the configuration changed). Run `plinth plan --out` again."),
+                json,
+            ));
+        }
+    }
+    let plan = &planned.plan;
+    if !json {
+        print!("{}", render::plan_text(plan, ui.style));
+    }
+    if !plan.has_changes() {
+        if json {
+            println!("{}", serde_json::json!({ "applied": true, "changes": 0, "serial": plan.prior_serial }));
+        }
+        return Ok(0);
+    }
+    if !auto_approve {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::bare(
+                Diagnostic::new("P4007", "confirmation needed").help(format!(
+                    "`plinth {command}` asks before changing anything, and standard input is not a terminal. Review the plan above and pass --auto-approve, or save it with `plan --out FILE` and `apply FILE`."
+                )),
+                json,
+            ));
+        }
+        print!("\nDo you want to perform these actions? Only 'yes' is accepted: ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            println!("Cancelled; nothing was changed.");
+            return Ok(1);
+        }
+    }
+    let total = plan.changes.iter().filter(|c| c.action != Action::NoOp).count() as u64;
+    let progress = if !json && std::io::stderr().is_terminal() && total > 1 {
+        let pb = indicatif::ProgressBar::new(total);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(pb)
+    } else {
+        None
+    };
+    let style = ui.style;
+    let mut lines: Vec<String> = Vec::new();
+    let mut on_event = |e: Event| {
+        let line = match &e {
+            Event::Started { address, .. } => {
+                if let Some(pb) = &progress {
+                    pb.set_message(address.clone());
+                }
+                None
+            }
+            Event::Finished { address, action, elapsed } => {
+                if let Some(pb) = &progress {
+                    pb.inc(1);
+                }
+                Some(format!("  {} {address}: {} ({:.2}s)", style.action(*action, false), action.verb(), elapsed.as_secs_f64()))
+            }
+            Event::Failed { address, diagnostic } => Some(format!("  {} {address}: failed: {} {}", style.red("!"), diagnostic.code, diagnostic.message)),
+            Event::Skipped { address, because } => Some(format!("  {} {address}: not attempted, `{because}` failed", style.red("-"))),
+            Event::Interrupted => Some("Interrupted: finishing the operations in flight and recording them; nothing new starts.".to_string()),
+        };
+        if let Some(line) = line {
+            if json {
+                return;
+            }
+            match &progress {
+                Some(pb) => pb.println(line),
+                None => lines.push(line),
+            }
+            if lines.len() >= 64 {
+                let mut out = std::io::stdout().lock();
+                for l in lines.drain(..) {
+                    let _ = writeln!(out, "{l}");
+                }
+            }
+        }
+    };
+    if !json {
+        println!();
+    }
+    let provider_ctx = ProviderContext { project_dir: dir.to_path_buf() };
+    let loaded = &planned.prepared.loaded;
+    let ctx = ApplyContext {
+        cfg: &loaded.cfg,
+        graph: &loaded.graph,
+        registry: &loaded.registry,
+        provider_ctx: &provider_ctx,
+        vars: &planned.prepared.vars,
+        parallelism,
+        command,
+    };
+    let started = Instant::now();
+    let result = exec::apply(&ctx, plan, store, &mut planned.prepared.host, &mut on_event).await;
+    drop(on_event);
+    if let Some(pb) = &progress {
+        pb.finish_and_clear();
+    }
+    for l in lines {
+        println!("{l}");
+    }
+    let report = result.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    if json {
+        let failures: Vec<serde_json::Value> = report.failures.iter().map(|(a, d)| serde_json::json!({ "address": a, "diagnostic": d.to_json(&loaded.cfg.sources) })).collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "applied": report.ok(),
+                "serial": report.serial,
+                "created": report.created, "updated": report.updated, "replaced": report.replaced, "destroyed": report.deleted,
+                "failures": failures, "skipped": report.skipped, "interrupted": report.interrupted,
+                "seconds": started.elapsed().as_secs_f64(),
+            })
+        );
+    } else {
+        println!(
+            "\n{} {} created, {} updated, {} replaced, {} destroyed in {:.2}s (state serial {}).",
+            if report.ok() { style.bold("Apply complete:") } else { style.red("Apply incomplete:") },
+            report.created,
+            report.updated,
+            report.replaced,
+            report.deleted,
+            started.elapsed().as_secs_f64(),
+            report.serial
+        );
+        if !report.outputs.is_empty() {
+            println!("\nOutputs:");
+            for (name, value, sensitive) in &report.outputs {
+                println!("  {name} = {}", if *sensitive { "(sensitive)".to_string() } else { value.to_string() });
+            }
+        }
+    }
+    if !report.failures.is_empty() {
+        let diags: Diags = report.failures.iter().map(|(_, d)| d.clone()).collect();
+        if !json {
+            ui.report(&loaded.cfg.sources, &diags, false);
+        }
+        return Ok(1);
+    }
+    if report.interrupted || !report.skipped.is_empty() {
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn output_cmd(dir: &Path, state: &StateArg, name: Option<String>, json: bool, show_sensitive: bool) -> Result<i32, Failure> {
+    let store = open_store(dir, state, json)?;
+    let snap = store.snapshot().map_err(|d| Failure::bare(d, json))?;
+    let shown = |o: &crate::state::model::OutputRecord| -> serde_json::Value {
+        if o.sensitive && !show_sensitive {
+            serde_json::Value::String("(sensitive)".into())
+        } else {
+            o.value.clone()
+        }
+    };
+    match name {
+        Some(n) => {
+            let Some(o) = snap.outputs.get(&n) else {
+                return Err(Failure::bare(
+                    Diagnostic::new("P5004", "no such output").help(format!(
+                        "The state records no output `{n}`.{} Outputs are recorded by `plinth apply`.",
+                        crate::diagnostic::suggestion(&n, snap.outputs.keys().map(String::as_str))
+                    )),
+                    json,
+                ));
+            };
+            if json {
+                println!("{}", shown(o));
+            } else {
+                match shown(o) {
+                    serde_json::Value::String(s) => println!("{s}"),
+                    other => println!("{}", Value::from_json(&other)),
+                }
+            }
+        }
+        None => {
+            if json {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    snap.outputs.iter().map(|(k, o)| (k.clone(), serde_json::json!({ "value": shown(o), "sensitive": o.sensitive }))).collect();
+                println!("{}", serde_json::Value::Object(map));
+            } else {
+                if snap.outputs.is_empty() {
+                    eprintln!("No outputs recorded. Outputs are recorded by `plinth apply`.");
+                }
+                for (k, o) in &snap.outputs {
+                    let v = shown(o);
+                    let text = if o.sensitive && !show_sensitive { "(sensitive)".to_string() } else { Value::from_json(&v).to_string() };
+                    println!("{k} = {text}");
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
+    match cmd {
+        StateCommand::List { dir, state } => {
+            let store = open_store(&dir, &state, false)?;
+            let snap = store.snapshot().map_err(|d| Failure::bare(d, false))?;
+            let mut out = std::io::stdout().lock();
+            for rec in snap.instances.values() {
+                let _ = if rec.deposed.is_empty() { writeln!(out, "{}", rec.address) } else { writeln!(out, "{} (deposed {})", rec.address, rec.deposed) };
+            }
+            Ok(0)
+        }
+        StateCommand::Show { address, dir, state, json } => {
+            let store = open_store(&dir, &state, json)?;
+            let snap = store.snapshot().map_err(|d| Failure::bare(d, json))?;
+            let recs: Vec<_> = snap.instances.values().filter(|r| address.as_ref().map_or(true, |a| plan::glob_match(a, &r.address))).collect();
+            if recs.is_empty() {
+                if let Some(a) = &address {
+                    return Err(Failure::bare(
+                        Diagnostic::new("P5004", "no such instance in the state").help(format!(
+                            "`{a}` is not recorded.{} `plinth state list` shows what is.",
+                            crate::diagnostic::suggestion(a, snap.instances.values().map(|r| r.address.as_str()))
+                        )),
+                        json,
+                    ));
+                }
+            }
+            if json {
+                let list: Vec<serde_json::Value> = recs
+                    .iter()
+                    .map(|r| {
+                        let attrs = plan::mark_sensitive(r.attrs.clone(), &r.sensitive);
+                        serde_json::json!({
+                            "address": r.address, "deposed": if r.deposed.is_empty() { None } else { Some(&r.deposed) },
+                            "type": format!("{}.{}", r.provider.split('.').next().unwrap_or(""), r.rtype),
+                            "provider": r.provider, "attributes": render::redacted_json(&Value::Map(attrs)),
+                            "sensitive": r.sensitive, "dependencies": r.deps,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::json!({ "serial": snap.serial, "instances": list }));
+            } else {
+                for r in recs {
+                    println!("# {}{}", r.address, if r.deposed.is_empty() { String::new() } else { format!(" (deposed {})", r.deposed) });
+                    let attrs = plan::mark_sensitive(r.attrs.clone(), &r.sensitive);
+                    let w = attrs.keys().map(|k| k.len()).max().unwrap_or(0);
+                    for (k, v) in &attrs {
+                        println!("  {k}{} = {v}", " ".repeat(w - k.len()));
+                    }
+                    if !r.deps.is_empty() {
+                        println!("  # depends on: {}", r.deps.join(", "));
+                    }
+                    println!();
+                }
+            }
+            Ok(0)
+        }
+        StateCommand::Rm { addresses, dir, state } => {
+            let mut store = open_store(&dir, &state, false)?;
+            let guard = acquire(&mut store, "state rm", Duration::ZERO, false)?;
+            let mut missing = Vec::new();
+            for a in &addresses {
+                let n = guard.store.remove_instance(a).map_err(|d| Failure::bare(d, false))?;
+                if n == 0 {
+                    missing.push(a.clone());
+                } else {
+                    println!("Removed {a} from the state (the object itself was not touched).");
+                }
+            }
+            if !missing.is_empty() {
+                return Err(Failure::bare(
+                    Diagnostic::new("P5004", "no such instance in the state").help(format!("{} not recorded; `plinth state list` shows what is.", missing.join(", "))),
+                    false,
+                ));
+            }
+            Ok(0)
+        }
+        StateCommand::Mv { from, to, dir, state } => {
+            let mut store = open_store(&dir, &state, false)?;
+            let guard = acquire(&mut store, "state mv", Duration::ZERO, false)?;
+            let snap = guard.store.snapshot().map_err(|d| Failure::bare(d, false))?;
+            if snap.get(&to).is_some() {
+                return Err(Failure::bare(Diagnostic::new("P5005", "destination already recorded").help(format!("`{to}` is already in the state; remove it first with `plinth state rm`.")), false));
+            }
+            let resource = to.split('[').next().unwrap_or(&to).to_string();
+            if resource.split('.').count() != 3 {
+                return Err(Failure::bare(Diagnostic::new("P5005", "invalid address").help(format!("`{to}` is not an address like `file.file.name` or `file.file.name[\"key\"]`.")), false));
+            }
+            let n = guard.store.move_instance(&from, &to, &resource).map_err(|d| Failure::bare(d, false))?;
+            if n == 0 {
+                return Err(Failure::bare(
+                    Diagnostic::new("P5004", "no such instance in the state").help(format!(
+                        "`{from}` is not recorded.{}",
+                        crate::diagnostic::suggestion(&from, snap.instances.values().map(|r| r.address.as_str()))
+                    )),
+                    false,
+                ));
+            }
+            println!("Moved {from} to {to}.");
+            Ok(0)
+        }
+        StateCommand::History { dir, state, json } => {
+            let store = open_store(&dir, &state, json)?;
+            let history = store.history().map_err(|d| Failure::bare(d, json))?;
+            if json {
+                println!("{}", serde_json::to_string(&history).unwrap_or_default());
+            } else {
+                println!("{:>6}  {:<20}  {:<8}  {:<11}  {:>7} {:>7} {:>7} {:>7}", "serial", "started", "command", "status", "created", "updated", "replaced", "deleted");
+                for h in history {
+                    println!(
+                        "{:>6}  {:<20}  {:<8}  {:<11}  {:>7} {:>7} {:>7} {:>7}",
+                        h.serial, h.started_at, h.command, h.status, h.created, h.updated, h.replaced, h.deleted
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn graph_cmd(dir: &Path, format: GraphFormat) -> Result<i32, Failure> {
+    let loaded = load_checked(dir, false)?;
+    let g = &loaded.graph;
+    let label = |id: &eval::DeclId| id.to_string();
+    let mut out = String::new();
+    use std::fmt::Write as _;
+    match format {
+        GraphFormat::Dot => {
+            let _ = writeln!(out, "digraph plinth {{\n  rankdir = \"LR\";\n  node [shape = box];");
+            for &n in &g.order {
+                let shape = match &g.dag[n] {
+                    eval::DeclId::Resource(_) => "box",
+                    eval::DeclId::Output(_) => "note",
+                    eval::DeclId::Provider(_) => "component",
+                    _ => "ellipse",
+                };
+                let _ = writeln!(out, "  \"{}\" [shape = {shape}];", label(&g.dag[n]).replace('"', "\\\""));
+            }
+            for e in g.dag.edge_indices() {
+                if let Some((a, b)) = g.dag.edge_endpoints(e) {
+                    let _ = writeln!(out, "  \"{}\" -> \"{}\";", label(&g.dag[a]).replace('"', "\\\""), label(&g.dag[b]).replace('"', "\\\""));
+                }
+            }
+            out.push_str("}\n");
+        }
+        GraphFormat::Mermaid => {
+            out.push_str("flowchart LR\n");
+            for &n in &g.order {
+                let text = label(&g.dag[n]).replace('"', "#quot;");
+                let node = match &g.dag[n] {
+                    eval::DeclId::Resource(_) => format!("n{}[\"{text}\"]", n.index()),
+                    eval::DeclId::Output(_) => format!("n{}[/\"{text}\"/]", n.index()),
+                    _ => format!("n{}(\"{text}\")", n.index()),
+                };
+                let _ = writeln!(out, "  {node}");
+            }
+            for e in g.dag.edge_indices() {
+                if let Some((a, b)) = g.dag.edge_endpoints(e) {
+                    let _ = writeln!(out, "  n{} --> n{}", a.index(), b.index());
+                }
+            }
+        }
+    }
+    print!("{out}");
+    Ok(0)
+}
+
+fn fmt_cmd(path: &Path, check: bool) -> Result<i32, Failure> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Failure::bare(Diagnostic::new("P2050", "cannot read the directory").help(format!("{}: {e}.", path.display())), false))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "plinth"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut sources = Sources::default();
+    let mut diags = Vec::new();
+    let mut unformatted = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        let text = match std::fs::read(&f).map(String::from_utf8) {
+            Ok(Ok(t)) => t,
+            Ok(Err(_)) => {
+                diags.push(Diagnostic::new("P1004", "file is not valid UTF-8").help(format!("{name} must be UTF-8 text.")));
+                continue;
+            }
+            Err(e) => {
+                diags.push(Diagnostic::new("P2050", "cannot read a configuration file").help(format!("{name}: {e}.")));
+                continue;
+            }
+        };
+        let id = sources.add(name.clone(), text.as_str());
+        // Only valid files are formatted: the formatter must never guess.
+        if let Err(d) = crate::syntax::parse_file(id, &text) {
+            diags.extend(d);
+            continue;
+        }
+        match crate::syntax::fmt::format_source(&text) {
+            Ok(formatted) if formatted != text => {
+                if check {
+                    println!("{name}");
+                } else if let Err(e) = std::fs::write(&f, formatted) {
+                    diags.push(Diagnostic::new("P2050", "cannot write a configuration file").help(format!("{name}: {e}.")));
+                    continue;
+                } else {
+                    println!("formatted {name}");
+                }
+                unformatted.push(name);
+            }
+            Ok(_) => {}
+            Err(e) => diags.push(
+                Diagnostic::new("P1001", "cannot format this file")
+                    .help(e.message)
+                    .label(crate::diagnostic::Span::new(id, e.offset, e.offset), "here"),
+            ),
+        }
+    }
+    if !diags.is_empty() {
+        return Err(Failure::new(&sources, diags, false));
+    }
+    if check && !unformatted.is_empty() {
+        eprintln!("{} file(s) need formatting; run `plinth fmt`.", unformatted.len());
+        return Ok(1);
+    }
+    Ok(0)
+}

@@ -1,0 +1,243 @@
+//! Human and JSON renderings of plans, states and outputs. Sensitive values
+//! render as `(sensitive)` everywhere; unknown ones as `(known after apply)`.
+
+use crate::plan::{Action, Change, Plan};
+use crate::value::{Map, Value};
+use std::fmt::Write;
+
+#[derive(Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    pub fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+    pub fn action(&self, action: Action, cbd: bool) -> String {
+        let sym = action.symbol(cbd);
+        match action {
+            Action::Create => self.paint("32", sym),
+            Action::Update => self.paint("33", sym),
+            Action::Replace => self.paint("35", sym),
+            Action::Delete => self.paint("31", sym),
+            Action::NoOp => sym.to_string(),
+        }
+    }
+    pub fn red(&self, text: &str) -> String {
+        self.paint("31", text)
+    }
+    pub fn green(&self, text: &str) -> String {
+        self.paint("32", text)
+    }
+}
+
+fn is_multiline(v: &Value) -> bool {
+    matches!(v, Value::String(s) if s.contains('\n'))
+}
+
+fn width(map: &Map) -> usize {
+    map.keys().map(|k| k.chars().count()).max().unwrap_or(0)
+}
+
+/// The human plan: one block per changed instance, then the summary.
+pub fn plan_text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    let changed: Vec<&Change> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+    if changed.is_empty() && !plan.outputs_changed() {
+        out.push_str("No changes. The recorded state matches the configuration.\n");
+        return out;
+    }
+    if !changed.is_empty() {
+        let _ = writeln!(out, "Plinth will perform these actions:\n");
+    }
+    for c in &changed {
+        let header = match c.action {
+            Action::Replace => {
+                let why = if c.replace_because.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (changing {} forces replacement)", c.replace_because.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))
+                };
+                format!("{} will be replaced{}{why}", c.address, if c.create_before_destroy { ", new object first" } else { "" })
+            }
+            Action::Delete if !c.deposed.is_empty() => format!("{} (deposed object {}) will be destroyed", c.address, c.deposed),
+            a => format!("{} will be {}", c.address, a.verb()),
+        };
+        let _ = writeln!(out, "  {} {}", style.action(c.action, c.create_before_destroy), style.bold(&header));
+        match c.action {
+            Action::Create => {
+                if let Some(after) = &c.after {
+                    let w = width(after);
+                    for (k, v) in after {
+                        if matches!(v, Value::Null) {
+                            continue;
+                        }
+                        attr_line(&mut out, w, k, None, v, style, "+");
+                    }
+                }
+            }
+            Action::Update | Action::Replace => {
+                let empty = Map::new();
+                let before = c.before.as_ref().unwrap_or(&empty);
+                if let Some(after) = &c.after {
+                    let w = width(after);
+                    for (k, v) in after {
+                        let old = before.get(k).unwrap_or(&Value::Null);
+                        if old == v && !v.is_unknown_deep() {
+                            continue;
+                        }
+                        if matches!(v, Value::Unknown) && matches!(old, Value::Null) {
+                            attr_line(&mut out, w, k, None, v, style, "+");
+                            continue;
+                        }
+                        attr_line(&mut out, w, k, Some(old), v, style, "~");
+                    }
+                }
+            }
+            Action::Delete | Action::NoOp => {}
+        }
+        out.push('\n');
+    }
+    let s = plan.summary();
+    let _ = writeln!(
+        out,
+        "{} {} to create, {} to update, {} to replace, {} to destroy.",
+        style.bold("Plan:"),
+        s.create,
+        s.update,
+        s.replace,
+        s.delete
+    );
+    let changed_outputs: Vec<_> = plan
+        .outputs
+        .iter()
+        .filter(|o| match &o.before {
+            None => true,
+            Some(b) => o.after.is_unknown_deep() || &o.after.to_json() != b,
+        })
+        .collect();
+    if !changed_outputs.is_empty() {
+        let _ = writeln!(out, "\nChanges to outputs:");
+        for o in changed_outputs {
+            let shown = if o.sensitive { "(sensitive)".to_string() } else { o.after.to_string() };
+            let sym = if o.before.is_some() { style.action(Action::Update, false) } else { style.action(Action::Create, false) };
+            let _ = writeln!(out, "  {sym} {} = {shown}", o.name);
+        }
+    }
+    out
+}
+
+fn attr_line(out: &mut String, w: usize, k: &str, old: Option<&Value>, new: &Value, style: Style, sym: &str) {
+    let pad = " ".repeat(w.saturating_sub(k.chars().count()));
+    match old {
+        Some(old) if is_multiline(old) || is_multiline(new) => {
+            if let (Value::String(a), Value::String(b)) = (old, new) {
+                let _ = writeln!(out, "      {sym} {k}:");
+                let diff = similar::TextDiff::from_lines(a.as_str(), b.as_str());
+                for group in diff.grouped_ops(2) {
+                    for op in group {
+                        for change in diff.iter_changes(&op) {
+                            let line = change.value().trim_end_matches('\n');
+                            match change.tag() {
+                                similar::ChangeTag::Delete => {
+                                    let _ = writeln!(out, "          {}", style.red(&format!("- {line}")));
+                                }
+                                similar::ChangeTag::Insert => {
+                                    let _ = writeln!(out, "          {}", style.green(&format!("+ {line}")));
+                                }
+                                similar::ChangeTag::Equal => {
+                                    let _ = writeln!(out, "            {line}");
+                                }
+                            }
+                        }
+                    }
+                }
+            } else {
+                let _ = writeln!(out, "      {sym} {k}{pad} = {old} → {new}");
+            }
+        }
+        Some(old) => {
+            let _ = writeln!(out, "      {sym} {k}{pad} = {old} → {new}");
+        }
+        None if is_multiline(new) => {
+            let Value::String(s) = new else { return };
+            let _ = writeln!(out, "      {sym} {k}{pad} = <<EOT");
+            for line in s.lines() {
+                let _ = writeln!(out, "            {line}");
+            }
+            let _ = writeln!(out, "          EOT");
+        }
+        None => {
+            let _ = writeln!(out, "      {sym} {k}{pad} = {new}");
+        }
+    }
+}
+
+/// JSON with secrets and unknowns replaced by markers.
+pub fn redacted_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Sensitive(_) => serde_json::Value::String("(sensitive)".into()),
+        Value::Unknown => serde_json::Value::String("(known after apply)".into()),
+        Value::List(items) => serde_json::Value::Array(items.iter().map(redacted_json).collect()),
+        Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), redacted_json(v))).collect()),
+        other => other.to_json(),
+    }
+}
+
+fn names_where(map: &Map, pred: impl Fn(&Value) -> bool) -> Vec<String> {
+    map.iter().filter(|(_, v)| pred(v)).map(|(k, _)| k.clone()).collect()
+}
+
+pub fn plan_json(plan: &Plan) -> serde_json::Value {
+    let s = plan.summary();
+    let changes: Vec<serde_json::Value> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "address": c.address,
+                "resource": c.resource,
+                "provider": c.provider,
+                "type": format!("{}.{}", c.provider_name, c.rtype),
+                "action": c.action,
+                "deposed": if c.deposed.is_empty() { None } else { Some(&c.deposed) },
+                "create_before_destroy": c.create_before_destroy,
+                "replace_because": c.replace_because,
+                "before": c.before.as_ref().map(|m| redacted_json(&Value::Map(m.clone()))),
+                "after": c.after.as_ref().map(|m| redacted_json(&Value::Map(m.clone()))),
+                "after_unknown": c.after.as_ref().map(|m| names_where(m, Value::is_unknown_deep)).unwrap_or_default(),
+                "sensitive": c.after.as_ref().or(c.before.as_ref()).map(|m| names_where(m, Value::is_sensitive_deep)).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let outputs: Vec<serde_json::Value> = plan
+        .outputs
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "name": o.name,
+                "sensitive": o.sensitive,
+                "value": if o.sensitive { serde_json::Value::String("(sensitive)".into()) } else { redacted_json(&o.after) },
+                "known": !o.after.is_unknown_deep(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "format_version": 1,
+        "env": plan.env,
+        "prior_serial": plan.prior_serial,
+        "destroy": plan.destroy,
+        "has_changes": plan.has_changes(),
+        "summary": { "create": s.create, "update": s.update, "replace": s.replace, "destroy": s.delete },
+        "changes": changes,
+        "outputs": outputs,
+    })
+}

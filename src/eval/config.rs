@@ -1,0 +1,700 @@
+//! Declarations of a project, static checks and references.
+
+use crate::diagnostic::{suggestion, Diagnostic, Diags, Sources, Span};
+use crate::eval::functions;
+use crate::providers::{Registry, ResourceSchema};
+use crate::syntax::ast::*;
+use indexmap::IndexMap;
+use std::collections::HashSet;
+
+/// A declaration: a node of the dependency graph.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeclId {
+    Param(String),
+    Let(String),
+    /// Key in [`Config::providers`]: `random` or `postgres.admin`.
+    Provider(String),
+    /// `random.password.db`
+    Resource(String),
+    Output(String),
+}
+
+impl std::fmt::Display for DeclId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeclId::Param(n) => write!(f, "param {n}"),
+            DeclId::Let(n) => write!(f, "let {n}"),
+            DeclId::Provider(n) => write!(f, "provider {n}"),
+            DeclId::Resource(a) => write!(f, "{a}"),
+            DeclId::Output(n) => write!(f, "output {n}"),
+        }
+    }
+}
+
+/// A reference from one declaration's expressions to another declaration.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub target: DeclId,
+    pub span: Span,
+}
+
+/// Meta-arguments of a resource, checked.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceMeta {
+    pub count: Option<Expr>,
+    pub for_each: Option<Expr>,
+    pub depends_on: Vec<(String, Span)>,
+    /// Key in [`Config::providers`], when `provider = x.alias` is given.
+    pub provider_config: Option<String>,
+    pub prevent_destroy: bool,
+    pub create_before_destroy: bool,
+    pub ignore_changes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub decl: ResourceDecl,
+    pub address: String,
+    pub meta: ResourceMeta,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub sources: Sources,
+    pub params: IndexMap<String, ParamDecl>,
+    pub lets: IndexMap<String, LetDecl>,
+    pub providers: IndexMap<String, ProviderDecl>,
+    pub resources: IndexMap<String, Resource>,
+    pub outputs: IndexMap<String, OutputDecl>,
+    /// References of each declaration (graph edges), in source order.
+    pub references: IndexMap<DeclId, Vec<Reference>>,
+}
+
+pub const META_ARGUMENTS: &[&str] = &["count", "for_each", "depends_on", "provider"];
+const PARAM_ATTRS: &[&str] = &["description", "validate", "message", "sensitive"];
+const OUTPUT_ATTRS: &[&str] = &["description", "sensitive"];
+const LIFECYCLE_ATTRS: &[&str] = &["prevent_destroy", "create_before_destroy", "ignore_changes"];
+
+impl Config {
+    pub fn resource_schema<'r>(&self, registry: &'r Registry, address: &str) -> Option<&'r ResourceSchema> {
+        let r = self.resources.get(address)?;
+        registry.resource_schema(&r.decl.provider.name, &r.decl.rtype.name)
+    }
+
+    /// Span of a declaration's name (for graph diagnostics).
+    pub fn decl_span(&self, id: &DeclId) -> Option<Span> {
+        Some(match id {
+            DeclId::Param(n) => self.params.get(n)?.name.span,
+            DeclId::Let(n) => self.lets.get(n)?.name.span,
+            DeclId::Provider(n) => self.providers.get(n)?.name.span,
+            DeclId::Resource(a) => self.resources.get(a)?.decl.name.span,
+            DeclId::Output(n) => self.outputs.get(n)?.name.span,
+        })
+    }
+}
+
+/// Collects the declarations of all files and checks them statically.
+pub fn declare(files: Vec<File>, sources: Sources, registry: &Registry) -> (Config, Diags) {
+    let mut cfg = Config { sources, ..Config::default() };
+    let mut diags = Vec::new();
+    let mut seen: IndexMap<String, Span> = IndexMap::new();
+    let mut dup = |kind: &str, key: String, span: Span, diags: &mut Diags| {
+        if let Some(first) = seen.get(&key) {
+            diags.push(
+                Diagnostic::new("P2001", format!("duplicate {kind}"))
+                    .help(format!("`{key}` is declared twice; names must be unique within a project. Rename or remove one."))
+                    .label(span, "declared again here")
+                    .label(*first, "first declared here"),
+            );
+            false
+        } else {
+            seen.insert(key, span);
+            true
+        }
+    };
+    for file in files {
+        for item in file.items {
+            match item {
+                Item::Param(p) => {
+                    if dup("name", p.name.name.clone(), p.name.span, &mut diags) {
+                        cfg.params.insert(p.name.name.clone(), p);
+                    }
+                }
+                Item::Let(l) => {
+                    if dup("name", l.name.name.clone(), l.name.span, &mut diags) {
+                        cfg.lets.insert(l.name.name.clone(), l);
+                    }
+                }
+                Item::Provider(p) => {
+                    let key = match &p.alias {
+                        Some(a) => format!("{}.{}", p.name.name, a.name),
+                        None => p.name.name.clone(),
+                    };
+                    if dup("provider configuration", format!("provider {key}"), p.name.span, &mut diags) {
+                        cfg.providers.insert(key, p);
+                    }
+                }
+                Item::Resource(r) => {
+                    let address = format!("{}.{}.{}", r.provider.name, r.rtype.name, r.name.name);
+                    if dup("resource", address.clone(), r.name.span, &mut diags) {
+                        cfg.resources.insert(address.clone(), Resource { decl: r, address, meta: ResourceMeta::default() });
+                    }
+                }
+                Item::Output(o) => {
+                    if dup("output", format!("output {}", o.name.name), o.name.span, &mut diags) {
+                        cfg.outputs.insert(o.name.name.clone(), o);
+                    }
+                }
+            }
+        }
+    }
+
+    // A bare name resolves to a let/param first, then to a provider: a name
+    // that is both is refused at its declaration.
+    let provider_names: HashSet<&str> = registry.names().collect();
+    for (name, span) in cfg.params.iter().map(|(n, p)| (n, p.name.span)).chain(cfg.lets.iter().map(|(n, l)| (n, l.name.span))) {
+        if provider_names.contains(name.as_str()) || matches!(name.as_str(), "each" | "count") {
+            diags.push(
+                Diagnostic::new("P2002", "name shadows a provider or a meta name")
+                    .help(format!("`{name}` is also the name of a provider (or of `each`/`count`), so references to it would be ambiguous; rename it."))
+                    .label(span, "ambiguous name"),
+            );
+        }
+    }
+
+    let mut checker = Checker { cfg: &cfg, registry, diags: Vec::new() };
+    let mut references = IndexMap::new();
+    let mut metas = Vec::new();
+    for (name, p) in &cfg.params {
+        let mut refs = Vec::new();
+        if let Some(d) = &p.default {
+            checker.refs(d, &Scope::top(), &mut refs);
+            if !refs.is_empty() {
+                checker.diags.push(
+                    Diagnostic::new("P2008", "param default refers to other values")
+                        .help("A param's default must be a constant; compute derived values with `let`.")
+                        .label(d.span, "not a constant"),
+                );
+                refs.clear();
+            }
+        }
+        if let Some(body) = &p.body {
+            checker.check_attrs(body, PARAM_ATTRS, "a param", &[]);
+            if let Some(v) = body.attr("validate") {
+                let scope = Scope::top().with(&[name.as_str()]);
+                let mut vrefs = Vec::new();
+                checker.refs(&v.value, &scope, &mut vrefs);
+                // The param itself is in scope; other params may be read too.
+                refs.extend(vrefs.into_iter().filter(|r| r.target != DeclId::Param(name.clone())));
+            }
+        }
+        references.insert(DeclId::Param(name.clone()), refs);
+    }
+    for (name, l) in &cfg.lets {
+        let mut refs = Vec::new();
+        checker.refs(&l.value, &Scope::top(), &mut refs);
+        references.insert(DeclId::Let(name.clone()), refs);
+    }
+    for (key, p) in &cfg.providers {
+        let mut refs = Vec::new();
+        match registry.get(&p.name.name) {
+            None => checker.diags.push(unknown_provider(&p.name, registry)),
+            Some(f) => {
+                let allowed: Vec<&str> = f.schema().config.keys().copied().collect();
+                checker.check_attrs(&p.body, &allowed, "this provider's configuration", &[]);
+            }
+        }
+        for a in &p.body.attrs {
+            checker.refs(&a.value, &Scope::top(), &mut refs);
+        }
+        references.insert(DeclId::Provider(key.clone()), refs);
+    }
+    for (address, r) in &cfg.resources {
+        let (meta, refs) = checker.resource(r);
+        metas.push((address.clone(), meta));
+        references.insert(DeclId::Resource(address.clone()), refs);
+    }
+    for (name, o) in &cfg.outputs {
+        let mut refs = Vec::new();
+        checker.refs(&o.value, &Scope::top(), &mut refs);
+        if let Some(body) = &o.body {
+            checker.check_attrs(body, OUTPUT_ATTRS, "an output", &[]);
+        }
+        references.insert(DeclId::Output(name.clone()), refs);
+    }
+    diags.extend(checker.diags);
+    for (address, meta) in metas {
+        if let Some(r) = cfg.resources.get_mut(&address) {
+            r.meta = meta;
+        }
+    }
+    cfg.references = references;
+    (cfg, diags)
+}
+
+fn unknown_provider(name: &Ident, registry: &Registry) -> Diagnostic {
+    let names: Vec<&str> = registry.names().collect();
+    Diagnostic::new("P2010", "unknown provider")
+        .help(format!(
+            "The providers are {}.{}",
+            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            suggestion(&name.name, names.iter().copied())
+        ))
+        .label(name.span, format!("no provider `{}`", name.name))
+}
+
+/// Names bound inside an expression: for-variables, `each`, `count`.
+#[derive(Clone, Default)]
+struct Scope<'s> {
+    locals: Vec<&'s str>,
+}
+
+impl<'s> Scope<'s> {
+    fn top() -> Self {
+        Scope::default()
+    }
+    fn with(&self, names: &[&'s str]) -> Self {
+        let mut s = self.clone();
+        s.locals.extend_from_slice(names);
+        s
+    }
+}
+
+struct Checker<'c> {
+    cfg: &'c Config,
+    registry: &'c Registry,
+    diags: Diags,
+}
+
+impl<'c> Checker<'c> {
+    fn check_attrs(&mut self, body: &Body, allowed: &[&str], what: &str, extra_blocks: &[&str]) {
+        for a in &body.attrs {
+            if !allowed.contains(&a.name.name.as_str()) {
+                self.diags.push(
+                    Diagnostic::new("P2004", "unknown attribute")
+                        .help(format!(
+                            "`{}` is not an attribute of {what}; it takes {}.{}",
+                            a.name.name,
+                            list_names(allowed),
+                            suggestion(&a.name.name, allowed.iter().copied())
+                        ))
+                        .label(a.name.span, "unknown attribute"),
+                );
+            }
+        }
+        for b in &body.blocks {
+            if !extra_blocks.contains(&b.name.name.as_str()) {
+                self.diags.push(
+                    Diagnostic::new("P2014", "unexpected block")
+                        .help(format!(
+                            "{what} has no `{}` block{}.{}",
+                            b.name.name,
+                            if extra_blocks.is_empty() { String::new() } else { format!("; blocks allowed here: {}", list_names(extra_blocks)) },
+                            suggestion(&b.name.name, extra_blocks.iter().copied())
+                        ))
+                        .label(b.name.span, "unexpected block"),
+                );
+            }
+        }
+    }
+
+    fn resource(&mut self, r: &Resource) -> (ResourceMeta, Vec<Reference>) {
+        let decl = &r.decl;
+        let mut meta = ResourceMeta::default();
+        let mut refs = Vec::new();
+        let factory = self.registry.get(&decl.provider.name);
+        let schema = match factory {
+            None => {
+                self.diags.push(unknown_provider(&decl.provider, self.registry));
+                None
+            }
+            Some(f) => match f.schema().resources.get(decl.rtype.name.as_str()) {
+                Some(s) => Some(s),
+                None => {
+                    let types: Vec<&str> = f.schema().resources.keys().copied().collect();
+                    self.diags.push(
+                        Diagnostic::new("P2011", "unknown resource type")
+                            .help(format!(
+                                "The provider `{}` has the resource types {}.{}",
+                                decl.provider.name,
+                                types.iter().map(|t| format!("`{}.{t}`", decl.provider.name)).collect::<Vec<_>>().join(", "),
+                                suggestion(&decl.rtype.name, types.iter().copied())
+                            ))
+                            .label(decl.rtype.span, "unknown type"),
+                    );
+                    None
+                }
+            },
+        };
+        let body = &decl.body;
+        meta.count = body.attr("count").map(|a| a.value.clone());
+        meta.for_each = body.attr("for_each").map(|a| a.value.clone());
+        if let (Some(c), Some(f)) = (body.attr("count"), body.attr("for_each")) {
+            self.diags.push(
+                Diagnostic::new("P2013", "both `count` and `for_each`")
+                    .help("A resource repeats either by `count` (a number) or by `for_each` (a map or set of strings), not both.")
+                    .label(c.name.span, "count here")
+                    .label(f.name.span, "for_each here"),
+            );
+        }
+        let mut bound: Vec<&str> = Vec::new();
+        if meta.count.is_some() {
+            bound.push("count");
+        }
+        if meta.for_each.is_some() {
+            bound.push("each");
+        }
+        let inner_scope = Scope::top().with(&bound);
+        for a in &body.attrs {
+            match a.name.name.as_str() {
+                "count" | "for_each" => self.refs(&a.value, &Scope::top(), &mut refs),
+                "depends_on" => match &a.value.kind {
+                    ExprKind::List(items) => {
+                        for item in items {
+                            let mut item_refs = Vec::new();
+                            self.refs(item, &Scope::top(), &mut item_refs);
+                            match (item.traversal(), item_refs.first()) {
+                                (Some(_), Some(target)) if item_refs.len() == 1 => {
+                                    meta.depends_on.push((target.target.to_string(), item.span));
+                                    refs.push(target.clone());
+                                }
+                                _ => {
+                                    if self.diags.iter().all(|d| d.primary_span() != Some(item.span)) && item_refs.is_empty() {
+                                        self.diags.push(depends_on_error(item.span));
+                                    }
+                                    refs.extend(item_refs);
+                                }
+                            }
+                        }
+                    }
+                    _ => self.diags.push(depends_on_error(a.value.span)),
+                },
+                "provider" => match a.value.traversal() {
+                    Some((root, steps)) if steps.len() == 1 && root.name == decl.provider.name => {
+                        if let Some(TraversalStep::Attr(alias)) = steps.first() {
+                            let key = format!("{}.{}", root.name, alias.name);
+                            if self.cfg.providers.contains_key(&key) {
+                                refs.push(Reference { target: DeclId::Provider(key.clone()), span: a.value.span });
+                                meta.provider_config = Some(key);
+                            } else {
+                                let aliases: Vec<&str> = self
+                                    .cfg
+                                    .providers
+                                    .keys()
+                                    .filter_map(|k| k.strip_prefix(&format!("{}.", root.name)))
+                                    .collect();
+                                self.diags.push(
+                                    Diagnostic::new("P2015", "unknown provider configuration")
+                                        .help(format!(
+                                            "Declare it with `provider {} {} {{ … }}`.{}",
+                                            root.name,
+                                            alias.name,
+                                            suggestion(&alias.name, aliases)
+                                        ))
+                                        .label(a.value.span, "no such provider configuration"),
+                                );
+                            }
+                        }
+                    }
+                    _ => self.diags.push(
+                        Diagnostic::new("P2015", "invalid provider reference")
+                            .help(format!("Write `provider = {}.<alias>`, naming a `provider {} <alias> {{ … }}` block.", decl.provider.name, decl.provider.name))
+                            .label(a.value.span, "expected `<provider>.<alias>`"),
+                    ),
+                },
+                name => {
+                    self.refs(&a.value, &inner_scope, &mut refs);
+                    if let Some(schema) = schema {
+                        match schema.attributes.get(name) {
+                            None => {
+                                let names: Vec<&str> = schema.attributes.iter().filter(|(_, s)| s.is_input()).map(|(n, _)| *n).collect();
+                                self.diags.push(
+                                    Diagnostic::new("P2004", "unknown attribute")
+                                        .help(format!(
+                                            "`{}.{}` has no attribute `{name}`; it takes {} (and the meta-arguments {}).{}",
+                                            decl.provider.name,
+                                            decl.rtype.name,
+                                            list_names(&names),
+                                            list_names(META_ARGUMENTS),
+                                            suggestion(name, names.iter().copied().chain(META_ARGUMENTS.iter().copied()))
+                                        ))
+                                        .label(a.name.span, "unknown attribute"),
+                                );
+                            }
+                            Some(s) if !s.is_input() => self.diags.push(
+                                Diagnostic::new("P2012", "attribute is computed")
+                                    .help(format!("`{name}` is set by the provider; read it as `{}.{name}` instead of setting it.", r.address))
+                                    .label(a.name.span, "cannot be set"),
+                            ),
+                            Some(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(schema) = schema {
+            for (name, s) in &schema.attributes {
+                if s.required && body.attr(name).is_none() {
+                    self.diags.push(
+                        Diagnostic::new("P2005", "missing required attribute")
+                            .help(format!("`{}.{}` needs `{name}` ({}).", decl.provider.name, decl.rtype.name, s.description))
+                            .label(decl.name.span, format!("`{name}` is not set")),
+                    );
+                }
+            }
+        }
+        for b in &body.blocks {
+            if b.name.name == "lifecycle" {
+                self.check_attrs(&b.body, LIFECYCLE_ATTRS, "`lifecycle`", &[]);
+                for a in &b.body.attrs {
+                    let flag = |d: &mut Diags| match a.value.kind {
+                        ExprKind::Bool(v) => v,
+                        _ => {
+                            d.push(
+                                Diagnostic::new("P2016", "lifecycle settings must be literal")
+                                    .help("Write `true` or `false`: lifecycle settings are read before anything is evaluated.")
+                                    .label(a.value.span, "not a literal bool"),
+                            );
+                            false
+                        }
+                    };
+                    match a.name.name.as_str() {
+                        "prevent_destroy" => meta.prevent_destroy = flag(&mut self.diags),
+                        "create_before_destroy" => meta.create_before_destroy = flag(&mut self.diags),
+                        "ignore_changes" => match &a.value.kind {
+                            ExprKind::List(items) => {
+                                for item in items {
+                                    let name = match &item.kind {
+                                        ExprKind::Template(parts) => match parts.as_slice() {
+                                            [TemplatePart::Literal(s)] => Some(s.clone()),
+                                            _ => None,
+                                        },
+                                        ExprKind::Variable(id) => Some(id.name.clone()),
+                                        _ => None,
+                                    };
+                                    match name {
+                                        Some(n) if schema.is_none_or(|s| s.attributes.contains_key(n.as_str())) => meta.ignore_changes.push(n),
+                                        Some(n) => {
+                                            let names: Vec<&str> = schema.map(|s| s.attributes.keys().copied().collect()).unwrap_or_default();
+                                            self.diags.push(
+                                                Diagnostic::new("P2004", "unknown attribute")
+                                                    .help(format!("`ignore_changes` names attributes of this resource.{}", suggestion(&n, names)))
+                                                    .label(item.span, "unknown attribute"),
+                                            )
+                                        }
+                                        None => self.diags.push(
+                                            Diagnostic::new("P2016", "lifecycle settings must be literal")
+                                                .help("`ignore_changes` is a list of attribute names, e.g. `[\"content\"]`.")
+                                                .label(item.span, "not an attribute name"),
+                                        ),
+                                    }
+                                }
+                            }
+                            _ => self.diags.push(
+                                Diagnostic::new("P2016", "lifecycle settings must be literal")
+                                    .help("`ignore_changes` is a list of attribute names, e.g. `[\"content\"]`.")
+                                    .label(a.value.span, "expected a list"),
+                            ),
+                        },
+                        _ => {}
+                    }
+                }
+            } else {
+                self.diags.push(
+                    Diagnostic::new("P2014", "unexpected block")
+                        .help(format!("Resources accept only a `lifecycle` block.{}", suggestion(&b.name.name, ["lifecycle"])))
+                        .label(b.name.span, "unexpected block"),
+                );
+            }
+        }
+        (meta, refs)
+    }
+
+    /// Collects references of an expression and reports undeclared names.
+    fn refs(&mut self, expr: &Expr, scope: &Scope<'_>, out: &mut Vec<Reference>) {
+        // An explicit stack: expressions may be long.
+        let mut stack: Vec<(&Expr, Scope<'_>)> = vec![(expr, scope.clone())];
+        while let Some((e, scope)) = stack.pop() {
+            if let Some((root, steps)) = e.traversal() {
+                self.resolve(root, &steps, e.span, &scope, out);
+                for s in steps {
+                    if let TraversalStep::Index(k) = s {
+                        stack.push((k, scope.clone()));
+                    }
+                }
+                continue;
+            }
+            match &e.kind {
+                ExprKind::Null | ExprKind::Bool(_) | ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Variable(_) => {}
+                ExprKind::Template(parts) => {
+                    for p in parts {
+                        if let TemplatePart::Interp(x) = p {
+                            stack.push((x, scope.clone()));
+                        }
+                    }
+                }
+                ExprKind::List(items) => stack.extend(items.iter().map(|x| (x, scope.clone()))),
+                ExprKind::Object(entries) => {
+                    for (k, v) in entries {
+                        if let ObjectKey::Expr(k) = k {
+                            stack.push((k, scope.clone()));
+                        }
+                        stack.push((v, scope.clone()));
+                    }
+                }
+                ExprKind::GetAttr(inner, _) => stack.push((inner, scope)),
+                ExprKind::Index(inner, key) => {
+                    stack.push((inner, scope.clone()));
+                    stack.push((key, scope));
+                }
+                ExprKind::Splat(base, steps) => {
+                    for s in steps {
+                        if let Step::Index(k) = s {
+                            stack.push((k, scope.clone()));
+                        }
+                    }
+                    stack.push((base, scope));
+                }
+                ExprKind::Unary(_, x) => stack.push((x, scope)),
+                ExprKind::Binary(_, a, b) => {
+                    stack.push((a, scope.clone()));
+                    stack.push((b, scope));
+                }
+                ExprKind::Conditional(c, a, b) => {
+                    stack.push((c, scope.clone()));
+                    stack.push((a, scope.clone()));
+                    stack.push((b, scope));
+                }
+                ExprKind::Call(name, args) => {
+                    if functions::arity(&name.name).is_none() {
+                        self.diags.push(
+                            Diagnostic::new("P2021", "unknown function")
+                                .help(format!(
+                                    "See docs/language.md for the standard functions.{}",
+                                    suggestion(&name.name, functions::FUNCTION_NAMES.iter().copied())
+                                ))
+                                .label(name.span, format!("`{}` is not a function", name.name)),
+                        );
+                    }
+                    stack.extend(args.iter().map(|x| (x, scope.clone())));
+                }
+                ExprKind::ForList { key_var, value_var, collection, body, cond } => {
+                    stack.push((collection, scope.clone()));
+                    let mut names = vec![];
+                    if let Some(k) = key_var {
+                        names.push(k.name.as_str());
+                    }
+                    names.push(value_var.name.as_str());
+                    let inner = scope.with(&names);
+                    stack.push((body, inner.clone()));
+                    if let Some(c) = cond {
+                        stack.push((c, inner));
+                    }
+                }
+                ExprKind::ForMap { key_var, value_var, collection, key, value, cond } => {
+                    stack.push((collection, scope.clone()));
+                    let mut names = vec![];
+                    if let Some(k) = key_var {
+                        names.push(k.name.as_str());
+                    }
+                    names.push(value_var.name.as_str());
+                    let inner = scope.with(&names);
+                    stack.push((key, inner.clone()));
+                    stack.push((value, inner.clone()));
+                    if let Some(c) = cond {
+                        stack.push((c, inner));
+                    }
+                }
+            }
+        }
+    }
+
+    fn resolve(&mut self, root: &Ident, steps: &[TraversalStep<'_>], span: Span, scope: &Scope<'_>, out: &mut Vec<Reference>) {
+        let name = root.name.as_str();
+        if scope.locals.contains(&name) {
+            return;
+        }
+        if self.cfg.lets.contains_key(name) {
+            out.push(Reference { target: DeclId::Let(name.to_string()), span });
+            return;
+        }
+        if self.cfg.params.contains_key(name) {
+            out.push(Reference { target: DeclId::Param(name.to_string()), span });
+            return;
+        }
+        if matches!(name, "each" | "count") {
+            let (what, help) = if name == "each" {
+                ("`each` is only defined in a resource with `for_each`", "Add `for_each = …` to this resource, or remove the reference.")
+            } else {
+                ("`count` is only defined in a resource with `count`", "Add `count = …` to this resource, or remove the reference.")
+            };
+            self.diags.push(Diagnostic::new("P2007", "meta value out of context").help(help).label(root.span, what));
+            return;
+        }
+        if let Some(factory) = self.registry.get(name) {
+            let (Some(TraversalStep::Attr(rtype)), Some(TraversalStep::Attr(rname))) = (steps.first(), steps.get(1)) else {
+                self.diags.push(
+                    Diagnostic::new("P2003", "incomplete resource reference")
+                        .help(format!("Reference a resource as `{name}.<type>.<name>`, e.g. `{name}.{}.<name>.<attribute>`.", factory.schema().resources.keys().next().copied().unwrap_or("type")))
+                        .label(span, "incomplete reference"),
+                );
+                return;
+            };
+            let address = format!("{name}.{}.{}", rtype.name, rname.name);
+            let Some(resource) = self.cfg.resources.get(&address) else {
+                let candidates: Vec<&str> = self.cfg.resources.keys().map(String::as_str).collect();
+                self.diags.push(
+                    Diagnostic::new("P2003", "reference to an undeclared resource")
+                        .help(format!("No resource `{address}` is declared in this project.{}", suggestion(&address, candidates)))
+                        .label(rname.span.to(rtype.span), format!("`{address}` is not declared")),
+                );
+                return;
+            };
+            // The attribute read must exist in the type's schema (after an
+            // optional instance index).
+            let mut rest = steps[2..].iter();
+            let mut next = rest.next();
+            if (resource.decl.body.attr("count").is_some() || resource.decl.body.attr("for_each").is_some())
+                && matches!(next, Some(TraversalStep::Index(_)))
+            {
+                next = rest.next();
+            }
+            if let (Some(TraversalStep::Attr(attr)), Some(schema)) = (next, self.cfg.resource_schema(self.registry, &address)) {
+                if !schema.attributes.contains_key(attr.name.as_str()) {
+                    let names: Vec<&str> = schema.attributes.keys().copied().collect();
+                    self.diags.push(
+                        Diagnostic::new("P2006", "unsupported attribute")
+                            .help(format!("`{}.{}` has the attributes {}.{}", name, rtype.name, list_names(&names), suggestion(&attr.name, names.iter().copied())))
+                            .label(attr.span, format!("no attribute `{}`", attr.name)),
+                    );
+                }
+            }
+            out.push(Reference { target: DeclId::Resource(address), span });
+            return;
+        }
+        let mut candidates: Vec<String> = self.cfg.lets.keys().chain(self.cfg.params.keys()).cloned().collect();
+        candidates.extend(scope.locals.iter().map(|s| s.to_string()));
+        candidates.extend(self.registry.names().map(String::from));
+        self.diags.push(
+            Diagnostic::new("P2003", "unknown name")
+                .help(format!(
+                    "`{name}` is not a param, a let, a provider or a bound variable. Declare it with `let {name} = …` or `param {name}: …`.{}",
+                    suggestion(name, candidates.iter().map(String::as_str))
+                ))
+                .label(root.span, format!("`{name}` is not declared")),
+        );
+    }
+}
+
+fn depends_on_error(span: Span) -> Diagnostic {
+    Diagnostic::new("P2017", "invalid `depends_on`")
+        .help("`depends_on` is a list of resource addresses, e.g. `depends_on = [random.password.db]`.")
+        .label(span, "expected a list of addresses")
+}
+
+fn list_names(names: &[&str]) -> String {
+    if names.is_empty() {
+        return "nothing".into();
+    }
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,27 @@
+//! Plinth: infrastructure as code — one language, one dependency graph, plans
+//! against durable state, idempotent applies, drift detection.
+//!
+//! Code map, in pipeline order (see `docs/architecture.md`):
+//!
+//! | module | input → output | invariant |
+//! | --- | --- | --- |
+//! | [`syntax`] | text → AST with spans | no IO; pest never leaves it |
+//! | [`eval`] | AST + values → declarations, values, references | no IO (the CLI's host answers `env`/`file`) |
+//! | [`graph`] | declarations → petgraph DAG, cycle diagnostics | no IO |
+//! | [`plan`] | DAG + prior state → [`plan::Plan`] | pure function |
+//! | [`exec`] | plan → provider calls in dependency order | decides only *how*, never *what* |
+//! | [`state`] | durable store: SQLite; intents, serials, history | the only module that knows SQL |
+//! | [`providers`] | one trait, a registry, built-in providers | the engine never names a provider |
+//! | [`cli`] | arguments → stages → output, exit codes | the only module that prints |
+
+pub mod diagnostic;
+pub mod syntax;
+pub mod value;
+pub mod eval;
+pub mod providers;
+pub mod graph;
+pub mod plan;
+pub mod state;
+pub mod exec;
+pub mod project;
+pub mod cli;

@@ -1,0 +1,779 @@
+//! Stage `plan`: configuration + graph + prior state → [`Plan`].
+//!
+//! Invariants: a pure function. No IO: it reads the [`Snapshot`] it is given
+//! (refreshed or not by the caller) and asks providers only for their pure
+//! `plan` hook. It walks declarations in dependency order, expands `count` and
+//! `for_each`, evaluates each instance's configuration and diffs it with the
+//! recorded inputs. Values that only apply can tell are `Unknown` and flow into
+//! everything built from them. All diagnostics of a run are returned together.
+//!
+//! The evaluation helpers here ([`expand_resource`], [`eval_let`], …) are also
+//! what `exec` calls at apply time, when unknown values have become known.
+
+use crate::diagnostic::{Diagnostic, Diags, Span};
+use crate::eval::functions::FnHost;
+use crate::eval::types::convert;
+use crate::eval::{Config, DeclId, Evaluator, Namespace};
+use crate::graph::Graph;
+use crate::providers::Registry;
+use crate::state::model::{InstanceRecord, Snapshot};
+use crate::syntax::ast::Type;
+use crate::value::{Map, Value};
+use indexmap::IndexMap;
+use petgraph::graph::NodeIndex;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum InstanceKey {
+    None,
+    Int(i64),
+    Str(String),
+}
+
+impl InstanceKey {
+    pub fn suffix(&self) -> String {
+        match self {
+            InstanceKey::None => String::new(),
+            InstanceKey::Int(i) => format!("[{i}]"),
+            InstanceKey::Str(s) => format!("[{}]", serde_json::Value::String(s.clone())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self, create_before_destroy: bool) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace if create_before_destroy => "+/-",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::NoOp => "unchanged",
+            Action::Create => "created",
+            Action::Update => "updated in place",
+            Action::Replace => "replaced",
+            Action::Delete => "destroyed",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub address: String,
+    pub resource: String,
+    pub key: InstanceKey,
+    /// Provider configuration key: `random`, `postgres.admin`.
+    pub provider: String,
+    /// Provider name: `random`.
+    pub provider_name: String,
+    pub rtype: String,
+    pub action: Action,
+    /// Non-empty when this deletes a deposed object.
+    pub deposed: String,
+    pub create_before_destroy: bool,
+    /// Attributes as recorded (sensitive ones marked).
+    pub before: Option<Map>,
+    /// Attributes as planned (unknown and sensitive ones marked).
+    pub after: Option<Map>,
+    /// Attributes whose change forces the replacement.
+    pub replace_because: Vec<String>,
+    /// Declaration addresses this instance depends on.
+    pub deps: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutputChange {
+    pub name: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Value,
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub env: String,
+    pub prior_serial: i64,
+    pub destroy: bool,
+    pub changes: Vec<Change>,
+    pub outputs: Vec<OutputChange>,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Replace => s.replace += 1,
+                Action::Delete => s.delete += 1,
+                Action::NoOp => {}
+            }
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::NoOp) || self.outputs_changed()
+    }
+
+    pub fn outputs_changed(&self) -> bool {
+        self.outputs.iter().any(|o| match &o.before {
+            None => true,
+            Some(b) => o.after.is_unknown_deep() || &o.after.to_json() != b,
+        })
+    }
+
+    /// A digest of every decision and planned value: a saved plan is applied
+    /// only if planning again yields the same fingerprint.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(self.env.as_bytes());
+        h.update(self.prior_serial.to_le_bytes());
+        for c in &self.changes {
+            h.update(format!("{}|{}|{:?}|{}|", c.address, c.deposed, c.action, c.create_before_destroy).as_bytes());
+            if let Some(a) = &c.after {
+                h.update(Value::Map(a.clone()).canonical().as_bytes());
+            }
+            h.update(b"\n");
+        }
+        for o in &self.outputs {
+            h.update(format!("{}={}\n", o.name, o.after.canonical()).as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// A param value given from outside (`-var`, `--var-file`, `PLINTH_VAR_…`).
+#[derive(Debug, Clone)]
+pub struct VarValue {
+    pub value: Value,
+    /// Where it came from, for messages: "-var", "PLINTH_VAR_x", a file name.
+    pub origin: String,
+    pub span: Option<Span>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub destroy: bool,
+    /// `validate`: params without a value are unknown, and so are the keys of
+    /// `count`/`for_each` built from them (one placeholder instance).
+    pub lenient: bool,
+    /// `--only` targets: resource or instance addresses, `*` wildcards.
+    pub only: Vec<String>,
+}
+
+pub struct PlanInputs<'a> {
+    pub env: &'a str,
+    pub cfg: &'a Config,
+    pub graph: &'a Graph,
+    pub registry: &'a Registry,
+    pub prior: &'a Snapshot,
+    pub vars: &'a IndexMap<String, VarValue>,
+}
+
+/// Plans the changes that bring the recorded state to the configuration.
+pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHost) -> Result<Plan, Diags> {
+    let PlanInputs { env, cfg, graph, registry, prior, vars } = *inputs;
+    let mut diags = Vec::new();
+    let selection = select(cfg, graph, prior, &options.only).map_err(|d| vec![d])?;
+    let deps_of = graph.resource_dependencies();
+    let mut ns = Namespace::default();
+    let mut changes = Vec::new();
+    let mut outputs = Vec::new();
+    let mut planned_instances: HashSet<String> = HashSet::new();
+    let mut failed: HashSet<NodeIndex> = HashSet::new();
+
+    for &n in &graph.order {
+        if let Some(sel) = &selection.nodes {
+            if !sel.contains(&n) {
+                continue;
+            }
+        }
+        // Do not cascade errors: a node whose dependency failed is skipped.
+        if graph.dependencies(n).any(|d| failed.contains(&d)) {
+            failed.insert(n);
+            continue;
+        }
+        let result: Result<(), Diags> = match &graph.dag[n] {
+            DeclId::Param(name) if options.lenient && !vars.contains_key(name) && cfg.params.get(name).is_some_and(|p| p.default.is_none()) => {
+                ns.set(name, Value::Unknown);
+                Ok(())
+            }
+            DeclId::Param(name) => eval_param(cfg, name, vars, &mut ns, host),
+            DeclId::Let(name) => eval_let(cfg, name, &mut ns, host),
+            DeclId::Provider(key) => eval_provider_config(cfg, key, &ns, host).map(|_| ()),
+            DeclId::Resource(address) => {
+                if options.destroy {
+                    Ok(())
+                } else {
+                    plan_resource(cfg, registry, prior, address, &selection, &deps_of, &mut ns, host, &mut changes, &mut planned_instances, options.lenient)
+                }
+            }
+            DeclId::Output(name) => {
+                if options.destroy || selection.nodes.is_some() {
+                    Ok(())
+                } else {
+                    eval_output(cfg, name, &ns, host).map(|(value, sensitive)| {
+                        outputs.push(OutputChange { name: name.clone(), before: prior.outputs.get(name).map(|o| o.value.clone()), after: value, sensitive });
+                    })
+                }
+            }
+        };
+        if let Err(d) = result {
+            diags.extend(d);
+            failed.insert(n);
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+
+    // Objects in state that the configuration no longer declares, deposed
+    // objects, and everything when destroying.
+    let mut deletes = Vec::new();
+    for rec in prior.instances.values() {
+        let orphan = !rec.deposed.is_empty() || options.destroy || !planned_instances.contains(&rec.address);
+        if !orphan || !selection.covers_instance(rec) {
+            continue;
+        }
+        if !rec.deposed.is_empty() || !planned_instances.contains(&rec.address) {
+            if let Some(r) = cfg.resources.get(&rec.resource) {
+                if r.meta.prevent_destroy && rec.deposed.is_empty() && (options.destroy || cfg.resources.contains_key(&rec.resource)) {
+                    diags.push(
+                        Diagnostic::new("P4003", "resource is protected from destruction")
+                            .help("Its `lifecycle { prevent_destroy = true }` forbids this plan; remove that setting first if you really mean to destroy it.")
+                            .label(r.decl.name.span, format!("`{}` would be destroyed", rec.address)),
+                    );
+                    continue;
+                }
+            }
+            deletes.push(delete_change(rec));
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    // Deletes run dependents first; listing them in that order reads well too.
+    deletes.sort_by(|a, b| b.address.cmp(&a.address));
+    changes.extend(deletes);
+
+    Ok(Plan { env: env.to_string(), prior_serial: prior.serial, destroy: options.destroy, changes, outputs })
+}
+
+fn delete_change(rec: &InstanceRecord) -> Change {
+    Change {
+        address: rec.address.clone(),
+        resource: rec.resource.clone(),
+        key: InstanceKey::None,
+        provider: rec.provider.clone(),
+        provider_name: rec.provider.split('.').next().unwrap_or("").to_string(),
+        rtype: rec.rtype.clone(),
+        action: Action::Delete,
+        deposed: rec.deposed.clone(),
+        create_before_destroy: false,
+        before: Some(mark_sensitive(rec.attrs.clone(), &rec.sensitive)),
+        after: None,
+        replace_because: vec![],
+        deps: rec.deps.clone(),
+    }
+}
+
+pub fn mark_sensitive(mut attrs: Map, sensitive: &[String]) -> Map {
+    for name in sensitive {
+        if let Some(v) = attrs.get_mut(name) {
+            let inner = std::mem::replace(v, Value::Null);
+            *v = inner.mark_if(true);
+        }
+    }
+    attrs
+}
+
+/// Which declarations and instances `--only` selects.
+pub struct Selection {
+    /// None: everything.
+    pub nodes: Option<HashSet<NodeIndex>>,
+    /// Instance addresses named explicitly (restrict those resources to them).
+    pub instances: HashMap<String, HashSet<String>>,
+    patterns: Vec<String>,
+}
+
+impl Selection {
+    fn covers_instance(&self, rec: &InstanceRecord) -> bool {
+        if self.nodes.is_none() {
+            return true;
+        }
+        self.patterns.iter().any(|p| glob_match(p, &rec.address) || glob_match(p, &rec.resource))
+    }
+    fn covers(&self, resource: &str, address: &str) -> bool {
+        match self.instances.get(resource) {
+            Some(set) => set.contains(address),
+            None => true,
+        }
+    }
+}
+
+/// Resolves `--only` targets to graph nodes plus their dependencies.
+pub fn select(cfg: &Config, graph: &Graph, prior: &Snapshot, only: &[String]) -> Result<Selection, Diagnostic> {
+    if only.is_empty() {
+        return Ok(Selection { nodes: None, instances: HashMap::new(), patterns: vec![] });
+    }
+    let mut roots = Vec::new();
+    let mut instances: HashMap<String, HashSet<String>> = HashMap::new();
+    for target in only {
+        let resource_part = target.split('[').next().unwrap_or(target);
+        let mut matched = false;
+        for address in cfg.resources.keys() {
+            if glob_match(resource_part, address) {
+                matched = true;
+                if let Some(n) = graph.node(&DeclId::Resource(address.clone())) {
+                    roots.push(n);
+                }
+                if target.contains('[') && !target.contains('*') {
+                    instances.entry(address.clone()).or_default().insert(target.clone());
+                }
+            }
+        }
+        let in_state = prior.instances.values().any(|r| glob_match(target, &r.address) || glob_match(resource_part, &r.resource));
+        if !matched && !in_state {
+            let candidates: Vec<&str> = cfg.resources.keys().map(String::as_str).collect();
+            return Err(Diagnostic::new("P4001", "nothing matches `--only`").help(format!(
+                "`{target}` names no resource of the configuration or the state; give a resource address such as `random.password.db`, an instance such as `file.file.x[\"a\"]`, or a pattern such as `file.*`.{}",
+                crate::diagnostic::suggestion(target, candidates)
+            )));
+        }
+    }
+    Ok(Selection { nodes: Some(graph.with_dependencies(roots)), instances, patterns: only.to_vec() })
+}
+
+/// `*` matches any run of characters.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == text;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(pos) => rest = &rest[pos + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    rest.is_empty()
+}
+
+// ------------------------------------------------------------ evaluation
+
+pub fn eval_param(cfg: &Config, name: &str, vars: &IndexMap<String, VarValue>, ns: &mut Namespace, host: &mut dyn FnHost) -> Result<(), Diags> {
+    let Some(decl) = cfg.params.get(name) else { return Ok(()) };
+    let ty = decl.ty.as_ref().map(|t| t.ty.clone()).unwrap_or(Type::Any);
+    let (raw, origin, span) = match vars.get(name) {
+        Some(v) => (v.value.clone(), v.origin.clone(), v.span.unwrap_or(decl.name.span)),
+        None => match &decl.default {
+            Some(d) => {
+                let mut ev = Evaluator::new(ns, host);
+                (ev.eval(d).map_err(|e| vec![e])?, "its default".to_string(), d.span)
+            }
+            None => {
+                return Err(vec![Diagnostic::new("P2030", "missing value for a required param")
+                    .help(format!(
+                        "Give `{name}` a value: `-var {name}=…`, a `--var-file`, or the environment variable `PLINTH_VAR_{name}`; or declare a default."
+                    ))
+                    .label(decl.name.span, format!("`{name}` has no value"))])
+            }
+        },
+    };
+    let mut value = convert(raw, &ty).map_err(|msg| {
+        vec![Diagnostic::new("P2031", "param value has the wrong type")
+            .help(format!("`{name}` is declared as `{ty}`; the value from {origin} does not fit: {msg}."))
+            .label(span, format!("expected {ty}"))]
+    })?;
+    let body = decl.body.as_ref();
+    let sensitive = body.and_then(|b| b.attr("sensitive")).is_some_and(|a| matches!(a.value.kind, crate::syntax::ast::ExprKind::Bool(true)));
+    value = value.mark_if(sensitive);
+    if let Some(rule) = body.and_then(|b| b.attr("validate")) {
+        let mut ev = Evaluator::new(ns, host);
+        ev.push_local(name, value.clone());
+        let ok = ev.eval(&rule.value).map_err(|e| vec![e])?;
+        let message = match body.and_then(|b| b.attr("message")) {
+            Some(m) => ev.eval(&m.value).ok().and_then(|v| v.as_str().map(String::from)),
+            None => None,
+        };
+        match ok.peel() {
+            Value::Bool(true) | Value::Unknown => {}
+            Value::Bool(false) => {
+                let shown = if sensitive { "(sensitive)".to_string() } else { value.to_string() };
+                return Err(vec![Diagnostic::new("P2032", "param value is invalid")
+                    .help(message.unwrap_or_else(|| format!("The value {shown} of `{name}` does not satisfy its `validate` rule.")))
+                    .label(rule.value.span, "this rule is false")
+                    .note(format!("`{name}` = {shown} (from {origin})"))])
+            }
+            other => {
+                return Err(vec![Diagnostic::new("P2024", "validation rule is not a bool")
+                    .help("A `validate` rule must evaluate to true or false.")
+                    .label(rule.value.span, format!("this is {}", crate::eval::types::article_of_value(other)))])
+            }
+        }
+    }
+    ns.set(name, value);
+    Ok(())
+}
+
+pub fn eval_let(cfg: &Config, name: &str, ns: &mut Namespace, host: &mut dyn FnHost) -> Result<(), Diags> {
+    let Some(decl) = cfg.lets.get(name) else { return Ok(()) };
+    let v = Evaluator::new(ns, host).eval(&decl.value).map_err(|e| vec![e])?;
+    ns.set(name, v);
+    Ok(())
+}
+
+pub fn eval_provider_config(cfg: &Config, key: &str, ns: &Namespace, host: &mut dyn FnHost) -> Result<Map, Diags> {
+    let Some(decl) = cfg.providers.get(key) else { return Ok(Map::new()) };
+    let mut out = Map::new();
+    let mut diags = Vec::new();
+    let mut ev = Evaluator::new(ns, host);
+    for a in &decl.body.attrs {
+        match ev.eval(&a.value) {
+            Ok(v) => {
+                out.insert(a.name.name.clone(), v);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
+}
+
+/// An output's value and whether it is sensitive. A value built from
+/// sensitive data must be declared `sensitive = true`.
+pub fn eval_output(cfg: &Config, name: &str, ns: &Namespace, host: &mut dyn FnHost) -> Result<(Value, bool), Diags> {
+    let Some(decl) = cfg.outputs.get(name) else { return Ok((Value::Null, false)) };
+    let v = Evaluator::new(ns, host).eval(&decl.value).map_err(|e| vec![e])?;
+    let declared = decl
+        .body
+        .as_ref()
+        .and_then(|b| b.attr("sensitive"))
+        .is_some_and(|a| matches!(a.value.kind, crate::syntax::ast::ExprKind::Bool(true)));
+    if v.is_sensitive_deep() && !declared {
+        return Err(vec![Diagnostic::new("P2034", "output exposes a sensitive value")
+            .help(format!("`{name}` is built from sensitive data; declare it `output {name} = … {{ sensitive = true }}` so it is redacted, or output something else."))
+            .label(decl.value.span, "contains a sensitive value")]);
+    }
+    Ok((v, declared))
+}
+
+/// Evaluates `count`/`for_each` and every attribute of a resource: one
+/// configuration per instance, with schema defaults filled in and values
+/// converted to the schema's types.
+pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Namespace, host: &mut dyn FnHost, lenient: bool) -> Result<Vec<(InstanceKey, Map)>, Diags> {
+    let Some(res) = cfg.resources.get(address) else { return Ok(vec![]) };
+    let schema = registry.resource_schema(&res.decl.provider.name, &res.decl.rtype.name);
+    let mut ev = Evaluator::new(ns, host);
+    let keys: Vec<(InstanceKey, Option<(String, Value)>)> = if let Some(count) = &res.meta.count {
+        let v = ev.eval(count).map_err(|e| vec![e])?;
+        match v.peel() {
+            Value::Unknown if lenient => vec![(InstanceKey::Int(0), None)],
+            Value::Unknown => return Err(vec![unknown_repetition("count", count.span)]),
+            v => match v.as_i64() {
+                Some(n) if (0..=100_000).contains(&n) => (0..n).map(|i| (InstanceKey::Int(i), None)).collect(),
+                _ => {
+                    return Err(vec![Diagnostic::new("P2041", "invalid `count`")
+                        .help("`count` must be a whole number from 0 to 100000.")
+                        .label(count.span, format!("this is {v}"))])
+                }
+            },
+        }
+    } else if let Some(fe) = &res.meta.for_each {
+        let v = ev.eval(fe).map_err(|e| vec![e])?;
+        if v.is_sensitive_deep() {
+            return Err(vec![Diagnostic::new("P2042", "`for_each` over sensitive values")
+                .help("Instance keys appear in addresses and plans, so they cannot be sensitive; iterate over non-sensitive keys.")
+                .label(fe.span, "sensitive")]);
+        }
+        match v {
+            Value::Unknown if lenient => vec![(InstanceKey::Str("*".into()), Some(("*".into(), Value::Unknown)))],
+            Value::Unknown => return Err(vec![unknown_repetition("for_each", fe.span)]),
+            Value::Map(m) => {
+                m.into_iter().map(|(k, v)| (InstanceKey::Str(k.clone()), Some((k, v)))).collect()
+            }
+            Value::List(items) => {
+                let mut out = Vec::new();
+                let mut seen = HashSet::new();
+                for item in items {
+                    match item {
+                        Value::String(s) => {
+                            if seen.insert(s.clone()) {
+                                out.push((InstanceKey::Str(s.clone()), Some((s.clone(), Value::String(s)))));
+                            }
+                        }
+                        Value::Unknown if lenient => {
+                            out.push((InstanceKey::Str("*".into()), Some(("*".into(), Value::Unknown))));
+                            break;
+                        }
+                        Value::Unknown => return Err(vec![unknown_repetition("for_each", fe.span)]),
+                        other => {
+                            return Err(vec![Diagnostic::new("P2041", "invalid `for_each`")
+                                .help("`for_each` takes a map, or a set (list) of strings.")
+                                .label(fe.span, format!("contains {}", crate::eval::types::article_of_value(&other)))])
+                        }
+                    }
+                }
+                out
+            }
+            other => {
+                return Err(vec![Diagnostic::new("P2041", "invalid `for_each`")
+                    .help("`for_each` takes a map, or a set (list) of strings.")
+                    .label(fe.span, format!("this is {}", crate::eval::types::article_of_value(&other)))])
+            }
+        }
+    } else {
+        vec![(InstanceKey::None, None)]
+    };
+
+    let mut out = Vec::with_capacity(keys.len());
+    let mut diags = Vec::new();
+    for (key, each) in keys {
+        let mut bound = 0;
+        match (&key, each) {
+            (InstanceKey::Int(i), _) => {
+                let mut m = Map::new();
+                m.insert("index".into(), Value::Int(*i));
+                ev.push_local("count", Value::Map(m));
+                bound += 1;
+            }
+            (_, Some((k, v))) => {
+                let mut m = Map::new();
+                m.insert("key".into(), if lenient && k == "*" && matches!(v, Value::Unknown) { Value::Unknown } else { Value::String(k) });
+                m.insert("value".into(), v);
+                ev.push_local("each", Value::Map(m));
+                bound += 1;
+            }
+            _ => {}
+        }
+        let mut config = Map::new();
+        for a in &res.decl.body.attrs {
+            let name = a.name.name.as_str();
+            if crate::eval::config::META_ARGUMENTS.contains(&name) {
+                continue;
+            }
+            match ev.eval(&a.value) {
+                Ok(v) => {
+                    let v = match schema.and_then(|s| s.attributes.get(name)) {
+                        Some(attr) => match convert(v, &attr.ty) {
+                            Ok(v) => v,
+                            Err(msg) => {
+                                diags.push(
+                                    Diagnostic::new("P2033", "attribute value has the wrong type")
+                                        .help(format!("`{name}` of `{}.{}` is `{}`: {msg}.", res.decl.provider.name, res.decl.rtype.name, attr.ty))
+                                        .label(a.value.span, format!("expected {}", attr.ty)),
+                                );
+                                continue;
+                            }
+                        },
+                        None => v,
+                    };
+                    config.insert(name.to_string(), v);
+                }
+                Err(d) => diags.push(d),
+            }
+        }
+        if let Some(schema) = schema {
+            for (name, attr) in &schema.attributes {
+                if !config.contains_key(*name) && attr.is_input() {
+                    config.insert((*name).to_string(), attr.default.clone().unwrap_or(Value::Null));
+                }
+                if attr.required && matches!(config.get(*name), Some(Value::Null)) {
+                    diags.push(
+                        Diagnostic::new("P2005", "missing required attribute")
+                            .help(format!("`{name}` of `{address}` must not be null ({}).", attr.description))
+                            .label(res.decl.name.span, format!("`{name}` is null")),
+                    );
+                }
+            }
+        }
+        for _ in 0..bound {
+            ev.pop_local();
+        }
+        out.push((key, config));
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
+}
+
+fn unknown_repetition(what: &str, span: Span) -> Diagnostic {
+    Diagnostic::new("P2040", format!("`{what}` depends on values known only after apply"))
+        .help(format!(
+            "Plinth must know how many instances to plan. `{what}` here is built from an attribute that a provider computes; base it on params or lets, or apply the resource it depends on first with `--only`."
+        ))
+        .label(span, "unknown until apply")
+}
+
+/// The value a resource declaration has in expressions: an object, or a
+/// list/map of instance objects under `count`/`for_each`.
+pub fn resource_value(cfg: &Config, address: &str, instances: Vec<(InstanceKey, Value)>) -> Value {
+    let Some(res) = cfg.resources.get(address) else { return Value::Null };
+    if res.meta.count.is_some() {
+        Value::List(instances.into_iter().map(|(_, v)| v).collect())
+    } else if res.meta.for_each.is_some() {
+        Value::Map(
+            instances
+                .into_iter()
+                .map(|(k, v)| match k {
+                    InstanceKey::Str(s) => (s, v),
+                    other => (other.suffix(), v),
+                })
+                .collect(),
+        )
+    } else {
+        instances.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null)
+    }
+}
+
+/// Sensitive attribute names of a planned or applied object.
+pub fn sensitive_attrs(registry: &Registry, provider: &str, rtype: &str, attrs: &Map, prior: &[String]) -> Vec<String> {
+    let schema = registry.resource_schema(provider, rtype);
+    let mut out: Vec<String> = Vec::new();
+    for (name, v) in attrs {
+        let by_schema = schema.and_then(|s| s.attributes.get(name.as_str())).is_some_and(|a| a.sensitive);
+        if by_schema || v.is_sensitive_deep() || prior.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_resource(
+    cfg: &Config,
+    registry: &Registry,
+    prior: &Snapshot,
+    address: &str,
+    selection: &Selection,
+    deps_of: &HashMap<String, BTreeSet<String>>,
+    ns: &mut Namespace,
+    host: &mut dyn FnHost,
+    changes: &mut Vec<Change>,
+    planned_instances: &mut HashSet<String>,
+    lenient: bool,
+) -> Result<(), Diags> {
+    let Some(res) = cfg.resources.get(address) else { return Ok(()) };
+    let provider_name = res.decl.provider.name.clone();
+    let rtype = res.decl.rtype.name.clone();
+    let provider_key = res.meta.provider_config.clone().unwrap_or_else(|| provider_name.clone());
+    let Some(factory) = registry.get(&provider_name) else { return Ok(()) };
+    let schema = factory.schema().resources.get(rtype.as_str());
+    let instances = expand_resource(cfg, registry, address, ns, host, lenient)?;
+    let deps: Vec<String> = deps_of.get(address).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+    let mut values = Vec::with_capacity(instances.len());
+    for (key, config) in instances {
+        let inst_address = format!("{address}{}", key.suffix());
+        planned_instances.insert(inst_address.clone());
+        let prior_rec = prior.get(&inst_address);
+        if !selection.covers(address, &inst_address) {
+            // Not selected: keep what is recorded, for expressions.
+            if let Some(rec) = prior_rec {
+                values.push((key, Value::Map(mark_sensitive(rec.attrs.clone(), &rec.sensitive))));
+            }
+            continue;
+        }
+        let (action, replace_because, config) = match prior_rec {
+            None => (Action::Create, vec![], config),
+            Some(rec) => {
+                let mut config = config;
+                for name in &res.meta.ignore_changes {
+                    if let Some(v) = rec.inputs.get(name) {
+                        config.insert(name.clone(), v.clone());
+                    }
+                }
+                let mut changed = Vec::new();
+                for (name, v) in &config {
+                    let recorded = rec.inputs.get(name).unwrap_or(&Value::Null);
+                    if v.is_unknown_deep() || v != recorded {
+                        changed.push(name.clone());
+                    }
+                }
+                if changed.is_empty() {
+                    (Action::NoOp, vec![], config)
+                } else {
+                    let forcing: Vec<String> = changed
+                        .iter()
+                        .filter(|n| schema.and_then(|s| s.attributes.get(n.as_str())).is_some_and(|a| a.forces_replacement))
+                        .cloned()
+                        .collect();
+                    if forcing.is_empty() {
+                        (Action::Update, vec![], config)
+                    } else {
+                        (Action::Replace, forcing, config)
+                    }
+                }
+            }
+        };
+        let before = prior_rec.map(|r| mark_sensitive(r.attrs.clone(), &r.sensitive));
+        let after = match action {
+            Action::NoOp => before.clone().unwrap_or_default(),
+            Action::Update => factory.plan(&rtype, prior_rec.map(|r| &r.attrs), &config),
+            _ => factory.plan(&rtype, None, &config),
+        };
+        let prior_sensitive = prior_rec.map(|r| r.sensitive.clone()).unwrap_or_default();
+        let sens = sensitive_attrs(registry, &provider_name, &rtype, &after, &prior_sensitive);
+        let after = mark_sensitive(after, &sens);
+        values.push((key.clone(), Value::Map(after.clone())));
+        changes.push(Change {
+            address: inst_address,
+            resource: address.to_string(),
+            key,
+            provider: provider_key.clone(),
+            provider_name: provider_name.clone(),
+            rtype: rtype.clone(),
+            action,
+            deposed: String::new(),
+            create_before_destroy: res.meta.create_before_destroy,
+            before,
+            after: Some(after),
+            replace_because,
+            deps: deps.clone(),
+        });
+    }
+    let value = resource_value(cfg, address, values);
+    ns.set_resource(&provider_name, &rtype, &res.decl.name.name, value);
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! Loading a project from disk: its `*.plinth` files, param values from the
+//! command line, var files and `PLINTH_VAR_*`, and the [`RunHost`] that
+//! answers `env()`/`file()`/`fileset()` and records what it answered (a saved
+//! plan replays those answers).
+
+use crate::diagnostic::{Diagnostic, Diags, Sources, Span};
+use crate::eval::functions::FnHost;
+use crate::eval::{Evaluator, Namespace};
+use crate::plan::VarValue;
+use crate::syntax::{self, ast};
+use crate::value::Value;
+use indexmap::IndexMap;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub struct Project {
+    pub dir: PathBuf,
+    pub sources: Sources,
+    pub files: Vec<ast::File>,
+    /// SHA-256 over every file's name and content: a saved plan records it.
+    pub source_hash: String,
+}
+
+/// Reads and parses every `*.plinth` file directly in `dir`.
+pub fn load(dir: &Path) -> Result<Project, (Sources, Diags)> {
+    let mut sources = Sources::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            return Err((
+                sources,
+                vec![Diagnostic::new("P2050", "cannot read the project directory")
+                    .help(format!("{}: {e}. Pass the project directory as the last argument, or run Plinth inside it.", dir.display()))],
+            ))
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "plinth"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err((
+            sources,
+            vec![Diagnostic::new("P2050", "no configuration files").help(format!(
+                "{} contains no `*.plinth` file. Plinth reads every `*.plinth` file directly in the project directory; see examples/quickstart.",
+                dir.display()
+            ))],
+        ));
+    }
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    for path in paths {
+        let name = display_path(&path);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                diags.push(Diagnostic::new("P2050", "cannot read a configuration file").help(format!("{name}: {e}.")));
+                continue;
+            }
+        };
+        sha2::Digest::update(&mut hasher, name.as_bytes());
+        sha2::Digest::update(&mut hasher, [0u8]);
+        sha2::Digest::update(&mut hasher, &bytes);
+        let (file_id, parsed) = parse_bytes(&mut sources, &name, bytes, syntax::parse_file);
+        match parsed {
+            Some(Ok(f)) => files.push(f),
+            Some(Err(d)) => diags.extend(d),
+            None => diags.push(invalid_utf8(&sources, file_id)),
+        }
+    }
+    let source_hash = hex::encode(sha2::Digest::finalize(hasher));
+    if diags.is_empty() {
+        Ok(Project { dir: dir.to_path_buf(), sources, files, source_hash })
+    } else {
+        Err((sources, diags))
+    }
+}
+
+fn display_path(path: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
+}
+
+/// Adds a file to `sources` (lossily when not UTF-8) and parses it; None when
+/// the bytes are not UTF-8.
+fn parse_bytes<T>(sources: &mut Sources, name: &str, bytes: Vec<u8>, parse: impl Fn(u32, &str) -> Result<T, Diags>) -> (u32, Option<Result<T, Diags>>) {
+    match String::from_utf8(bytes) {
+        Ok(text) => {
+            let id = sources.add(name, text.as_str());
+            (id, Some(parse(id, &text)))
+        }
+        Err(e) => {
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let id = sources.add(name, text.as_str());
+            (id, None)
+        }
+    }
+}
+
+fn invalid_utf8(sources: &Sources, file: u32) -> Diagnostic {
+    let text = sources.get(file).map(|f| f.text.clone()).unwrap_or_default();
+    let pos = text.find('\u{FFFD}').unwrap_or(0);
+    Diagnostic::new("P1004", "file is not valid UTF-8")
+        .help("Plinth files must be UTF-8 text. Re-save the file as UTF-8 or remove the binary content.")
+        .label(Span::new(file, pos, pos + '\u{FFFD}'.len_utf8().min(text.len() - pos)), "invalid bytes here")
+}
+
+/// Where param values come from, in increasing precedence: `PLINTH_VAR_*`,
+/// `--var-file`s (in order), `-var`s (in order).
+pub fn collect_vars(
+    sources: &mut Sources,
+    params: &IndexMap<String, ast::ParamDecl>,
+    var_files: &[PathBuf],
+    vars: &[String],
+    host: &mut dyn FnHost,
+) -> Result<IndexMap<String, VarValue>, Diags> {
+    let mut out: IndexMap<String, VarValue> = IndexMap::new();
+    let mut diags = Vec::new();
+    let is_string = |name: &str| params.get(name).and_then(|p| p.ty.as_ref()).is_some_and(|t| t.ty == ast::Type::String);
+    let param_names: Vec<&str> = params.keys().map(String::as_str).collect();
+    let unknown = |name: &str, origin: &str, span: Option<Span>| {
+        let d = Diagnostic::new("P2051", "value for an undeclared param").help(format!(
+            "{origin} sets `{name}`, but the configuration declares no `param {name}`.{}",
+            crate::diagnostic::suggestion(name, param_names.iter().copied())
+        ));
+        match span {
+            Some(s) => d.label(s, "not a param"),
+            None => d,
+        }
+    };
+
+    let mut env_vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("PLINTH_VAR_")).collect();
+    env_vars.sort();
+    for (key, raw) in env_vars {
+        let name = key.trim_start_matches("PLINTH_VAR_").to_string();
+        if !params.contains_key(&name) {
+            continue; // like TF_VAR_*, undeclared ones are ignored
+        }
+        let origin = key.clone();
+        match parse_cli_value(sources, &origin, &raw, is_string(&name), host) {
+            Ok(value) => {
+                out.insert(name, VarValue { value, origin, span: None });
+            }
+            Err(d) => diags.extend(d),
+        }
+    }
+    for path in var_files {
+        let name = display_path(path);
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                diags.push(Diagnostic::new("P2052", "cannot read a var file").help(format!("{name}: {e}.")));
+                continue;
+            }
+        };
+        if path.extension().is_some_and(|x| x == "json") {
+            match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(serde_json::Value::Object(map)) => {
+                    for (k, v) in map {
+                        if !params.contains_key(&k) {
+                            diags.push(unknown(&k, &name, None));
+                            continue;
+                        }
+                        out.insert(k, VarValue { value: Value::from_json(&v), origin: name.clone(), span: None });
+                    }
+                }
+                Ok(_) => diags.push(Diagnostic::new("P2052", "invalid var file").help(format!("{name} must hold a JSON object of param values."))),
+                Err(e) => diags.push(Diagnostic::new("P2052", "invalid var file").help(format!("{name} is not valid JSON: {e}."))),
+            }
+            continue;
+        }
+        let (file_id, parsed) = parse_bytes(sources, &name, bytes, syntax::parse_assignments);
+        let attrs = match parsed {
+            Some(Ok(a)) => a,
+            Some(Err(d)) => {
+                diags.extend(d);
+                continue;
+            }
+            None => {
+                diags.push(invalid_utf8(sources, file_id));
+                continue;
+            }
+        };
+        let ns = Namespace::default();
+        for attr in attrs {
+            if !params.contains_key(&attr.name.name) {
+                diags.push(unknown(&attr.name.name, &name, Some(attr.name.span)));
+                continue;
+            }
+            match Evaluator::new(&ns, host).eval(&attr.value) {
+                Ok(value) => {
+                    out.insert(attr.name.name.clone(), VarValue { value, origin: name.clone(), span: Some(attr.value.span) });
+                }
+                Err(d) => diags.push(d.help("Values in var files must be constants (literals and functions of literals).")),
+            }
+        }
+    }
+    for item in vars {
+        let Some((name, raw)) = item.split_once('=') else {
+            diags.push(Diagnostic::new("P2053", "invalid -var").help(format!("`-var {item}` must have the form `-var name=value`.")));
+            continue;
+        };
+        let name = name.trim();
+        if !params.contains_key(name) {
+            diags.push(unknown(name, &format!("`-var {item}`"), None));
+            continue;
+        }
+        let origin = format!("-var {name}=…");
+        match parse_cli_value(sources, &origin, raw, is_string(name), host) {
+            Ok(value) => {
+                out.insert(name.to_string(), VarValue { value, origin, span: None });
+            }
+            Err(d) => diags.extend(d),
+        }
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
+}
+
+/// A value given as text: raw for string params, otherwise an expression
+/// (`3`, `true`, `["a", "b"]`, `{ a = 1 }`), falling back to the raw string.
+fn parse_cli_value(sources: &mut Sources, origin: &str, raw: &str, string_param: bool, host: &mut dyn FnHost) -> Result<Value, Diags> {
+    if string_param {
+        return Ok(Value::String(raw.to_string()));
+    }
+    let file = sources.add(origin, raw);
+    match syntax::parse_expression(file, raw) {
+        Ok(expr) => {
+            let ns = Namespace::default();
+            match Evaluator::new(&ns, host).eval(&expr) {
+                Ok(v) => Ok(v),
+                Err(_) => Ok(Value::String(raw.to_string())),
+            }
+        }
+        Err(_) => Ok(Value::String(raw.to_string())),
+    }
+}
+
+/// The outside world as expressions see it, recorded. In replay mode (a saved
+/// plan) environment variables come from the recording.
+#[derive(Debug, Default)]
+pub struct RunHost {
+    pub base: PathBuf,
+    pub env_lookups: BTreeMap<String, Option<String>>,
+    pub replay: bool,
+}
+
+impl RunHost {
+    pub fn new(base: &Path) -> RunHost {
+        RunHost { base: base.to_path_buf(), env_lookups: BTreeMap::new(), replay: false }
+    }
+    fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+}
+
+impl FnHost for RunHost {
+    fn env(&mut self, name: &str) -> Option<String> {
+        if self.replay {
+            return self.env_lookups.get(name).cloned().flatten();
+        }
+        let v = std::env::var(name).ok();
+        self.env_lookups.insert(name.to_string(), v.clone());
+        v
+    }
+    fn read_file(&mut self, path: &str) -> Result<String, String> {
+        let full = self.resolve(path);
+        std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
+    }
+    fn fileset(&mut self, dir: &str, pattern: &str) -> Result<Vec<String>, String> {
+        let base = self.resolve(dir);
+        let full = base.join(pattern);
+        let Some(full) = full.to_str() else { return Err("the path is not valid UTF-8".into()) };
+        let mut out = Vec::new();
+        for entry in glob::glob(full).map_err(|e| format!("invalid pattern: {e}"))? {
+            let Ok(path) = entry else { continue };
+            if path.is_file() {
+                if let Ok(rel) = path.strip_prefix(&base) {
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

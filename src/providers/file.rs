@@ -1,0 +1,179 @@
+//! `file`: files on the local file system. `file.file` writes `content` to
+//! `path` (relative paths resolve against the project directory) atomically:
+//! a deterministic temporary file beside the target, then a rename, so a
+//! killed run leaves either the old or the new file and at most one stray
+//! temporary that the next operation on that path removes.
+
+use super::*;
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+
+pub struct FileFactory {
+    schema: ProviderSchema,
+}
+
+impl FileFactory {
+    pub fn new() -> Self {
+        let file = ResourceSchema::new("A file with the given content.")
+            .attr("path", AttrSchema::required(Type::String, "where to write; relative to the project directory").forces_replacement())
+            .attr("content", AttrSchema::required(Type::String, "the text to write"))
+            .attr("mode", AttrSchema::optional(Type::String, "octal permissions, e.g. \"0600\"").default(Value::str("0644")))
+            .attr("id", AttrSchema::computed(Type::String, "the absolute path"))
+            .attr("sha256", AttrSchema::computed(Type::String, "SHA-256 of the content, hex"));
+        let mut schema = ProviderSchema::default();
+        schema.resources.insert("file", file);
+        FileFactory { schema }
+    }
+}
+
+impl Default for FileFactory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProviderFactory for FileFactory {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+    fn schema(&self) -> &ProviderSchema {
+        &self.schema
+    }
+    fn plan(&self, rtype: &str, prior: Option<&Map>, config: &Map) -> Map {
+        let mut planned = default_plan(self.schema.resources.get(rtype), prior, config);
+        match config.get("content") {
+            Some(Value::String(s)) => {
+                planned.insert("sha256".into(), Value::String(sha256_hex(s.as_bytes())));
+            }
+            Some(Value::Sensitive(inner)) => {
+                if let Value::String(s) = inner.as_ref() {
+                    planned.insert("sha256".into(), Value::String(sha256_hex(s.as_bytes())));
+                }
+            }
+            _ => {
+                planned.insert("sha256".into(), Value::Unknown);
+            }
+        }
+        planned
+    }
+    fn configure(&self, _config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic> {
+        Ok(Arc::new(FileProvider { schema: self.schema.clone(), base: ctx.project_dir.clone() }))
+    }
+}
+
+struct FileProvider {
+    schema: ProviderSchema,
+    base: PathBuf,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn io_error(action: &str, path: &Path, e: std::io::Error) -> Diagnostic {
+    provider_error(
+        "P6201",
+        format!("cannot {action} {}", path.display()),
+        format!("The file system said: {e}. Check that the directory is writable and the path is right."),
+    )
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.plinth-tmp"))
+}
+
+fn parse_mode(config: &Map) -> Result<u32, Diagnostic> {
+    let text = config.get("mode").and_then(Value::as_str).unwrap_or("0644");
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| provider_error("P6202", format!("invalid file mode {text:?}"), "Give the mode as an octal string such as \"0644\" or \"0600\"."))
+}
+
+impl FileProvider {
+    fn resolve(&self, config: &Map) -> Result<PathBuf, Diagnostic> {
+        let path = config
+            .get("path")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| provider_error("P6202", "missing path", "`file.file` needs a non-empty `path`."))?;
+        let p = Path::new(path);
+        Ok(if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) })
+    }
+
+    fn write(&self, config: Map) -> Result<Observed, Diagnostic> {
+        let path = self.resolve(&config)?;
+        let mode = parse_mode(&config)?;
+        let content = config.get("content").and_then(Value::as_str).unwrap_or("").to_string();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_error("create the directory of", &path, e))?;
+        }
+        let tmp = temp_path(&path);
+        std::fs::write(&tmp, content.as_bytes()).map_err(|e| io_error("write", &tmp, e))?;
+        set_mode(&tmp, mode).map_err(|e| io_error("set the mode of", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_error("move into place", &path, e))?;
+        let mut observed = config;
+        observed.insert("id".into(), Value::String(path.display().to_string()));
+        observed.insert("sha256".into(), Value::String(sha256_hex(content.as_bytes())));
+        Ok(observed)
+    }
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+#[cfg(unix)]
+fn get_mode(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777
+}
+#[cfg(not(unix))]
+fn get_mode(_meta: &std::fs::Metadata) -> u32 {
+    0o644
+}
+
+#[async_trait]
+impl Provider for FileProvider {
+    fn schema_of(&self, rtype: &str) -> Option<&ResourceSchema> {
+        self.schema.resources.get(rtype)
+    }
+    async fn read(&self, req: ReadRequest) -> Result<Option<Observed>, Diagnostic> {
+        let path = self.resolve(&req.inputs)?;
+        let _ = std::fs::remove_file(temp_path(&path));
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("read", &path, e)),
+        };
+        let meta = std::fs::metadata(&path).map_err(|e| io_error("inspect", &path, e))?;
+        let mut observed = req.prior.unwrap_or_else(|| req.inputs.clone());
+        observed.insert("path".into(), req.inputs.get("path").cloned().unwrap_or(Value::Null));
+        observed.insert("content".into(), Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        observed.insert("mode".into(), Value::String(format!("{:04o}", get_mode(&meta))));
+        observed.insert("id".into(), Value::String(path.display().to_string()));
+        observed.insert("sha256".into(), Value::String(sha256_hex(&bytes)));
+        Ok(Some(observed))
+    }
+    async fn create(&self, req: CreateRequest) -> Result<Observed, Diagnostic> {
+        self.write(req.config)
+    }
+    async fn update(&self, req: UpdateRequest) -> Result<Observed, Diagnostic> {
+        self.write(req.config)
+    }
+    async fn delete(&self, req: DeleteRequest) -> Result<(), Diagnostic> {
+        let path = self.resolve(&req.prior)?;
+        let _ = std::fs::remove_file(temp_path(&path));
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("delete", &path, e)),
+        }
+    }
+}

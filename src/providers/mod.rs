@@ -1,0 +1,207 @@
+//! Stage `providers`: one narrow trait, a registry, and the built-in
+//! providers.
+//!
+//! Invariants: the engine never names a provider; it asks the [`Registry`]
+//! for the one that owns `<provider>.<type>`. A provider knows nothing about
+//! other providers, the language, or state storage. `schema` and `plan` are
+//! pure (no IO) so that `validate` and `plan` never touch the outside world;
+//! `read`/`create`/`update`/`delete`/`list` do the IO.
+
+pub mod core;
+pub mod file;
+pub mod random;
+
+use crate::diagnostic::Diagnostic;
+use crate::syntax::ast::Type;
+use crate::value::{Map, Value};
+use async_trait::async_trait;
+use indexmap::IndexMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct AttrSchema {
+    pub ty: Type,
+    pub required: bool,
+    /// Set by the provider (may also be optional input when `required` is false).
+    pub computed: bool,
+    /// Never displayed; stored encrypted when a key is configured.
+    pub sensitive: bool,
+    /// A change to this attribute replaces the object.
+    pub forces_replacement: bool,
+    /// Value used when the configuration leaves an optional attribute out.
+    pub default: Option<Value>,
+    pub description: &'static str,
+}
+
+impl AttrSchema {
+    pub fn required(ty: Type, description: &'static str) -> Self {
+        AttrSchema { ty, required: true, computed: false, sensitive: false, forces_replacement: false, default: None, description }
+    }
+    pub fn optional(ty: Type, description: &'static str) -> Self {
+        AttrSchema { ty, required: false, computed: false, sensitive: false, forces_replacement: false, default: None, description }
+    }
+    pub fn computed(ty: Type, description: &'static str) -> Self {
+        AttrSchema { ty, required: false, computed: true, sensitive: false, forces_replacement: false, default: None, description }
+    }
+    pub fn default(mut self, v: Value) -> Self {
+        self.default = Some(v);
+        self
+    }
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
+    }
+    pub fn forces_replacement(mut self) -> Self {
+        self.forces_replacement = true;
+        self
+    }
+    /// An input the user sets (as opposed to a purely computed attribute).
+    pub fn is_input(&self) -> bool {
+        self.required || !self.computed || self.default.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ResourceSchema {
+    pub description: &'static str,
+    pub attributes: IndexMap<&'static str, AttrSchema>,
+}
+
+impl ResourceSchema {
+    pub fn new(description: &'static str) -> Self {
+        ResourceSchema { description, attributes: IndexMap::new() }
+    }
+    pub fn attr(mut self, name: &'static str, schema: AttrSchema) -> Self {
+        self.attributes.insert(name, schema);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProviderSchema {
+    /// Attributes of the `provider <name> { … }` block.
+    pub config: IndexMap<&'static str, AttrSchema>,
+    pub resources: IndexMap<&'static str, ResourceSchema>,
+}
+
+/// Identifies one object for a provider call.
+#[derive(Debug, Clone)]
+pub struct ObjectRef {
+    /// Full instance address, e.g. `file.file.config["a"]`.
+    pub address: String,
+    /// Resource type within the provider, e.g. `file`.
+    pub rtype: String,
+    /// Idempotency token of the operation: providers that cannot derive a
+    /// deterministic identity tag the object with it.
+    pub token: String,
+}
+
+pub struct ReadRequest {
+    pub object: ObjectRef,
+    /// Inputs as recorded (or as intended, when reconciling an unfinished create).
+    pub inputs: Map,
+    /// Attributes as recorded; None when reconciling an unfinished create.
+    pub prior: Option<Map>,
+}
+pub struct CreateRequest {
+    pub object: ObjectRef,
+    pub config: Map,
+}
+pub struct UpdateRequest {
+    pub object: ObjectRef,
+    pub prior: Map,
+    pub config: Map,
+}
+pub struct DeleteRequest {
+    pub object: ObjectRef,
+    pub prior: Map,
+}
+
+/// Everything a provider knows about an object: its inputs and computed attributes.
+pub type Observed = Map;
+
+/// A configured provider. `Send + Sync`: calls run concurrently on tokio.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn schema_of(&self, rtype: &str) -> Option<&ResourceSchema>;
+    /// Reads the real object back; Ok(None) when it no longer exists.
+    async fn read(&self, req: ReadRequest) -> Result<Option<Observed>, Diagnostic>;
+    async fn create(&self, req: CreateRequest) -> Result<Observed, Diagnostic>;
+    async fn update(&self, req: UpdateRequest) -> Result<Observed, Diagnostic>;
+    async fn delete(&self, req: DeleteRequest) -> Result<(), Diagnostic>;
+}
+
+/// Default planning: configured attributes as given, computed attributes
+/// kept from the prior object on update, unknown on create.
+pub fn default_plan(schema: Option<&ResourceSchema>, prior: Option<&Map>, config: &Map) -> Map {
+    let mut planned = config.clone();
+    if let Some(schema) = schema {
+        for (name, attr) in &schema.attributes {
+            if planned.get(*name).is_some_and(|v| !matches!(v, Value::Null)) {
+                continue;
+            }
+            if attr.computed {
+                let v = prior.and_then(|p| p.get(*name)).cloned().unwrap_or(Value::Unknown);
+                planned.insert((*name).to_string(), v);
+            }
+        }
+    }
+    planned
+}
+
+/// Creates configured providers from `provider` blocks; knows every schema.
+pub trait ProviderFactory: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn schema(&self) -> &ProviderSchema;
+    /// The planned attributes of an object, with `Value::Unknown` for what
+    /// only apply can tell. Pure. `prior` is None for a create.
+    fn plan(&self, rtype: &str, prior: Option<&Map>, config: &Map) -> Map {
+        default_plan(self.schema().resources.get(rtype), prior, config)
+    }
+    /// `config` holds the evaluated provider block (all known).
+    fn configure(&self, config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic>;
+}
+
+/// What every provider may know of the run.
+#[derive(Debug, Clone)]
+pub struct ProviderContext {
+    /// The project directory: relative paths in configurations resolve against it.
+    pub project_dir: std::path::PathBuf,
+}
+
+/// Maps provider names to factories.
+#[derive(Clone)]
+pub struct Registry {
+    factories: IndexMap<&'static str, Arc<dyn ProviderFactory>>,
+}
+
+impl Registry {
+    pub fn empty() -> Registry {
+        Registry { factories: IndexMap::new() }
+    }
+    /// Every built-in provider.
+    pub fn builtin() -> Registry {
+        let mut r = Registry::empty();
+        r.register(Arc::new(core::CoreFactory::new()));
+        r.register(Arc::new(random::RandomFactory::new()));
+        r.register(Arc::new(file::FileFactory::new()));
+        r
+    }
+    pub fn register(&mut self, factory: Arc<dyn ProviderFactory>) {
+        self.factories.insert(factory.name(), factory);
+    }
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn ProviderFactory>> {
+        self.factories.get(name)
+    }
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.factories.keys().copied()
+    }
+    pub fn resource_schema(&self, provider: &str, rtype: &str) -> Option<&ResourceSchema> {
+        self.get(provider)?.schema().resources.get(rtype)
+    }
+}
+
+/// A provider error without a source span (the engine adds the resource's).
+pub fn provider_error(code: &'static str, message: impl Into<String>, help: impl Into<String>) -> Diagnostic {
+    Diagnostic::new(code, message).help(help)
+}

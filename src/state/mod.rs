@@ -1,0 +1,151 @@
+//! Stage `state`: the durable store of every environment.
+//!
+//! Invariants: the only module that knows SQL. Each operation's intent is
+//! durable before the provider is called; its result and the intent's
+//! completion are durable in one transaction before any dependent starts; each
+//! operation writes O(1) rows, never the whole state. A run that finds
+//! unfinished intents reconciles them first (see `exec::reconcile`).
+
+pub mod model;
+pub mod sqlite;
+
+use crate::diagnostic::Diagnostic;
+use crate::value::Map;
+use model::*;
+
+/// How long a lock lasts unless its holder renews it (every ~15 s while a run lives).
+pub const LOCK_LEASE_SECS: i64 = 60;
+
+/// An operation about to be performed, made durable before the provider call.
+#[derive(Debug, Clone)]
+pub struct Intent {
+    /// Assigned by the store.
+    pub id: i64,
+    pub address: String,
+    pub deposed: String,
+    /// `create`, `update` or `delete`.
+    pub action: String,
+    /// Idempotency token handed to the provider.
+    pub token: String,
+    pub resource: String,
+    pub provider: String,
+    pub rtype: String,
+    /// The configuration the operation applies (for a delete: the recorded inputs).
+    pub inputs: Map,
+    pub deps: Vec<String>,
+}
+
+/// What one transaction records after provider calls answered.
+#[derive(Debug, Clone)]
+pub enum Completion {
+    /// The object exists with these attributes.
+    Upsert { intent: Option<i64>, record: InstanceRecord },
+    /// The object is gone.
+    Remove { intent: Option<i64>, address: String, deposed: String },
+    /// Keep the current object under a deposed token (create-before-destroy).
+    Depose { address: String, token: String },
+    /// The intent ended without changing what is recorded (failed, or found
+    /// not to have happened).
+    Close { intent: i64, outcome: String },
+}
+
+/// Who holds an environment's lock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockInfo {
+    pub holder: String,
+    pub host: String,
+    pub pid: i64,
+    pub command: String,
+    pub acquired_at: String,
+    /// Unix seconds; the lease ends then unless renewed.
+    pub expires_at: i64,
+}
+
+impl LockInfo {
+    pub fn current(command: &str) -> LockInfo {
+        LockInfo {
+            holder: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
+            host: hostname(),
+            pid: std::process::id() as i64,
+            command: command.to_string(),
+            acquired_at: now_rfc3339(),
+            expires_at: 0,
+        }
+    }
+
+    /// A lease that ran out, or a holder on this host that no longer runs.
+    pub fn is_stale(&self, now: i64) -> bool {
+        if self.expires_at < now {
+            return true;
+        }
+        self.host == hostname() && !process_alive(self.pid)
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn process_alive(pid: i64) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// A durable state store for one environment. Stores are synchronous: each
+/// call is one short transaction.
+pub trait Store: Send {
+    fn env(&self) -> &str;
+    fn snapshot(&self) -> Result<Snapshot, Diagnostic>;
+    /// Starts an applying run: increments the serial, records history.
+    fn begin_run(&mut self, command: &str) -> Result<i64, Diagnostic>;
+    /// counts: created, updated, replaced, deleted.
+    fn finish_run(&mut self, serial: i64, status: &str, counts: [i64; 4]) -> Result<(), Diagnostic>;
+    /// Makes intents durable in one transaction and assigns their ids.
+    fn write_intents(&mut self, serial: i64, intents: &mut [Intent]) -> Result<(), Diagnostic>;
+    /// Records results and completes intents in one transaction.
+    fn complete(&mut self, serial: i64, completions: &[Completion]) -> Result<(), Diagnostic>;
+    fn unfinished_intents(&self) -> Result<Vec<Intent>, Diagnostic>;
+    fn set_outputs(&mut self, outputs: &[(String, serde_json::Value, bool)]) -> Result<(), Diagnostic>;
+    fn history(&self) -> Result<Vec<HistoryEntry>, Diagnostic>;
+    fn remove_instance(&mut self, address: &str) -> Result<usize, Diagnostic>;
+    fn move_instance(&mut self, from: &str, to: &str, resource: &str) -> Result<usize, Diagnostic>;
+    /// Takes the lock, or returns who holds it.
+    fn lock(&mut self, info: &LockInfo, lease_secs: i64) -> Result<Option<LockInfo>, Diagnostic>;
+    fn renew_lock(&mut self, pid: i64, lease_secs: i64) -> Result<(), Diagnostic>;
+    /// Releases the lock (only this pid's, unless None: `plinth unlock`).
+    fn unlock(&mut self, pid: Option<i64>) -> Result<bool, Diagnostic>;
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// UTC time as `YYYY-MM-DDTHH:MM:SSZ`, without a date crate.
+pub fn now_rfc3339() -> String {
+    let secs = now_unix();
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+pub fn hash_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -1,0 +1,835 @@
+//! Stage `syntax`: text → AST with spans.
+//!
+//! Invariants: this module knows nothing past the AST. `pest::Pair` and
+//! `Rule` never leave it: [`parse_file`] is a small function calling pest and a
+//! larger one turning pairs into [`ast`] nodes. Every grammar rule has a human
+//! name in [`rule_name`] (a `match` with no wildcard arm, so a new rule does not
+//! compile until someone names it). No IO.
+//!
+//! Pathological input is rejected before pest sees it: nesting deeper than
+//! [`MAX_DEPTH`] is a `P1003` diagnostic, so neither the parser nor the tree
+//! builder can exhaust the stack.
+
+pub mod ast;
+pub mod fmt;
+
+use crate::diagnostic::{Diagnostic, Diags, FileId, Span};
+use ast::*;
+use pest::iterators::Pair;
+use pest::Parser;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/plinth.pest"]
+struct PlinthParser;
+
+/// Deepest nesting of brackets, parentheses, braces and interpolations a file
+/// may have. Real configurations stay far below; deeper input is refused with
+/// a diagnostic rather than risking the stack.
+pub const MAX_DEPTH: usize = 200;
+/// Longest chain of binary operators in one expression (a left-deep tree).
+pub const MAX_OPERATORS: usize = 2_000;
+
+/// Parses a configuration file (declarations).
+pub fn parse_file(file: FileId, text: &str) -> Result<File, Diags> {
+    precheck(file, text)?;
+    let mut pairs = PlinthParser::parse(Rule::file, text).map_err(|e| vec![syntax_error(file, text, e)])?;
+    let mut builder = Builder { file, diags: Vec::new() };
+    let mut items = Vec::new();
+    if let Some(root) = pairs.next() {
+        for pair in root.into_inner() {
+            if let Some(item) = builder.item(pair) {
+                items.push(item);
+            }
+        }
+    }
+    if builder.diags.is_empty() {
+        Ok(File { items })
+    } else {
+        Err(builder.diags)
+    }
+}
+
+/// Parses a values file: only `name = expr` assignments.
+pub fn parse_assignments(file: FileId, text: &str) -> Result<Vec<Attribute>, Diags> {
+    precheck(file, text)?;
+    let mut pairs = PlinthParser::parse(Rule::varfile, text).map_err(|e| vec![syntax_error(file, text, e)])?;
+    let mut builder = Builder { file, diags: Vec::new() };
+    let mut attrs = Vec::new();
+    if let Some(root) = pairs.next() {
+        for pair in root.into_inner() {
+            if pair.as_rule() == Rule::attribute {
+                attrs.push(builder.attribute(pair));
+            }
+        }
+    }
+    if builder.diags.is_empty() {
+        Ok(attrs)
+    } else {
+        Err(builder.diags)
+    }
+}
+
+/// Parses one expression (for `-var` values given on the command line).
+pub fn parse_expression(file: FileId, text: &str) -> Result<Expr, Diags> {
+    precheck(file, text)?;
+    let wrapped = format!("v = {text}");
+    let attrs = parse_assignments(file, &wrapped).map_err(|diags| {
+        diags
+            .into_iter()
+            .map(|mut d| {
+                for l in &mut d.labels {
+                    l.span.start = l.span.start.saturating_sub(4);
+                    l.span.end = l.span.end.saturating_sub(4);
+                }
+                d
+            })
+            .collect::<Vec<_>>()
+    })?;
+    match attrs.into_iter().next() {
+        Some(mut attr) if true => {
+            shift_expr(&mut attr.value, -4);
+            Ok(attr.value)
+        }
+        _ => Err(vec![Diagnostic::new("P1001", "expected an expression")
+            .help("Give a value such as `3`, `\"text\"`, `[\"a\", \"b\"]` or `{ key = \"value\" }`.")
+            .label(Span::new(file, 0, text.len()), "not an expression")]),
+    }
+}
+
+fn shift_expr(expr: &mut Expr, by: i64) {
+    // Only the outer span matters for command-line values; nested spans are
+    // shifted lazily by clamping (they are used only for labels).
+    let shift = |s: &mut Span| {
+        s.start = (s.start as i64 + by).max(0) as u32;
+        s.end = (s.end as i64 + by).max(0) as u32;
+    };
+    shift(&mut expr.span);
+}
+
+/// Refuses input that would make the recursive-descent parser or the tree
+/// walkers recurse too deeply.
+fn precheck(file: FileId, text: &str) -> Result<(), Diags> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            } else if b == b'$' && bytes.get(i + 1) == Some(&b'{') {
+                depth += 1;
+                in_string = false;
+                i += 1;
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        if depth > MAX_DEPTH {
+            return Err(vec![Diagnostic::new("P1003", "nesting too deep")
+                .help(format!(
+                    "Expressions may nest at most {MAX_DEPTH} levels of brackets, braces and parentheses; split the value into `let` declarations."
+                ))
+                .label(Span::new(file, i, (i + 1).min(text.len())), "this opening is too deep")]);
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match error.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    let end = text[pos..].chars().next().map_or(pos, |c| pos + c.len_utf8());
+    let (message, expected) = match &error.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            let mut names: Vec<&str> = positives.iter().map(|r| rule_name(*r)).collect();
+            names.sort();
+            names.dedup();
+            let expected = match names.len() {
+                0 => "something else".to_string(),
+                1 => names[0].to_string(),
+                n => format!("{} or {}", names[..n - 1].join(", "), names[n - 1]),
+            };
+            (format!("expected {expected}"), expected)
+        }
+        pest::error::ErrorVariant::CustomError { message } => (message.clone(), String::new()),
+    };
+    let found = match text[pos..].chars().next() {
+        None => "end of file".to_string(),
+        Some(c) if c.is_whitespace() => "whitespace".to_string(),
+        Some(_) => {
+            let word: String = text[pos..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .take(20)
+                .collect();
+            format!("`{word}`")
+        }
+    };
+    let mut help = format!("Plinth expected {expected} here but found {found}.");
+    if text[..pos].trim_end().ends_with('=') || expected.contains("expression") {
+        help.push_str(" An attribute is written `name = value`; strings are quoted.");
+    }
+    Diagnostic::new("P1001", format!("syntax error: {message}"))
+        .help(help)
+        .label(Span::new(file, pos, end), format!("expected {expected}"))
+}
+
+/// The human name of every grammar rule, shown in syntax errors.
+fn rule_name(rule: Rule) -> &'static str {
+    match rule {
+        Rule::EOI => "end of file",
+        Rule::WHITESPACE => "whitespace",
+        Rule::COMMENT => "a comment",
+        Rule::ident_char => "a name character",
+        Rule::ident => "a name",
+        Rule::kw_param => "`param`",
+        Rule::kw_let => "`let`",
+        Rule::kw_provider => "`provider`",
+        Rule::kw_resource => "`resource`",
+        Rule::kw_output => "`output`",
+        Rule::kw_for => "`for`",
+        Rule::kw_in => "`in`",
+        Rule::kw_if => "`if`",
+        Rule::file => "a declaration",
+        Rule::item => "a declaration (`param`, `let`, `provider`, `resource` or `output`)",
+        Rule::varfile => "an assignment",
+        Rule::param_decl => "a `param` declaration",
+        Rule::param_default => "a default value",
+        Rule::let_decl => "a `let` declaration",
+        Rule::provider_decl => "a `provider` block",
+        Rule::resource_decl => "a `resource` block",
+        Rule::output_decl => "an `output` declaration",
+        Rule::body => "a block body `{ … }`",
+        Rule::attribute => "an attribute `name = value`",
+        Rule::block => "a nested block",
+        Rule::type_expr => "a type",
+        Rule::type_object => "an object type `{ name = type }`",
+        Rule::type_field => "an object type field",
+        Rule::expr => "an expression",
+        Rule::question => "`?`",
+        Rule::colon => "`:`",
+        Rule::operation => "an expression",
+        Rule::bin_op => "an operator",
+        Rule::unary => "an expression",
+        Rule::unary_op => "`!` or `-`",
+        Rule::postfix => "an expression",
+        Rule::suffix => "`.`, `[` or an operator",
+        Rule::get_attr => "`.name`",
+        Rule::splat => "`[*]`",
+        Rule::index => "`[index]`",
+        Rule::primary => "a value",
+        Rule::literal => "a literal",
+        Rule::null_lit => "`null`",
+        Rule::true_lit => "`true`",
+        Rule::false_lit => "`false`",
+        Rule::number => "a number",
+        Rule::integer => "an integer",
+        Rule::list => "a list `[…]`",
+        Rule::object => "an object `{…}`",
+        Rule::object_item => "an object entry `key = value`",
+        Rule::object_key => "an object key",
+        Rule::for_list => "a `[for …]` expression",
+        Rule::for_map => "a `{for …}` expression",
+        Rule::for_cond => "`if` condition",
+        Rule::call => "a function call",
+        Rule::variable => "a name",
+        Rule::paren => "a parenthesized expression",
+        Rule::string => "a string",
+        Rule::str_text => "string text",
+        Rule::str_escape => "an escape sequence",
+        Rule::interp => "an interpolation `${…}`",
+        Rule::heredoc => "a heredoc `<<EOT`",
+        Rule::heredoc_dash => "`-`",
+        Rule::heredoc_body => "heredoc text",
+        Rule::heredoc_end => "the heredoc's closing marker",
+        Rule::heredoc_line => "a heredoc line",
+        Rule::heredoc_text => "heredoc text",
+        Rule::heredoc_newline => "a newline",
+    }
+}
+
+struct Builder {
+    file: FileId,
+    diags: Diags,
+}
+
+impl Builder {
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, s.start(), s.end())
+    }
+
+    fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
+        Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
+    }
+
+    fn item(&mut self, pair: Pair<'_, Rule>) -> Option<Item> {
+        let span = self.span(&pair);
+        let rule = pair.as_rule();
+        let mut inner = pair.into_inner().filter(|p| !is_keyword(p.as_rule()));
+        match rule {
+            Rule::param_decl => {
+                let name = self.ident(inner.next()?);
+                let mut decl = ParamDecl { name, ty: None, default: None, body: None, span };
+                for part in inner {
+                    match part.as_rule() {
+                        Rule::type_expr => decl.ty = Some(self.type_expr(part)),
+                        Rule::param_default => {
+                            let e = part.into_inner().next()?;
+                            decl.default = Some(self.expr(e));
+                        }
+                        Rule::body => decl.body = Some(self.body(part)),
+                        _ => {}
+                    }
+                }
+                Some(Item::Param(decl))
+            }
+            Rule::let_decl => {
+                let name = self.ident(inner.next()?);
+                let value = self.expr(inner.next()?);
+                Some(Item::Let(LetDecl { name, value, span }))
+            }
+            Rule::provider_decl => {
+                let name = self.ident(inner.next()?);
+                let next = inner.next()?;
+                let (alias, body) = if next.as_rule() == Rule::ident {
+                    (Some(self.ident(next)), self.body(inner.next()?))
+                } else {
+                    (None, self.body(next))
+                };
+                Some(Item::Provider(ProviderDecl { name, alias, body, span }))
+            }
+            Rule::resource_decl => {
+                let provider = self.ident(inner.next()?);
+                let rtype = self.ident(inner.next()?);
+                let name = self.ident(inner.next()?);
+                let body = self.body(inner.next()?);
+                Some(Item::Resource(ResourceDecl { provider, rtype, name, body, span }))
+            }
+            Rule::output_decl => {
+                let name = self.ident(inner.next()?);
+                let value = self.expr(inner.next()?);
+                let body = inner.next().map(|b| self.body(b));
+                Some(Item::Output(OutputDecl { name, value, body, span }))
+            }
+            _ => None,
+        }
+    }
+
+    fn body(&mut self, pair: Pair<'_, Rule>) -> Body {
+        let mut body = Body { span: self.span(&pair), ..Body::default() };
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::attribute => body.attrs.push(self.attribute(part)),
+                Rule::block => {
+                    let span = self.span(&part);
+                    let mut inner = part.into_inner();
+                    if let (Some(name), Some(b)) = (inner.next(), inner.next()) {
+                        let name = self.ident(name);
+                        let b = self.body(b);
+                        body.blocks.push(Block { name, body: b, span });
+                    }
+                }
+                _ => {}
+            }
+        }
+        body
+    }
+
+    fn attribute(&mut self, pair: Pair<'_, Rule>) -> Attribute {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = inner.next().map(|p| self.ident(p)).unwrap_or(Ident { name: String::new(), span });
+        let value = match inner.next() {
+            Some(e) => self.expr(e),
+            None => Expr { kind: ExprKind::Null, span },
+        };
+        Attribute { name, value, span }
+    }
+
+    fn type_expr(&mut self, pair: Pair<'_, Rule>) -> TypeExpr {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let Some(name) = inner.next() else {
+            return TypeExpr { ty: Type::Any, span };
+        };
+        let name_str = name.as_str();
+        let arg = inner.next();
+        let ty = match (name_str, arg) {
+            ("string", None) => Type::String,
+            ("number", None) => Type::Number,
+            ("bool", None) => Type::Bool,
+            ("any", None) => Type::Any,
+            ("list", Some(a)) if a.as_rule() == Rule::type_expr => Type::List(Box::new(self.type_expr(a).ty)),
+            ("set", Some(a)) if a.as_rule() == Rule::type_expr => Type::Set(Box::new(self.type_expr(a).ty)),
+            ("map", Some(a)) if a.as_rule() == Rule::type_expr => Type::Map(Box::new(self.type_expr(a).ty)),
+            ("object", Some(a)) if a.as_rule() == Rule::type_object => {
+                let mut fields = Vec::new();
+                for field in a.into_inner() {
+                    let mut f = field.into_inner();
+                    if let (Some(n), Some(t)) = (f.next(), f.next()) {
+                        fields.push((n.as_str().to_string(), self.type_expr(t).ty));
+                    }
+                }
+                Type::Object(fields)
+            }
+            ("list" | "set" | "map", None) => Type::List(Box::new(Type::Any)).clone_with(name_str),
+            (other, _) => {
+                self.diags.push(
+                    Diagnostic::new("P1007", "unknown type")
+                        .help(format!(
+                            "Types are `string`, `number`, `bool`, `any`, `list(T)`, `set(T)`, `map(T)` and `object({{name = T}})`.{}",
+                            crate::diagnostic::suggestion(other, ["string", "number", "bool", "any", "list", "set", "map", "object"])
+                        ))
+                        .label(span, "not a type"),
+                );
+                Type::Any
+            }
+        };
+        TypeExpr { ty, span }
+    }
+
+    fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::expr => {
+                let mut inner = pair.into_inner();
+                let Some(first) = inner.next() else { return Expr { kind: ExprKind::Null, span } };
+                let cond = self.expr(first);
+                let _q = inner.next();
+                match (inner.next(), inner.next(), inner.next()) {
+                    (Some(a), Some(_colon), Some(b)) => {
+                        let a = self.expr(a);
+                        let b = self.expr(b);
+                        Expr { kind: ExprKind::Conditional(Box::new(cond), Box::new(a), Box::new(b)), span }
+                    }
+                    _ => cond,
+                }
+            }
+            Rule::operation => self.operation(pair),
+            Rule::unary => {
+                let mut ops = Vec::new();
+                let mut operand = None;
+                for part in pair.into_inner() {
+                    match part.as_rule() {
+                        Rule::unary_op => ops.push((part.as_str() == "!", self.span(&part))),
+                        _ => operand = Some(self.expr(part)),
+                    }
+                }
+                let mut e = operand.unwrap_or(Expr { kind: ExprKind::Null, span });
+                if ops.len() > MAX_OPERATORS {
+                    self.too_many_operators(span);
+                    return Expr { kind: ExprKind::Null, span };
+                }
+                for (not, op_span) in ops.into_iter().rev() {
+                    let op = if not { UnaryOp::Not } else { UnaryOp::Neg };
+                    // `-3` folds into a literal so that it displays as written.
+                    let kind = match (op, &e.kind) {
+                        (UnaryOp::Neg, ExprKind::Int(i)) => ExprKind::Int(i.wrapping_neg()),
+                        (UnaryOp::Neg, ExprKind::Float(f)) => ExprKind::Float(-f),
+                        _ => ExprKind::Unary(op, Box::new(e.clone())),
+                    };
+                    e = Expr { kind, span: op_span.to(e.span) };
+                }
+                e
+            }
+            Rule::postfix => {
+                let mut inner = pair.into_inner();
+                let Some(first) = inner.next() else { return Expr { kind: ExprKind::Null, span } };
+                let mut e = self.expr(first);
+                let mut splat: Option<(Expr, Vec<Step>)> = None;
+                for suffix in inner {
+                    let s_span = self.span(&suffix);
+                    match suffix.as_rule() {
+                        Rule::splat => {
+                            if let Some((base, steps)) = splat.take() {
+                                let sp = base.span.to(s_span);
+                                e = Expr { kind: ExprKind::Splat(Box::new(base), steps), span: sp };
+                            }
+                            splat = Some((e.clone(), Vec::new()));
+                        }
+                        Rule::get_attr => {
+                            let Some(name) = suffix.into_inner().next() else { continue };
+                            let ident = self.ident(name);
+                            match &mut splat {
+                                Some((_, steps)) => steps.push(Step::Attr(ident)),
+                                None => {
+                                    let sp = e.span.to(s_span);
+                                    e = Expr { kind: ExprKind::GetAttr(Box::new(e), ident), span: sp };
+                                }
+                            }
+                        }
+                        Rule::index => {
+                            let Some(key) = suffix.into_inner().next() else { continue };
+                            let key = self.expr(key);
+                            match &mut splat {
+                                Some((_, steps)) => steps.push(Step::Index(key)),
+                                None => {
+                                    let sp = e.span.to(s_span);
+                                    e = Expr { kind: ExprKind::Index(Box::new(e), Box::new(key)), span: sp };
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some((base, steps)) = splat {
+                    e = Expr { kind: ExprKind::Splat(Box::new(base), steps), span };
+                }
+                e
+            }
+            Rule::null_lit => Expr { kind: ExprKind::Null, span },
+            Rule::true_lit => Expr { kind: ExprKind::Bool(true), span },
+            Rule::false_lit => Expr { kind: ExprKind::Bool(false), span },
+            Rule::number => {
+                let text = pair.as_str();
+                let kind = if !text.contains(['.', 'e', 'E']) {
+                    match text.parse::<i64>() {
+                        Ok(i) => ExprKind::Int(i),
+                        Err(_) => {
+                            self.diags.push(
+                                Diagnostic::new("P1005", "number out of range")
+                                    .help("Integers must fit in 64 bits (up to 9223372036854775807).")
+                                    .label(span, "too large"),
+                            );
+                            ExprKind::Int(0)
+                        }
+                    }
+                } else {
+                    ExprKind::Float(text.parse::<f64>().unwrap_or(0.0))
+                };
+                Expr { kind, span }
+            }
+            Rule::list => {
+                let items = pair.into_inner().map(|p| self.expr(p)).collect();
+                Expr { kind: ExprKind::List(items), span }
+            }
+            Rule::object => {
+                let mut entries = Vec::new();
+                for item in pair.into_inner() {
+                    let mut inner = item.into_inner();
+                    let (Some(key), Some(value)) = (inner.next(), inner.next()) else { continue };
+                    let key = self.object_key(key);
+                    entries.push((key, self.expr(value)));
+                }
+                Expr { kind: ExprKind::Object(entries), span }
+            }
+            Rule::for_list | Rule::for_map => {
+                let is_map = pair.as_rule() == Rule::for_map;
+                let parts: Vec<Pair<'_, Rule>> = pair.into_inner().filter(|p| p.as_rule() != Rule::colon && !is_keyword(p.as_rule())).collect();
+                let mut idents = Vec::new();
+                let mut exprs = Vec::new();
+                let mut cond = None;
+                for p in parts {
+                    match p.as_rule() {
+                        Rule::ident => idents.push(self.ident(p)),
+                        Rule::for_cond => {
+                            if let Some(c) = p.into_inner().find(|p| !is_keyword(p.as_rule())) {
+                                cond = Some(Box::new(self.expr(c)));
+                            }
+                        }
+                        _ => exprs.push(self.expr(p)),
+                    }
+                }
+                let (key_var, value_var) = match idents.len() {
+                    2 => {
+                        let v = idents.pop();
+                        (idents.pop(), v)
+                    }
+                    _ => (None, idents.pop()),
+                };
+                let null = || Expr { kind: ExprKind::Null, span };
+                let value_var = value_var.unwrap_or(Ident { name: "_".into(), span });
+                let mut exprs = exprs.into_iter();
+                let collection = Box::new(exprs.next().unwrap_or_else(null));
+                let first = Box::new(exprs.next().unwrap_or_else(null));
+                let kind = if is_map {
+                    let value = Box::new(exprs.next().unwrap_or_else(null));
+                    ExprKind::ForMap { key_var, value_var, collection, key: first, value, cond }
+                } else {
+                    ExprKind::ForList { key_var, value_var, collection, body: first, cond }
+                };
+                Expr { kind, span }
+            }
+            Rule::call => {
+                let mut inner = pair.into_inner();
+                let Some(name) = inner.next() else { return Expr { kind: ExprKind::Null, span } };
+                let name = self.ident(name);
+                let args = inner.map(|p| self.expr(p)).collect();
+                Expr { kind: ExprKind::Call(name, args), span }
+            }
+            Rule::variable => {
+                let ident = pair.into_inner().next().map(|p| self.ident(p)).unwrap_or(Ident { name: String::new(), span });
+                Expr { kind: ExprKind::Variable(ident), span }
+            }
+            Rule::paren => match pair.into_inner().next() {
+                Some(inner) => {
+                    let mut e = self.expr(inner);
+                    e.span = span;
+                    e
+                }
+                None => Expr { kind: ExprKind::Null, span },
+            },
+            Rule::string => {
+                let parts = self.string_parts(pair);
+                Expr { kind: ExprKind::Template(parts), span }
+            }
+            Rule::heredoc => {
+                let mut dash = false;
+                let mut parts = Vec::new();
+                for part in pair.into_inner() {
+                    match part.as_rule() {
+                        Rule::heredoc_dash => dash = true,
+                        Rule::heredoc_body => parts = self.heredoc_parts(part),
+                        _ => {}
+                    }
+                }
+                if dash {
+                    strip_indent(&mut parts);
+                }
+                Expr { kind: ExprKind::Template(parts), span }
+            }
+            _ => Expr { kind: ExprKind::Null, span },
+        }
+    }
+
+    fn too_many_operators(&mut self, span: Span) {
+        self.diags.push(
+            Diagnostic::new("P1003", "expression too long")
+                .help(format!("An expression may chain at most {MAX_OPERATORS} operators; split it into `let` declarations."))
+                .label(span, "this expression"),
+        );
+    }
+
+    /// Binary operators by precedence climbing over the flat operand list,
+    /// iteratively (an explicit stack), left-associative.
+    fn operation(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&pair);
+        let mut operands: Vec<Expr> = Vec::new();
+        let mut ops: Vec<BinaryOp> = Vec::new();
+        let mut n_ops = 0usize;
+        for part in pair.into_inner() {
+            if part.as_rule() == Rule::bin_op {
+                n_ops += 1;
+                if n_ops > MAX_OPERATORS {
+                    self.too_many_operators(span);
+                    return Expr { kind: ExprKind::Null, span };
+                }
+                let op = match part.as_str() {
+                    "||" => BinaryOp::Or,
+                    "&&" => BinaryOp::And,
+                    "==" => BinaryOp::Eq,
+                    "!=" => BinaryOp::Ne,
+                    "<=" => BinaryOp::Le,
+                    ">=" => BinaryOp::Ge,
+                    "<" => BinaryOp::Lt,
+                    ">" => BinaryOp::Gt,
+                    "+" => BinaryOp::Add,
+                    "-" => BinaryOp::Sub,
+                    "*" => BinaryOp::Mul,
+                    "/" => BinaryOp::Div,
+                    _ => BinaryOp::Mod,
+                };
+                while let Some(&top) = ops.last() {
+                    if top.precedence() >= op.precedence() {
+                        ops.pop();
+                        reduce(&mut operands, top);
+                    } else {
+                        break;
+                    }
+                }
+                ops.push(op);
+            } else {
+                operands.push(self.expr(part));
+            }
+        }
+        while let Some(op) = ops.pop() {
+            reduce(&mut operands, op);
+        }
+        operands.pop().unwrap_or(Expr { kind: ExprKind::Null, span })
+    }
+
+    fn object_key(&mut self, pair: Pair<'_, Rule>) -> ObjectKey {
+        let span = self.span(&pair);
+        let Some(inner) = pair.into_inner().next() else { return ObjectKey::Literal(String::new(), span) };
+        match inner.as_rule() {
+            Rule::ident => ObjectKey::Literal(inner.as_str().to_string(), span),
+            Rule::string => {
+                let parts = self.string_parts(inner);
+                match parts.as_slice() {
+                    [] => ObjectKey::Literal(String::new(), span),
+                    [TemplatePart::Literal(s)] => ObjectKey::Literal(s.clone(), span),
+                    _ => ObjectKey::Expr(Expr { kind: ExprKind::Template(parts), span }),
+                }
+            }
+            _ => ObjectKey::Expr(self.expr(inner)),
+        }
+    }
+
+    fn string_parts(&mut self, pair: Pair<'_, Rule>) -> Vec<TemplatePart> {
+        let mut parts: Vec<TemplatePart> = Vec::new();
+        let push_lit = |parts: &mut Vec<TemplatePart>, s: &str| match parts.last_mut() {
+            Some(TemplatePart::Literal(l)) => l.push_str(s),
+            _ => parts.push(TemplatePart::Literal(s.to_string())),
+        };
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::str_text => push_lit(&mut parts, part.as_str()),
+                Rule::str_escape => {
+                    let c = match &part.as_str()[1..] {
+                        "n" => "\n",
+                        "t" => "\t",
+                        "r" => "\r",
+                        "\"" => "\"",
+                        "\\" => "\\",
+                        "$" => "$",
+                        other => {
+                            let span = self.span(&part);
+                            self.diags.push(
+                                Diagnostic::new("P1002", "invalid escape sequence")
+                                    .help(format!(
+                                        "Strings accept the escapes \\n \\t \\r \\\" \\\\ and \\$; `\\{other}` is not one. Write `\\\\` for a backslash."
+                                    ))
+                                    .label(span, "unknown escape"),
+                            );
+                            ""
+                        }
+                    };
+                    push_lit(&mut parts, c);
+                }
+                Rule::interp => {
+                    if let Some(e) = part.into_inner().next() {
+                        parts.push(TemplatePart::Interp(self.expr(e)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        parts
+    }
+
+    fn heredoc_parts(&mut self, pair: Pair<'_, Rule>) -> Vec<TemplatePart> {
+        let mut parts: Vec<TemplatePart> = Vec::new();
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::heredoc_text | Rule::heredoc_newline => {
+                    let text = part.as_str();
+                    let text = if part.as_rule() == Rule::heredoc_text { text.strip_suffix('\r').unwrap_or(text) } else { text };
+                    match parts.last_mut() {
+                        Some(TemplatePart::Literal(l)) => l.push_str(text),
+                        _ => parts.push(TemplatePart::Literal(text.to_string())),
+                    }
+                }
+                Rule::interp => {
+                    if let Some(e) = part.into_inner().next() {
+                        parts.push(TemplatePart::Interp(self.expr(e)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        parts
+    }
+}
+
+/// Keyword tokens carry no information past the rule that holds them.
+fn is_keyword(rule: Rule) -> bool {
+    matches!(rule, Rule::kw_param | Rule::kw_let | Rule::kw_provider | Rule::kw_resource | Rule::kw_output | Rule::kw_for | Rule::kw_in | Rule::kw_if)
+}
+
+fn reduce(operands: &mut Vec<Expr>, op: BinaryOp) {
+    let (Some(rhs), Some(lhs)) = (operands.pop(), operands.pop()) else { return };
+    let span = lhs.span.to(rhs.span);
+    operands.push(Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span });
+}
+
+/// `<<-` heredocs: remove the smallest indentation shared by all non-blank
+/// lines. Lines that start with an interpolation count as unindented.
+fn strip_indent(parts: &mut [TemplatePart]) {
+    let mut min: Option<usize> = None;
+    let mut at_line_start = true;
+    for part in parts.iter() {
+        match part {
+            TemplatePart::Literal(text) => {
+                for (i, line) in text.split('\n').enumerate() {
+                    if i > 0 {
+                        at_line_start = true;
+                    }
+                    if at_line_start {
+                        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+                        let is_last_fragment = i == text.split('\n').count() - 1;
+                        if !line.trim().is_empty() || (is_last_fragment && !line.is_empty()) {
+                            min = Some(min.map_or(indent, |m| m.min(indent)));
+                        }
+                    }
+                    if !line.is_empty() {
+                        at_line_start = false;
+                    }
+                }
+            }
+            TemplatePart::Interp(_) => {
+                if at_line_start {
+                    min = Some(0);
+                }
+                at_line_start = false;
+            }
+        }
+    }
+    let Some(min) = min else { return };
+    if min == 0 {
+        return;
+    }
+    let mut at_line_start = true;
+    for part in parts.iter_mut() {
+        match part {
+            TemplatePart::Literal(text) => {
+                let mut out = String::with_capacity(text.len());
+                for (i, line) in text.split('\n').enumerate() {
+                    if i > 0 {
+                        out.push('\n');
+                        at_line_start = true;
+                    }
+                    if at_line_start {
+                        let strip = line.len() - line.trim_start_matches([' ', '\t']).len();
+                        out.push_str(&line[strip.min(min)..]);
+                    } else {
+                        out.push_str(line);
+                    }
+                    if !line.is_empty() {
+                        at_line_start = false;
+                    }
+                }
+                *text = out;
+            }
+            TemplatePart::Interp(_) => at_line_start = false,
+        }
+    }
+}
+
+trait CloneWith {
+    fn clone_with(self, name: &str) -> Type;
+}
+impl CloneWith for Type {
+    fn clone_with(self, name: &str) -> Type {
+        match name {
+            "set" => Type::Set(Box::new(Type::Any)),
+            "map" => Type::Map(Box::new(Type::Any)),
+            _ => Type::List(Box::new(Type::Any)),
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Runtime values of the language.
+//!
+//! Values are JSON-like. Two extra states exist only during planning and
+//! evaluation and are never written to state: [`Value::Unknown`] ("known after
+//! apply") and sensitivity marks ([`Value::Sensitive`]), which wrap a value so
+//! that every output redacts it. Maps keep insertion order for display but
+//! compare by content.
+
+use indexmap::IndexMap;
+use std::fmt;
+
+pub type Map = IndexMap<String, Value>;
+
+#[derive(Debug, Clone)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+    List(Vec<Value>),
+    Map(Map),
+    /// A value that a provider computes during apply.
+    Unknown,
+    /// A value that must never be displayed. Marks are deep-stripped before a
+    /// function or operator runs and re-applied to its result.
+    Sensitive(Box<Value>),
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        use Value::*;
+        match (self, other) {
+            (Null, Null) => true,
+            (Bool(a), Bool(b)) => a == b,
+            (Int(a), Int(b)) => a == b,
+            (Float(a), Float(b)) => a == b,
+            (Int(a), Float(b)) | (Float(b), Int(a)) => (*a as f64) == *b,
+            (String(a), String(b)) => a == b,
+            (List(a), List(b)) => a == b,
+            (Map(a), Map(b)) => a.len() == b.len() && a.iter().all(|(k, v)| b.get(k) == Some(v)),
+            (Unknown, Unknown) => true,
+            (Sensitive(a), b) => a.as_ref() == b,
+            (a, Sensitive(b)) => a == b.as_ref(),
+            _ => false,
+        }
+    }
+}
+
+impl Value {
+    pub fn str(s: impl Into<String>) -> Value {
+        Value::String(s.into())
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) | Value::Float(_) => "number",
+            Value::String(_) => "string",
+            Value::List(_) => "list",
+            Value::Map(_) => "object",
+            Value::Unknown => "unknown",
+            Value::Sensitive(v) => v.type_name(),
+        }
+    }
+
+    /// True when the value, or anything inside it, is unknown.
+    pub fn is_unknown_deep(&self) -> bool {
+        match self {
+            Value::Unknown => true,
+            Value::List(items) => items.iter().any(Value::is_unknown_deep),
+            Value::Map(map) => map.values().any(Value::is_unknown_deep),
+            Value::Sensitive(v) => v.is_unknown_deep(),
+            _ => false,
+        }
+    }
+
+    /// True when the value, or anything inside it, carries a sensitive mark.
+    pub fn is_sensitive_deep(&self) -> bool {
+        match self {
+            Value::Sensitive(_) => true,
+            Value::List(items) => items.iter().any(Value::is_sensitive_deep),
+            Value::Map(map) => map.values().any(Value::is_sensitive_deep),
+            _ => false,
+        }
+    }
+
+    /// Removes every sensitive mark; returns the plain value and whether any
+    /// mark was found.
+    pub fn unmark(self) -> (Value, bool) {
+        match self {
+            Value::Sensitive(inner) => (inner.unmark().0, true),
+            Value::List(items) => {
+                let mut any = false;
+                let items = items
+                    .into_iter()
+                    .map(|v| {
+                        let (v, s) = v.unmark();
+                        any |= s;
+                        v
+                    })
+                    .collect();
+                (Value::List(items), any)
+            }
+            Value::Map(map) => {
+                let mut any = false;
+                let map = map
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let (v, s) = v.unmark();
+                        any |= s;
+                        (k, v)
+                    })
+                    .collect();
+                (Value::Map(map), any)
+            }
+            other => (other, false),
+        }
+    }
+
+    /// Wraps the value in a sensitive mark when `sensitive` is true.
+    pub fn mark_if(self, sensitive: bool) -> Value {
+        if sensitive && !matches!(self, Value::Sensitive(_)) {
+            Value::Sensitive(Box::new(self))
+        } else {
+            self
+        }
+    }
+
+    /// The value behind any top-level sensitive mark.
+    pub fn peel(&self) -> &Value {
+        match self {
+            Value::Sensitive(v) => v.peel(),
+            v => v,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self.peel() {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self.peel() {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self.peel() {
+            Value::Int(i) => Some(*i),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(*f as i64),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.peel() {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// Converts to JSON. Unknown becomes null and marks are dropped: callers
+    /// that may hold either must check first (state never stores them).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null | Value::Unknown => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(i) => serde_json::Value::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::List(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
+            Value::Map(map) => serde_json::Value::Object(
+                map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+            ),
+            Value::Sensitive(v) => v.to_json(),
+        }
+    }
+
+    pub fn from_json(json: &serde_json::Value) -> Value {
+        match json {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Float(n.as_f64().unwrap_or(0.0)),
+            },
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
+            serde_json::Value::Object(map) => Value::Map(
+                map.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
+            ),
+        }
+    }
+
+    /// Canonical text used to compare and hash values (sorted keys).
+    pub fn canonical(&self) -> String {
+        let mut out = String::new();
+        self.write_canonical(&mut out);
+        out
+    }
+
+    fn write_canonical(&self, out: &mut String) {
+        match self {
+            Value::Map(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String((*k).clone()).to_string());
+                    out.push(':');
+                    map[*k].write_canonical(out);
+                }
+                out.push('}');
+            }
+            Value::List(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write_canonical(out);
+                }
+                out.push(']');
+            }
+            Value::Unknown => out.push_str("<unknown>"),
+            Value::Sensitive(v) => v.write_canonical(out),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                out.push_str(&(*f as i64).to_string())
+            }
+            other => out.push_str(&other.to_json().to_string()),
+        }
+    }
+}
+
+/// Human display in the language's own literal syntax (used by plan output
+/// and `output`). Sensitive values print as `(sensitive)`, unknown ones as
+/// `(known after apply)`.
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => write!(f, "null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::String(s) => write!(f, "{}", serde_json::Value::String(s.clone())),
+            Value::List(items) => {
+                write!(f, "[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                write!(f, "]")
+            }
+            Value::Map(map) => {
+                write!(f, "{{")?;
+                for (i, (k, v)) in map.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ",")?;
+                    }
+                    write!(f, " {} = {v}", display_key(k))?;
+                }
+                if map.is_empty() {
+                    write!(f, "}}")
+                } else {
+                    write!(f, " }}")
+                }
+            }
+            Value::Unknown => write!(f, "(known after apply)"),
+            Value::Sensitive(_) => write!(f, "(sensitive)"),
+        }
+    }
+}
+
+fn display_key(k: &str) -> String {
+    let ident = !k.is_empty()
+        && k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ident {
+        k.to_string()
+    } else {
+        serde_json::Value::String(k.to_string()).to_string()
+    }
+}

@@ -60,7 +60,8 @@ pub fn load(dir: &Path) -> Result<Project, (Sources, Diags)> {
                 continue;
             }
         };
-        sha2::Digest::update(&mut hasher, name.as_bytes());
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        sha2::Digest::update(&mut hasher, file_name.as_bytes());
         sha2::Digest::update(&mut hasher, [0u8]);
         sha2::Digest::update(&mut hasher, &bytes);
         let (file_id, parsed) = parse_bytes(&mut sources, &name, bytes, syntax::parse_file);

@@ -135,7 +135,7 @@ pub struct StateArg {
 pub struct VarArgs {
     /// Set a param: -var name=value (repeatable). Non-string params take
     /// Plinth syntax: -var 'stacks=["core"]'.
-    #[arg(long = "var", short = 'v', value_name = "NAME=VALUE")]
+    #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
     /// Read params from a file of `name = value` lines (or .json).
     #[arg(long = "var-file", value_name = "FILE")]
@@ -269,12 +269,23 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs.max(0.0)))
 }
 
+/// Accepts Terraform's single-dash spellings `-var`, `-var-file` (and the
+/// `=value` forms) as `--var`, `--var-file`.
+pub fn terraform_style_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some(s) if s == "-var" || s == "-var-file" || s.starts_with("-var=") || s.starts_with("-var-file=") => format!("-{s}").into(),
+            _ => a,
+        })
+        .collect()
+}
+
 /// The name of the environment: `default` until environments arrive.
 pub const DEFAULT_ENV: &str = "default";
 
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(terraform_style_args(std::env::args_os())) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };

@@ -39,6 +39,7 @@ CREATE TABLE intents (
     inputs       TEXT NOT NULL,
     inputs_hash  TEXT NOT NULL,
     deps         TEXT NOT NULL DEFAULT '[]',
+    sensitive    TEXT NOT NULL DEFAULT '[]',
     started_at   TEXT NOT NULL,
     completed_at TEXT,
     outcome      TEXT

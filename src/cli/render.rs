@@ -43,8 +43,9 @@ fn is_multiline(v: &Value) -> bool {
     matches!(v, Value::String(s) if s.contains('\n'))
 }
 
+/// Column width of the attribute names that will be shown (null ones are not).
 fn width(map: &Map) -> usize {
-    map.keys().map(|k| k.chars().count()).max().unwrap_or(0)
+    map.iter().filter(|(_, v)| !matches!(v, Value::Null)).map(|(k, _)| k.chars().count()).max().unwrap_or(0)
 }
 
 /// The human plan: one block per changed instance, then the summary.

@@ -287,7 +287,8 @@ impl<'c> Checker<'c> {
                 self.diags.push(
                     Diagnostic::new("P2014", "unexpected block")
                         .help(format!(
-                            "{what} has no `{}` block{}.{}",
+                            "{} has no `{}` block{}.{}",
+                            capitalize(what),
                             b.name.name,
                             if extra_blocks.is_empty() { String::new() } else { format!("; blocks allowed here: {}", list_names(extra_blocks)) },
                             suggestion(&b.name.name, extra_blocks.iter().copied())
@@ -624,9 +625,9 @@ impl<'c> Checker<'c> {
         }
         if matches!(name, "each" | "count") {
             let (what, help) = if name == "each" {
-                ("`each` is only defined in a resource with `for_each`", "Add `for_each = …` to this resource, or remove the reference.")
+                ("`each` is only defined in a resource with `for_each`", "`each.key` and `each.value` exist only inside a resource that sets `for_each`; set it there, or refer to a value that exists here.")
             } else {
-                ("`count` is only defined in a resource with `count`", "Add `count = …` to this resource, or remove the reference.")
+                ("`count` is only defined in a resource with `count`", "`count.index` exists only inside a resource that sets `count`; set it there, or refer to a value that exists here.")
             };
             self.diags.push(Diagnostic::new("P2007", "meta value out of context").help(help).label(root.span, what));
             return;
@@ -646,7 +647,7 @@ impl<'c> Checker<'c> {
                 self.diags.push(
                     Diagnostic::new("P2003", "reference to an undeclared resource")
                         .help(format!("No resource `{address}` is declared in this project.{}", suggestion(&address, candidates)))
-                        .label(rname.span.to(rtype.span), format!("`{address}` is not declared")),
+                        .label(root.span.to(rname.span), format!("`{address}` is not declared")),
                 );
                 return;
             };
@@ -683,6 +684,14 @@ impl<'c> Checker<'c> {
                 ))
                 .label(root.span, format!("`{name}` is not declared")),
         );
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
     }
 }
 

@@ -94,7 +94,7 @@ impl<'a> Evaluator<'a> {
                 for (key, value) in entries {
                     let k = match key {
                         ObjectKey::Literal(s, _) => s.clone(),
-                        ObjectKey::Expr(e) => match self.eval(e)? {
+                        ObjectKey::Expr(e) => match self.eval(e)?.unmark().0 {
                             Value::Unknown => return Ok(Value::Unknown),
                             v => match key_string(&v) {
                                 Some(s) => s,
@@ -120,7 +120,7 @@ impl<'a> Evaluator<'a> {
                 let base_v = self.eval(base)?;
                 let (base_v, sensitive) = split_mark(base_v);
                 let items = match base_v {
-                    Value::Unknown => return Ok(Value::Unknown),
+                    Value::Unknown => return Ok(Value::Unknown.mark_if(sensitive)),
                     Value::Null => vec![],
                     Value::List(items) => items,
                     Value::Map(m) if matches!(base.kind, ExprKind::Splat(..)) => m.into_values().collect(),
@@ -171,7 +171,7 @@ impl<'a> Evaluator<'a> {
                 let c = self.eval(cond)?;
                 let (c, sensitive) = c.unmark();
                 match c {
-                    Value::Unknown => Ok(Value::Unknown),
+                    Value::Unknown => Ok(Value::Unknown.mark_if(sensitive)),
                     Value::Bool(true) => Ok(self.eval(a)?.mark_if(sensitive)),
                     Value::Bool(false) => Ok(self.eval(b)?.mark_if(sensitive)),
                     other => Err(err(
@@ -189,14 +189,17 @@ impl<'a> Evaluator<'a> {
                 let (coll, sensitive) = split_mark(coll);
                 let pairs = match iter_pairs(coll, collection.span)? {
                     Some(p) => p,
-                    None => return Ok(Value::Unknown),
+                    None => return Ok(Value::Unknown.mark_if(sensitive)),
                 };
                 let mut out = Vec::new();
+                let mut cond_sensitive = false;
                 for (k, v) in pairs {
                     let bound = self.bind(key_var.as_ref(), value_var, k, v);
                     let result = (|| {
                         if let Some(c) = cond {
-                            match self.eval(c)?.unmark().0 {
+                            let (cv, cs) = self.eval(c)?.unmark();
+                            cond_sensitive |= cs;
+                            match cv {
                                 Value::Bool(true) => {}
                                 Value::Bool(false) => return Ok(None),
                                 Value::Unknown => return Ok(Some(Value::Unknown)),
@@ -211,27 +214,30 @@ impl<'a> Evaluator<'a> {
                         self.pop_local();
                     }
                     match result? {
-                        Some(Value::Unknown) if cond.is_some() => return Ok(Value::Unknown),
+                        Some(Value::Unknown) if cond.is_some() => return Ok(Value::Unknown.mark_if(sensitive || cond_sensitive)),
                         Some(v) => out.push(v),
                         None => {}
                     }
                 }
-                Ok(Value::List(out).mark_if(sensitive))
+                Ok(Value::List(out).mark_if(sensitive || cond_sensitive))
             }
             ExprKind::ForMap { key_var, value_var, collection, key, value, cond } => {
                 let coll = self.eval(collection)?;
                 let (coll, sensitive) = split_mark(coll);
                 let pairs = match iter_pairs(coll, collection.span)? {
                     Some(p) => p,
-                    None => return Ok(Value::Unknown),
+                    None => return Ok(Value::Unknown.mark_if(sensitive)),
                 };
                 let mut out = Map::new();
                 let mut unknown = false;
+                let mut cond_sensitive = false;
                 for (k, v) in pairs {
                     let bound = self.bind(key_var.as_ref(), value_var, k, v);
                     let result = (|| {
                         if let Some(c) = cond {
-                            match self.eval(c)?.unmark().0 {
+                            let (cv, cs) = self.eval(c)?.unmark();
+                            cond_sensitive |= cs;
+                            match cv {
                                 Value::Bool(true) => {}
                                 Value::Bool(false) => return Ok(None),
                                 Value::Unknown => return Ok(Some((Value::Unknown, Value::Unknown))),
@@ -269,9 +275,9 @@ impl<'a> Evaluator<'a> {
                     }
                 }
                 if unknown {
-                    return Ok(Value::Unknown);
+                    return Ok(Value::Unknown.mark_if(sensitive || cond_sensitive));
                 }
-                Ok(Value::Map(out).mark_if(sensitive))
+                Ok(Value::Map(out).mark_if(sensitive || cond_sensitive))
             }
         }
     }
@@ -442,13 +448,13 @@ impl<'a> Evaluator<'a> {
         let sensitive = ls || rs;
         if matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
             if l.is_unknown_deep() || r.is_unknown_deep() {
-                return Ok(Value::Unknown);
+                return Ok(Value::Unknown.mark_if(sensitive));
             }
             let eq = l == r;
             return Ok(Value::Bool(if op == BinaryOp::Eq { eq } else { !eq }).mark_if(sensitive));
         }
         if matches!(l, Value::Unknown) || matches!(r, Value::Unknown) {
-            return Ok(Value::Unknown);
+            return Ok(Value::Unknown.mark_if(sensitive));
         }
         let type_error = |which: &Expr, v: &Value, want: &str| {
             err(
@@ -568,7 +574,7 @@ pub fn key_string(v: &Value) -> Option<String> {
 fn get_attr(v: Value, name: &Ident) -> R {
     let (v, sensitive) = split_mark(v);
     match v {
-        Value::Unknown => Ok(Value::Unknown),
+        Value::Unknown => Ok(Value::Unknown.mark_if(sensitive)),
         Value::Map(mut map) => match map.shift_remove(&name.name) {
             Some(x) => Ok(x.mark_if(sensitive)),
             None => Err(missing_attr(&map, name)),
@@ -582,7 +588,7 @@ fn index(v: Value, key: Value, span: Span) -> R {
     let (key, s2) = key.unmark();
     let sensitive = s1 || s2;
     match (v, key) {
-        (Value::Unknown, _) | (_, Value::Unknown) => Ok(Value::Unknown),
+        (Value::Unknown, _) | (_, Value::Unknown) => Ok(Value::Unknown.mark_if(sensitive)),
         (Value::List(items), k) => {
             let Some(i) = k.as_i64() else {
                 return Err(err("P2020", span, "invalid index", format!("this is {}", article_of_value(&k)), "Lists are indexed by whole numbers from 0."));

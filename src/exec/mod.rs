@@ -175,9 +175,9 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
     let new_task = |kind| Task { kind, deps: vec![], dependents: vec![], pending_deps: 0, open_ops: 0, failed: false, done: false, values: vec![], values_for: None };
     if !plan.destroy {
         for &n in &ctx.graph.order {
+            // Outputs are planned only when the whole configuration is.
             let include = match &ctx.graph.dag[n] {
-                DeclId::Resource(a) => planned_resources.contains(a.as_str()) || !cfg.resources.contains_key(a),
-                DeclId::Output(_) => plan.outputs.iter().any(|_| true),
+                DeclId::Output(name) => plan.outputs.iter().any(|o| &o.name == name),
                 _ => true,
             };
             if include {
@@ -189,9 +189,9 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
             let deps: Vec<usize> = ctx.graph.dependencies(n).filter_map(|d| node_task.get(&d).copied()).collect();
             tasks[t].deps = deps;
         }
-        // A resource with no planned instances may still be referenced: an
-        // expression over zero instances. Resources outside the plan (not
-        // selected by --only) must not be needed: drop tasks depending on them.
+        // A resource without planned instances is either repeated zero times
+        // (its value is an empty collection: keep it) or outside `--only`:
+        // drop it and everything that depends on it.
         let unplanned: HashSet<usize> = node_task
             .iter()
             .filter(|(n, _)| matches!(&ctx.graph.dag[**n], DeclId::Resource(a) if !planned_resources.contains(a.as_str()) && !plan_has_zero_instances(cfg, a)))
@@ -277,7 +277,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
             match start_task(ctx, plan, &prior, t, &mut tasks, &mut ns, &mut providers, &mut provider_configs, host, &mut ops, &by_address, &mut report) {
                 Ok(new_ops) => {
                     if new_ops.is_empty() {
-                        finish_task(cfg, t, &mut tasks, &mut ns, &mut ready, &mut report, on_event, plan);
+                        finish_task(cfg, t, &mut tasks, &mut ns, &mut ready);
                     } else {
                         tasks[t].open_ops = new_ops.len();
                         starting.extend(new_ops);
@@ -342,12 +342,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
                         }
                         (_, Some(attrs)) => {
                             let prior_sensitive = prior.get(&change.address).map(|r| r.sensitive.clone()).unwrap_or_default();
-                            let sensitive = plan::sensitive_attrs(ctx.registry, &change.provider_name, &change.rtype, &attrs, &prior_sensitive)
-                                .into_iter()
-                                .chain(op.config.iter().filter(|(_, v)| v.is_sensitive_deep()).map(|(k, _)| k.clone()))
-                                .collect::<std::collections::BTreeSet<_>>()
-                                .into_iter()
-                                .collect::<Vec<_>>();
+                            let sensitive = sensitive_names(ctx, change, &op.config, &attrs, &prior_sensitive);
                             let (inputs, _) = Value::Map(op.config.clone()).unmark();
                             let (attrs_plain, _) = Value::Map(attrs).unmark();
                             let (Value::Map(inputs), Value::Map(attrs_plain)) = (inputs, attrs_plain) else { continue };
@@ -420,7 +415,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
                 if tasks[t].failed {
                     fail_task(ctx, plan, t, &mut tasks, &mut report, on_event);
                 } else {
-                    finish_task(cfg, t, &mut tasks, &mut ns, &mut ready, &mut report, on_event, plan);
+                    finish_task(cfg, t, &mut tasks, &mut ns, &mut ready);
                 }
             }
         }
@@ -517,8 +512,8 @@ fn fail_task(ctx: &ApplyContext<'_>, plan: &Plan, t: usize, tasks: &mut [Task], 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish_task(cfg: &Config, t: usize, tasks: &mut [Task], ns: &mut Namespace, ready: &mut VecDeque<usize>, _report: &mut ApplyReport, _on_event: &mut dyn FnMut(Event), _plan: &Plan) {
+/// Marks a task done, publishes a resource's value, readies its dependents.
+fn finish_task(cfg: &Config, t: usize, tasks: &mut [Task], ns: &mut Namespace, ready: &mut VecDeque<usize>) {
     if let TaskKind::Node(_) = tasks[t].kind {
         let mut values = std::mem::take(&mut tasks[t].values);
         values.sort_by(|a, b| match (&a.0, &b.0) {
@@ -544,6 +539,18 @@ fn finish_task(cfg: &Config, t: usize, tasks: &mut [Task], ns: &mut Namespace, r
             ready.push_back(d);
         }
     }
+}
+
+/// Sensitive attribute names of an object: by schema, by configuration
+/// value, as planned (providers mark derived secrets, e.g. a hash of secret
+/// content), and as recorded before.
+fn sensitive_names(ctx: &ApplyContext<'_>, change: &plan::Change, config: &Map, attrs: &Map, prior: &[String]) -> Vec<String> {
+    let mut names: std::collections::BTreeSet<String> = plan::sensitive_attrs(ctx.registry, &change.provider_name, &change.rtype, attrs, prior).into_iter().collect();
+    names.extend(config.iter().filter(|(_, v)| v.is_sensitive_deep()).map(|(k, _)| k.clone()));
+    if let Some(after) = &change.after {
+        names.extend(after.iter().filter(|(_, v)| v.is_sensitive_deep()).map(|(k, _)| k.clone()));
+    }
+    names.into_iter().collect()
 }
 
 fn provider_for(ctx: &ApplyContext<'_>, providers: &mut HashMap<String, Arc<dyn Provider>>, key: &str, name: &str) -> Result<Arc<dyn Provider>, Diagnostic> {
@@ -743,6 +750,7 @@ fn dispatch(
             rtype: change.rtype.clone(),
             inputs: plain_inputs.clone(),
             deps: change.deps.clone(),
+            sensitive: sensitive_names(ctx, change, &op.config, &Map::new(), &prior_rec.map(|r| r.sensitive.clone()).unwrap_or_default()),
         });
         let provider = provider_for(ctx, &mut providers, &change.provider, &change.provider_name)?;
         let object = ObjectRef { address: change.address.clone(), rtype: change.rtype.clone(), token };

@@ -49,7 +49,7 @@ pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx:
         let completion = match (intent.action.as_str(), observed) {
             ("create", Some(attrs)) => {
                 out.recorded.push(intent.address.clone());
-                let sensitive = plan::sensitive_attrs(registry, &provider_name, &intent.rtype, &attrs, &[]);
+                let sensitive = plan::sensitive_attrs(registry, &provider_name, &intent.rtype, &attrs, &intent.sensitive);
                 Completion::Upsert {
                     intent: Some(intent.id),
                     record: InstanceRecord {

@@ -251,7 +251,7 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
         }
     }
     if !diags.is_empty() {
-        return Err(diags);
+        return Err(dedup(diags));
     }
 
     // Objects in state that the configuration no longer declares, deposed
@@ -284,6 +284,17 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
     changes.extend(deletes);
 
     Ok(Plan { env: env.to_string(), prior_serial: prior.serial, destroy: options.destroy, changes, outputs })
+}
+
+/// The same mistake evaluated for every instance is reported once.
+fn dedup(diags: Diags) -> Diags {
+    let mut out: Diags = Vec::with_capacity(diags.len());
+    for d in diags {
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
 }
 
 fn delete_change(rec: &InstanceRecord) -> Change {
@@ -507,6 +518,7 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
     let mut ev = Evaluator::new(ns, host);
     let keys: Vec<(InstanceKey, Option<(String, Value)>)> = if let Some(count) = &res.meta.count {
         let v = ev.eval(count).map_err(|e| vec![e])?;
+        let v = convert(v.clone(), &Type::Number).unwrap_or(v);
         match v.peel() {
             Value::Unknown if lenient => vec![(InstanceKey::Int(0), None)],
             Value::Unknown => return Err(vec![unknown_repetition("count", count.span)]),
@@ -587,6 +599,7 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
             _ => {}
         }
         let mut config = Map::new();
+        let mut mistyped: Vec<&str> = Vec::new();
         for a in &res.decl.body.attrs {
             let name = a.name.name.as_str();
             if crate::eval::config::META_ARGUMENTS.contains(&name) {
@@ -603,6 +616,7 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
                                         .help(format!("`{name}` of `{}.{}` is `{}`: {msg}.", res.decl.provider.name, res.decl.rtype.name, attr.ty))
                                         .label(a.value.span, format!("expected {}", attr.ty)),
                                 );
+                                mistyped.push(name);
                                 continue;
                             }
                         },
@@ -618,7 +632,7 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
                 if !config.contains_key(*name) && attr.is_input() {
                     config.insert((*name).to_string(), attr.default.clone().unwrap_or(Value::Null));
                 }
-                if attr.required && matches!(config.get(*name), Some(Value::Null)) {
+                if attr.required && matches!(config.get(*name), Some(Value::Null)) && !mistyped.contains(name) {
                     diags.push(
                         Diagnostic::new("P2005", "missing required attribute")
                             .help(format!("`{name}` of `{address}` must not be null ({}).", attr.description))
@@ -747,6 +761,14 @@ fn plan_resource(
                 }
             }
         };
+        if action == Action::Replace && res.meta.prevent_destroy {
+            return Err(vec![Diagnostic::new("P4003", "resource is protected from destruction")
+                .help(format!(
+                    "Changing {} replaces `{inst_address}`, which destroys it, and its `lifecycle {{ prevent_destroy = true }}` forbids that. Revert the change, or remove the setting first if you really mean to replace it.",
+                    replace_because.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                ))
+                .label(res.decl.name.span, format!("`{inst_address}` would be replaced"))]);
+        }
         let before = prior_rec.map(|r| mark_sensitive(r.attrs.clone(), &r.sensitive));
         let after = match action {
             Action::NoOp => before.clone().unwrap_or_default(),

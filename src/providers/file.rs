@@ -41,19 +41,13 @@ impl ProviderFactory for FileFactory {
     }
     fn plan(&self, rtype: &str, prior: Option<&Map>, config: &Map) -> Map {
         let mut planned = default_plan(self.schema.resources.get(rtype), prior, config);
-        match config.get("content") {
-            Some(Value::String(s)) => {
-                planned.insert("sha256".into(), Value::String(sha256_hex(s.as_bytes())));
-            }
-            Some(Value::Sensitive(inner)) => {
-                if let Value::String(s) = inner.as_ref() {
-                    planned.insert("sha256".into(), Value::String(sha256_hex(s.as_bytes())));
-                }
-            }
-            _ => {
-                planned.insert("sha256".into(), Value::Unknown);
-            }
-        }
+        // The hash is known as soon as the content is, and is as secret.
+        let content = config.get("content").unwrap_or(&Value::Null);
+        let hash = match content.peel() {
+            Value::String(text) => Value::String(sha256_hex(text.as_bytes())),
+            _ => Value::Unknown,
+        };
+        planned.insert("sha256".into(), hash.mark_if(content.is_sensitive_deep()));
         planned
     }
     fn configure(&self, _config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic> {

@@ -33,6 +33,8 @@ pub struct Intent {
     /// The configuration the operation applies (for a delete: the recorded inputs).
     pub inputs: Map,
     pub deps: Vec<String>,
+    /// Attribute names that are sensitive (so a reconciled object stays redacted).
+    pub sensitive: Vec<String>,
 }
 
 /// What one transaction records after provider calls answered.

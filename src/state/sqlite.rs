@@ -184,8 +184,8 @@ impl Store for SqliteStore {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "INSERT INTO intents (env, serial, address, deposed, action, token, resource, provider, rtype, inputs, inputs_hash, deps, started_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    "INSERT INTO intents (env, serial, address, deposed, action, token, resource, provider, rtype, inputs, inputs_hash, deps, sensitive, started_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .map_err(|e| db_error(&self.path, e))?;
             for intent in intents.iter_mut() {
@@ -204,6 +204,7 @@ impl Store for SqliteStore {
                     inputs,
                     hash,
                     serde_json::to_string(&intent.deps).unwrap_or_else(|_| "[]".into()),
+                    serde_json::to_string(&intent.sensitive).unwrap_or_else(|_| "[]".into()),
                     now
                 ])
                 .map_err(|e| db_error(&self.path, e))?;
@@ -274,7 +275,7 @@ impl Store for SqliteStore {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, address, deposed, action, token, resource, provider, rtype, inputs, deps
+                "SELECT id, address, deposed, action, token, resource, provider, rtype, inputs, deps, sensitive
                  FROM intents WHERE env = ?1 AND completed_at IS NULL ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
@@ -282,6 +283,7 @@ impl Store for SqliteStore {
             .query_map([&self.env], |r| {
                 let inputs: String = r.get(8)?;
                 let deps: String = r.get(9)?;
+                let sensitive: String = r.get(10)?;
                 Ok(Intent {
                     id: r.get(0)?,
                     address: r.get(1)?,
@@ -293,6 +295,7 @@ impl Store for SqliteStore {
                     rtype: r.get(7)?,
                     inputs: from_json(&inputs),
                     deps: serde_json::from_str(&deps).unwrap_or_default(),
+                    sensitive: serde_json::from_str(&sensitive).unwrap_or_default(),
                 })
             })
             .map_err(|e| self.err(e))?;

@@ -225,7 +225,6 @@ fn rule_name(rule: Rule) -> &'static str {
         Rule::colon => "`:`",
         Rule::operation => "an expression",
         Rule::bin_op => "an operator",
-        Rule::unary => "an expression",
         Rule::unary_op => "`!` or `-`",
         Rule::postfix => "an expression",
         Rule::suffix => "`.`, `[` or an operator",
@@ -246,8 +245,8 @@ fn rule_name(rule: Rule) -> &'static str {
         Rule::for_list => "a `[for …]` expression",
         Rule::for_map => "a `{for …}` expression",
         Rule::for_cond => "`if` condition",
-        Rule::call => "a function call",
-        Rule::variable => "a name",
+        Rule::variable => "a name or a function call",
+        Rule::call_args => "function arguments `(…)`",
         Rule::paren => "a parenthesized expression",
         Rule::string => "a string",
         Rule::str_text => "string text",
@@ -333,7 +332,23 @@ impl Builder {
 
     fn body(&mut self, pair: Pair<'_, Rule>) -> Body {
         let mut body = Body { span: self.span(&pair), ..Body::default() };
+        let mut seen: Vec<(String, Span)> = Vec::new();
         for part in pair.into_inner() {
+            if matches!(part.as_rule(), Rule::attribute | Rule::block) {
+                if let Some(name) = part.clone().into_inner().next() {
+                    let (text, span) = (name.as_str().to_string(), self.span(&name));
+                    if let Some((_, first)) = seen.iter().find(|(n, _)| *n == text) {
+                        self.diags.push(
+                            Diagnostic::new("P1008", "duplicate attribute")
+                                .help(format!("`{text}` is set twice in this block; keep one."))
+                                .label(span, "set again here")
+                                .label(*first, "first set here"),
+                        );
+                    } else {
+                        seen.push((text, span));
+                    }
+                }
+            }
             match part.as_rule() {
                 Rule::attribute => body.attrs.push(self.attribute(part)),
                 Rule::block => {
@@ -422,32 +437,6 @@ impl Builder {
                 }
             }
             Rule::operation => self.operation(pair),
-            Rule::unary => {
-                let mut ops = Vec::new();
-                let mut operand = None;
-                for part in pair.into_inner() {
-                    match part.as_rule() {
-                        Rule::unary_op => ops.push((part.as_str() == "!", self.span(&part))),
-                        _ => operand = Some(self.expr(part)),
-                    }
-                }
-                let mut e = operand.unwrap_or(Expr { kind: ExprKind::Null, span });
-                if ops.len() > MAX_OPERATORS {
-                    self.too_many_operators(span);
-                    return Expr { kind: ExprKind::Null, span };
-                }
-                for (not, op_span) in ops.into_iter().rev() {
-                    let op = if not { UnaryOp::Not } else { UnaryOp::Neg };
-                    // `-3` folds into a literal so that it displays as written.
-                    let kind = match (op, &e.kind) {
-                        (UnaryOp::Neg, ExprKind::Int(i)) => ExprKind::Int(i.wrapping_neg()),
-                        (UnaryOp::Neg, ExprKind::Float(f)) => ExprKind::Float(-f),
-                        _ => ExprKind::Unary(op, Box::new(e.clone())),
-                    };
-                    e = Expr { kind, span: op_span.to(e.span) };
-                }
-                e
-            }
             Rule::postfix => {
                 let mut inner = pair.into_inner();
                 let Some(first) = inner.next() else { return Expr { kind: ExprKind::Null, span } };
@@ -566,16 +555,16 @@ impl Builder {
                 };
                 Expr { kind, span }
             }
-            Rule::call => {
-                let mut inner = pair.into_inner();
-                let Some(name) = inner.next() else { return Expr { kind: ExprKind::Null, span } };
-                let name = self.ident(name);
-                let args = inner.map(|p| self.expr(p)).collect();
-                Expr { kind: ExprKind::Call(name, args), span }
-            }
             Rule::variable => {
-                let ident = pair.into_inner().next().map(|p| self.ident(p)).unwrap_or(Ident { name: String::new(), span });
-                Expr { kind: ExprKind::Variable(ident), span }
+                let mut inner = pair.into_inner();
+                let ident = inner.next().map(|p| self.ident(p)).unwrap_or(Ident { name: String::new(), span });
+                match inner.next() {
+                    Some(args) => {
+                        let args = args.into_inner().map(|p| self.expr(p)).collect();
+                        Expr { kind: ExprKind::Call(ident, args), span }
+                    }
+                    None => Expr { kind: ExprKind::Variable(ident), span },
+                }
             }
             Rule::paren => match pair.into_inner().next() {
                 Some(inner) => {
@@ -622,8 +611,19 @@ impl Builder {
         let span = self.span(&pair);
         let mut operands: Vec<Expr> = Vec::new();
         let mut ops: Vec<BinaryOp> = Vec::new();
+        let mut prefixes: Vec<(UnaryOp, Span)> = Vec::new();
         let mut n_ops = 0usize;
         for part in pair.into_inner() {
+            if part.as_rule() == Rule::unary_op {
+                n_ops += 1;
+                if n_ops > MAX_OPERATORS {
+                    self.too_many_operators(span);
+                    return Expr { kind: ExprKind::Null, span };
+                }
+                let op = if part.as_str() == "!" { UnaryOp::Not } else { UnaryOp::Neg };
+                prefixes.push((op, self.span(&part)));
+                continue;
+            }
             if part.as_rule() == Rule::bin_op {
                 n_ops += 1;
                 if n_ops > MAX_OPERATORS {
@@ -655,7 +655,18 @@ impl Builder {
                 }
                 ops.push(op);
             } else {
-                operands.push(self.expr(part));
+                let mut e = self.expr(part);
+                // Prefix operators bind tighter than any binary one.
+                for (op, op_span) in prefixes.drain(..).rev() {
+                    // `-3` folds into a literal so that it displays as written.
+                    let kind = match (op, &e.kind) {
+                        (UnaryOp::Neg, ExprKind::Int(i)) => ExprKind::Int(i.wrapping_neg()),
+                        (UnaryOp::Neg, ExprKind::Float(f)) => ExprKind::Float(-f),
+                        _ => ExprKind::Unary(op, Box::new(e.clone())),
+                    };
+                    e = Expr { kind, span: op_span.to(e.span) };
+                }
+                operands.push(e);
             }
         }
         while let Some(op) = ops.pop() {

@@ -405,3 +405,38 @@ fn help_teaches_and_unknown_flags_fail() {
     let bad = plinth().args(["plan", "--no-such-flag"]).output().unwrap();
     assert_exit(&bad, 1);
 }
+
+#[test]
+fn only_leaves_unrelated_lets_and_resources_alone() {
+    let src = r#"
+resource core.data a { input = "a" }
+resource core.data b { input = "b" }
+let from_b = "${core.data.b.output}!"
+resource core.data c { input = from_b }
+resource core.data d { input = core.data.a.output }
+output c = core.data.c.output
+"#;
+    let p = project(&[("main.plinth", src)]);
+    let o = run(p.path(), &["apply", "--auto-approve", "--only", "core.data.d"]);
+    assert_exit(&o, 0);
+    let list = stdout(&run(p.path(), &["state", "list"]));
+    let mut addrs: Vec<&str> = list.lines().collect();
+    addrs.sort();
+    assert_eq!(addrs, ["core.data.a", "core.data.d"]);
+    // The rest follows in a full apply; the selected part is unchanged.
+    let o = run(p.path(), &["apply", "--auto-approve"]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("2 created, 0 updated"), "{}", stdout(&o));
+    assert_eq!(stdout(&run(p.path(), &["output", "c"])).trim(), "b!");
+}
+
+#[test]
+fn prevent_destroy_also_blocks_a_replacement() {
+    let src = "resource random.password db {\n  length = 16\n  lifecycle {\n    prevent_destroy = true\n  }\n}\n";
+    let p = project(&[("main.plinth", src)]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    std::fs::write(p.path().join("main.plinth"), src.replace("16", "20")).unwrap();
+    let plan = run(p.path(), &["plan"]);
+    assert_exit(&plan, 1);
+    assert!(stderr(&plan).contains("P4003"), "{}", stderr(&plan));
+}

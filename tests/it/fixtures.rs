@@ -4,6 +4,7 @@
 //! ```text
 //! # expect: valid                      validate and plan succeed
 //! # expect: error P2004 P2005          plan --json fails with these codes (all, in any order)
+//! # expect: errors-exactly P2033       … with exactly these codes, duplicates included
 //! # expect: plan +3 ~0 -/+0 -0         plan from empty state: creates/updates/replaces/destroys
 //! # args: -var name=value              extra arguments for plan
 //! ```
@@ -49,6 +50,15 @@ fn check_case(path: &Path) -> Result<(), String> {
             let v = run(dir.path(), &["validate"]);
             if v.status.code() != Some(0) || out.status.code() != Some(0) {
                 return Err(format!("expected valid; validate: {}{}; plan: {}{}", stdout(&v), stderr(&v), stdout(&out), stderr(&out)));
+            }
+        }
+        Some("errors-exactly") => {
+            let mut codes = codes_in(&stdout(&out));
+            let mut want: Vec<String> = words[1..].iter().map(|w| w.to_string()).collect();
+            codes.sort();
+            want.sort();
+            if out.status.code() != Some(1) || codes != want {
+                return Err(format!("expected exactly {want:?}, got {codes:?} (exit {:?})\n{}", out.status.code(), stdout(&out)));
             }
         }
         Some("error") => {

@@ -302,7 +302,10 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(run(cli.command, &ui)) {
+    match runtime.block_on(async {
+        let interrupt = exec::Interrupt::install();
+        run(cli.command, &ui, &interrupt).await
+    }) {
         Ok(code) => code,
         Err(failure) => {
             ui.report(&failure.sources, &failure.diags, failure.json);
@@ -422,14 +425,14 @@ fn acquire<'s>(store: &'s mut dyn Store, command: &str, timeout: Duration, json:
     }
 }
 
-async fn run(command: Command, ui: &Ui) -> Result<i32, Failure> {
+async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i32, Failure> {
     match command {
         Command::Validate { dir, json } => validate(&dir, json, ui),
         Command::Plan(args) => plan_cmd(args, ui).await,
-        Command::Apply(args) => apply_cmd(args, ui).await,
+        Command::Apply(args) => apply_cmd(args, ui, interrupt).await,
         Command::Destroy(args) => {
             let DestroyArgs { dir, common, auto_approve, parallelism } = args;
-            run_apply(&dir, common, auto_approve, parallelism, true, None, ui).await
+            run_apply(&dir, common, auto_approve, parallelism, true, None, ui, interrupt).await
         }
         Command::Output { name, dir, state, json, show_sensitive } => output_cmd(&dir, &state, name, json, show_sensitive),
         Command::State(cmd) => state_cmd(cmd),
@@ -654,7 +657,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)
 }
 
-async fn apply_cmd(args: ApplyArgs, ui: &Ui) -> Result<i32, Failure> {
+async fn apply_cmd(args: ApplyArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i32, Failure> {
     let ApplyArgs { target, common, auto_approve, parallelism } = args;
     if target.is_file() {
         let json = common.json;
@@ -672,13 +675,22 @@ async fn apply_cmd(args: ApplyArgs, ui: &Ui) -> Result<i32, Failure> {
         let dir = pf.project_dir.clone();
         let destroy = pf.destroy;
         // A saved plan was already approved when it was reviewed.
-        return run_apply(&dir, common, true, parallelism, destroy, Some(pf), ui).await;
+        return run_apply(&dir, common, true, parallelism, destroy, Some(pf), ui, interrupt).await;
     }
-    run_apply(&target, common, auto_approve, parallelism, false, None, ui).await
+    run_apply(&target, common, auto_approve, parallelism, false, None, ui, interrupt).await
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_apply(dir: &Path, common: CommonArgs, auto_approve: bool, parallelism: usize, destroy: bool, saved: Option<PlanFile>, ui: &Ui) -> Result<i32, Failure> {
+async fn run_apply(
+    dir: &Path,
+    common: CommonArgs,
+    auto_approve: bool,
+    parallelism: usize,
+    destroy: bool,
+    saved: Option<PlanFile>,
+    ui: &Ui,
+    interrupt: &exec::Interrupt,
+) -> Result<i32, Failure> {
     let json = common.json;
     let command = if destroy { "destroy" } else { "apply" };
     let mut store = open_store(dir, &common.state, json)?;
@@ -743,6 +755,10 @@ async fn run_apply(dir: &Path, common: CommonArgs, auto_approve: bool, paralleli
             return Ok(1);
         }
     }
+    if interrupt.fired() {
+        eprintln!("Interrupted before applying: nothing was changed.");
+        return Ok(1);
+    }
     let total = plan.changes.iter().filter(|c| c.action != Action::NoOp).count() as u64;
     let progress = if !json && std::io::stderr().is_terminal() && total > 1 {
         let pb = indicatif::ProgressBar::new(total);
@@ -803,6 +819,7 @@ async fn run_apply(dir: &Path, common: CommonArgs, auto_approve: bool, paralleli
         vars: &planned.prepared.vars,
         parallelism,
         command,
+        interrupt,
     };
     let started = Instant::now();
     let result = exec::apply(&ctx, plan, store, &mut planned.prepared.host, &mut on_event).await;

@@ -64,6 +64,7 @@ pub struct ApplyContext<'a> {
     pub vars: &'a IndexMap<String, VarValue>,
     pub parallelism: usize,
     pub command: &'a str,
+    pub interrupt: &'a Interrupt,
 }
 
 /// Deterministic crash points for the fault-injection tests: the process
@@ -156,6 +157,13 @@ struct Task {
 }
 
 type CallResult = Result<Option<Map>, Diagnostic>;
+
+/// What a provider call task reports back.
+enum Answer {
+    Done(CallResult),
+    /// Interrupted while waiting for a parallelism slot: never started.
+    Cancelled,
+}
 
 /// Applies a plan. Diagnostics are returned only for errors that stop the
 /// whole run (state store failures); per-resource failures are in the report.
@@ -258,13 +266,13 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
     let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
     let mut provider_configs: HashMap<String, Map> = HashMap::new();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(ctx.parallelism.max(1)));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, CallResult)>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Answer)>();
     let mut ops: Vec<Op> = Vec::new();
     let mut ready: VecDeque<usize> = tasks.iter().enumerate().filter(|(_, t)| !t.done && t.pending_deps == 0).map(|(i, _)| i).collect();
     let mut in_flight = 0usize;
     let mut interrupted = false;
     let mut last_renew = Instant::now();
-    let mut interrupt = Box::pin(interrupt_signal());
+    let mut interrupt = Box::pin(ctx.interrupt.wait());
     let n_tasks_open = |tasks: &Vec<Task>| tasks.iter().filter(|t| !t.done).count();
 
     loop {
@@ -325,10 +333,23 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
         let mut completions = Vec::with_capacity(answers.len());
         let mut next_steps = Vec::new();
         let mut finished_ops = Vec::new();
-        for (op_idx, result) in answers {
+        for (op_idx, answer) in answers {
             let op = &ops[op_idx];
             let change = &plan.changes[op.change_idx];
             let step = op.steps.front().copied().unwrap_or(Step::Create);
+            let result = match answer {
+                Answer::Done(result) => result,
+                Answer::Cancelled => {
+                    completions.push(Completion::Close { intent: op.intent_id, outcome: "cancelled: interrupted before it started".into() });
+                    let t = op.task;
+                    tasks[t].failed = true;
+                    tasks[t].open_ops -= 1;
+                    if tasks[t].open_ops == 0 {
+                        fail_task(ctx, plan, t, &mut tasks, &mut report, on_event);
+                    }
+                    continue;
+                }
+            };
             match result {
                 Ok(observed) => {
                     match (step, observed) {
@@ -460,23 +481,44 @@ fn plan_has_zero_instances(cfg: &Config, address: &str) -> bool {
     cfg.resources.get(address).is_some_and(|r| r.meta.count.is_some() || r.meta.for_each.is_some())
 }
 
-async fn interrupt_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-            (Ok(mut i), Ok(mut t)) => {
-                tokio::select! {
-                    _ = i.recv() => {},
-                    _ = t.recv() => {},
+/// SIGINT/SIGTERM, caught from the start of the process: an apply stops
+/// starting new work, lets the calls in flight finish, records them, and
+/// exits non-zero; a signal during planning stops before anything changes.
+#[derive(Clone, Default)]
+pub struct Interrupt {
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl Interrupt {
+    /// Installs the handlers (needs a tokio runtime). Without them (tests,
+    /// library use) an `Interrupt` simply never fires.
+    pub fn install() -> Interrupt {
+        let me = Interrupt::default();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            for kind in [SignalKind::interrupt(), SignalKind::terminate()] {
+                if let Ok(mut stream) = signal(kind) {
+                    let me = me.clone();
+                    tokio::spawn(async move {
+                        while stream.recv().await.is_some() {
+                            me.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                            me.notify.notify_one();
+                        }
+                    });
                 }
             }
-            _ => std::future::pending::<()>().await,
         }
+        me
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    pub fn fired(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    async fn wait(&self) {
+        if !self.fired() {
+            self.notify.notified().await;
+        }
     }
 }
 
@@ -702,7 +744,7 @@ fn dispatch(
     ops: &mut [Op],
     providers: &HashMap<String, Arc<dyn Provider>>,
     semaphore: &Arc<tokio::sync::Semaphore>,
-    tx: &tokio::sync::mpsc::UnboundedSender<(usize, CallResult)>,
+    tx: &tokio::sync::mpsc::UnboundedSender<(usize, Answer)>,
     faults: &mut FaultCounter,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(), Diagnostic> {
@@ -768,14 +810,19 @@ fn dispatch(
     for (oi, step, provider, object, config, prior_attrs) in calls {
         let tx = tx.clone();
         let semaphore = semaphore.clone();
+        let interrupt = ctx.interrupt.clone();
         tokio::spawn(async move {
             let _permit = semaphore.acquire_owned().await;
+            if interrupt.fired() {
+                let _ = tx.send((oi, Answer::Cancelled));
+                return;
+            }
             let result: CallResult = match step {
                 Step::Create => provider.create(CreateRequest { object, config }).await.map(Some),
                 Step::Update => provider.update(UpdateRequest { object, prior: prior_attrs, config }).await.map(Some),
                 Step::Delete => provider.delete(DeleteRequest { object, prior: prior_attrs }).await.map(|_| None),
             };
-            let _ = tx.send((oi, result));
+            let _ = tx.send((oi, Answer::Done(result)));
         });
     }
     Ok(())

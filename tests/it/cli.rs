@@ -440,3 +440,86 @@ fn prevent_destroy_also_blocks_a_replacement() {
     assert_exit(&plan, 1);
     assert!(stderr(&plan).contains("P4003"), "{}", stderr(&plan));
 }
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+fn plant_lock(dir: &std::path::Path, pid: u32, expires_in: i64) {
+    let db = rusqlite::Connection::open(dir.join(".plinth/state.db")).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    db.execute(
+        "INSERT OR REPLACE INTO locks (env, holder, host, pid, command, acquired_at, expires_at) VALUES ('default', 'ann', ?1, ?2, 'apply', '2026-11-21T10:00:00Z', ?3)",
+        rusqlite::params![hostname(), pid, now + expires_in],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_held_lock_is_reported_with_its_holder_and_can_be_removed() {
+    let p = project(&[("main.plinth", "resource core.data x { input = 1 }\n")]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    // A live holder (another process on this host) with a valid lease.
+    let mut holder = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    plant_lock(p.path(), holder.id(), 600);
+    let o = run(p.path(), &["plan", "--lock-timeout", "1s"]);
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains("P5002") && err.contains("ann@") && err.contains(&format!("pid {}", holder.id())), "{err}");
+    assert_exit(&run(p.path(), &["unlock"]), 0);
+    assert_exit(&run(p.path(), &["plan"]), 0);
+    // A holder that died: its lock is taken over without waiting.
+    plant_lock(p.path(), holder.id(), 600);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_exit(&run(p.path(), &["plan"]), 0);
+    // An expired lease is taken over too, even if the pid were alive.
+    plant_lock(p.path(), std::process::id(), -5);
+    assert_exit(&run(p.path(), &["plan"]), 0);
+}
+
+#[test]
+fn sigterm_finishes_in_flight_work_records_it_and_exits_non_zero() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut src = String::new();
+    for i in 0..400 {
+        src.push_str(&format!("resource file.file f{i} {{\n  path    = \"out/{i}.txt\"\n  content = \"{i}\"\n}}\n"));
+    }
+    let p = project(&[("main.plinth", &src)]);
+    let probe = project(&[("main.plinth", &src)]);
+    let t0 = std::time::Instant::now();
+    assert_exit(&run(probe.path(), &["apply", "--auto-approve", "--parallelism", "2"]), 0);
+    let full = t0.elapsed();
+    let child = plinth()
+        .args(["apply", "--auto-approve", "--parallelism", "2"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(full * 2 / 3);
+    unsafe_sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.signal().is_none(), "killed by the signal instead of handling it");
+    let created: usize = std::fs::read_dir(p.path().join("out")).map(|d| d.count()).unwrap_or(0);
+    let recorded = stdout(&run(p.path(), &["state", "list"])).lines().count();
+    // Whatever exists is recorded: nothing in flight was lost.
+    assert_eq!(created, recorded, "{}", stdout(&out));
+    if out.status.code() == Some(1) {
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(all.contains("Interrupted"), "{all}");
+        let hist = stdout(&run(p.path(), &["state", "history", "--json"]));
+        // Stopped while planning: no run was recorded; while applying: it is
+        // recorded as interrupted.
+        assert!(recorded == 0 || hist.contains("\"interrupted\""), "{hist}");
+    } else {
+        assert_exit(&out, 0); // the apply finished before the signal arrived
+    }
+    // The lock was released: the next run converges at once.
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    assert_eq!(stdout(&run(p.path(), &["state", "list"])).lines().count(), 400);
+}
+
+fn unsafe_sigterm(pid: u32) {
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+}

@@ -14,6 +14,11 @@
 //! | [`providers`] | one trait, a registry, built-in providers | the engine never names a provider |
 //! | [`cli`] | arguments → stages → output, exit codes | the only module that prints |
 
+// The pest parser is generated without pest's `std` feature (its per-rule
+// stack guard cost ~5% of a plan; `syntax` bounds nesting itself) and then
+// names `alloc` at the crate root.
+extern crate alloc;
+
 pub mod diagnostic;
 pub mod syntax;
 pub mod value;

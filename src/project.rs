@@ -17,8 +17,21 @@ pub struct Project {
     pub dir: PathBuf,
     pub sources: Sources,
     pub files: Vec<ast::File>,
-    /// SHA-256 over every file's name and content: a saved plan records it.
-    pub source_hash: String,
+}
+
+impl Project {
+    /// SHA-256 over every configuration file's name and content: a saved
+    /// plan records it. Computed on demand (hashing costs ~3% of a plan).
+    pub fn source_hash(&self) -> String {
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        for file in &self.sources.files {
+            let base = Path::new(&file.name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            sha2::Digest::update(&mut hasher, base.as_bytes());
+            sha2::Digest::update(&mut hasher, [0u8]);
+            sha2::Digest::update(&mut hasher, file.text.as_bytes());
+        }
+        hex::encode(sha2::Digest::finalize(hasher))
+    }
 }
 
 /// Reads and parses every `*.plinth` file directly in `dir`.
@@ -50,7 +63,6 @@ pub fn load(dir: &Path) -> Result<Project, (Sources, Diags)> {
     }
     let mut files = Vec::new();
     let mut diags = Vec::new();
-    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
     for path in paths {
         let name = display_path(&path);
         let bytes = match std::fs::read(&path) {
@@ -60,10 +72,6 @@ pub fn load(dir: &Path) -> Result<Project, (Sources, Diags)> {
                 continue;
             }
         };
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        sha2::Digest::update(&mut hasher, file_name.as_bytes());
-        sha2::Digest::update(&mut hasher, [0u8]);
-        sha2::Digest::update(&mut hasher, &bytes);
         let (file_id, parsed) = parse_bytes(&mut sources, &name, bytes, syntax::parse_file);
         match parsed {
             Some(Ok(f)) => files.push(f),
@@ -71,9 +79,8 @@ pub fn load(dir: &Path) -> Result<Project, (Sources, Diags)> {
             None => diags.push(invalid_utf8(&sources, file_id)),
         }
     }
-    let source_hash = hex::encode(sha2::Digest::finalize(hasher));
     if diags.is_empty() {
-        Ok(Project { dir: dir.to_path_buf(), sources, files, source_hash })
+        Ok(Project { dir: dir.to_path_buf(), sources, files })
     } else {
         Err((sources, diags))
     }
@@ -117,7 +124,7 @@ pub fn collect_vars(
     vars: &[String],
     host: &mut dyn FnHost,
 ) -> Result<IndexMap<String, VarValue>, Diags> {
-    let mut out: IndexMap<String, VarValue> = IndexMap::new();
+    let mut out: IndexMap<String, VarValue> = IndexMap::default();
     let mut diags = Vec::new();
     let is_string = |name: &str| params.get(name).and_then(|p| p.ty.as_ref()).is_some_and(|t| t.ty == ast::Type::String);
     let param_names: Vec<&str> = params.keys().map(String::as_str).collect();
@@ -253,7 +260,7 @@ pub struct RunHost {
 
 impl RunHost {
     pub fn new(base: &Path) -> RunHost {
-        RunHost { base: base.to_path_buf(), env_lookups: BTreeMap::new(), replay: false }
+        RunHost { base: base.to_path_buf(), env_lookups: BTreeMap::default(), replay: false }
     }
     fn resolve(&self, path: &str) -> PathBuf {
         let p = Path::new(path);

@@ -450,7 +450,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
 fn validate(dir: &Path, json: bool, ui: &Ui) -> Result<i32, Failure> {
     let loaded = load_checked(dir, json)?;
     let mut host = RunHost::new(dir);
-    let vars = IndexMap::new();
+    let vars = IndexMap::default();
     let empty = crate::state::model::Snapshot::default();
     let inputs = PlanInputs { env: DEFAULT_ENV, cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &empty, vars: &vars };
     plan::plan(&inputs, &PlanOptions { lenient: true, ..PlanOptions::default() }, &mut host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
@@ -488,7 +488,7 @@ async fn refresh(snapshot: &mut crate::state::model::Snapshot, registry: &Regist
         let Some(rec) = snapshot.instances.get(&key).cloned() else { continue };
         let name = rec.provider.split('.').next().unwrap_or("").to_string();
         let Some(factory) = registry.get(&name) else { continue };
-        let provider = match factory.configure(&crate::value::Map::new(), ctx) {
+        let provider = match factory.configure(&crate::value::Map::default(), ctx) {
             Ok(p) => p,
             Err(d) => {
                 diags.push(d);
@@ -618,7 +618,7 @@ async fn plan_cmd(args: PlanArgs, ui: &Ui) -> Result<i32, Failure> {
             destroy,
             only: common.only.clone(),
             prior_serial: plan.prior_serial,
-            source_hash: planned.prepared.loaded.project.source_hash.clone(),
+            source_hash: planned.prepared.loaded.project.source_hash(),
             fingerprint: plan.fingerprint(),
             vars: planned.prepared.vars.iter().map(|(k, v)| (k.clone(), (v.value.to_json(), v.origin.clone()))).collect(),
             env_lookups: planned.prepared.host.env_lookups.clone(),
@@ -698,7 +698,7 @@ async fn run_apply(
     let store: &mut dyn Store = guard.store;
     if let Some(pf) = &saved {
         let project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
-        if project.source_hash != pf.source_hash {
+        if project.source_hash() != pf.source_hash {
             return Err(Failure::bare(
                 Diagnostic::new("P4004", "the configuration changed since the plan was saved")
                     .help("A saved plan applies exactly what was reviewed; the `*.plinth` files differ now. Run `plinth plan --out` again."),

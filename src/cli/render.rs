@@ -86,7 +86,7 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
                 }
             }
             Action::Update | Action::Replace => {
-                let empty = Map::new();
+                let empty = Map::default();
                 let before = c.before.as_ref().unwrap_or(&empty);
                 if let Some(after) = &c.after {
                     let w = width(after);

@@ -97,7 +97,7 @@ impl Config {
 pub fn declare(files: Vec<File>, sources: Sources, registry: &Registry) -> (Config, Diags) {
     let mut cfg = Config { sources, ..Config::default() };
     let mut diags = Vec::new();
-    let mut seen: IndexMap<String, Span> = IndexMap::new();
+    let mut seen: IndexMap<String, Span> = IndexMap::default();
     let mut dup = |kind: &str, key: String, span: Span, diags: &mut Diags| {
         if let Some(first) = seen.get(&key) {
             diags.push(
@@ -163,7 +163,7 @@ pub fn declare(files: Vec<File>, sources: Sources, registry: &Registry) -> (Conf
     }
 
     let mut checker = Checker { cfg: &cfg, registry, diags: Vec::new() };
-    let mut references = IndexMap::new();
+    let mut references = IndexMap::default();
     let mut metas = Vec::new();
     for (name, p) in &cfg.params {
         let mut refs = Vec::new();

@@ -9,7 +9,7 @@ use crate::eval::functions::{self, FnHost};
 use crate::eval::types::article_of_value;
 use crate::syntax::ast::*;
 use crate::value::{Map, Value};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Names visible to expressions: params and lets by name, and one root per
 /// provider name holding `type → name → value` for resources.
@@ -26,9 +26,9 @@ impl Namespace {
     /// Records the value of a resource declaration (an object, or a list/map
     /// of instance objects under `count`/`for_each`).
     pub fn set_resource(&mut self, provider: &str, rtype: &str, name: &str, value: Value) {
-        let root = self.vars.entry(provider.to_string()).or_insert_with(|| Value::Map(Map::new()));
+        let root = self.vars.entry(provider.to_string()).or_insert_with(|| Value::Map(Map::default()));
         if let Value::Map(types) = root {
-            let by_name = types.entry(rtype.to_string()).or_insert_with(|| Value::Map(Map::new()));
+            let by_name = types.entry(rtype.to_string()).or_insert_with(|| Value::Map(Map::default()));
             if let Value::Map(names) = by_name {
                 names.insert(name.to_string(), value);
             }
@@ -90,7 +90,7 @@ impl<'a> Evaluator<'a> {
                 Ok(Value::List(out))
             }
             ExprKind::Object(entries) => {
-                let mut out = Map::with_capacity(entries.len());
+                let mut out = Map::with_capacity_and_hasher(entries.len(), Default::default());
                 for (key, value) in entries {
                     let k = match key {
                         ObjectKey::Literal(s, _) => s.clone(),
@@ -228,7 +228,7 @@ impl<'a> Evaluator<'a> {
                     Some(p) => p,
                     None => return Ok(Value::Unknown.mark_if(sensitive)),
                 };
-                let mut out = Map::new();
+                let mut out = Map::default();
                 let mut unknown = false;
                 let mut cond_sensitive = false;
                 for (k, v) in pairs {

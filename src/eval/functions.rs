@@ -528,7 +528,7 @@ fn f_values(mut a: Args) -> Result<Value, FnError> {
 
 /// Shallow merge; later arguments win; null arguments are skipped.
 fn f_merge(mut a: Args) -> Result<Value, FnError> {
-    let mut out = Map::new();
+    let mut out = Map::default();
     for i in 0..a.len() {
         match a.take(i)? {
             Value::Null => {}
@@ -760,7 +760,7 @@ fn f_zipmap(mut a: Args) -> Result<Value, FnError> {
             ),
         ));
     }
-    let mut out = Map::new();
+    let mut out = Map::default();
     for (i, (k, v)) in keys.iter().zip(values).enumerate() {
         let key = key_string(k, || format!("element {i} of the keys list"))
             .map_err(|m| FnError::at(0, m))?;
@@ -986,7 +986,7 @@ fn f_regex(a: &Args) -> Result<Value, FnError> {
     if named_count == 0 {
         return Ok(Value::List((1..=groups).map(text).collect()));
     }
-    let mut out = Map::new();
+    let mut out = Map::default();
     for (i, name) in named.iter().enumerate() {
         if let Some(name) = name {
             out.insert((*name).to_string(), text(i + 1));
@@ -1403,7 +1403,7 @@ fn from_yaml(v: serde_yaml::Value) -> Result<Value, String> {
             Value::List(items.into_iter().map(from_yaml).collect::<Result<_, _>>()?)
         }
         Y::Mapping(mapping) => {
-            let mut out = Map::new();
+            let mut out = Map::default();
             for (k, v) in mapping {
                 out.insert(yaml_key(k)?, from_yaml(v)?);
             }

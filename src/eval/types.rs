@@ -71,7 +71,7 @@ fn convert_at(value: Value, ty: &Type, path: &mut Vec<String>) -> Result<Value, 
         },
         Type::Map(elem) => match value {
             Value::Map(map) => {
-                let mut out = Map::with_capacity(map.len());
+                let mut out = Map::with_capacity_and_hasher(map.len(), Default::default());
                 for (k, v) in map {
                     path.push(format!("[{k:?}]"));
                     let converted = convert_at(v, elem, path)?;
@@ -84,7 +84,7 @@ fn convert_at(value: Value, ty: &Type, path: &mut Vec<String>) -> Result<Value, 
         },
         Type::Object(fields) => match value {
             Value::Map(mut map) => {
-                let mut out = Map::with_capacity(fields.len());
+                let mut out = Map::with_capacity_and_hasher(fields.len(), Default::default());
                 for (name, fty) in fields {
                     path.push(format!(".{name}"));
                     let v = map.shift_remove(name).unwrap_or(Value::Null);

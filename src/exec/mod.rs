@@ -23,7 +23,8 @@ use crate::state::{Completion, Intent, Store};
 use crate::value::{Map, Value};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
-use std::collections::{HashMap, HashSet, VecDeque};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -179,7 +180,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
     let by_address: HashMap<&str, usize> = plan.changes.iter().enumerate().filter(|(_, c)| c.action != Action::Delete).map(|(i, c)| (c.address.as_str(), i)).collect();
     let planned_resources: HashSet<&str> = plan.changes.iter().map(|c| c.resource.as_str()).collect();
     let mut tasks: Vec<Task> = Vec::new();
-    let mut node_task: HashMap<NodeIndex, usize> = HashMap::new();
+    let mut node_task: HashMap<NodeIndex, usize> = HashMap::default();
     let new_task = |kind| Task { kind, deps: vec![], dependents: vec![], pending_deps: 0, open_ops: 0, failed: false, done: false, values: vec![], values_for: None };
     if !plan.destroy {
         for &n in &ctx.graph.order {
@@ -225,7 +226,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
             }
         }
     }
-    let mut delete_task: HashMap<usize, usize> = HashMap::new();
+    let mut delete_task: HashMap<usize, usize> = HashMap::default();
     for (i, c) in plan.changes.iter().enumerate() {
         if c.action == Action::Delete {
             delete_task.insert(i, tasks.len());
@@ -263,8 +264,8 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
 
     // ---- the walk
     let mut ns = Namespace::default();
-    let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
-    let mut provider_configs: HashMap<String, Map> = HashMap::new();
+    let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::default();
+    let mut provider_configs: HashMap<String, Map> = HashMap::default();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(ctx.parallelism.max(1)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Answer)>();
     let mut ops: Vec<Op> = Vec::new();
@@ -604,7 +605,7 @@ fn provider_for(ctx: &ApplyContext<'_>, providers: &mut HashMap<String, Arc<dyn 
             "The state records objects of the provider `{name}`, which this Plinth does not have; use a Plinth with that provider, or `plinth state rm` the objects."
         ))
     })?;
-    let p = factory.configure(&Map::new(), ctx.provider_ctx)?;
+    let p = factory.configure(&Map::default(), ctx.provider_ctx)?;
     providers.insert(key.to_string(), p.clone());
     Ok(p)
 }
@@ -630,7 +631,7 @@ fn start_task(
             let op = Op {
                 change_idx: ci,
                 steps: VecDeque::from([Step::Delete]),
-                config: Map::new(),
+                config: Map::default(),
                 task: t,
                 started: Instant::now(),
                 deposed_token: None,
@@ -670,7 +671,7 @@ fn start_task(
             let Some(res) = cfg.resources.get(address) else { return Ok(vec![]) };
             let instances = plan::expand_resource(cfg, ctx.registry, address, ns, host, false)?;
             let mut new_ops = Vec::new();
-            let mut seen = HashSet::new();
+            let mut seen = HashSet::default();
             let mut diags = Vec::new();
             for (key, config) in instances {
                 let inst = format!("{address}{}", key.suffix());
@@ -792,7 +793,7 @@ fn dispatch(
             rtype: change.rtype.clone(),
             inputs: plain_inputs.clone(),
             deps: change.deps.clone(),
-            sensitive: sensitive_names(ctx, change, &op.config, &Map::new(), &prior_rec.map(|r| r.sensitive.clone()).unwrap_or_default()),
+            sensitive: sensitive_names(ctx, change, &op.config, &Map::default(), &prior_rec.map(|r| r.sensitive.clone()).unwrap_or_default()),
         });
         let provider = provider_for(ctx, &mut providers, &change.provider, &change.provider_name)?;
         let object = ObjectRef { address: change.address.clone(), rtype: change.rtype.clone(), token };

@@ -35,7 +35,7 @@ pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx:
                 intent.address
             )));
         };
-        let provider = factory.configure(&Map::new(), provider_ctx)?;
+        let provider = factory.configure(&Map::default(), provider_ctx)?;
         let recorded = snapshot.instances.get(&(intent.address.clone(), intent.deposed.clone()));
         let object = ObjectRef { address: intent.address.clone(), rtype: intent.rtype.clone(), token: intent.token.clone() };
         let (inputs, prior) = match intent.action.as_str() {

@@ -9,7 +9,8 @@ use crate::diagnostic::{Diagnostic, Diags, Span};
 use crate::eval::{Config, DeclId};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone)]
 pub struct Graph {
@@ -35,7 +36,7 @@ impl Graph {
 
     /// The nodes in `roots` and everything they depend on, transitively.
     pub fn with_dependencies(&self, roots: impl IntoIterator<Item = NodeIndex>) -> HashSet<NodeIndex> {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let mut stack: Vec<NodeIndex> = roots.into_iter().collect();
         while let Some(n) = stack.pop() {
             if seen.insert(n) {
@@ -49,8 +50,8 @@ impl Graph {
     /// lets, params and provider configurations (recorded in state so that
     /// deletes can run in reverse order without the configuration).
     pub fn resource_dependencies(&self) -> HashMap<String, BTreeSet<String>> {
-        let mut upstream: HashMap<NodeIndex, BTreeSet<String>> = HashMap::new();
-        let mut out = HashMap::new();
+        let mut upstream: HashMap<NodeIndex, BTreeSet<String>> = HashMap::default();
+        let mut out = HashMap::default();
         for &n in &self.order {
             let mut set = BTreeSet::new();
             for d in self.dependencies(n) {
@@ -77,12 +78,12 @@ impl Graph {
 /// Builds the graph; every cycle is a `P3001` diagnostic.
 pub fn build(cfg: &Config) -> Result<Graph, Diags> {
     let mut dag: DiGraph<DeclId, Span> = DiGraph::with_capacity(cfg.references.len(), cfg.references.len() * 2);
-    let mut index = HashMap::with_capacity(cfg.references.len());
+    let mut index = HashMap::with_capacity_and_hasher(cfg.references.len(), Default::default());
     for id in cfg.references.keys() {
         let n = dag.add_node(id.clone());
         index.insert(id.clone(), n);
     }
-    let mut seen_edges: HashSet<(NodeIndex, NodeIndex)> = HashSet::new();
+    let mut seen_edges: HashSet<(NodeIndex, NodeIndex)> = HashSet::default();
     for (id, refs) in &cfg.references {
         let to = index[id];
         for r in refs {
@@ -132,7 +133,7 @@ fn cycles(dag: &DiGraph<DeclId, Span>, cfg: &Config) -> Diags {
         // node repeats: that path is a cycle.
         let Some(&start) = scc.iter().min_by_key(|n| n.index()) else { continue };
         let mut path = vec![start];
-        let mut on_path: HashMap<NodeIndex, usize> = HashMap::from([(start, 0)]);
+        let mut on_path: HashMap<NodeIndex, usize> = [(start, 0usize)].into_iter().collect();
         let mut cur = start;
         let cycle = loop {
             let Some(next) = dag.neighbors_directed(cur, Direction::Outgoing).filter(|m| members.contains(m)).min_by_key(|m| m.index()) else {

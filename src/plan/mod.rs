@@ -22,7 +22,8 @@ use crate::value::{Map, Value};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum InstanceKey {
@@ -206,8 +207,8 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
     let mut ns = Namespace::default();
     let mut changes = Vec::new();
     let mut outputs = Vec::new();
-    let mut planned_instances: HashSet<String> = HashSet::new();
-    let mut failed: HashSet<NodeIndex> = HashSet::new();
+    let mut planned_instances: HashSet<String> = HashSet::default();
+    let mut failed: HashSet<NodeIndex> = HashSet::default();
 
     for &n in &graph.order {
         if let Some(sel) = &selection.nodes {
@@ -352,10 +353,10 @@ impl Selection {
 /// Resolves `--only` targets to graph nodes plus their dependencies.
 pub fn select(cfg: &Config, graph: &Graph, prior: &Snapshot, only: &[String]) -> Result<Selection, Diagnostic> {
     if only.is_empty() {
-        return Ok(Selection { nodes: None, instances: HashMap::new(), patterns: vec![] });
+        return Ok(Selection { nodes: None, instances: HashMap::default(), patterns: vec![] });
     }
     let mut roots = Vec::new();
-    let mut instances: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut instances: HashMap<String, HashSet<String>> = HashMap::default();
     for target in only {
         let resource_part = target.split('[').next().unwrap_or(target);
         let mut matched = false;
@@ -472,8 +473,8 @@ pub fn eval_let(cfg: &Config, name: &str, ns: &mut Namespace, host: &mut dyn FnH
 }
 
 pub fn eval_provider_config(cfg: &Config, key: &str, ns: &Namespace, host: &mut dyn FnHost) -> Result<Map, Diags> {
-    let Some(decl) = cfg.providers.get(key) else { return Ok(Map::new()) };
-    let mut out = Map::new();
+    let Some(decl) = cfg.providers.get(key) else { return Ok(Map::default()) };
+    let mut out = Map::default();
     let mut diags = Vec::new();
     let mut ev = Evaluator::new(ns, host);
     for a in &decl.body.attrs {
@@ -546,7 +547,7 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
             }
             Value::List(items) => {
                 let mut out = Vec::new();
-                let mut seen = HashSet::new();
+                let mut seen = HashSet::default();
                 for item in items {
                     match item {
                         Value::String(s) => {
@@ -584,13 +585,13 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
         let mut bound = 0;
         match (&key, each) {
             (InstanceKey::Int(i), _) => {
-                let mut m = Map::new();
+                let mut m = Map::default();
                 m.insert("index".into(), Value::Int(*i));
                 ev.push_local("count", Value::Map(m));
                 bound += 1;
             }
             (_, Some((k, v))) => {
-                let mut m = Map::new();
+                let mut m = Map::default();
                 m.insert("key".into(), if lenient && k == "*" && matches!(v, Value::Unknown) { Value::Unknown } else { Value::String(k) });
                 m.insert("value".into(), v);
                 ev.push_local("each", Value::Map(m));
@@ -598,7 +599,7 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
             }
             _ => {}
         }
-        let mut config = Map::new();
+        let mut config = Map::default();
         let mut mistyped: Vec<&str> = Vec::new();
         for a in &res.decl.body.attrs {
             let name = a.name.name.as_str();

@@ -69,7 +69,7 @@ pub struct ResourceSchema {
 
 impl ResourceSchema {
     pub fn new(description: &'static str) -> Self {
-        ResourceSchema { description, attributes: IndexMap::new() }
+        ResourceSchema { description, attributes: IndexMap::default() }
     }
     pub fn attr(mut self, name: &'static str, schema: AttrSchema) -> Self {
         self.attributes.insert(name, schema);
@@ -177,7 +177,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn empty() -> Registry {
-        Registry { factories: IndexMap::new() }
+        Registry { factories: IndexMap::default() }
     }
     /// Every built-in provider.
     pub fn builtin() -> Registry {

@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn password_honours_classes_and_minimums() {
-        let mut config = Map::new();
+        let mut config = Map::default();
         config.insert("length".into(), Value::Int(12));
         config.insert("special".into(), Value::Bool(false));
         config.insert("upper".into(), Value::Bool(false));

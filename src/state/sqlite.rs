@@ -34,7 +34,7 @@ fn to_json(map: &Map) -> String {
 fn from_json(text: &str) -> Map {
     match serde_json::from_str::<serde_json::Value>(text).map(|j| Value::from_json(&j)) {
         Ok(Value::Map(m)) => m,
-        _ => Map::new(),
+        _ => Map::default(),
     }
 }
 

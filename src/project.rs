@@ -119,7 +119,7 @@ fn invalid_utf8(sources: &Sources, file: u32) -> Diagnostic {
 /// `--var-file`s (in order), `-var`s (in order).
 pub fn collect_vars(
     sources: &mut Sources,
-    params: &IndexMap<String, ast::ParamDecl>,
+    params: &crate::value::FxIndexMap<String, ast::ParamDecl>,
     var_files: &[PathBuf],
     vars: &[String],
     host: &mut dyn FnHost,

@@ -13,6 +13,9 @@ use std::fmt;
 /// so resistance to hash flooding buys nothing and SipHash cost ~8% of a plan.
 pub type Map = IndexMap<String, Value, rustc_hash::FxBuildHasher>;
 
+/// An insertion-ordered map with the Fx hasher, for the engine's own tables.
+pub type FxIndexMap<K, V> = IndexMap<K, V, rustc_hash::FxBuildHasher>;
+
 #[derive(Debug, Clone)]
 pub enum Value {
     Null,

@@ -237,7 +237,7 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
         "prior_serial": plan.prior_serial,
         "destroy": plan.destroy,
         "has_changes": plan.has_changes(),
-        "summary": { "create": s.create, "update": s.update, "replace": s.replace, "destroy": s.delete },
+        "summary": { "create": s.create, "update": s.update, "replace": s.replace, "destroy": s.delete, "unchanged": plan.unchanged },
         "changes": changes,
         "outputs": outputs,
     })

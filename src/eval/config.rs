@@ -4,7 +4,7 @@ use crate::diagnostic::{suggestion, Diagnostic, Diags, Sources, Span};
 use crate::eval::functions;
 use crate::providers::{Registry, ResourceSchema};
 use crate::syntax::ast::*;
-use indexmap::IndexMap;
+use crate::value::FxIndexMap as IndexMap;
 use std::collections::HashSet;
 
 /// A declaration: a node of the dependency graph.

@@ -178,7 +178,13 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
 
     // ---- tasks: one per declaration (unless destroying), one per delete.
     let by_address: HashMap<&str, usize> = plan.changes.iter().enumerate().filter(|(_, c)| c.action != Action::Delete).map(|(i, c)| (c.address.as_str(), i)).collect();
-    let planned_resources: HashSet<&str> = plan.changes.iter().map(|c| c.resource.as_str()).collect();
+    let planned_resources: HashSet<&str> = plan.resources.iter().map(String::as_str).chain(plan.changes.iter().map(|c| c.resource.as_str())).collect();
+    let mut changes_by_resource: HashMap<&str, Vec<usize>> = HashMap::default();
+    for (i, c) in plan.changes.iter().enumerate() {
+        if c.action != Action::Delete {
+            changes_by_resource.entry(c.resource.as_str()).or_default().push(i);
+        }
+    }
     let mut tasks: Vec<Task> = Vec::new();
     let mut node_task: HashMap<NodeIndex, usize> = HashMap::default();
     let new_task = |kind| Task { kind, deps: vec![], dependents: vec![], pending_deps: 0, open_ops: 0, failed: false, done: false, values: vec![], values_for: None };
@@ -274,7 +280,6 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
     let mut interrupted = false;
     let mut last_renew = Instant::now();
     let mut interrupt = Box::pin(ctx.interrupt.wait());
-    let n_tasks_open = |tasks: &Vec<Task>| tasks.iter().filter(|t| !t.done).count();
 
     loop {
         // 1. Start every ready task; collect the first step of new ops.
@@ -283,7 +288,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
             if interrupted {
                 continue;
             }
-            match start_task(ctx, plan, &prior, t, &mut tasks, &mut ns, &mut providers, &mut provider_configs, host, &mut ops, &by_address, &mut report) {
+            match start_task(ctx, plan, &prior, t, &mut tasks, &mut ns, &mut providers, &mut provider_configs, host, &mut ops, &by_address, &changes_by_resource, &mut report) {
                 Ok(new_ops) => {
                     if new_ops.is_empty() {
                         finish_task(cfg, t, &mut tasks, &mut ns, &mut ready);
@@ -448,7 +453,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
         if interrupted && in_flight == 0 {
             break;
         }
-        if n_tasks_open(&tasks) == 0 && in_flight == 0 {
+        if in_flight == 0 && ready.is_empty() && !tasks.iter().any(|t| !t.done) {
             break;
         }
     }
@@ -623,6 +628,7 @@ fn start_task(
     host: &mut dyn FnHost,
     ops: &mut Vec<Op>,
     by_address: &HashMap<&str, usize>,
+    changes_by_resource: &HashMap<&str, Vec<usize>>,
     report: &mut ApplyReport,
 ) -> Result<Vec<usize>, Diags> {
     let cfg = ctx.cfg;
@@ -677,7 +683,7 @@ fn start_task(
                 let inst = format!("{address}{}", key.suffix());
                 seen.insert(inst.clone());
                 let Some(&ci) = by_address.get(inst.as_str()) else {
-                    // Not selected by --only: keep what is recorded.
+                    // Unchanged, or not selected by --only: what is recorded.
                     if let Some(rec) = prior.get(&inst) {
                         tasks[t].values.push((key, Value::Map(plan::mark_sensitive(rec.attrs.clone(), &rec.sensitive))));
                     }
@@ -700,10 +706,6 @@ fn start_task(
                         }
                     }
                 }
-                if change.action == Action::NoOp {
-                    tasks[t].values.push((key, Value::Map(change.after.clone().unwrap_or_default())));
-                    continue;
-                }
                 let steps: VecDeque<Step> = match change.action {
                     Action::Create => VecDeque::from([Step::Create]),
                     Action::Update => VecDeque::from([Step::Update]),
@@ -714,7 +716,8 @@ fn start_task(
                 ops.push(Op { change_idx: ci, steps, config, task: t, started: Instant::now(), deposed_token: None, intent_id: 0, token: String::new() });
                 new_ops.push(ops.len() - 1);
             }
-            for c in plan.changes.iter().filter(|c| &c.resource == address && c.action != Action::Delete) {
+            for &ci in changes_by_resource.get(address.as_str()).map(Vec::as_slice).unwrap_or(&[]) {
+                let c = &plan.changes[ci];
                 if !seen.contains(&c.address) {
                     diags.push(
                         Diagnostic::new("P4010", "instances changed between plan and apply")

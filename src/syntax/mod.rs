@@ -29,11 +29,27 @@ pub const MAX_DEPTH: usize = 200;
 /// Longest chain of binary operators in one expression (a left-deep tree).
 pub const MAX_OPERATORS: usize = 2_000;
 
+/// Files larger than this are parsed in chunks of whole declarations, so
+/// that pest's token queue never holds more than one chunk (at 50,000
+/// resources the whole-file queue dominated peak memory).
+const CHUNK_BYTES: usize = 64 * 1024;
+
 /// Parses a configuration file (declarations).
 pub fn parse_file(file: FileId, text: &str) -> Result<File, Diags> {
     precheck(file, text)?;
-    let mut pairs = PlinthParser::parse(Rule::file, text).map_err(|e| vec![syntax_error(file, text, e)])?;
-    let mut builder = Builder { file, diags: Vec::new() };
+    if text.len() > CHUNK_BYTES {
+        if let Some(parsed) = parse_in_chunks(file, text) {
+            return parsed;
+        }
+    }
+    parse_items(file, text, 0).map_err(|e| vec![syntax_error(file, text, e)])?
+}
+
+/// Parses `text` (a run of whole declarations starting at byte `base` of the
+/// file); the outer error is pest's, the inner result the builder's.
+fn parse_items(file: FileId, text: &str, base: usize) -> Result<Result<File, Diags>, pest::error::Error<Rule>> {
+    let mut pairs = PlinthParser::parse(Rule::file, text)?;
+    let mut builder = Builder { file, base, diags: Vec::new() };
     let mut items = Vec::new();
     if let Some(root) = pairs.next() {
         for pair in root.into_inner() {
@@ -42,18 +58,119 @@ pub fn parse_file(file: FileId, text: &str) -> Result<File, Diags> {
             }
         }
     }
-    if builder.diags.is_empty() {
-        Ok(File { items })
-    } else {
-        Err(builder.diags)
+    Ok(if builder.diags.is_empty() { Ok(File { items }) } else { Err(builder.diags) })
+}
+
+/// Parses chunk by chunk. None when any chunk fails to parse: the caller then
+/// parses the whole file, so results and messages are exactly those of a
+/// whole-file parse (a split inside a multi-line construct always leaves its
+/// chunk unterminated, hence failing).
+fn parse_in_chunks(file: FileId, text: &str) -> Option<Result<File, Diags>> {
+    let starts = declaration_starts(text);
+    let mut bounds = vec![0usize];
+    for s in starts {
+        if s - bounds[bounds.len() - 1] >= CHUNK_BYTES {
+            bounds.push(s);
+        }
     }
+    bounds.push(text.len());
+    if bounds.len() <= 2 {
+        return None;
+    }
+    let mut items = Vec::new();
+    let mut diags = Vec::new();
+    for w in bounds.windows(2) {
+        let chunk = text.get(w[0]..w[1])?;
+        match parse_items(file, chunk, w[0]).ok()? {
+            Ok(f) => items.extend(f.items),
+            Err(d) => diags.extend(d),
+        }
+    }
+    Some(if diags.is_empty() { Ok(File { items }) } else { Err(diags) })
+}
+
+/// Byte offsets of lines that start a top-level declaration, as far as a
+/// light scan can tell (outside brackets, strings, comments and heredocs).
+fn declaration_starts(text: &str) -> Vec<usize> {
+    const KEYWORDS: [&str; 5] = ["param ", "let ", "provider ", "resource ", "output "];
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut line_start = true;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if line_start && depth == 0 && KEYWORDS.iter().any(|k| bytes[i..].starts_with(k.as_bytes())) {
+            out.push(i);
+        }
+        line_start = false;
+        match b {
+            b'\n' => line_start = true,
+            b'#' => i = skip_to_eol(bytes, i),
+            b'/' if bytes.get(i + 1) == Some(&b'/') => i = skip_to_eol(bytes, i),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = match text[i + 2..].find("*/") {
+                    Some(p) => i + 2 + p + 1,
+                    None => bytes.len(),
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'<' if bytes.get(i + 1) == Some(&b'<') => {
+                let mut j = i + 2;
+                if bytes.get(j) == Some(&b'-') {
+                    j += 1;
+                }
+                let tag_start = j;
+                while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
+                    j += 1;
+                }
+                if j > tag_start {
+                    let tag = &text[tag_start..j];
+                    // Skip to the line holding only the tag.
+                    let mut k = match text[j..].find('\n') {
+                        Some(p) => j + p + 1,
+                        None => bytes.len(),
+                    };
+                    while k < bytes.len() {
+                        let end = text[k..].find('\n').map_or(bytes.len(), |p| k + p);
+                        if text[k..end].trim() == tag {
+                            break;
+                        }
+                        k = end + 1;
+                    }
+                    i = k.saturating_sub(1);
+                }
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+fn skip_to_eol(bytes: &[u8], i: usize) -> usize {
+    let mut j = i;
+    while j < bytes.len() && bytes[j] != b'\n' {
+        j += 1;
+    }
+    j.saturating_sub(1).max(i)
 }
 
 /// Parses a values file: only `name = expr` assignments.
 pub fn parse_assignments(file: FileId, text: &str) -> Result<Vec<Attribute>, Diags> {
     precheck(file, text)?;
     let mut pairs = PlinthParser::parse(Rule::varfile, text).map_err(|e| vec![syntax_error(file, text, e)])?;
-    let mut builder = Builder { file, diags: Vec::new() };
+    let mut builder = Builder { file, base: 0, diags: Vec::new() };
     let mut attrs = Vec::new();
     if let Some(root) = pairs.next() {
         for pair in root.into_inner() {
@@ -264,13 +381,15 @@ fn rule_name(rule: Rule) -> &'static str {
 
 struct Builder {
     file: FileId,
+    /// Offset of the parsed text in its file (chunked parsing).
+    base: usize,
     diags: Diags,
 }
 
 impl Builder {
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, s.start(), s.end())
+        Span::new(self.file, self.base + s.start(), self.base + s.end())
     }
 
     fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
@@ -842,5 +961,57 @@ impl CloneWith for Type {
             "map" => Type::Map(Box::new(Type::Any)),
             _ => Type::List(Box::new(Type::Any)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(text: &str) -> Result<File, Diags> {
+        parse_items(0, text, 0).map_err(|e| vec![syntax_error(0, text, e)]).and_then(|r| r)
+    }
+
+    fn big_project(extra: &str) -> String {
+        let mut s = String::new();
+        for i in 0..3000 {
+            s.push_str(&format!("resource core.data r{i} {{\n  input = \"v{i}\" # resource r{i}\n}}\n"));
+            if i == 1500 {
+                // Lines inside a heredoc and a comment that look like declarations.
+                s.push_str("let doc = <<EOT\nresource fake.thing x {\nlet y = 1\nEOT\n/*\nresource also.fake y {\n*/\n");
+            }
+        }
+        s.push_str(extra);
+        s
+    }
+
+    #[test]
+    fn chunked_parsing_equals_whole_file_parsing() {
+        let text = big_project("output last = core.data.r2999.output\n");
+        assert!(text.len() > 2 * CHUNK_BYTES);
+        assert!(declaration_starts(&text).len() > 3000);
+        let chunked = parse_file(0, &text).expect("parses");
+        let reference = whole(&text).expect("parses");
+        assert_eq!(format!("{chunked:?}"), format!("{reference:?}"));
+        assert!(parse_in_chunks(0, &text).is_some(), "the file should really have been chunked");
+    }
+
+    #[test]
+    fn errors_late_in_a_big_file_point_at_the_right_place() {
+        let text = big_project("resource core.data broken {\n  input = \n}\n");
+        let err = parse_file(0, &text).expect_err("must fail");
+        let reference = whole(&text).expect_err("must fail");
+        assert_eq!(err, reference);
+        let start = err[0].labels[0].span.start as usize;
+        assert!(text[..start].contains("resource core.data broken"), "span points before the error");
+    }
+
+    #[test]
+    fn spans_of_later_chunks_are_absolute() {
+        let text = big_project("");
+        let file = parse_file(0, &text).expect("parses");
+        let Some(Item::Resource(last)) = file.items.last() else { panic!("last item is a resource") };
+        let at = last.name.span.start as usize;
+        assert_eq!(&text[at..last.name.span.end as usize], "r2999");
     }
 }

@@ -342,6 +342,7 @@ fn rule_name(rule: Rule) -> &'static str {
         Rule::colon => "`:`",
         Rule::operation => "an expression",
         Rule::bin_op => "an operator",
+        Rule::op_start => "an operator",
         Rule::unary_op => "`!` or `-`",
         Rule::postfix => "an expression",
         Rule::suffix => "`.`, `[` or an operator",

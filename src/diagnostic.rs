@@ -253,7 +253,7 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     for candidate in candidates {
         let distance = edit_distance(name, candidate);
         let limit = (name.chars().count().max(candidate.chars().count()) / 3).max(1);
-        if distance <= limit && best.map_or(true, |(d, _)| distance < d) {
+        if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
     }

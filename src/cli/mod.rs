@@ -823,7 +823,6 @@ async fn run_apply(
     };
     let started = Instant::now();
     let result = exec::apply(&ctx, plan, store, &mut planned.prepared.host, &mut on_event).await;
-    drop(on_event);
     if let Some(pb) = &progress {
         pb.finish_and_clear();
     }
@@ -938,7 +937,7 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
         StateCommand::Show { address, dir, state, json } => {
             let store = open_store(&dir, &state, json)?;
             let snap = store.snapshot().map_err(|d| Failure::bare(d, json))?;
-            let recs: Vec<_> = snap.instances.values().filter(|r| address.as_ref().map_or(true, |a| plan::glob_match(a, &r.address))).collect();
+            let recs: Vec<_> = snap.instances.values().filter(|r| address.as_ref().is_none_or(|a| plan::glob_match(a, &r.address))).collect();
             if recs.is_empty() {
                 if let Some(a) = &address {
                     return Err(Failure::bare(

@@ -373,9 +373,8 @@ impl<'a> Evaluator<'a> {
                 sensitive = true;
                 cur = inner;
             }
-            match cur {
-                Value::Unknown => return Ok(Value::Unknown.mark_if(sensitive)),
-                _ => {}
+            if let Value::Unknown = cur {
+                return Ok(Value::Unknown.mark_if(sensitive));
             }
             cur = match (step, key) {
                 (TraversalStep::Attr(name), _) => match cur {

@@ -78,9 +78,12 @@ struct Fault {
 }
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum FaultPoint {
-    AfterIntent,
-    AfterCall,
-    AfterComplete,
+    /// After the k-th intent is durable, before its provider call.
+    Intent,
+    /// After the k-th provider call answered, before its result is durable.
+    Call,
+    /// After the k-th result is durable.
+    Complete,
 }
 
 impl Fault {
@@ -88,9 +91,9 @@ impl Fault {
         let v = std::env::var("PLINTH_FAULT").ok()?;
         let (p, k) = v.split_once(':')?;
         let point = match p {
-            "intent" => FaultPoint::AfterIntent,
-            "call" => FaultPoint::AfterCall,
-            "complete" => FaultPoint::AfterComplete,
+            "intent" => FaultPoint::Intent,
+            "call" => FaultPoint::Call,
+            "complete" => FaultPoint::Complete,
             _ => return None,
         };
         Some(Fault { point, at: k.parse().ok()? })
@@ -334,7 +337,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
             continue;
         }
         in_flight -= answers.len();
-        faults.hit(FaultPoint::AfterCall, answers.len());
+        faults.hit(FaultPoint::Call, answers.len());
         // 3. Record every answer in one transaction.
         let mut completions = Vec::with_capacity(answers.len());
         let mut next_steps = Vec::new();
@@ -420,7 +423,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
             }
         }
         store.complete(serial, &completions).map_err(|d| vec![d])?;
-        faults.hit(FaultPoint::AfterComplete, completions.len());
+        faults.hit(FaultPoint::Complete, completions.len());
         if last_renew.elapsed() > Duration::from_secs(15) {
             let _ = store.renew_lock(std::process::id() as i64, crate::state::LOCK_LEASE_SECS);
             last_renew = Instant::now();
@@ -810,7 +813,7 @@ fn dispatch(
     for (intent, (oi, ..)) in intents.iter().zip(calls.iter()) {
         ops[*oi].intent_id = intent.id;
     }
-    faults.hit(FaultPoint::AfterIntent, intents.len());
+    faults.hit(FaultPoint::Intent, intents.len());
     for (oi, step, provider, object, config, prior_attrs) in calls {
         let tx = tx.clone();
         let semaphore = semaphore.clone();

@@ -6,6 +6,7 @@
 //! operation writes O(1) rows, never the whole state. A run that finds
 //! unfinished intents reconciles them first (see `exec::reconcile`).
 
+pub mod conformance;
 pub mod model;
 pub mod sqlite;
 
@@ -37,8 +38,10 @@ pub struct Intent {
     pub sensitive: Vec<String>,
 }
 
-/// What one transaction records after provider calls answered.
+/// What one transaction records after provider calls answered. Short-lived
+/// (a batch at a time), so the size of the `Upsert` variant does not matter.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum Completion {
     /// The object exists with these attributes.
     Upsert { intent: Option<i64>, record: InstanceRecord },

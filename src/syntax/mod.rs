@@ -77,13 +77,32 @@ fn parse_in_chunks(file: FileId, text: &str) -> Option<Result<File, Diags>> {
     if bounds.len() <= 2 {
         return None;
     }
+    // Chunks are independent: parse them on every core, in contiguous runs,
+    // and join the results in order.
+    let ranges: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8).min(ranges.len());
+    let per_worker = ranges.len().div_ceil(workers);
+    let results: Vec<Option<Vec<Result<File, Diags>>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .chunks(per_worker)
+            .map(|run| {
+                std::thread::Builder::new()
+                    .stack_size(64 << 20)
+                    .spawn_scoped(scope, move || {
+                        run.iter().map(|&(start, end)| parse_items(file, text.get(start..end)?, start).ok()).collect::<Option<Vec<_>>>()
+                    })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.ok().and_then(|h| h.join().ok()).flatten()).collect()
+    });
     let mut items = Vec::new();
     let mut diags = Vec::new();
-    for w in bounds.windows(2) {
-        let chunk = text.get(w[0]..w[1])?;
-        match parse_items(file, chunk, w[0]).ok()? {
-            Ok(f) => items.extend(f.items),
-            Err(d) => diags.extend(d),
+    for run in results {
+        for parsed in run? {
+            match parsed {
+                Ok(f) => items.extend(f.items),
+                Err(d) => diags.extend(d),
+            }
         }
     }
     Some(if diags.is_empty() { Ok(File { items }) } else { Err(diags) })

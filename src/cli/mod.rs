@@ -14,8 +14,7 @@ use crate::exec::{self, ApplyContext, Event};
 use crate::graph::{self, Graph};
 use crate::plan::{self, Action, Plan, PlanInputs, PlanOptions, VarValue};
 use crate::project::{self, Project, RunHost};
-use crate::providers::{ProviderContext, ReadRequest, ObjectRef, Registry};
-use crate::state::sqlite::SqliteStore;
+use crate::providers::{ProviderContext, Registry};
 use crate::state::{LockInfo, Store, LOCK_LEASE_SECS};
 use crate::value::Value;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -73,6 +72,13 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Destroy every object the state records, in reverse dependency order.
     Destroy(DestroyArgs),
+    /// Read every managed object back and report what changed outside
+    /// Plinth, attribute by attribute (JSON/YAML key order and whitespace
+    /// do not count), plus unmanaged objects where a provider can list them.
+    /// Every report is kept (`--history`). For scheduled CI jobs.
+    ///
+    /// Exit codes: 0 no drift, 2 drift, 1 error.
+    Drift(DriftArgs),
     /// Print the recorded outputs.
     Output {
         /// One output to print (all when omitted).
@@ -126,9 +132,11 @@ pub enum GraphFormat {
 
 #[derive(Args, Debug, Clone)]
 pub struct StateArg {
-    /// State database (default: <DIR>/.plinth/state.db).
-    #[arg(long = "state", value_name = "PATH")]
-    pub path: Option<PathBuf>,
+    /// Where state lives: a SQLite file path (default: <DIR>/.plinth/state.db),
+    /// `postgres://user@host/db[?schema=s]`, or
+    /// `s3://bucket/prefix?endpoint=URL&region=R&path_style=true`.
+    #[arg(long = "state", id = "state_address", value_name = "ADDRESS", env = "PLINTH_STATE")]
+    pub address: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -207,6 +215,41 @@ pub struct DestroyArgs {
     pub parallelism: usize,
 }
 
+#[derive(Args, Debug)]
+pub struct DriftArgs {
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    #[command(flatten)]
+    pub state: StateArg,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a JUnit XML report (one test case per object) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Show the kept drift reports instead of checking now.
+    #[arg(long, conflicts_with_all = ["fix", "accept"])]
+    pub history: bool,
+    /// Apply the remediation plan: make reality match the configuration.
+    #[arg(long, conflicts_with = "accept")]
+    pub fix: bool,
+    /// Record reality as the new state (Terraform's refresh-only apply).
+    #[arg(long)]
+    pub accept: bool,
+    /// With --fix: do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Save the remediation plan so that `plinth apply FILE` applies it after review.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["fix", "accept"])]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum StateCommand {
     /// Every recorded instance address, one per line.
@@ -240,6 +283,29 @@ pub enum StateCommand {
         from: String,
         to: String,
         #[arg(short = 'C', long = "dir", default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
+    },
+    /// Copy an environment's state to another backend (e.g. from the local
+    /// SQLite file to S3 or PostgreSQL), then point --state at it.
+    Migrate {
+        /// Destination address: a file path, postgres://…, or s3://…
+        #[arg(long, value_name = "ADDRESS")]
+        to: String,
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        state: StateArg,
+        /// Overwrite a destination that already holds state for this environment.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Re-seal every stored value with the current PLINTH_STATE_KEY (after a
+    /// rotation, with the old key in PLINTH_STATE_KEY_PREVIOUS), or with none
+    /// to decrypt the state.
+    Rekey {
+        #[arg(default_value = ".")]
         dir: PathBuf,
         #[command(flatten)]
         state: StateArg,
@@ -379,12 +445,26 @@ pub fn load_checked(dir: &Path, json: bool) -> Result<Loaded, Failure> {
     Ok(Loaded { project, cfg, graph, registry })
 }
 
-fn state_path(dir: &Path, arg: &StateArg) -> PathBuf {
-    arg.path.clone().unwrap_or_else(|| dir.join(".plinth").join("state.db"))
+/// The state address for a project: as given, or the default SQLite file.
+/// Relative file paths are made absolute (a saved plan records the address).
+fn state_address(dir: &Path, arg: &StateArg) -> String {
+    match &arg.address {
+        Some(a) if a.contains("://") => a.clone(),
+        Some(a) => absolute(Path::new(a)).display().to_string(),
+        None => absolute(&dir.join(".plinth").join("state.db")).display().to_string(),
+    }
 }
 
-fn open_store(dir: &Path, arg: &StateArg, json: bool) -> Result<SqliteStore, Failure> {
-    SqliteStore::open(&state_path(dir, arg), DEFAULT_ENV).map_err(|d| Failure::bare(d, json))
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map(|c| c.join(path)).unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+fn open_store(dir: &Path, arg: &StateArg, json: bool) -> Result<Box<dyn Store>, Failure> {
+    crate::state::open(&state_address(dir, arg), DEFAULT_ENV).map_err(|d| Failure::bare(d, json))
 }
 
 /// Holds the environment's lock until dropped.
@@ -434,6 +514,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
             let DestroyArgs { dir, common, auto_approve, parallelism } = args;
             run_apply(&dir, common, auto_approve, parallelism, true, None, ui, interrupt).await
         }
+        Command::Drift(args) => drift_cmd(args, ui, interrupt).await,
         Command::Output { name, dir, state, json, show_sensitive } => output_cmd(&dir, &state, name, json, show_sensitive),
         Command::State(cmd) => state_cmd(cmd),
         Command::Graph { dir, format } => graph_cmd(&dir, format),
@@ -479,63 +560,13 @@ fn prepare(dir: &Path, vars: &VarArgs, json: bool) -> Result<Prepared, Failure> 
     Ok(Prepared { loaded, vars: var_values, host })
 }
 
-async fn refresh(snapshot: &mut crate::state::model::Snapshot, registry: &Registry, ctx: &ProviderContext, parallelism: usize) -> Result<(), Diags> {
-    let mut diags = Vec::new();
-    let keys: Vec<(String, String)> = snapshot.instances.keys().cloned().collect();
-    let mut set = tokio::task::JoinSet::new();
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
-    for key in keys {
-        let Some(rec) = snapshot.instances.get(&key).cloned() else { continue };
-        let name = rec.provider.split('.').next().unwrap_or("").to_string();
-        let Some(factory) = registry.get(&name) else { continue };
-        let provider = match factory.configure(&crate::value::Map::default(), ctx) {
-            Ok(p) => p,
-            Err(d) => {
-                diags.push(d);
-                continue;
-            }
-        };
-        let sem = sem.clone();
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let object = ObjectRef { address: rec.address.clone(), rtype: rec.rtype.clone(), token: String::new() };
-            let r = provider.read(ReadRequest { object, inputs: rec.inputs.clone(), prior: Some(rec.attrs.clone()) }).await;
-            (key, r)
-        });
-    }
-    while let Some(joined) = set.join_next().await {
-        let Ok((key, result)) = joined else { continue };
-        match result {
-            Ok(None) => {
-                snapshot.instances.shift_remove(&key);
-            }
-            Ok(Some(observed)) => {
-                if let Some(rec) = snapshot.instances.get_mut(&key) {
-                    for (k, v) in &observed {
-                        if rec.inputs.contains_key(k) {
-                            rec.inputs.insert(k.clone(), v.clone());
-                        }
-                    }
-                    rec.attrs = observed;
-                }
-            }
-            Err(d) => diags.push(d),
-        }
-    }
-    if diags.is_empty() {
-        Ok(())
-    } else {
-        Err(diags)
-    }
-}
-
 /// A saved plan: what was decided and everything needed to decide it again.
 #[derive(Serialize, Deserialize)]
 struct PlanFile {
     format: String,
     version: u32,
     project_dir: PathBuf,
-    state_path: PathBuf,
+    state: String,
     env: String,
     destroy: bool,
     only: Vec<String>,
@@ -569,11 +600,12 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
             Prepared { loaded, vars, host }
         }
     };
-    let provider_ctx = ProviderContext { project_dir: dir.to_path_buf() };
+    let provider_ctx = provider_context(dir);
     let reconciled = exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx).await.map_err(|d| Failure::bare(d, json))?;
     let mut snapshot = store.snapshot().map_err(|d| Failure::bare(d, json))?;
     if common.refresh {
-        refresh(&mut snapshot, &prepared.loaded.registry, &provider_ctx, 10).await.map_err(|d| Failure::new(&prepared.loaded.cfg.sources, d, json))?;
+        let seen = exec::refresh::read_all(&snapshot, &prepared.loaded.registry, &provider_ctx, 10).await.map_err(|d| Failure::new(&prepared.loaded.cfg.sources, d, json))?;
+        exec::refresh::apply_observations(&mut snapshot, seen);
     }
     let loaded = &prepared.loaded;
     let inputs = PlanInputs { env: DEFAULT_ENV, cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &snapshot, vars: &prepared.vars };
@@ -598,7 +630,7 @@ async fn plan_cmd(args: PlanArgs, ui: &Ui) -> Result<i32, Failure> {
     let PlanArgs { dir, common, destroy, out, detailed_exitcode } = args;
     let json = common.json;
     let mut store = open_store(&dir, &common.state, json)?;
-    let guard = acquire(&mut store, "plan", common.lock_timeout, json)?;
+    let guard = acquire(store.as_mut(), "plan", common.lock_timeout, json)?;
     let planned = make_plan(&dir, &common, destroy, guard.store, None).await?;
     drop(guard);
     print_reconciled(&planned.reconciled, json);
@@ -609,32 +641,45 @@ async fn plan_cmd(args: PlanArgs, ui: &Ui) -> Result<i32, Failure> {
         print!("{}", render::plan_text(plan, ui.style));
     }
     if let Some(path) = out {
-        let pf = PlanFile {
-            format: PLAN_FORMAT.into(),
-            version: 1,
-            project_dir: std::fs::canonicalize(&dir).unwrap_or(dir.clone()),
-            state_path: std::fs::canonicalize(state_path(&dir, &common.state)).unwrap_or_else(|_| state_path(&dir, &common.state)),
-            env: plan.env.clone(),
-            destroy,
-            only: common.only.clone(),
-            prior_serial: plan.prior_serial,
-            source_hash: planned.prepared.loaded.project.source_hash(),
-            fingerprint: plan.fingerprint(),
-            vars: planned.prepared.vars.iter().map(|(k, v)| (k.clone(), (v.value.to_json(), v.origin.clone()))).collect(),
-            env_lookups: planned.prepared.host.env_lookups.clone(),
-            refresh: common.refresh,
-        };
-        let text = serde_json::to_string_pretty(&pf).unwrap_or_default();
-        write_private(&path, text.as_bytes()).map_err(|e| {
-            Failure::bare(Diagnostic::new("P4008", "cannot save the plan").help(format!("{}: {e}.", path.display())), json)
-        })?;
-        if !json {
-            println!("\nSaved the plan to {}. Apply exactly it with: plinth apply {}", path.display(), path.display());
-        }
+        save_plan(&path, &dir, &common.state, &common.only, common.refresh, plan, &planned.prepared, json)?;
     }
     let code = if detailed_exitcode && plan.has_changes() { 2 } else { 0 };
     exit_without_freeing(planned);
     Ok(code)
+}
+
+/// Providers see the project directory canonicalised, so that what they
+/// compute from it (a file's absolute path) does not depend on how the
+/// directory was spelled on the command line.
+fn provider_context(dir: &Path) -> ProviderContext {
+    ProviderContext { project_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| absolute(dir)) }
+}
+
+/// Writes a plan file that `plinth apply FILE` applies exactly.
+#[allow(clippy::too_many_arguments)]
+fn save_plan(path: &Path, dir: &Path, state: &StateArg, only: &[String], refresh: bool, plan: &Plan, prepared: &Prepared, json: bool) -> Result<(), Failure> {
+    let pf = PlanFile {
+        format: PLAN_FORMAT.into(),
+        version: 1,
+        project_dir: std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()),
+        state: state_address(dir, state),
+        env: plan.env.clone(),
+        destroy: plan.destroy,
+        only: only.to_vec(),
+        prior_serial: plan.prior_serial,
+        source_hash: prepared.loaded.project.source_hash(),
+        fingerprint: plan.fingerprint(),
+        vars: prepared.vars.iter().map(|(k, v)| (k.clone(), (v.value.to_json(), v.origin.clone()))).collect(),
+        env_lookups: prepared.host.env_lookups.clone(),
+        refresh,
+    };
+    let text = serde_json::to_string_pretty(&pf).unwrap_or_default();
+    write_private(path, text.as_bytes())
+        .map_err(|e| Failure::bare(Diagnostic::new("P4008", "cannot save the plan").help(format!("{}: {e}.", path.display())), json))?;
+    if !json {
+        println!("\nSaved the plan to {}. Apply exactly it with: plinth apply {}", path.display(), path.display());
+    }
+    Ok(())
 }
 
 /// The process is about to exit: freeing a large configuration, graph and
@@ -669,8 +714,8 @@ async fn apply_cmd(args: ApplyArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
         let mut common = common;
         common.only = pf.only.clone();
         common.refresh = pf.refresh;
-        if common.state.path.is_none() {
-            common.state.path = Some(pf.state_path.clone());
+        if common.state.address.is_none() {
+            common.state.address = Some(pf.state.clone());
         }
         let dir = pf.project_dir.clone();
         let destroy = pf.destroy;
@@ -694,7 +739,7 @@ async fn run_apply(
     let json = common.json;
     let command = if destroy { "destroy" } else { "apply" };
     let mut store = open_store(dir, &common.state, json)?;
-    let guard = acquire(&mut store, command, common.lock_timeout, json)?;
+    let guard = acquire(store.as_mut(), command, common.lock_timeout, json)?;
     let store: &mut dyn Store = guard.store;
     if let Some(pf) = &saved {
         let project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
@@ -809,7 +854,7 @@ async fn run_apply(
     if !json {
         println!();
     }
-    let provider_ctx = ProviderContext { project_dir: dir.to_path_buf() };
+    let provider_ctx = provider_context(dir);
     let loaded = &planned.prepared.loaded;
     let ctx = ApplyContext {
         cfg: &loaded.cfg,
@@ -873,6 +918,96 @@ async fn run_apply(
     Ok(0)
 }
 
+async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i32, Failure> {
+    let json = args.json;
+    let dir = args.dir.clone();
+    if args.history {
+        let store = open_store(&dir, &args.state, json)?;
+        let history = store.drift_history().map_err(|d| Failure::bare(d, json))?;
+        if json {
+            println!("{}", serde_json::to_string(&history).unwrap_or_default());
+        } else {
+            println!("{:<20}  {:>6}  {:>7}  {:>7}  {:>9}", "checked at", "serial", "objects", "drifted", "unmanaged");
+            for h in history {
+                println!("{:<20}  {:>6}  {:>7}  {:>7}  {:>9}", h.at, h.serial, h.checked, h.drifted, h.unmanaged);
+            }
+        }
+        return Ok(0);
+    }
+    let provider_ctx = provider_context(&dir);
+    let mut store = open_store(&dir, &args.state, json)?;
+    let guard = acquire(store.as_mut(), "drift", args.lock_timeout, json)?;
+    let store: &mut dyn Store = guard.store;
+    let mut prepared = prepare(&dir, &args.vars, json)?;
+    exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx).await.map_err(|d| Failure::bare(d, json))?;
+    let prior = store.snapshot().map_err(|d| Failure::bare(d, json))?;
+    let loaded = &prepared.loaded;
+    let observations = exec::refresh::read_all(&prior, &loaded.registry, &provider_ctx, args.parallelism).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    let drift = plan::drift::compare(&prior, &observations, &loaded.registry);
+    let unmanaged = exec::refresh::unmanaged(&prior, &loaded.registry, &provider_ctx).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    // What it would take to bring reality back to the configuration.
+    let mut refreshed = prior.clone();
+    exec::refresh::apply_observations(&mut refreshed, observations.clone());
+    let inputs = PlanInputs { env: DEFAULT_ENV, cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &refreshed, vars: &prepared.vars };
+    let remediation = plan::plan(&inputs, &PlanOptions::default(), &mut prepared.host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    let summary = remediation.summary();
+    let n_drifted = drift.iter().filter(|d| d.status != plan::drift::Status::InSync).count();
+    let at = crate::state::now_rfc3339();
+    let report = render::drift_json(DEFAULT_ENV, prior.serial, &drift, &unmanaged, Some(&summary));
+    let record = crate::state::model::DriftRecord {
+        at: at.clone(),
+        serial: prior.serial,
+        checked: drift.len() as i64,
+        drifted: n_drifted as i64,
+        unmanaged: unmanaged.len() as i64,
+        report: report.clone(),
+    };
+    if let Err(d) = store.record_drift(&record) {
+        if !json {
+            eprintln!("warning: {} (the report was not kept)", d.message);
+        }
+    }
+    if json {
+        println!("{report}");
+    } else {
+        print!("{}", render::drift_text(DEFAULT_ENV, prior.serial, &drift, &unmanaged, Some(&summary), ui.style));
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, render::drift_junit(DEFAULT_ENV, &at, &drift, &unmanaged))
+            .map_err(|e| Failure::bare(Diagnostic::new("P4008", "cannot write the JUnit report").help(format!("{}: {e}.", path.display())), json))?;
+    }
+    let has_drift = n_drifted > 0 || !unmanaged.is_empty();
+    if let Some(path) = &args.out {
+        save_plan(path, &dir, &args.state, &[], true, &remediation, &prepared, json)?;
+    }
+    if args.accept && n_drifted > 0 {
+        let serial = store.begin_run("drift accept").map_err(|d| Failure::bare(d, json))?;
+        let mut completions = Vec::new();
+        for d in drift.iter().filter(|d| d.status != plan::drift::Status::InSync) {
+            let key = (d.address.clone(), d.deposed.clone());
+            match refreshed.instances.get(&key) {
+                Some(rec) => completions.push(crate::state::Completion::Upsert { intent: None, record: rec.clone() }),
+                None => completions.push(crate::state::Completion::Remove { intent: None, address: d.address.clone(), deposed: d.deposed.clone() }),
+            }
+        }
+        store.complete(serial, &completions).map_err(|d| Failure::bare(d, json))?;
+        store.finish_run(serial, "accepted", [0, completions.len() as i64, 0, 0]).map_err(|d| Failure::bare(d, json))?;
+        if !json {
+            println!("\nRecorded reality as the new state for {} object(s) (state serial {serial}).", completions.len());
+        }
+        return Ok(0);
+    }
+    if args.fix && has_drift {
+        drop(guard);
+        if !json {
+            println!();
+        }
+        let common = CommonArgs { vars: args.vars, state: args.state, only: vec![], refresh: true, lock_timeout: args.lock_timeout, json };
+        return run_apply(&dir, common, args.auto_approve, args.parallelism, false, None, ui, interrupt).await;
+    }
+    Ok(if has_drift { 2 } else { 0 })
+}
+
 fn output_cmd(dir: &Path, state: &StateArg, name: Option<String>, json: bool, show_sensitive: bool) -> Result<i32, Failure> {
     let store = open_store(dir, state, json)?;
     let snap = store.snapshot().map_err(|d| Failure::bare(d, json))?;
@@ -927,10 +1062,10 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
     match cmd {
         StateCommand::List { dir, state } => {
             let store = open_store(&dir, &state, false)?;
-            let snap = store.snapshot().map_err(|d| Failure::bare(d, false))?;
+            let addresses = store.addresses().map_err(|d| Failure::bare(d, false))?;
             let mut out = std::io::stdout().lock();
-            for rec in snap.instances.values() {
-                let _ = if rec.deposed.is_empty() { writeln!(out, "{}", rec.address) } else { writeln!(out, "{} (deposed {})", rec.address, rec.deposed) };
+            for (address, deposed) in addresses {
+                let _ = if deposed.is_empty() { writeln!(out, "{address}") } else { writeln!(out, "{address} (deposed {deposed})") };
             }
             Ok(0)
         }
@@ -981,7 +1116,7 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
         }
         StateCommand::Rm { addresses, dir, state } => {
             let mut store = open_store(&dir, &state, false)?;
-            let guard = acquire(&mut store, "state rm", Duration::ZERO, false)?;
+            let guard = acquire(store.as_mut(), "state rm", Duration::ZERO, false)?;
             let mut missing = Vec::new();
             for a in &addresses {
                 let n = guard.store.remove_instance(a).map_err(|d| Failure::bare(d, false))?;
@@ -1001,7 +1136,7 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
         }
         StateCommand::Mv { from, to, dir, state } => {
             let mut store = open_store(&dir, &state, false)?;
-            let guard = acquire(&mut store, "state mv", Duration::ZERO, false)?;
+            let guard = acquire(store.as_mut(), "state mv", Duration::ZERO, false)?;
             let snap = guard.store.snapshot().map_err(|d| Failure::bare(d, false))?;
             if snap.get(&to).is_some() {
                 return Err(Failure::bare(Diagnostic::new("P5005", "destination already recorded").help(format!("`{to}` is already in the state; remove it first with `plinth state rm`.")), false));
@@ -1021,6 +1156,73 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
                 ));
             }
             println!("Moved {from} to {to}.");
+            Ok(0)
+        }
+        StateCommand::Migrate { to, dir, state, force } => {
+            let from_address = state_address(&dir, &state);
+            let to_address = state_address(&dir, &StateArg { address: Some(to) });
+            if from_address == to_address {
+                return Err(Failure::bare(Diagnostic::new("P5008", "cannot migrate state onto itself").help("Give --to a different address than the current state."), false));
+            }
+            let mut source = open_store(&dir, &state, false)?;
+            let source = acquire(source.as_mut(), "state migrate", Duration::ZERO, false)?;
+            if !source.store.unfinished_intents().map_err(|d| Failure::bare(d, false))?.is_empty() {
+                return Err(Failure::bare(
+                    Diagnostic::new("P5008", "the state has unfinished operations")
+                        .help("An interrupted run left operations to reconcile; run `plinth plan` (it reconciles them) and migrate then."),
+                    false,
+                ));
+            }
+            let snap = source.store.snapshot().map_err(|d| Failure::bare(d, false))?;
+            let mut dest = crate::state::open(&to_address, DEFAULT_ENV).map_err(|d| Failure::bare(d, false))?;
+            let dest = acquire(dest.as_mut(), "state migrate", Duration::ZERO, false)?;
+            let existing = dest.store.snapshot().map_err(|d| Failure::bare(d, false))?;
+            if !existing.instances.is_empty() && !force {
+                return Err(Failure::bare(
+                    Diagnostic::new("P5008", "the destination already holds state").help(format!(
+                        "{to_address} records {} instance(s) for this environment; pass --force to replace them.",
+                        existing.instances.len()
+                    )),
+                    false,
+                ));
+            }
+            let serial = dest.store.begin_run("state migrate").map_err(|d| Failure::bare(d, false))?;
+            let mut completions: Vec<crate::state::Completion> = existing
+                .instances
+                .values()
+                .map(|r| crate::state::Completion::Remove { intent: None, address: r.address.clone(), deposed: r.deposed.clone() })
+                .collect();
+            completions.extend(snap.instances.values().map(|r| crate::state::Completion::Upsert { intent: None, record: r.clone() }));
+            dest.store.complete(serial, &completions).map_err(|d| Failure::bare(d, false))?;
+            let outputs: Vec<(String, serde_json::Value, bool)> = snap.outputs.iter().map(|(k, o)| (k.clone(), o.value.clone(), o.sensitive)).collect();
+            dest.store.set_outputs(&outputs).map_err(|d| Failure::bare(d, false))?;
+            dest.store.finish_run(serial, "migrated", [snap.instances.len() as i64, 0, 0, 0]).map_err(|d| Failure::bare(d, false))?;
+            println!(
+                "Copied {} instance(s) and {} output(s) to {to_address}. Use it from now on with --state '{to_address}' (or PLINTH_STATE).",
+                snap.instances.len(),
+                outputs.len()
+            );
+            Ok(0)
+        }
+        StateCommand::Rekey { dir, state } => {
+            let mut store = open_store(&dir, &state, false)?;
+            let guard = acquire(store.as_mut(), "state rekey", Duration::ZERO, false)?;
+            if !guard.store.unfinished_intents().map_err(|d| Failure::bare(d, false))?.is_empty() {
+                return Err(Failure::bare(
+                    Diagnostic::new("P5008", "the state has unfinished operations")
+                        .help("An interrupted run left operations to reconcile; run `plinth plan` (it reconciles them) and rekey then."),
+                    false,
+                ));
+            }
+            let snap = guard.store.snapshot().map_err(|d| Failure::bare(d, false))?;
+            let serial = guard.store.begin_run("state rekey").map_err(|d| Failure::bare(d, false))?;
+            let completions: Vec<crate::state::Completion> = snap.instances.values().map(|r| crate::state::Completion::Upsert { intent: None, record: r.clone() }).collect();
+            guard.store.complete(serial, &completions).map_err(|d| Failure::bare(d, false))?;
+            let outputs: Vec<(String, serde_json::Value, bool)> = snap.outputs.iter().map(|(k, o)| (k.clone(), o.value.clone(), o.sensitive)).collect();
+            guard.store.set_outputs(&outputs).map_err(|d| Failure::bare(d, false))?;
+            guard.store.finish_run(serial, "rekeyed", [0, 0, 0, 0]).map_err(|d| Failure::bare(d, false))?;
+            let how = if crate::state::crypt::Keys::from_env().ok().flatten().is_some() { "sealed with the current key" } else { "stored in clear (no PLINTH_STATE_KEY)" };
+            println!("Rewrote {} instance(s) and {} output(s), {how}.", snap.instances.len(), outputs.len());
             Ok(0)
         }
         StateCommand::History { dir, state, json } => {
@@ -1151,4 +1353,20 @@ fn fmt_cmd(path: &Path, check: bool) -> Result<i32, Failure> {
         return Ok(1);
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn terraform_style_var_flags_are_accepted() {
+        let args = super::terraform_style_args(["plinth", "plan", "-var", "a=1", "-var-file=x.vars", "-v"].map(std::ffi::OsString::from));
+        let args: Vec<_> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(args, ["plinth", "plan", "--var", "a=1", "--var-file=x.vars", "-v"]);
+    }
 }

@@ -242,3 +242,125 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
         "outputs": outputs,
     })
 }
+
+// ---------------------------------------------------------------- drift
+
+use crate::plan::drift::{ObjectDrift, Status};
+
+/// The drift report as text.
+pub fn drift_text(env: &str, serial: i64, drift: &[ObjectDrift], unmanaged: &[(String, String)], remediation: Option<&crate::plan::Summary>, style: Style) -> String {
+    let mut out = String::new();
+    let drifted: Vec<&ObjectDrift> = drift.iter().filter(|d| d.status != Status::InSync).collect();
+    let _ = writeln!(out, "Drift in `{env}` (state serial {serial}): {} object(s) read back.\n", drift.len());
+    for d in &drifted {
+        let name = if d.deposed.is_empty() { d.address.clone() } else { format!("{} (deposed {})", d.address, d.deposed) };
+        match d.status {
+            Status::Deleted => {
+                let _ = writeln!(out, "  {} {} was deleted outside Plinth", style.action(Action::Delete, false), style.bold(&name));
+            }
+            _ => {
+                let _ = writeln!(out, "  {} {} was changed outside Plinth", style.action(Action::Update, false), style.bold(&name));
+                let w = d.attributes.iter().map(|a| a.name.chars().count()).max().unwrap_or(0);
+                for a in &d.attributes {
+                    let recorded = Value::from_json(&a.recorded);
+                    let actual = Value::from_json(&a.actual);
+                    let recorded = if a.sensitive { Value::Sensitive(Box::new(recorded)) } else { recorded };
+                    let actual = if a.sensitive { Value::Sensitive(Box::new(actual)) } else { actual };
+                    attr_line(&mut out, w, &a.name, Some(&recorded), &actual, style, "~");
+                }
+            }
+        }
+        out.push('\n');
+    }
+    for (kind, what) in unmanaged {
+        let _ = writeln!(out, "  {} {what} is not managed by Plinth ({kind})", style.red("?"));
+    }
+    if !unmanaged.is_empty() {
+        out.push('\n');
+    }
+    let in_sync = drift.len() - drifted.len();
+    let _ = write!(out, "{} {} drifted, {in_sync} in sync, {} unmanaged.", style.bold("Drift:"), drifted.len(), unmanaged.len());
+    if let Some(r) = remediation {
+        if r.create + r.update + r.replace + r.delete > 0 {
+            let _ = write!(
+                out,
+                " Restoring the configuration (`plinth drift --fix`): {} to create, {} to update, {} to replace, {} to destroy; keeping reality instead: `plinth drift --accept`.",
+                r.create, r.update, r.replace, r.delete
+            );
+        }
+    }
+    out.push('\n');
+    out
+}
+
+pub fn drift_json(env: &str, serial: i64, drift: &[ObjectDrift], unmanaged: &[(String, String)], remediation: Option<&crate::plan::Summary>) -> serde_json::Value {
+    let drifted: Vec<&ObjectDrift> = drift.iter().filter(|d| d.status != Status::InSync).collect();
+    serde_json::json!({
+        "env": env,
+        "serial": serial,
+        "checked": drift.len(),
+        "in_sync": drift.len() - drifted.len(),
+        "drifted": drifted,
+        "unmanaged": unmanaged.iter().map(|(k, w)| serde_json::json!({ "type": k, "object": w })).collect::<Vec<_>>(),
+        "remediation": remediation.map(|r| serde_json::json!({ "create": r.create, "update": r.update, "replace": r.replace, "destroy": r.delete })),
+        "has_drift": !drifted.is_empty() || !unmanaged.is_empty(),
+    })
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML for CI systems: one test case per managed object (a failure
+/// when it drifted) and one failing case per unmanaged object.
+pub fn drift_junit(env: &str, at: &str, drift: &[ObjectDrift], unmanaged: &[(String, String)]) -> String {
+    let failures = drift.iter().filter(|d| d.status != Status::InSync).count() + unmanaged.len();
+    let tests = drift.len() + unmanaged.len();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(out, "<testsuites name=\"plinth drift\" tests=\"{tests}\" failures=\"{failures}\">");
+    let _ = writeln!(out, "  <testsuite name=\"drift: {}\" tests=\"{tests}\" failures=\"{failures}\" timestamp=\"{}\">", xml_escape(env), xml_escape(at));
+    for d in drift {
+        let class = d.address.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+        let name = xml_escape(&d.address);
+        match d.status {
+            Status::InSync => {
+                let _ = writeln!(out, "    <testcase classname=\"{}\" name=\"{name}\"/>", xml_escape(&class));
+            }
+            Status::Deleted => {
+                let _ = writeln!(out, "    <testcase classname=\"{}\" name=\"{name}\">\n      <failure type=\"deleted\" message=\"deleted outside Plinth\"/>\n    </testcase>", xml_escape(&class));
+            }
+            Status::Changed => {
+                let detail: Vec<String> = d.attributes.iter().map(|a| format!("{}: {} -> {}", a.name, a.recorded, a.actual)).collect();
+                let _ = writeln!(
+                    out,
+                    "    <testcase classname=\"{}\" name=\"{name}\">\n      <failure type=\"changed\" message=\"{} attribute(s) changed outside Plinth\">{}</failure>\n    </testcase>",
+                    xml_escape(&class),
+                    d.attributes.len(),
+                    xml_escape(&detail.join("\n"))
+                );
+            }
+        }
+    }
+    for (kind, what) in unmanaged {
+        let _ = writeln!(
+            out,
+            "    <testcase classname=\"unmanaged.{}\" name=\"{}\">\n      <failure type=\"unmanaged\" message=\"not managed by Plinth\"/>\n    </testcase>",
+            xml_escape(kind),
+            xml_escape(what)
+        );
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}

@@ -11,6 +11,7 @@
 //! one transaction.
 
 pub mod reconcile;
+pub mod refresh;
 
 use crate::diagnostic::{Diagnostic, Diags};
 use crate::eval::functions::FnHost;

@@ -10,6 +10,8 @@
 //! The evaluation helpers here ([`expand_resource`], [`eval_let`], …) are also
 //! what `exec` calls at apply time, when unknown values have become known.
 
+pub mod drift;
+
 use crate::diagnostic::{Diagnostic, Diags, Span};
 use crate::eval::functions::FnHost;
 use crate::eval::types::convert;

@@ -19,7 +19,7 @@ impl FileFactory {
             .attr("content", AttrSchema::required(Type::String, "the text to write"))
             .attr("mode", AttrSchema::optional(Type::String, "octal permissions, e.g. \"0600\"").default(Value::str("0644")))
             .attr("id", AttrSchema::computed(Type::String, "the absolute path"))
-            .attr("sha256", AttrSchema::computed(Type::String, "SHA-256 of the content, hex"));
+            .attr("sha256", AttrSchema::computed(Type::String, "SHA-256 of the content, hex").derived());
         let mut schema = ProviderSchema::default();
         schema.resources.insert("file", file);
         FileFactory { schema }
@@ -160,6 +160,25 @@ impl Provider for FileProvider {
     }
     async fn update(&self, req: UpdateRequest) -> Result<Observed, Diagnostic> {
         self.write(req.config)
+    }
+    async fn list(&self, req: ListRequest) -> Result<Vec<String>, Diagnostic> {
+        // The directories Plinth writes files into are Plinth's: any other
+        // regular file there is unmanaged (hidden files excepted).
+        let managed: std::collections::BTreeSet<PathBuf> = req.managed.iter().filter_map(|m| self.resolve(m).ok()).collect();
+        let dirs: std::collections::BTreeSet<PathBuf> = managed.iter().filter_map(|p| p.parent().map(Path::to_path_buf)).collect();
+        let mut out = Vec::new();
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                if path.is_file() && !hidden && !managed.contains(&path) {
+                    out.push(path.strip_prefix(&self.base).unwrap_or(&path).display().to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
     async fn delete(&self, req: DeleteRequest) -> Result<(), Diagnostic> {
         let path = self.resolve(&req.prior)?;

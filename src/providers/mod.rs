@@ -31,17 +31,20 @@ pub struct AttrSchema {
     /// Value used when the configuration leaves an optional attribute out.
     pub default: Option<Value>,
     pub description: &'static str,
+    /// Computed from other attributes (a hash of the content…): never drift
+    /// on its own, since its source is compared after normalisation.
+    pub derived: bool,
 }
 
 impl AttrSchema {
     pub fn required(ty: Type, description: &'static str) -> Self {
-        AttrSchema { ty, required: true, computed: false, sensitive: false, forces_replacement: false, default: None, description }
+        AttrSchema { ty, required: true, computed: false, sensitive: false, forces_replacement: false, default: None, description, derived: false }
     }
     pub fn optional(ty: Type, description: &'static str) -> Self {
-        AttrSchema { ty, required: false, computed: false, sensitive: false, forces_replacement: false, default: None, description }
+        AttrSchema { ty, required: false, computed: false, sensitive: false, forces_replacement: false, default: None, description, derived: false }
     }
     pub fn computed(ty: Type, description: &'static str) -> Self {
-        AttrSchema { ty, required: false, computed: true, sensitive: false, forces_replacement: false, default: None, description }
+        AttrSchema { ty, required: false, computed: true, sensitive: false, forces_replacement: false, default: None, description, derived: false }
     }
     pub fn default(mut self, v: Value) -> Self {
         self.default = Some(v);
@@ -53,6 +56,10 @@ impl AttrSchema {
     }
     pub fn forces_replacement(mut self) -> Self {
         self.forces_replacement = true;
+        self
+    }
+    pub fn derived(mut self) -> Self {
+        self.derived = true;
         self
     }
     /// An input the user sets (as opposed to a purely computed attribute).
@@ -129,6 +136,18 @@ pub trait Provider: Send + Sync {
     async fn create(&self, req: CreateRequest) -> Result<Observed, Diagnostic>;
     async fn update(&self, req: UpdateRequest) -> Result<Observed, Diagnostic>;
     async fn delete(&self, req: DeleteRequest) -> Result<(), Diagnostic>;
+    /// Objects of `rtype` that exist where the managed ones live but are
+    /// not among them (drift's *unmanaged* objects). Providers that cannot
+    /// list return nothing.
+    async fn list(&self, _req: ListRequest) -> Result<Vec<String>, Diagnostic> {
+        Ok(vec![])
+    }
+}
+
+/// What a provider lists against: the inputs of every managed object of a type.
+pub struct ListRequest {
+    pub rtype: String,
+    pub managed: Vec<Map>,
 }
 
 /// Default planning: configured attributes as given, computed attributes

@@ -49,6 +49,25 @@ pub fn run(open: &mut dyn FnMut(&str) -> Box<dyn Store>) {
     environments_are_separate(open);
     locks(open);
     state_edits(open);
+    drift_reports(open);
+}
+
+fn drift_reports(open: &mut dyn FnMut(&str) -> Box<dyn Store>) {
+    let mut store = open("conf/drift");
+    assert!(store.drift_history().expect("history").is_empty());
+    let report = |n: i64| super::model::DriftRecord {
+        at: format!("2026-11-21T00:00:0{n}Z"),
+        serial: n,
+        checked: 10,
+        drifted: n,
+        unmanaged: 0,
+        report: serde_json::json!({ "drifted": [{ "address": format!("core.data.x{n}") }] }),
+    };
+    store.record_drift(&report(1)).expect("record");
+    store.record_drift(&report(2)).expect("record");
+    let kept = open("conf/drift").drift_history().expect("history");
+    assert_eq!(kept, vec![report(1), report(2)], "drift reports are kept, oldest first, exactly");
+    assert!(open("conf/other").drift_history().expect("history").is_empty(), "per environment");
 }
 
 fn empty_state(open: &mut dyn FnMut(&str) -> Box<dyn Store>) {

@@ -7,7 +7,10 @@
 //! unfinished intents reconciles them first (see `exec::reconcile`).
 
 pub mod conformance;
+pub mod crypt;
 pub mod model;
+pub mod postgres;
+pub mod s3;
 pub mod sqlite;
 
 use crate::diagnostic::Diagnostic;
@@ -107,6 +110,10 @@ fn process_alive(pid: i64) -> bool {
 pub trait Store: Send {
     fn env(&self) -> &str;
     fn snapshot(&self) -> Result<Snapshot, Diagnostic>;
+    /// Every recorded (address, deposed) pair; needs no decryption key.
+    fn addresses(&self) -> Result<Vec<(String, String)>, Diagnostic> {
+        Ok(self.snapshot()?.instances.into_keys().collect())
+    }
     /// Starts an applying run: increments the serial, records history.
     fn begin_run(&mut self, command: &str) -> Result<i64, Diagnostic>;
     /// counts: created, updated, replaced, deleted.
@@ -125,6 +132,35 @@ pub trait Store: Send {
     fn renew_lock(&mut self, pid: i64, lease_secs: i64) -> Result<(), Diagnostic>;
     /// Releases the lock (only this pid's, unless None: `plinth unlock`).
     fn unlock(&mut self, pid: Option<i64>) -> Result<bool, Diagnostic>;
+    /// Keeps a drift report.
+    fn record_drift(&mut self, _report: &DriftRecord) -> Result<(), Diagnostic> {
+        Err(no_drift_reports())
+    }
+    /// Every kept drift report, oldest first.
+    fn drift_history(&self) -> Result<Vec<DriftRecord>, Diagnostic> {
+        Err(no_drift_reports())
+    }
+}
+
+fn no_drift_reports() -> Diagnostic {
+    Diagnostic::new("P5010", "this state backend keeps no drift reports")
+        .help("Drift reports are stored by the SQLite backend; `plinth drift` still reports and exits 2 on drift, but `--history` needs that backend.")
+}
+
+/// Opens the store an address names: `postgres://…` (PostgreSQL),
+/// `s3://bucket/prefix?endpoint=…&region=…&path_style=true` (any
+/// S3-compatible server), anything else a SQLite file path.
+/// Values are sealed at rest when `PLINTH_STATE_KEY` is set (see [`crypt`]).
+pub fn open(address: &str, env: &str) -> Result<Box<dyn Store>, Diagnostic> {
+    let keys = crypt::Keys::from_env()?;
+    let inner: Box<dyn Store> = if address.starts_with("postgres://") || address.starts_with("postgresql://") {
+        Box::new(postgres::PostgresStore::open(address, env)?)
+    } else if address.starts_with("s3://") {
+        Box::new(s3::S3Store::open(address, env)?)
+    } else {
+        Box::new(sqlite::SqliteStore::open(std::path::Path::new(address), env)?)
+    };
+    Ok(Box::new(crypt::Encrypted::new(inner, keys)))
 }
 
 pub fn now_unix() -> i64 {

@@ -68,3 +68,14 @@ pub struct HistoryEntry {
     pub replaced: i64,
     pub deleted: i64,
 }
+
+/// One stored drift report (values already redacted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftRecord {
+    pub at: String,
+    pub serial: i64,
+    pub checked: i64,
+    pub drifted: i64,
+    pub unmanaged: i64,
+    pub report: serde_json::Value,
+}

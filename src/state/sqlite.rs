@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// Embedded migrations, applied in order; `PRAGMA user_version` records how
 /// many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../state/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("../../state/0001_init.sql"), include_str!("../../state/0002_drift.sql")];
 
 pub struct SqliteStore {
     conn: Connection,
@@ -60,20 +60,30 @@ impl SqliteStore {
         db_error(&self.path, e)
     }
 
+    /// Applies pending migrations. Each runs in an IMMEDIATE transaction
+    /// that re-reads the version first, so concurrent first runs on a new
+    /// database apply each migration exactly once.
     fn migrate(&mut self) -> Result<(), Diagnostic> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| self.err(e))?;
-        if version as usize > MIGRATIONS.len() {
-            return Err(Diagnostic::new("P5003", "state written by a newer Plinth").help(format!(
-                "{} has schema version {version}, this Plinth knows {}; upgrade Plinth.",
-                self.path,
-                MIGRATIONS.len()
-            )));
+        let current: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| self.err(e))?;
+        if current as usize == MIGRATIONS.len() {
+            return Ok(());
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction().map_err(|e| db_error(&self.path, e))?;
-            tx.execute_batch(sql).map_err(|e| db_error(&self.path, e))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| db_error(&self.path, e))?;
-            tx.commit().map_err(|e| db_error(&self.path, e))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let path = self.path.clone();
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_error(&path, e))?;
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| db_error(&path, e))?;
+            if version as usize > MIGRATIONS.len() {
+                return Err(Diagnostic::new("P5003", "state written by a newer Plinth").help(format!(
+                    "{path} has schema version {version}, this Plinth knows {}; upgrade Plinth.",
+                    MIGRATIONS.len()
+                )));
+            }
+            if version as usize > i {
+                continue;
+            }
+            tx.execute_batch(sql).map_err(|e| db_error(&path, e))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| db_error(&path, e))?;
+            tx.commit().map_err(|e| db_error(&path, e))?;
         }
         Ok(())
     }
@@ -375,6 +385,37 @@ impl Store for SqliteStore {
             .execute("UPDATE locks SET expires_at = ?3 WHERE env = ?1 AND pid = ?2", params![self.env, pid, now_unix() + lease_secs])
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    fn record_drift(&mut self, r: &DriftRecord) -> Result<(), Diagnostic> {
+        self.conn
+            .execute(
+                "INSERT INTO drift_reports (env, at, serial, checked, drifted, unmanaged, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![self.env, r.at, r.serial, r.checked, r.drifted, r.unmanaged, r.report.to_string()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn drift_history(&self) -> Result<Vec<DriftRecord>, Diagnostic> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, serial, checked, drifted, unmanaged, report FROM drift_reports WHERE env = ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([&self.env], |r| {
+                let report: String = r.get(5)?;
+                Ok(DriftRecord {
+                    at: r.get(0)?,
+                    serial: r.get(1)?,
+                    checked: r.get(2)?,
+                    drifted: r.get(3)?,
+                    unmanaged: r.get(4)?,
+                    report: serde_json::from_str(&report).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     fn unlock(&mut self, pid: Option<i64>) -> Result<bool, Diagnostic> {

@@ -523,3 +523,139 @@ fn sigterm_finishes_in_flight_work_records_it_and_exits_non_zero() {
 fn unsafe_sigterm(pid: u32) {
     std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
 }
+
+#[test]
+fn state_migrates_between_backends_and_keeps_working() {
+    let p = project(&[("main.plinth", "resource random.password pw { length = 12 }\nresource core.data d { input = \"x\" }\noutput o = core.data.d.output\n")]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    let other = p.path().join("elsewhere/state.db");
+    let m = run(p.path(), &["state", "migrate", "--to", other.to_str().unwrap()]);
+    assert_exit(&m, 0);
+    assert!(stdout(&m).contains("Copied 2 instance(s) and 1 output(s)"), "{}", stdout(&m));
+    let dest = other.to_str().unwrap();
+    assert_eq!(stdout(&run(p.path(), &["state", "list", "--state", dest])).lines().count(), 2);
+    assert_exit(&run(p.path(), &["plan", "--detailed-exitcode", "--state", dest]), 0);
+    assert_eq!(stdout(&run(p.path(), &["output", "o", "--state", dest])).trim(), "x");
+    // The same password: migrated, not regenerated.
+    let password = |db: &std::path::Path| -> String {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.query_row("SELECT attrs FROM instances WHERE address = 'random.password.pw'", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(password(&p.path().join(".plinth/state.db")), password(&other));
+    // Refused onto a destination that has state, unless forced.
+    let again = run(p.path(), &["state", "migrate", "--to", dest]);
+    assert_exit(&again, 1);
+    assert!(stderr(&again).contains("P5008"));
+    assert_exit(&run(p.path(), &["state", "migrate", "--to", dest, "--force"]), 0);
+    assert_eq!(stdout(&run(p.path(), &["state", "list", "--state", dest])).lines().count(), 2);
+}
+
+fn state_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir.join(".plinth")).unwrap().flatten() {
+        all.extend(std::fs::read(entry.path()).unwrap());
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+const KEY_A: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const KEY_B: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+#[test]
+fn with_a_state_key_no_secret_byte_reaches_the_state_files() {
+    let src = "param token: string { sensitive = true }\nresource random.password pw {\n  length  = 32\n  special = false\n}\nresource file.file f {\n  path    = \"secret.txt\"\n  content = random.password.pw.result\n}\nresource core.data t { input = token }\noutput pw = random.password.pw.result { sensitive = true }\n";
+    let p = project(&[("main.plinth", src)]);
+    let with = |key: &str, args: &[&str]| plinth().args(args).env("PLINTH_STATE_KEY", key).current_dir(p.path()).output().unwrap();
+    let token = "tok-very-secret-in-state";
+    assert_exit(&with(KEY_A, &["apply", "--auto-approve", "-var", &format!("token={token}")]), 0);
+    let password = std::fs::read_to_string(p.path().join("secret.txt")).unwrap();
+    let bytes = state_bytes(p.path());
+    assert!(bytes.len() > 1000);
+    for secret in [password.as_str(), token] {
+        assert!(!contains(&bytes, secret.as_bytes()), "a secret is in the state files in clear");
+    }
+    assert!(contains(&bytes, b"random.password.pw"), "addresses stay readable");
+    // The right key works end to end; a wrong key or none is a clear refusal.
+    assert_exit(&with(KEY_A, &["plan", "--detailed-exitcode", "-var", &format!("token={token}")]), 0);
+    let shown = with(KEY_A, &["output", "pw", "--show-sensitive"]);
+    assert_eq!(stdout(&shown).trim(), password);
+    let wrong = with(KEY_B, &["plan", "-var", "token=x"]);
+    assert_exit(&wrong, 1);
+    assert!(stderr(&wrong).contains("P5006") && !stderr(&wrong).contains(KEY_B), "{}", stderr(&wrong));
+    let none = run(p.path(), &["state", "show"]);
+    assert_exit(&none, 1);
+    assert!(stderr(&none).contains("P5006"), "{}", stderr(&none));
+    assert_exit(&run(p.path(), &["state", "list"]), 0);
+    let bad = with("not-a-key", &["plan", "-var", "token=x"]);
+    assert!(stderr(&bad).contains("P5009"), "{}", stderr(&bad));
+    // Rotation: new key current, old key previous; rekey; then the old key is no longer needed.
+    let rotate = plinth().args(["state", "rekey"]).env("PLINTH_STATE_KEY", KEY_B).env("PLINTH_STATE_KEY_PREVIOUS", KEY_A).current_dir(p.path()).output().unwrap();
+    assert_exit(&rotate, 0);
+    assert_exit(&with(KEY_B, &["plan", "--detailed-exitcode", "-var", &format!("token={token}")]), 0);
+    assert_eq!(stdout(&with(KEY_B, &["output", "pw", "--show-sensitive"])).trim(), password);
+    let old = with(KEY_A, &["state", "show"]);
+    assert!(stderr(&old).contains("P5006"), "{}", stderr(&old));
+}
+
+#[test]
+fn concurrent_runs_on_one_environment_never_write_together() {
+    let mut src = String::from("param v: string\n");
+    for i in 0..30 {
+        src.push_str(&format!("resource core.data r{i} {{ input = \"${{v}}-{i}\" }}\n"));
+    }
+    let p = project(&[("main.plinth", &src)]);
+    let n = 8;
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            plinth()
+                .args(["apply", "--auto-approve", "--lock-timeout", "120s", "-var", &format!("v=run{i}")])
+                .current_dir(p.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let db = rusqlite::Connection::open(p.path().join(".plinth/state.db")).unwrap();
+    let serials: Vec<i64> = db.prepare("SELECT serial FROM history WHERE status = 'applied' ORDER BY serial").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(serials, (1..=n as i64).collect::<Vec<_>>(), "every run applied, each with its own serial");
+    // One writer at a time: the intents of each run form one contiguous block.
+    let rows: Vec<(i64, i64)> = db.prepare("SELECT id, serial FROM intents ORDER BY id").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 30 * n, "each run wrote 30 intents");
+    let mut seen = std::collections::HashSet::new();
+    for w in rows.windows(2) {
+        if w[0].1 != w[1].1 {
+            assert!(seen.insert(w[0].1), "run {} wrote again after run {} had started: two writers", w[0].1, w[1].1);
+        }
+    }
+    // The state is one run's, entirely.
+    let inputs: std::collections::HashSet<String> = db
+        .prepare("SELECT inputs FROM instances")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|s| s.unwrap().split('-').next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(inputs.len(), 1, "{inputs:?}");
+}
+
+#[test]
+fn a_refreshed_saved_plan_applies_from_any_working_directory() {
+    let p = project(&[("main.plinth", "resource file.file f {\n  path    = \"out/f.txt\"\n  content = \"wanted\"\n}\n")]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    std::fs::write(p.path().join("out/f.txt"), "edited").unwrap();
+    let plan_file = p.path().join("refresh.plan");
+    assert_exit(&run(p.path(), &["plan", "--refresh", "--out", plan_file.to_str().unwrap()]), 0);
+    // Applied from elsewhere: the project directory is spelled differently.
+    let elsewhere = tempfile::tempdir().unwrap();
+    assert_exit(&run(elsewhere.path(), &["apply", plan_file.to_str().unwrap()]), 0);
+    assert_eq!(std::fs::read_to_string(p.path().join("out/f.txt")).unwrap(), "wanted");
+}

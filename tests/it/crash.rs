@@ -97,7 +97,7 @@ fn apply_with_fault(dir: &Path, fault: &str) -> std::process::ExitStatus {
 
 #[test]
 fn sigkill_at_every_write_ahead_point_converges() {
-    let n_files = 6;
+    let n_files = 40;
     let total_ops = expected_addresses(n_files).len();
     let mut kills = 0;
     for point in ["intent", "call", "complete"] {
@@ -161,7 +161,7 @@ fn sigkill_at_random_instants_converges() {
     let full = t0.elapsed().as_micros() as u64;
     let mut kills = 0;
     let mut partial = 0;
-    for round in 0..40 {
+    for round in 0..60 {
         let p = project(&[("main.plinth", &config(n_files))]);
         let mut child = plinth().args(["apply", "--auto-approve", "--parallelism", "8"]).current_dir(p.path()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
         // Anywhere from start-up to just past the end of a typical apply.
@@ -183,7 +183,7 @@ fn sigkill_at_random_instants_converges() {
         check_converged(p.path(), n_files, &format!("random kill round {round}"));
     }
     eprintln!("crash: {kills} random-instant SIGKILLs ({partial} in the middle of the apply), all converged");
-    assert!(partial >= 5, "only {partial} kills landed mid-apply; the timing window needs adjusting");
+    assert!(partial >= 8, "only {partial} kills landed mid-apply; the timing window needs adjusting");
 }
 
 fn libc_sigkill() -> i32 {

@@ -1,8 +1,11 @@
 //! One integration-test binary, one module per area. Every test drives the
 //! real `plinth` binary against real files in a temporary directory.
 
+mod backend_postgres;
+mod backend_s3;
 mod cli;
 mod crash;
+mod drift;
 mod examples;
 mod fixtures;
 mod pathological;

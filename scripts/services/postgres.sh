@@ -1,0 +1,134 @@
+# scripts/services/postgres.sh — sourced by scripts/test.
+#
+# service_postgres_start: a throwaway PostgreSQL cluster in
+#   $PLINTH_TEST_TMP/pg, owned by the `postgres` OS user (initdb refuses to
+#   run as root), trust authentication on loopback only, listening on a free
+#   port of 127.0.0.1 (no Unix socket); exports
+#   PLINTH_TEST_PG_URL=postgres://postgres@127.0.0.1:$PORT/postgres.
+#   Installs postgresql-15 with apt-get when no server binaries are found.
+# service_postgres_stop: stops that cluster (pg_ctl stop -m fast).
+#
+# Both are safe to call twice. Must not `exit`: this file is sourced.
+
+_pg_bindir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [[ -x "$d/initdb" && -x "$d/pg_ctl" ]] && { echo "$d"; return 0; }
+  done
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(readlink -f "$(command -v pg_ctl)")"
+    return 0
+  fi
+  return 1
+}
+
+# Runs a command as the postgres OS user (or as ourselves when not root).
+_pg_as() {
+  if [[ $(id -u) -ne 0 ]]; then
+    "$@"
+  elif command -v runuser >/dev/null 2>&1; then
+    runuser -u postgres -- "$@"
+  else
+    su postgres -s /bin/sh -c "$(printf '%q ' "$@")"
+  fi
+}
+
+_pg_free_port() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()' && return 0
+  fi
+  local port
+  for port in $(seq 54320 54420); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
+  done
+  return 1
+}
+
+service_postgres_start() {
+  local bindir dir port i
+  : "${PLINTH_TEST_TMP:?PLINTH_TEST_TMP must be set (scripts/test sets it)}"
+  dir="$PLINTH_TEST_TMP/pg"
+  if [[ -n ${PLINTH_PG_DIR:-} && ${PLINTH_PG_DIR} == "$dir" && -f "$dir/data/postmaster.pid" ]]; then
+    echo "postgres: already running on port ${PLINTH_PG_PORT:-?}"
+    return 0
+  fi
+  if ! bindir=$(_pg_bindir); then
+    echo "postgres: no server binaries; installing postgresql-15" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >&2 || {
+      echo "postgres: could not install postgresql-15" >&2
+      return 1
+    }
+    bindir=$(_pg_bindir) || { echo "postgres: initdb/pg_ctl still not found" >&2; return 1; }
+  fi
+  if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin postgres || return 1
+  fi
+
+  # $PLINTH_TEST_TMP comes from mktemp -d (mode 700, root): let the postgres
+  # user traverse it, and give it a directory of its own.
+  chmod o+x "$PLINTH_TEST_TMP" 2>/dev/null || true
+  # A cluster left running here by an earlier start in another shell.
+  if [[ -f "$dir/data/postmaster.pid" ]]; then
+    _pg_as "$bindir/pg_ctl" -D "$dir/data" -m immediate -w -t 10 stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir" || return 1
+  [[ $(id -u) -eq 0 ]] && chown postgres: "$dir"
+  chmod 700 "$dir"
+  _pg_as test -w "$dir" || {
+    echo "postgres: the postgres user cannot write $dir (is a parent directory closed to it?)" >&2
+    return 1
+  }
+
+  _pg_as "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
+    --no-sync >"$dir/initdb.log" 2>&1 ||
+    _pg_as "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 --no-locale \
+      --no-sync >"$dir/initdb.log" 2>&1 || {
+    echo "postgres: initdb failed:" >&2
+    cat "$dir/initdb.log" >&2
+    return 1
+  }
+  # Loopback TCP only, password-less (throwaway cluster).
+  cat >"$dir/data/pg_hba.conf" <<'EOF'
+host all all 127.0.0.1/32 trust
+host all all ::1/128      trust
+EOF
+
+  for i in 1 2 3; do
+    port=$(_pg_free_port) || { echo "postgres: no free port" >&2; return 1; }
+    # fsync off: the cluster is thrown away; tests measure semantics, not disks.
+    if _pg_as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories= -c fsync=off -c full_page_writes=off -c max_connections=200" \
+      start >/dev/null; then
+      break
+    fi
+    port=
+  done
+  if [[ -z $port ]]; then
+    echo "postgres: the server did not start:" >&2
+    tail -n 30 "$dir/server.log" >&2
+    return 1
+  fi
+  for i in $(seq 1 100); do
+    "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" && break
+    sleep 0.1
+  done
+  if ! "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+    echo "postgres: not ready after 10 s:" >&2
+    tail -n 30 "$dir/server.log" >&2
+    return 1
+  fi
+  export PLINTH_PG_DIR="$dir" PLINTH_PG_BINDIR="$bindir" PLINTH_PG_PORT="$port"
+  export PLINTH_TEST_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  echo "postgres: $("$bindir/postgres" --version) on 127.0.0.1:$port ($dir)"
+}
+
+service_postgres_stop() {
+  local dir="${PLINTH_PG_DIR:-${PLINTH_TEST_TMP:+$PLINTH_TEST_TMP/pg}}"
+  local bindir="${PLINTH_PG_BINDIR:-}"
+  [[ -n $dir && -f "$dir/data/postmaster.pid" ]] || return 0
+  [[ -n $bindir ]] || bindir=$(_pg_bindir) || return 0
+  _pg_as "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null || true
+  unset PLINTH_PG_DIR PLINTH_PG_PORT PLINTH_TEST_PG_URL
+}

@@ -1,0 +1,118 @@
+//! Reading every managed object back through its provider, in parallel
+//! (for `plan --refresh` and `drift`), and listing unmanaged objects.
+
+use crate::diagnostic::{Diagnostic, Diags};
+use crate::providers::{ListRequest, ObjectRef, Provider, ProviderContext, ReadRequest, Registry};
+use crate::state::model::Snapshot;
+use crate::value::Map;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What each recorded object looks like now (`None`: it no longer exists).
+pub type Observations = Vec<((String, String), Option<Map>)>;
+
+fn provider_for(registry: &Registry, ctx: &ProviderContext, key: &str, cache: &mut BTreeMap<String, Arc<dyn Provider>>) -> Result<Arc<dyn Provider>, Diagnostic> {
+    if let Some(p) = cache.get(key) {
+        return Ok(p.clone());
+    }
+    let name = key.split('.').next().unwrap_or("");
+    let factory = registry.get(name).ok_or_else(|| {
+        Diagnostic::new("P6001", "unknown provider in state").help(format!("The state records objects of the provider `{name}`, which this Plinth does not have."))
+    })?;
+    let p = factory.configure(&Map::default(), ctx)?;
+    cache.insert(key.to_string(), p.clone());
+    Ok(p)
+}
+
+/// Reads every recorded object, at most `parallelism` at a time.
+pub async fn read_all(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderContext, parallelism: usize) -> Result<Observations, Diags> {
+    let mut diags = Vec::new();
+    let mut cache = BTreeMap::new();
+    let sem = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (key, rec)) in snapshot.instances.iter().enumerate() {
+        let provider = match provider_for(registry, ctx, &rec.provider, &mut cache) {
+            Ok(p) => p,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let sem = sem.clone();
+        let key = key.clone();
+        let object = ObjectRef { address: rec.address.clone(), rtype: rec.rtype.clone(), token: String::new() };
+        let (inputs, prior) = (rec.inputs.clone(), Some(rec.attrs.clone()));
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            (i, key, provider.read(ReadRequest { object, inputs, prior }).await)
+        });
+    }
+    let mut out: Vec<(usize, (String, String), Option<Map>)> = Vec::with_capacity(snapshot.instances.len());
+    while let Some(joined) = set.join_next().await {
+        let Ok((i, key, result)) = joined else { continue };
+        match result {
+            Ok(seen) => out.push((i, key, seen)),
+            Err(d) => {
+                let address = key.0.clone();
+                diags.push(d.note(format!("while reading `{address}`")));
+            }
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    out.sort_by_key(|(i, ..)| *i);
+    Ok(out.into_iter().map(|(_, k, v)| (k, v)).collect())
+}
+
+/// Puts what was read into the snapshot: gone objects leave it; the inputs
+/// of the others become what the provider reports for them.
+pub fn apply_observations(snapshot: &mut Snapshot, observations: Observations) {
+    for (key, seen) in observations {
+        match seen {
+            None => {
+                snapshot.instances.shift_remove(&key);
+            }
+            Some(observed) => {
+                if let Some(rec) = snapshot.instances.get_mut(&key) {
+                    for (k, v) in &observed {
+                        if rec.inputs.contains_key(k) {
+                            rec.inputs.insert(k.clone(), v.clone());
+                        }
+                    }
+                    rec.attrs = observed;
+                }
+            }
+        }
+    }
+}
+
+/// Objects that exist beside the managed ones but are not managed, per
+/// provider type: (type, description).
+pub async fn unmanaged(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderContext) -> Result<Vec<(String, String)>, Diags> {
+    let mut by_type: BTreeMap<(String, String), Vec<Map>> = BTreeMap::new();
+    for rec in snapshot.instances.values() {
+        by_type.entry((rec.provider.clone(), rec.rtype.clone())).or_default().push(rec.inputs.clone());
+    }
+    let mut cache = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut diags = Vec::new();
+    for ((provider, rtype), managed) in by_type {
+        let p = match provider_for(registry, ctx, &provider, &mut cache) {
+            Ok(p) => p,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        match p.list(ListRequest { rtype: rtype.clone(), managed }).await {
+            Ok(found) => out.extend(found.into_iter().map(|f| (format!("{}.{rtype}", provider.split('.').next().unwrap_or("")), f))),
+            Err(d) => diags.push(d),
+        }
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
+}

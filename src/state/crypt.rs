@@ -1,0 +1,340 @@
+//! Encryption at rest, for any [`Store`]: a wrapper that seals every stored
+//! value (instance inputs and attributes, outputs, intent inputs) with
+//! XChaCha20-Poly1305 before it reaches the backend, and opens it on the way
+//! back. Addresses, types and dependency lists stay readable (they are not
+//! secrets and `state list` needs no key); values do not.
+//!
+//! A sealed value is a one-key object `{"$plinth_sealed": "v1.<key id>.<base64>"}`
+//! where the base64 holds a random 24-byte nonce and the ciphertext, and the
+//! associated data binds it to its environment, address and field, so a
+//! sealed value moved elsewhere does not open. The key id (8 hex digits of
+//! SHA-256 of the key) picks the key among the current one and the previous
+//! ones, which is how keys rotate: set the new key, keep the old one in
+//! `PLINTH_STATE_KEY_PREVIOUS`, run `plinth state rekey`.
+
+use super::model::*;
+use super::{Completion, Intent, LockInfo, Store};
+use crate::diagnostic::Diagnostic;
+use crate::value::{Map, Value};
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+
+const SEALED: &str = "$plinth_sealed";
+
+/// A 32-byte key and its id.
+#[derive(Clone)]
+pub struct Key {
+    id: String,
+    cipher: XChaCha20Poly1305,
+}
+
+impl Key {
+    /// A key is 32 random bytes, given base64-encoded (`openssl rand -base64 32`).
+    pub fn parse(text: &str, origin: &str) -> Result<Key, Diagnostic> {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).ok().filter(|b| b.len() == 32).ok_or_else(|| {
+            Diagnostic::new("P5009", "invalid state key").help(format!(
+                "{origin} must hold 32 random bytes in base64 (44 characters), e.g. from `openssl rand -base64 32`. The value itself is not shown."
+            ))
+        })?;
+        let id = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)[..4]);
+        let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| Diagnostic::new("P5009", "invalid state key").help("The key must be 32 bytes."))?;
+        Ok(Key { id, cipher })
+    }
+}
+
+/// The current key (used to seal) and older ones (still accepted to open).
+#[derive(Clone)]
+pub struct Keys {
+    pub current: Key,
+    pub previous: Vec<Key>,
+}
+
+impl Keys {
+    /// From `PLINTH_STATE_KEY` (or the file named by `PLINTH_STATE_KEY_FILE`)
+    /// and `PLINTH_STATE_KEY_PREVIOUS` (comma-separated); None without a key.
+    pub fn from_env() -> Result<Option<Keys>, Diagnostic> {
+        let current = match (std::env::var("PLINTH_STATE_KEY"), std::env::var("PLINTH_STATE_KEY_FILE")) {
+            (Ok(k), _) if !k.trim().is_empty() => Key::parse(&k, "PLINTH_STATE_KEY")?,
+            (_, Ok(path)) if !path.trim().is_empty() => {
+                let text = std::fs::read_to_string(path.trim()).map_err(|e| {
+                    Diagnostic::new("P5009", "cannot read the state key file").help(format!("PLINTH_STATE_KEY_FILE names {path}, which cannot be read: {e}."))
+                })?;
+                Key::parse(&text, "the file named by PLINTH_STATE_KEY_FILE")?
+            }
+            _ => return Ok(None),
+        };
+        let previous = std::env::var("PLINTH_STATE_KEY_PREVIOUS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| Key::parse(k, "PLINTH_STATE_KEY_PREVIOUS"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Keys { current, previous }))
+    }
+
+    fn seal(&self, plain: &Map, aad: &str) -> Map {
+        let json = Value::Map(plain.clone()).to_json().to_string();
+        let mut nonce = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        // Encrypting an in-memory buffer cannot fail for this cipher; if it
+        // ever did, an empty ciphertext is stored (it fails to open, P5006),
+        // never the value in clear.
+        let sealed = self.current.cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: json.as_bytes(), aad: aad.as_bytes() }).unwrap_or_default();
+        let mut blob = nonce.to_vec();
+        blob.extend(sealed);
+        let mut out = Map::default();
+        out.insert(SEALED.into(), Value::String(format!("v1.{}.{}", self.current.id, base64::engine::general_purpose::STANDARD.encode(blob))));
+        out
+    }
+
+    fn open(&self, stored: &Map, aad: &str) -> Result<Map, Diagnostic> {
+        let Some(Value::String(text)) = stored.get(SEALED) else { return Ok(stored.clone()) };
+        let mut parts = text.splitn(3, '.');
+        let (Some("v1"), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(corrupt(aad));
+        };
+        let key = std::iter::once(&self.current).chain(self.previous.iter()).find(|k| k.id == id).ok_or_else(|| {
+            Diagnostic::new("P5006", "the state was encrypted with another key").help(format!(
+                "Values in this state were sealed with key {id}, and neither PLINTH_STATE_KEY ({}) nor PLINTH_STATE_KEY_PREVIOUS holds it. Set the key the state was written with (after a rotation: the old one in PLINTH_STATE_KEY_PREVIOUS).",
+                self.current.id
+            ))
+        })?;
+        let blob = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| corrupt(aad))?;
+        if blob.len() < 24 {
+            return Err(corrupt(aad));
+        }
+        let plain = key.cipher.decrypt(XNonce::from_slice(&blob[..24]), Payload { msg: &blob[24..], aad: aad.as_bytes() }).map_err(|_| corrupt(aad))?;
+        match serde_json::from_slice::<serde_json::Value>(&plain).map(|j| Value::from_json(&j)) {
+            Ok(Value::Map(m)) => Ok(m),
+            _ => Err(corrupt(aad)),
+        }
+    }
+}
+
+fn corrupt(aad: &str) -> Diagnostic {
+    Diagnostic::new("P5006", "a sealed state value does not open")
+        .help(format!("The value for {aad} fails authentication: it was altered, moved, or sealed with a different key of the same id. Restore the state from its history or backup."))
+}
+
+fn locked_without_key() -> Diagnostic {
+    Diagnostic::new("P5006", "the state is encrypted").help("This state holds sealed values; set PLINTH_STATE_KEY (or PLINTH_STATE_KEY_FILE) to the key it was written with.")
+}
+
+/// True when a stored map is sealed.
+fn is_sealed(m: &Map) -> bool {
+    m.len() == 1 && m.contains_key(SEALED)
+}
+
+/// A store that never sees a value in clear when keys are set, and refuses
+/// (P5006) to hand out sealed values when they are not.
+pub struct Encrypted {
+    inner: Box<dyn Store>,
+    keys: Option<Keys>,
+}
+
+impl Encrypted {
+    pub fn new(inner: Box<dyn Store>, keys: Option<Keys>) -> Encrypted {
+        Encrypted { inner, keys }
+    }
+
+    /// Associated data: environment, address and field. Not the deposed
+    /// token: deposing keeps the same object under a new key.
+    fn aad(&self, address: &str, _deposed: &str, field: &str) -> String {
+        format!("plinth:v1:{}:{address}:{field}", self.inner.env())
+    }
+
+    fn seal_map(&self, m: &Map, aad: String) -> Map {
+        match &self.keys {
+            Some(k) => k.seal(m, &aad),
+            None => m.clone(),
+        }
+    }
+
+    fn open_map(&self, m: &Map, aad: String) -> Result<Map, Diagnostic> {
+        match &self.keys {
+            Some(k) => k.open(m, &aad),
+            None if is_sealed(m) => Err(locked_without_key()),
+            None => Ok(m.clone()),
+        }
+    }
+
+    fn seal_record(&self, r: &InstanceRecord) -> InstanceRecord {
+        InstanceRecord {
+            inputs: self.seal_map(&r.inputs, self.aad(&r.address, &r.deposed, "inputs")),
+            attrs: self.seal_map(&r.attrs, self.aad(&r.address, &r.deposed, "attrs")),
+            ..r.clone()
+        }
+    }
+}
+
+fn output_map(value: &serde_json::Value) -> Map {
+    let mut m = Map::default();
+    m.insert("value".into(), Value::from_json(value));
+    m
+}
+
+impl Store for Encrypted {
+    fn env(&self) -> &str {
+        self.inner.env()
+    }
+    fn snapshot(&self) -> Result<Snapshot, Diagnostic> {
+        let mut snap = self.inner.snapshot()?;
+        for rec in snap.instances.values_mut() {
+            rec.inputs = self.open_map(&rec.inputs, self.aad(&rec.address, &rec.deposed, "inputs"))?;
+            rec.attrs = self.open_map(&rec.attrs, self.aad(&rec.address, &rec.deposed, "attrs"))?;
+        }
+        for (name, out) in snap.outputs.iter_mut() {
+            if let serde_json::Value::Object(_) = &out.value {
+                let stored = match Value::from_json(&out.value) {
+                    Value::Map(m) => m,
+                    _ => continue,
+                };
+                if is_sealed(&stored) || self.keys.is_some() {
+                    let opened = self.open_map(&stored, self.aad(&format!("output.{name}"), "", "value"))?;
+                    if is_sealed(&stored) {
+                        out.value = opened.get("value").map(Value::to_json).unwrap_or(serde_json::Value::Null);
+                    }
+                }
+            }
+        }
+        Ok(snap)
+    }
+    fn addresses(&self) -> Result<Vec<(String, String)>, Diagnostic> {
+        self.inner.addresses()
+    }
+    fn begin_run(&mut self, command: &str) -> Result<i64, Diagnostic> {
+        self.inner.begin_run(command)
+    }
+    fn finish_run(&mut self, serial: i64, status: &str, counts: [i64; 4]) -> Result<(), Diagnostic> {
+        self.inner.finish_run(serial, status, counts)
+    }
+    fn write_intents(&mut self, serial: i64, intents: &mut [Intent]) -> Result<(), Diagnostic> {
+        let mut sealed: Vec<Intent> = intents
+            .iter()
+            .map(|i| Intent { inputs: self.seal_map(&i.inputs, self.aad(&i.address, &i.deposed, "intent")), ..i.clone() })
+            .collect();
+        self.inner.write_intents(serial, &mut sealed)?;
+        for (i, s) in intents.iter_mut().zip(sealed) {
+            i.id = s.id;
+        }
+        Ok(())
+    }
+    fn complete(&mut self, serial: i64, completions: &[Completion]) -> Result<(), Diagnostic> {
+        let sealed: Vec<Completion> = completions
+            .iter()
+            .map(|c| match c {
+                Completion::Upsert { intent, record } => Completion::Upsert { intent: *intent, record: self.seal_record(record) },
+                other => other.clone(),
+            })
+            .collect();
+        self.inner.complete(serial, &sealed)
+    }
+    fn unfinished_intents(&self) -> Result<Vec<Intent>, Diagnostic> {
+        self.inner
+            .unfinished_intents()?
+            .into_iter()
+            .map(|i| Ok(Intent { inputs: self.open_map(&i.inputs, self.aad(&i.address, &i.deposed, "intent"))?, ..i }))
+            .collect()
+    }
+    fn set_outputs(&mut self, outputs: &[(String, serde_json::Value, bool)]) -> Result<(), Diagnostic> {
+        let sealed: Vec<(String, serde_json::Value, bool)> = outputs
+            .iter()
+            .map(|(name, value, sensitive)| match &self.keys {
+                Some(_) => (name.clone(), Value::Map(self.seal_map(&output_map(value), self.aad(&format!("output.{name}"), "", "value"))).to_json(), *sensitive),
+                None => (name.clone(), value.clone(), *sensitive),
+            })
+            .collect();
+        self.inner.set_outputs(&sealed)
+    }
+    fn history(&self) -> Result<Vec<HistoryEntry>, Diagnostic> {
+        self.inner.history()
+    }
+    fn remove_instance(&mut self, address: &str) -> Result<usize, Diagnostic> {
+        self.inner.remove_instance(address)
+    }
+    fn move_instance(&mut self, from: &str, to: &str, resource: &str) -> Result<usize, Diagnostic> {
+        // The sealed values are bound to their address: open, move, reseal.
+        let snap = self.snapshot()?;
+        let moved = self.inner.move_instance(from, to, resource)?;
+        if moved > 0 && self.keys.is_some() {
+            if let Some(rec) = snap.get(from) {
+                let rec = InstanceRecord { address: to.to_string(), resource: resource.to_string(), ..rec.clone() };
+                let serial = snap.serial.max(1);
+                self.inner.complete(serial, &[Completion::Upsert { intent: None, record: self.seal_record(&rec) }])?;
+            }
+        }
+        Ok(moved)
+    }
+    fn lock(&mut self, info: &LockInfo, lease_secs: i64) -> Result<Option<LockInfo>, Diagnostic> {
+        self.inner.lock(info, lease_secs)
+    }
+    fn renew_lock(&mut self, pid: i64, lease_secs: i64) -> Result<(), Diagnostic> {
+        self.inner.renew_lock(pid, lease_secs)
+    }
+    fn unlock(&mut self, pid: Option<i64>) -> Result<bool, Diagnostic> {
+        self.inner.unlock(pid)
+    }
+    fn record_drift(&mut self, report: &DriftRecord) -> Result<(), Diagnostic> {
+        if self.keys.is_none() {
+            return self.inner.record_drift(report);
+        }
+        let sealed = DriftRecord { report: Value::Map(self.seal_map(&output_map(&report.report), self.aad(&format!("drift.{}", report.at), "", "report"))).to_json(), ..report.clone() };
+        self.inner.record_drift(&sealed)
+    }
+    fn drift_history(&self) -> Result<Vec<DriftRecord>, Diagnostic> {
+        self.inner
+            .drift_history()?
+            .into_iter()
+            .map(|r| {
+                let stored = match Value::from_json(&r.report) {
+                    Value::Map(m) if is_sealed(&m) => m,
+                    _ => return Ok(r),
+                };
+                let opened = self.open_map(&stored, self.aad(&format!("drift.{}", r.at), "", "report"))?;
+                Ok(DriftRecord { report: opened.get("value").map(Value::to_json).unwrap_or(serde_json::Value::Null), ..r })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> Key {
+        Key::parse(&base64::engine::general_purpose::STANDARD.encode([byte; 32]), "test").unwrap()
+    }
+
+    #[test]
+    fn sealed_values_round_trip_and_bind_to_their_place() {
+        let keys = Keys { current: key(1), previous: vec![] };
+        let mut m = Map::default();
+        m.insert("result".into(), Value::str("hunter2-secret"));
+        let sealed = keys.seal(&m, "a");
+        assert!(!Value::Map(sealed.clone()).to_json().to_string().contains("hunter2"));
+        assert_eq!(keys.open(&sealed, "a").unwrap(), m);
+        assert_eq!(keys.open(&sealed, "b").unwrap_err().code, "P5006", "moved values do not open");
+        let other = Keys { current: key(2), previous: vec![] };
+        assert_eq!(other.open(&sealed, "a").unwrap_err().code, "P5006");
+        let rotated = Keys { current: key(2), previous: vec![key(1)] };
+        assert_eq!(rotated.open(&sealed, "a").unwrap(), m, "the previous key still opens");
+    }
+
+    #[test]
+    fn keys_must_be_32_bytes_of_base64() {
+        assert_eq!(Key::parse("short", "PLINTH_STATE_KEY").err().unwrap().code, "P5009");
+        assert!(Key::parse(&base64::engine::general_purpose::STANDARD.encode([7u8; 32]), "k").is_ok());
+    }
+
+    #[test]
+    fn the_encrypted_sqlite_store_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        crate::state::conformance::run(&mut |env| {
+            let inner = Box::new(crate::state::sqlite::SqliteStore::open(&path, env).unwrap());
+            Box::new(Encrypted::new(inner, Some(Keys { current: key(9), previous: vec![] })))
+        });
+    }
+}

@@ -1,6 +1,14 @@
 //! The `plinth` binary: arguments → library → report → exit code.
 
 fn main() {
+    // `plinth plan | head`: a closed pipe ends the process quietly, as it
+    // does for any Unix filter, instead of panicking in println!.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of a signal at start-up,
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // Deeply nested input is refused with a diagnostic long before this stack
     // could run out; the large stack is a second line of defence.
     let code = std::thread::Builder::new()

@@ -606,6 +606,8 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
     if common.refresh {
         let seen = exec::refresh::read_all(&snapshot, &prepared.loaded.registry, &provider_ctx, 10).await.map_err(|d| Failure::new(&prepared.loaded.cfg.sources, d, json))?;
         exec::refresh::apply_observations(&mut snapshot, seen);
+        // Reading everything back may take long: keep the lease alive.
+        store.renew_lock(std::process::id() as i64, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))?;
     }
     let loaded = &prepared.loaded;
     let inputs = PlanInputs { env: DEFAULT_ENV, cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &snapshot, vars: &prepared.vars };
@@ -945,6 +947,8 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
     let observations = exec::refresh::read_all(&prior, &loaded.registry, &provider_ctx, args.parallelism).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     let drift = plan::drift::compare(&prior, &observations, &loaded.registry);
     let unmanaged = exec::refresh::unmanaged(&prior, &loaded.registry, &provider_ctx).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    // Reading everything back may take long: keep the lease alive.
+    store.renew_lock(std::process::id() as i64, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))?;
     // What it would take to bring reality back to the configuration.
     let mut refreshed = prior.clone();
     exec::refresh::apply_observations(&mut refreshed, observations.clone());
@@ -1221,7 +1225,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             let outputs: Vec<(String, serde_json::Value, bool)> = snap.outputs.iter().map(|(k, o)| (k.clone(), o.value.clone(), o.sensitive)).collect();
             guard.store.set_outputs(&outputs).map_err(|d| Failure::bare(d, false))?;
             guard.store.finish_run(serial, "rekeyed", [0, 0, 0, 0]).map_err(|d| Failure::bare(d, false))?;
-            let how = if crate::state::crypt::Keys::from_env().ok().flatten().is_some() { "sealed with the current key" } else { "stored in clear (no PLINTH_STATE_KEY)" };
+            let sealing = crate::state::crypt::Keys::from_env().ok().flatten().is_some_and(|k| k.current.is_some());
+            let how = if sealing { "sealed with the current key" } else { "stored in clear (no PLINTH_STATE_KEY)" };
             println!("Rewrote {} instance(s) and {} output(s), {how}.", snap.instances.len(), outputs.len());
             Ok(0)
         }

@@ -165,7 +165,10 @@ impl Provider for FileProvider {
         // The directories Plinth writes files into are Plinth's: any other
         // regular file there is unmanaged (hidden files excepted).
         let managed: std::collections::BTreeSet<PathBuf> = req.managed.iter().filter_map(|m| self.resolve(m).ok()).collect();
-        let dirs: std::collections::BTreeSet<PathBuf> = managed.iter().filter_map(|p| p.parent().map(Path::to_path_buf)).collect();
+        // Not the project directory itself: it holds the configuration and
+        // whatever else the user keeps there.
+        let dirs: std::collections::BTreeSet<PathBuf> =
+            managed.iter().filter_map(|p| p.parent().map(Path::to_path_buf)).filter(|d| d != &self.base && !self.base.starts_with(d)).collect();
         let mut out = Vec::new();
         for dir in dirs {
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };

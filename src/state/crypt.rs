@@ -44,10 +44,11 @@ impl Key {
     }
 }
 
-/// The current key (used to seal) and older ones (still accepted to open).
+/// The current key (used to seal; none: values are written in clear) and
+/// older ones (still accepted to open).
 #[derive(Clone)]
 pub struct Keys {
-    pub current: Key,
+    pub current: Option<Key>,
     pub previous: Vec<Key>,
 }
 
@@ -56,14 +57,14 @@ impl Keys {
     /// and `PLINTH_STATE_KEY_PREVIOUS` (comma-separated); None without a key.
     pub fn from_env() -> Result<Option<Keys>, Diagnostic> {
         let current = match (std::env::var("PLINTH_STATE_KEY"), std::env::var("PLINTH_STATE_KEY_FILE")) {
-            (Ok(k), _) if !k.trim().is_empty() => Key::parse(&k, "PLINTH_STATE_KEY")?,
+            (Ok(k), _) if !k.trim().is_empty() => Some(Key::parse(&k, "PLINTH_STATE_KEY")?),
             (_, Ok(path)) if !path.trim().is_empty() => {
                 let text = std::fs::read_to_string(path.trim()).map_err(|e| {
                     Diagnostic::new("P5009", "cannot read the state key file").help(format!("PLINTH_STATE_KEY_FILE names {path}, which cannot be read: {e}."))
                 })?;
-                Key::parse(&text, "the file named by PLINTH_STATE_KEY_FILE")?
+                Some(Key::parse(&text, "the file named by PLINTH_STATE_KEY_FILE")?)
             }
-            _ => return Ok(None),
+            _ => None,
         };
         let previous = std::env::var("PLINTH_STATE_KEY_PREVIOUS")
             .unwrap_or_default()
@@ -71,21 +72,31 @@ impl Keys {
             .filter(|k| !k.trim().is_empty())
             .map(|k| Key::parse(k, "PLINTH_STATE_KEY_PREVIOUS"))
             .collect::<Result<Vec<_>, _>>()?;
+        if current.is_none() && previous.is_empty() {
+            return Ok(None);
+        }
+        // Only previous keys: open what is sealed, write in clear (`state
+        // rekey` with no current key decrypts a state).
         Ok(Some(Keys { current, previous }))
     }
 
+    fn sealing(&self) -> bool {
+        self.current.is_some()
+    }
+
     fn seal(&self, plain: &Map, aad: &str) -> Map {
+        let Some(current) = &self.current else { return plain.clone() };
         let json = Value::Map(plain.clone()).to_json().to_string();
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         // Encrypting an in-memory buffer cannot fail for this cipher; if it
         // ever did, an empty ciphertext is stored (it fails to open, P5006),
         // never the value in clear.
-        let sealed = self.current.cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: json.as_bytes(), aad: aad.as_bytes() }).unwrap_or_default();
+        let sealed = current.cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: json.as_bytes(), aad: aad.as_bytes() }).unwrap_or_default();
         let mut blob = nonce.to_vec();
         blob.extend(sealed);
         let mut out = Map::default();
-        out.insert(SEALED.into(), Value::String(format!("v1.{}.{}", self.current.id, base64::engine::general_purpose::STANDARD.encode(blob))));
+        out.insert(SEALED.into(), Value::String(format!("v1.{}.{}", current.id, base64::engine::general_purpose::STANDARD.encode(blob))));
         out
     }
 
@@ -95,10 +106,10 @@ impl Keys {
         let (Some("v1"), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(corrupt(aad));
         };
-        let key = std::iter::once(&self.current).chain(self.previous.iter()).find(|k| k.id == id).ok_or_else(|| {
+        let key = self.current.iter().chain(self.previous.iter()).find(|k| k.id == id).ok_or_else(|| {
             Diagnostic::new("P5006", "the state was encrypted with another key").help(format!(
                 "Values in this state were sealed with key {id}, and neither PLINTH_STATE_KEY ({}) nor PLINTH_STATE_KEY_PREVIOUS holds it. Set the key the state was written with (after a rotation: the old one in PLINTH_STATE_KEY_PREVIOUS).",
-                self.current.id
+                self.current.as_ref().map_or("not set", |k| k.id.as_str())
             ))
         })?;
         let blob = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| corrupt(aad))?;
@@ -191,11 +202,9 @@ impl Store for Encrypted {
                     Value::Map(m) => m,
                     _ => continue,
                 };
-                if is_sealed(&stored) || self.keys.is_some() {
+                if is_sealed(&stored) {
                     let opened = self.open_map(&stored, self.aad(&format!("output.{name}"), "", "value"))?;
-                    if is_sealed(&stored) {
-                        out.value = opened.get("value").map(Value::to_json).unwrap_or(serde_json::Value::Null);
-                    }
+                    out.value = opened.get("value").map(Value::to_json).unwrap_or(serde_json::Value::Null);
                 }
             }
         }
@@ -242,8 +251,8 @@ impl Store for Encrypted {
         let sealed: Vec<(String, serde_json::Value, bool)> = outputs
             .iter()
             .map(|(name, value, sensitive)| match &self.keys {
-                Some(_) => (name.clone(), Value::Map(self.seal_map(&output_map(value), self.aad(&format!("output.{name}"), "", "value"))).to_json(), *sensitive),
-                None => (name.clone(), value.clone(), *sensitive),
+                Some(k) if k.sealing() => (name.clone(), Value::Map(self.seal_map(&output_map(value), self.aad(&format!("output.{name}"), "", "value"))).to_json(), *sensitive),
+                _ => (name.clone(), value.clone(), *sensitive),
             })
             .collect();
         self.inner.set_outputs(&sealed)
@@ -258,7 +267,7 @@ impl Store for Encrypted {
         // The sealed values are bound to their address: open, move, reseal.
         let snap = self.snapshot()?;
         let moved = self.inner.move_instance(from, to, resource)?;
-        if moved > 0 && self.keys.is_some() {
+        if moved > 0 && self.keys.as_ref().is_some_and(Keys::sealing) {
             if let Some(rec) = snap.get(from) {
                 let rec = InstanceRecord { address: to.to_string(), resource: resource.to_string(), ..rec.clone() };
                 let serial = snap.serial.max(1);
@@ -277,7 +286,7 @@ impl Store for Encrypted {
         self.inner.unlock(pid)
     }
     fn record_drift(&mut self, report: &DriftRecord) -> Result<(), Diagnostic> {
-        if self.keys.is_none() {
+        if !self.keys.as_ref().is_some_and(Keys::sealing) {
             return self.inner.record_drift(report);
         }
         let sealed = DriftRecord { report: Value::Map(self.seal_map(&output_map(&report.report), self.aad(&format!("drift.{}", report.at), "", "report"))).to_json(), ..report.clone() };
@@ -309,16 +318,16 @@ mod tests {
 
     #[test]
     fn sealed_values_round_trip_and_bind_to_their_place() {
-        let keys = Keys { current: key(1), previous: vec![] };
+        let keys = Keys { current: Some(key(1)), previous: vec![] };
         let mut m = Map::default();
         m.insert("result".into(), Value::str("hunter2-secret"));
         let sealed = keys.seal(&m, "a");
         assert!(!Value::Map(sealed.clone()).to_json().to_string().contains("hunter2"));
         assert_eq!(keys.open(&sealed, "a").unwrap(), m);
         assert_eq!(keys.open(&sealed, "b").unwrap_err().code, "P5006", "moved values do not open");
-        let other = Keys { current: key(2), previous: vec![] };
+        let other = Keys { current: Some(key(2)), previous: vec![] };
         assert_eq!(other.open(&sealed, "a").unwrap_err().code, "P5006");
-        let rotated = Keys { current: key(2), previous: vec![key(1)] };
+        let rotated = Keys { current: Some(key(2)), previous: vec![key(1)] };
         assert_eq!(rotated.open(&sealed, "a").unwrap(), m, "the previous key still opens");
     }
 
@@ -334,7 +343,7 @@ mod tests {
         let path = dir.path().join("state.db");
         crate::state::conformance::run(&mut |env| {
             let inner = Box::new(crate::state::sqlite::SqliteStore::open(&path, env).unwrap());
-            Box::new(Encrypted::new(inner, Some(Keys { current: key(9), previous: vec![] })))
+            Box::new(Encrypted::new(inner, Some(Keys { current: Some(key(9)), previous: vec![] })))
         });
     }
 }

@@ -90,11 +90,23 @@ impl LockInfo {
     }
 }
 
+/// The host as lock holders are compared: the host name plus, on Linux, the
+/// PID namespace. Containers sharing a host name (host networking) each see
+/// their own PIDs, so a PID that is not visible proves nothing there: a
+/// different namespace makes the lock wait for its lease instead.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+        .unwrap_or_else(|_| "localhost".into());
+    match std::fs::read_link("/proc/self/ns/pid") {
+        Ok(ns) => {
+            let ns = ns.to_string_lossy().into_owned();
+            let id = ns.trim_start_matches("pid:[").trim_end_matches(']');
+            format!("{name}#{id}")
+        }
+        Err(_) => name,
+    }
 }
 
 fn process_alive(pid: i64) -> bool {

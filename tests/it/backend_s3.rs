@@ -358,3 +358,28 @@ fn drift_reports_are_kept_in_order() {
     assert_eq!(open(&addr, "default").drift_history().expect("history"), vec![report(0), report(1), report(2)]);
     assert!(open(&addr, "other").drift_history().expect("history").is_empty(), "reports are per environment");
 }
+
+/// With a state key, no object in the bucket holds a secret in clear.
+#[test]
+fn with_a_state_key_no_secret_byte_reaches_the_bucket() {
+    let Some(endpoint) = endpoint() else { return };
+    let bucket = fresh_bucket(&endpoint, "sealed");
+    let addr = address(&endpoint, &bucket, "sealed");
+    let src = "resource random.password pw {\n  length  = 32\n  special = false\n}\nresource file.file f {\n  path    = \"secret.txt\"\n  content = random.password.pw.result\n}\noutput pw = random.password.pw.result { sensitive = true }\n";
+    let p = project(&[("main.plinth", src)]);
+    let key = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
+    let with_key = |args: &[&str]| plinth().args(args).env("PLINTH_STATE_KEY", key).current_dir(p.path()).output().expect("run plinth");
+    assert_exit(&with_key(&["apply", "--auto-approve", "--state", &addr]), 0);
+    assert_exit(&with_key(&["drift", "--state", &addr]), 0);
+    let password = std::fs::read_to_string(p.path().join("secret.txt")).expect("secret file");
+    let client = client(&endpoint);
+    let keys = objects(&endpoint, &bucket, "");
+    assert!(keys.len() >= 2, "{keys:?}");
+    for (k, _) in keys {
+        let body = block(async { client.get_object().bucket(&bucket).key(&k).send().await.expect("get").body.collect().await.expect("body").into_bytes() });
+        assert!(!body.windows(password.len()).any(|w| w == password.as_bytes()), "{k} holds the secret in clear");
+    }
+    let without = run(p.path(), &["state", "show", "--state", &addr]);
+    assert_exit(&without, 1);
+    assert!(stderr(&without).contains("P5006"), "{}", stderr(&without));
+}

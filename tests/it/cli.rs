@@ -441,8 +441,11 @@ fn prevent_destroy_also_blocks_a_replacement() {
     assert!(stderr(&plan).contains("P4003"), "{}", stderr(&plan));
 }
 
+/// The host identity Plinth records for lock holders: host name and PID namespace.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into());
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap().to_string_lossy().into_owned();
+    format!("{name}#{}", ns.trim_start_matches("pid:[").trim_end_matches(']'))
 }
 
 fn plant_lock(dir: &std::path::Path, pid: u32, expires_in: i64) {
@@ -476,6 +479,19 @@ fn a_held_lock_is_reported_with_its_holder_and_can_be_removed() {
     // An expired lease is taken over too, even if the pid were alive.
     plant_lock(p.path(), std::process::id(), -5);
     assert_exit(&run(p.path(), &["plan"]), 0);
+    // A holder in another PID namespace (a container sharing the host name)
+    // whose PID we cannot see is not presumed dead: its lease must run out.
+    let db = rusqlite::Connection::open(p.path().join(".plinth/state.db")).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let other_ns = format!("{}#1", hostname().split('#').next().unwrap());
+    db.execute(
+        "INSERT OR REPLACE INTO locks (env, holder, host, pid, command, acquired_at, expires_at) VALUES ('default', 'bob', ?1, 999999, 'apply', 'x', ?2)",
+        rusqlite::params![other_ns, now + 600],
+    )
+    .unwrap();
+    let o = run(p.path(), &["plan"]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("bob@"), "{}", stderr(&o));
 }
 
 #[test]
@@ -599,6 +615,28 @@ fn with_a_state_key_no_secret_byte_reaches_the_state_files() {
     assert_eq!(stdout(&with(KEY_B, &["output", "pw", "--show-sensitive"])).trim(), password);
     let old = with(KEY_A, &["state", "show"]);
     assert!(stderr(&old).contains("P5006"), "{}", stderr(&old));
+    // Decrypting: no current key, the old one as previous, rekey: clear again.
+    let decrypt = plinth().args(["state", "rekey"]).env("PLINTH_STATE_KEY_PREVIOUS", KEY_B).current_dir(p.path()).output().unwrap();
+    assert_exit(&decrypt, 0);
+    assert!(stdout(&decrypt).contains("in clear"), "{}", stdout(&decrypt));
+    assert_exit(&run(p.path(), &["plan", "--detailed-exitcode", "-var", &format!("token={token}")]), 0);
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    use std::io::Read;
+    let mut src = String::new();
+    for i in 0..2000 {
+        src.push_str(&format!("resource core.data r{i} {{ input = {i} }}\n"));
+    }
+    let p = project(&[("main.plinth", &src)]);
+    let mut child = plinth().arg("plan").current_dir(p.path()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_ne!(out.status.code(), Some(101));
 }
 
 #[test]

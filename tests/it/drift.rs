@@ -35,6 +35,15 @@ fn drift_json(dir: &std::path::Path) -> (Option<i32>, serde_json::Value) {
 }
 
 #[test]
+fn files_beside_the_configuration_are_not_unmanaged_objects() {
+    let p = project(&[("main.plinth", "resource file.file f {\n  path    = \"f.txt\"\n  content = \"x\"\n}\n"), ("README.md", "notes")]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    let (code, v) = drift_json(p.path());
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["unmanaged"], serde_json::json!([]));
+}
+
+#[test]
 fn no_drift_exits_zero() {
     let p = applied();
     let (code, v) = drift_json(p.path());

@@ -83,13 +83,16 @@ pub struct Diagnostic {
     pub help: String,
     pub labels: Vec<Label>,
     pub notes: Vec<String>,
+    /// A transient failure (a timeout, HTTP 429 or 5xx, a dropped
+    /// connection): the engine may retry the operation (see `max_retries`).
+    pub retryable: bool,
 }
 
 pub type Diags = Vec<Diagnostic>;
 
 impl Diagnostic {
     pub fn new(code: &'static str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { code, message: message.into(), help: String::new(), labels: vec![], notes: vec![] }
+        Diagnostic { code, message: message.into(), help: String::new(), labels: vec![], notes: vec![], retryable: false }
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = help.into();
@@ -101,6 +104,11 @@ impl Diagnostic {
     }
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.notes.push(note.into());
+        self
+    }
+    /// Marks a transient failure that may be retried.
+    pub fn retryable(mut self) -> Self {
+        self.retryable = true;
         self
     }
     pub fn primary_span(&self) -> Option<Span> {

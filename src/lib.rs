@@ -24,6 +24,7 @@ pub mod syntax;
 pub mod value;
 pub mod eval;
 pub mod providers;
+pub mod s3util;
 pub mod graph;
 pub mod plan;
 pub mod state;

@@ -584,6 +584,8 @@ struct Planned {
     prepared: Prepared,
     plan: Plan,
     reconciled: exec::reconcile::Reconciled,
+    /// Provider blocks evaluated from recorded state.
+    configs: exec::refresh::Configs,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -601,10 +603,12 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
         }
     };
     let provider_ctx = provider_context(dir);
-    let reconciled = exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx).await.map_err(|d| Failure::bare(d, json))?;
+    let recorded = store.snapshot().map_err(|d| Failure::bare(d, json))?;
+    let configs = plan::provider_configs_from_state(&prepared.loaded.cfg, &prepared.loaded.graph, &recorded, &prepared.vars, &mut prepared.host);
+    let reconciled = exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::bare(d, json))?;
     let mut snapshot = store.snapshot().map_err(|d| Failure::bare(d, json))?;
     if common.refresh {
-        let seen = exec::refresh::read_all(&snapshot, &prepared.loaded.registry, &provider_ctx, 10).await.map_err(|d| Failure::new(&prepared.loaded.cfg.sources, d, json))?;
+        let seen = exec::refresh::read_all(&snapshot, &prepared.loaded.registry, &provider_ctx, &configs, 10).await.map_err(|d| Failure::new(&prepared.loaded.cfg.sources, d, json))?;
         exec::refresh::apply_observations(&mut snapshot, seen);
         // Reading everything back may take long: keep the lease alive.
         store.renew_lock(std::process::id() as i64, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))?;
@@ -613,7 +617,7 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
     let inputs = PlanInputs { env: DEFAULT_ENV, cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &snapshot, vars: &prepared.vars };
     let options = PlanOptions { destroy, only: common.only.clone(), lenient: false };
     let plan = plan::plan(&inputs, &options, &mut prepared.host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
-    Ok(Planned { prepared, plan, reconciled })
+    Ok(Planned { prepared, plan, reconciled, configs })
 }
 
 fn print_reconciled(r: &exec::reconcile::Reconciled, json: bool) {
@@ -867,6 +871,7 @@ async fn run_apply(
         parallelism,
         command,
         interrupt,
+        provider_configs: &planned.configs,
     };
     let started = Instant::now();
     let result = exec::apply(&ctx, plan, store, &mut planned.prepared.host, &mut on_event).await;
@@ -941,12 +946,14 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
     let guard = acquire(store.as_mut(), "drift", args.lock_timeout, json)?;
     let store: &mut dyn Store = guard.store;
     let mut prepared = prepare(&dir, &args.vars, json)?;
-    exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx).await.map_err(|d| Failure::bare(d, json))?;
+    let recorded = store.snapshot().map_err(|d| Failure::bare(d, json))?;
+    let configs = plan::provider_configs_from_state(&prepared.loaded.cfg, &prepared.loaded.graph, &recorded, &prepared.vars, &mut prepared.host);
+    exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::bare(d, json))?;
     let prior = store.snapshot().map_err(|d| Failure::bare(d, json))?;
     let loaded = &prepared.loaded;
-    let observations = exec::refresh::read_all(&prior, &loaded.registry, &provider_ctx, args.parallelism).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    let observations = exec::refresh::read_all(&prior, &loaded.registry, &provider_ctx, &configs, args.parallelism).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     let drift = plan::drift::compare(&prior, &observations, &loaded.registry);
-    let unmanaged = exec::refresh::unmanaged(&prior, &loaded.registry, &provider_ctx).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    let unmanaged = exec::refresh::unmanaged(&prior, &loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     // Reading everything back may take long: keep the lease alive.
     store.renew_lock(std::process::id() as i64, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))?;
     // What it would take to bring reality back to the configuration.

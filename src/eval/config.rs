@@ -200,7 +200,8 @@ pub fn declare(files: Vec<File>, sources: Sources, registry: &Registry) -> (Conf
         match registry.get(&p.name.name) {
             None => checker.diags.push(unknown_provider(&p.name, registry)),
             Some(f) => {
-                let allowed: Vec<&str> = f.schema().config.keys().copied().collect();
+                let mut allowed: Vec<&str> = f.schema().config.keys().copied().collect();
+                allowed.extend_from_slice(crate::providers::governed::SETTINGS);
                 checker.check_attrs(&p.body, &allowed, "this provider's configuration", &[]);
             }
         }

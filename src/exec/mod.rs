@@ -67,6 +67,10 @@ pub struct ApplyContext<'a> {
     pub parallelism: usize,
     pub command: &'a str,
     pub interrupt: &'a Interrupt,
+    /// Provider blocks evaluated from recorded state: used until (and where)
+    /// the walk configures a provider from the configuration itself, e.g. to
+    /// delete what the configuration no longer declares.
+    pub provider_configs: &'a refresh::Configs,
 }
 
 /// Deterministic crash points for the fault-injection tests: the process
@@ -605,16 +609,12 @@ fn sensitive_names(ctx: &ApplyContext<'_>, change: &plan::Change, config: &Map, 
     names.into_iter().collect()
 }
 
-fn provider_for(ctx: &ApplyContext<'_>, providers: &mut HashMap<String, Arc<dyn Provider>>, key: &str, name: &str) -> Result<Arc<dyn Provider>, Diagnostic> {
+fn provider_for(ctx: &ApplyContext<'_>, providers: &mut HashMap<String, Arc<dyn Provider>>, key: &str, _name: &str) -> Result<Arc<dyn Provider>, Diagnostic> {
     if let Some(p) = providers.get(key) {
         return Ok(p.clone());
     }
-    let factory = ctx.registry.get(name).ok_or_else(|| {
-        Diagnostic::new("P6001", "unknown provider in state").help(format!(
-            "The state records objects of the provider `{name}`, which this Plinth does not have; use a Plinth with that provider, or `plinth state rm` the objects."
-        ))
-    })?;
-    let p = factory.configure(&Map::default(), ctx.provider_ctx)?;
+    let mut cache = std::collections::BTreeMap::new();
+    let p = refresh::provider_for(ctx.registry, ctx.provider_ctx, ctx.provider_configs, key, &mut cache)?;
     providers.insert(key.to_string(), p.clone());
     Ok(p)
 }
@@ -665,8 +665,10 @@ fn start_task(
                     .label(decl.name.span, "unknown configuration")]);
             }
             let (Value::Map(plain), _) = Value::Map(config.clone()).unmark() else { return Ok(vec![]) };
-            let factory = ctx.registry.get(&decl.name.name).ok_or_else(|| vec![Diagnostic::new("P2010", "unknown provider").help("Declare a provider Plinth has.").label(decl.name.span, "unknown provider")])?;
-            let p = factory.configure(&plain, ctx.provider_ctx).map_err(|d| vec![if d.labels.is_empty() { d.label(decl.name.span, "while configuring this provider") } else { d }])?;
+            let p = ctx
+                .registry
+                .configure(&decl.name.name, &plain, ctx.provider_ctx)
+                .map_err(|d| vec![if d.labels.is_empty() { d.label(decl.name.span, "while configuring this provider") } else { d }])?;
             providers.insert(key.clone(), p);
             provider_configs.insert(key.clone(), config);
             Ok(vec![])

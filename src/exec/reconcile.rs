@@ -10,7 +10,6 @@ use crate::plan;
 use crate::providers::{ObjectRef, ProviderContext, ReadRequest, Registry};
 use crate::state::model::InstanceRecord;
 use crate::state::{Completion, Store};
-use crate::value::Map;
 
 #[derive(Debug, Default)]
 pub struct Reconciled {
@@ -19,7 +18,7 @@ pub struct Reconciled {
     pub unchanged: Vec<String>,
 }
 
-pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx: &ProviderContext) -> Result<Reconciled, Diagnostic> {
+pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx: &ProviderContext, configs: &super::refresh::Configs) -> Result<Reconciled, Diagnostic> {
     let intents = store.unfinished_intents()?;
     let mut out = Reconciled::default();
     if intents.is_empty() {
@@ -27,15 +26,10 @@ pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx:
     }
     let snapshot = store.snapshot()?;
     let serial = snapshot.serial;
+    let mut cache = std::collections::BTreeMap::new();
     for intent in intents {
         let provider_name = intent.provider.split('.').next().unwrap_or("").to_string();
-        let Some(factory) = registry.get(&provider_name) else {
-            return Err(Diagnostic::new("P6001", "unknown provider in state").help(format!(
-                "An unfinished operation on `{}` belongs to the provider `{provider_name}`, which this Plinth does not have.",
-                intent.address
-            )));
-        };
-        let provider = factory.configure(&Map::default(), provider_ctx)?;
+        let provider = super::refresh::provider_for(registry, provider_ctx, configs, &intent.provider, &mut cache)?;
         let recorded = snapshot.instances.get(&(intent.address.clone(), intent.deposed.clone()));
         let object = ObjectRef { address: intent.address.clone(), rtype: intent.rtype.clone(), token: intent.token.clone() };
         let (inputs, prior) = match intent.action.as_str() {

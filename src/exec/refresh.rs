@@ -11,27 +11,30 @@ use std::sync::Arc;
 /// What each recorded object looks like now (`None`: it no longer exists).
 pub type Observations = Vec<((String, String), Option<Map>)>;
 
-fn provider_for(registry: &Registry, ctx: &ProviderContext, key: &str, cache: &mut BTreeMap<String, Arc<dyn Provider>>) -> Result<Arc<dyn Provider>, Diagnostic> {
+/// Provider configurations by key (`name` or `name.alias`), as evaluated
+/// from the configuration and recorded state.
+pub type Configs = indexmap::IndexMap<String, Map>;
+
+/// The configured provider for a key, configured once per run.
+pub fn provider_for(registry: &Registry, ctx: &ProviderContext, configs: &Configs, key: &str, cache: &mut BTreeMap<String, Arc<dyn Provider>>) -> Result<Arc<dyn Provider>, Diagnostic> {
     if let Some(p) = cache.get(key) {
         return Ok(p.clone());
     }
     let name = key.split('.').next().unwrap_or("");
-    let factory = registry.get(name).ok_or_else(|| {
-        Diagnostic::new("P6001", "unknown provider in state").help(format!("The state records objects of the provider `{name}`, which this Plinth does not have."))
-    })?;
-    let p = factory.configure(&Map::default(), ctx)?;
+    let empty = Map::default();
+    let p = registry.configure(name, configs.get(key).unwrap_or(&empty), ctx)?;
     cache.insert(key.to_string(), p.clone());
     Ok(p)
 }
 
 /// Reads every recorded object, at most `parallelism` at a time.
-pub async fn read_all(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderContext, parallelism: usize) -> Result<Observations, Diags> {
+pub async fn read_all(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderContext, configs: &Configs, parallelism: usize) -> Result<Observations, Diags> {
     let mut diags = Vec::new();
     let mut cache = BTreeMap::new();
     let sem = Arc::new(tokio::sync::Semaphore::new(parallelism.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for (i, (key, rec)) in snapshot.instances.iter().enumerate() {
-        let provider = match provider_for(registry, ctx, &rec.provider, &mut cache) {
+        let provider = match provider_for(registry, ctx, configs, &rec.provider, &mut cache) {
             Ok(p) => p,
             Err(d) => {
                 diags.push(d);
@@ -89,7 +92,7 @@ pub fn apply_observations(snapshot: &mut Snapshot, observations: Observations) {
 
 /// Objects that exist beside the managed ones but are not managed, per
 /// provider type: (type, description).
-pub async fn unmanaged(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderContext) -> Result<Vec<(String, String)>, Diags> {
+pub async fn unmanaged(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderContext, configs: &Configs) -> Result<Vec<(String, String)>, Diags> {
     let mut by_type: BTreeMap<(String, String), Vec<Map>> = BTreeMap::new();
     for rec in snapshot.instances.values() {
         by_type.entry((rec.provider.clone(), rec.rtype.clone())).or_default().push(rec.inputs.clone());
@@ -98,7 +101,7 @@ pub async fn unmanaged(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderC
     let mut out = Vec::new();
     let mut diags = Vec::new();
     for ((provider, rtype), managed) in by_type {
-        let p = match provider_for(registry, ctx, &provider, &mut cache) {
+        let p = match provider_for(registry, ctx, configs, &provider, &mut cache) {
             Ok(p) => p,
             Err(d) => {
                 diags.push(d);

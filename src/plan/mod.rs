@@ -504,6 +504,63 @@ pub fn eval_provider_config(cfg: &Config, key: &str, ns: &Namespace, host: &mut 
     }
 }
 
+/// Every provider block evaluated against recorded values (params, lets,
+/// and the attributes state records for resources), for the operations that
+/// run before or without a fresh evaluation: reconciling interrupted runs,
+/// reading objects back, deleting what the configuration no longer has.
+/// Blocks whose values are not known from state are left out (the apply
+/// configures them when it reaches them). Keyed by `name` or `name.alias`.
+pub fn provider_configs_from_state(cfg: &Config, graph: &Graph, prior: &Snapshot, vars: &IndexMap<String, VarValue>, host: &mut dyn FnHost) -> IndexMap<String, Map> {
+    let mut ns = Namespace::default();
+    let mut out = IndexMap::new();
+    for &n in &graph.order {
+        match &graph.dag[n] {
+            DeclId::Param(name) => {
+                if eval_param(cfg, name, vars, &mut ns, host).is_err() {
+                    ns.set(name, Value::Unknown);
+                }
+            }
+            DeclId::Let(name) => {
+                if eval_let(cfg, name, &mut ns, host).is_err() {
+                    ns.set(name, Value::Unknown);
+                }
+            }
+            DeclId::Resource(address) => {
+                let Some(res) = cfg.resources.get(address) else { continue };
+                let instances: Vec<(InstanceKey, Value)> = prior
+                    .instances
+                    .values()
+                    .filter(|r| &r.resource == address && r.deposed.is_empty())
+                    .map(|r| (parse_key(&r.address[address.len()..]), Value::Map(mark_sensitive(r.attrs.clone(), &r.sensitive))))
+                    .collect();
+                let value = resource_value(cfg, address, instances);
+                ns.set_resource(&res.decl.provider.name, &res.decl.rtype.name, &res.decl.name.name, value);
+            }
+            DeclId::Provider(key) => {
+                if let Ok(config) = eval_provider_config(cfg, key, &ns, host) {
+                    if !Value::Map(config.clone()).is_unknown_deep() {
+                        out.insert(key.clone(), config);
+                    }
+                }
+            }
+            DeclId::Output(_) => {}
+        }
+    }
+    out
+}
+
+/// `[0]` → Int(0), `["a"]` → Str("a"), "" → None.
+fn parse_key(suffix: &str) -> InstanceKey {
+    let inner = suffix.trim_start_matches('[').trim_end_matches(']');
+    if suffix.is_empty() {
+        InstanceKey::None
+    } else if let Ok(i) = inner.parse::<i64>() {
+        InstanceKey::Int(i)
+    } else {
+        InstanceKey::Str(serde_json::from_str::<String>(inner).unwrap_or_else(|_| inner.to_string()))
+    }
+}
+
 /// An output's value and whether it is sensitive. A value built from
 /// sensitive data must be declared `sensitive = true`.
 pub fn eval_output(cfg: &Config, name: &str, ns: &Namespace, host: &mut dyn FnHost) -> Result<(Value, bool), Diags> {

@@ -8,8 +8,14 @@
 //! `read`/`create`/`update`/`delete`/`list` do the IO.
 
 pub mod core;
+pub mod exec;
+pub mod governed;
 pub mod file;
+pub mod http;
+pub mod kubernetes;
+pub mod postgres;
 pub mod random;
+pub mod s3;
 
 use crate::diagnostic::Diagnostic;
 use crate::syntax::ast::Type;
@@ -103,6 +109,7 @@ pub struct ObjectRef {
     pub token: String,
 }
 
+#[derive(Clone)]
 pub struct ReadRequest {
     pub object: ObjectRef,
     /// Inputs as recorded (or as intended, when reconciling an unfinished create).
@@ -110,15 +117,18 @@ pub struct ReadRequest {
     /// Attributes as recorded; None when reconciling an unfinished create.
     pub prior: Option<Map>,
 }
+#[derive(Clone)]
 pub struct CreateRequest {
     pub object: ObjectRef,
     pub config: Map,
 }
+#[derive(Clone)]
 pub struct UpdateRequest {
     pub object: ObjectRef,
     pub prior: Map,
     pub config: Map,
 }
+#[derive(Clone)]
 pub struct DeleteRequest {
     pub object: ObjectRef,
     pub prior: Map,
@@ -145,6 +155,7 @@ pub trait Provider: Send + Sync {
 }
 
 /// What a provider lists against: the inputs of every managed object of a type.
+#[derive(Clone)]
 pub struct ListRequest {
     pub rtype: String,
     pub managed: Vec<Map>,
@@ -204,6 +215,11 @@ impl Registry {
         r.register(Arc::new(core::CoreFactory::new()));
         r.register(Arc::new(random::RandomFactory::new()));
         r.register(Arc::new(file::FileFactory::new()));
+        r.register(Arc::new(postgres::PostgresFactory::new()));
+        r.register(Arc::new(s3::S3Factory::new()));
+        r.register(Arc::new(kubernetes::KubernetesFactory::new()));
+        r.register(Arc::new(http::HttpFactory::new()));
+        r.register(Arc::new(exec::ExecFactory::new()));
         r
     }
     pub fn register(&mut self, factory: Arc<dyn ProviderFactory>) {
@@ -217,6 +233,18 @@ impl Registry {
     }
     pub fn resource_schema(&self, provider: &str, rtype: &str) -> Option<&ResourceSchema> {
         self.get(provider)?.schema().resources.get(rtype)
+    }
+
+    /// Configures the provider `name` from an evaluated provider block:
+    /// the engine's own settings (`max_retries`, `timeout`,
+    /// `max_requests_per_second`) wrap the provider, the rest configures it.
+    pub fn configure(&self, name: &str, config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic> {
+        let factory = self.get(name).ok_or_else(|| {
+            Diagnostic::new("P6001", "unknown provider").help(format!("This Plinth has no provider `{name}`; the providers are {}.", self.names().collect::<Vec<_>>().join(", ")))
+        })?;
+        let (policy, rest) = governed::Policy::split(config)?;
+        let provider = factory.configure(&rest, ctx)?;
+        Ok(governed::Governed::wrap(provider, policy))
     }
 }
 

@@ -51,8 +51,7 @@ mod journal;
 use super::model::*;
 use super::{now_rfc3339, now_unix, Completion, Intent, LockInfo, Store};
 use crate::diagnostic::Diagnostic;
-use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use journal::{CompletionDoc, EntryDoc, EnvState, IntentDoc, Op, OutputDoc, SnapshotDoc, FORMAT};
@@ -173,40 +172,10 @@ fn parse_address(address: &str) -> Result<Address, Diagnostic> {
     Ok(parsed)
 }
 
-/// A failed request, already reduced to text without credentials.
-#[derive(Debug)]
-struct Failure {
-    status: Option<u16>,
-    code: Option<String>,
-    text: String,
-}
+/// A failed request, reduced to text without credentials.
+type Failure = crate::s3util::SdkFailure;
 
 impl Failure {
-    fn of<E>(e: SdkError<E, HttpResponse>) -> Failure
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        match &e {
-            SdkError::ServiceError(se) => {
-                let status = se.raw().status().as_u16();
-                let code = se.err().code().map(str::to_string);
-                let message = se.err().message().unwrap_or("");
-                let text = match (&code, message.is_empty()) {
-                    (Some(c), false) => format!("HTTP {status} {c}: {message}"),
-                    (Some(c), true) => format!("HTTP {status} {c}"),
-                    (None, false) => format!("HTTP {status}: {message}"),
-                    (None, true) => format!("HTTP {status}"),
-                };
-                Failure { status: Some(status), code, text }
-            }
-            _ => Failure { status: e.raw_response().map(|r| r.status().as_u16()), code: None, text: DisplayErrorContext(&e).to_string() },
-        }
-    }
-
-    fn other(text: impl Into<String>) -> Failure {
-        Failure { status: None, code: None, text: text.into() }
-    }
-
     /// Another writer won a conditional write.
     fn is_conflict(&self) -> bool {
         matches!(self.status, Some(412) | Some(409))
@@ -460,24 +429,16 @@ impl S3Store {
         };
         let mut secrets = vec![key_id.clone(), secret.clone()];
         secrets.extend(token.clone());
-        let credentials = aws_sdk_s3::config::Credentials::new(key_id, secret, token, None, "plinth-env");
-        let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .operation_attempt_timeout(Duration::from_secs(120))
-            .build();
-        let mut builder = aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new(parsed.region.clone()))
-            .credentials_provider(credentials)
-            .force_path_style(parsed.path_style)
-            .timeout_config(timeouts)
-            // Checksums only where S3 requires them: S3-compatible servers
-            // differ in the flexible checksums they accept.
-            .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
-        if let Some(endpoint) = &parsed.endpoint {
-            builder = builder.endpoint_url(endpoint);
-        }
+        let builder = crate::s3util::config(crate::s3util::Access {
+            endpoint: parsed.endpoint.as_deref(),
+            region: &parsed.region,
+            path_style: parsed.path_style,
+            key_id,
+            secret,
+            token,
+            source: "plinth-env",
+            attempt_timeout: Duration::from_secs(120),
+        });
         let base = if parsed.prefix.is_empty() { format!("{env}/") } else { format!("{}/{env}/", parsed.prefix) };
         Ok(S3Store {
             env: env.to_string(),

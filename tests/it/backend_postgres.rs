@@ -11,18 +11,8 @@ use plinth::state::{Completion, Intent, LockInfo, Store};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 
-/// The server's URL, or None (after a note) when no server was started.
 fn server() -> Option<String> {
-    match std::env::var("PLINTH_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "PLINTH_TEST_PG_URL is not set: scripts/test starts PostgreSQL (scripts/services/postgres.sh) and exports it; run the suite with scripts/test"
-        ),
-        _ => {
-            eprintln!("note: PLINTH_TEST_PG_URL is not set; skipping the PostgreSQL backend test (scripts/test starts a server)");
-            None
-        }
-    }
+    test_server("PLINTH_TEST_PG_URL", "PostgreSQL")
 }
 
 /// A schema name no other run or test uses.

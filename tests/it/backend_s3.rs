@@ -10,36 +10,13 @@ use plinth::state::model::{DriftRecord, InstanceRecord};
 use plinth::state::s3::{S3Store, COMPACT_MAX_ENTRIES};
 use plinth::state::{Completion, LockInfo, Store};
 use plinth::value::{Map, Value};
-use std::future::Future;
 
-/// The server's endpoint, or None (after a note) when it was not started.
 fn endpoint() -> Option<String> {
-    match std::env::var("PLINTH_TEST_S3_ENDPOINT") {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("PLINTH_TEST_S3_ENDPOINT is not set: scripts/test starts the S3 server (scripts/services/s3.sh) and sets it; run the suite with scripts/test")
-        }
-        _ => {
-            eprintln!("note: PLINTH_TEST_S3_ENDPOINT is not set; skipping the S3 backend test (scripts/test starts an S3 server)");
-            None
-        }
-    }
-}
-
-fn block<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+    test_server("PLINTH_TEST_S3_ENDPOINT", "the S3 server")
 }
 
 fn client(endpoint: &str) -> aws_sdk_s3::Client {
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| "test".into());
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"), None, None, "test"))
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    s3_client(endpoint)
 }
 
 /// A new, empty bucket with a unique name.

@@ -9,6 +9,12 @@ mod drift;
 mod examples;
 mod fixtures;
 mod pathological;
+mod provider_conformance;
+mod provider_exec;
+mod provider_http;
+mod provider_kubernetes;
+mod provider_postgres;
+mod provider_s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -55,4 +61,38 @@ pub fn repo_root() -> PathBuf {
 #[track_caller]
 pub fn assert_exit(o: &Output, code: i32) {
     assert_eq!(o.status.code(), Some(code), "exit code\n--- stdout\n{}\n--- stderr\n{}", stdout(o), stderr(o));
+}
+
+/// A server that scripts/test starts (scripts/services/*.sh) and announces in
+/// `var`: its address, or None after a note when it was not started (under
+/// CI a missing server is a failure, never a silent skip).
+pub fn test_server(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{var} is not set: scripts/test starts {what} (scripts/services/) and sets it; run the suite with scripts/test")
+        }
+        _ => {
+            eprintln!("note: {var} is not set; skipping a test that needs {what} (scripts/test starts it)");
+            None
+        }
+    }
+}
+
+/// Runs a future to completion on a fresh current-thread runtime.
+pub fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+/// An SDK client for the test S3 server (credentials from the AWS_* variables).
+pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| "test".into());
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"), None, None, "test"))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }

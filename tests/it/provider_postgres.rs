@@ -1,0 +1,241 @@
+//! The `postgres` provider against a real server started by scripts/test
+//! (scripts/services/postgres.sh), which exports PLINTH_TEST_PG_URL. Object
+//! names carry the pid and the time so reruns and parallel tests never
+//! collide; conformance configurations turn `list_unmanaged` off because
+//! other tests create roles and databases on the same server.
+
+use crate::provider_conformance::{run as conformance, Case};
+use crate::*;
+
+fn server() -> Option<String> {
+    test_server("PLINTH_TEST_PG_URL", "PostgreSQL")
+}
+
+/// A name no other run or test uses.
+fn fresh(what: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("plinth_t_{what}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn client(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).expect("connect to the test server")
+}
+
+fn provider_block(url: &str, list_unmanaged: bool) -> String {
+    format!("provider postgres {{\n  url            = \"{url}\"\n  list_unmanaged = {list_unmanaged}\n}}\n")
+}
+
+/// No environment is needed: the provider block reaches every operation,
+/// reads and reconciliation included (evaluated from recorded state).
+fn env(_url: &str) -> Vec<(String, String)> {
+    vec![]
+}
+
+fn cmd(dir: &std::path::Path, _url: &str, args: &[&str]) -> Output {
+    plinth().args(args).current_dir(dir).output().expect("run plinth")
+}
+
+#[test]
+fn roles_pass_the_conformance_suite() {
+    let Some(url) = server() else { return };
+    let name = fresh("role");
+    let config = format!(
+        "{}resource postgres.role r {{\n  name             = \"{name}\"\n  login            = true\n  password         = \"it's {{V}}\"\n  connection_limit = {{V}}\n}}\n",
+        provider_block(&url, false)
+    );
+    let (u1, n1) = (url.clone(), name.clone());
+    let exists = move |v: Option<&str>| {
+        let row = client(&u1).query_opt("SELECT rolcanlogin, rolconnlimit FROM pg_roles WHERE rolname = $1", &[&n1]).unwrap();
+        match (row, v) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(r), Some(v)) => r.get::<_, bool>(0) && r.get::<_, i32>(1).to_string() == v,
+        }
+    };
+    let (u2, n2) = (url.clone(), name.clone());
+    let tamper = move || client(&u2).batch_execute(&format!("ALTER ROLE \"{n2}\" NOLOGIN CONNECTION LIMIT 7")).unwrap();
+    conformance(&Case { name: "postgres.role", config: &config, args: vec![], env: env(&url), exists: &exists, tamper: &tamper });
+}
+
+#[test]
+fn databases_pass_the_conformance_suite() {
+    let Some(url) = server() else { return };
+    let name = fresh("db");
+    let config = format!("{}resource postgres.database d {{\n  name             = \"{name}\"\n  connection_limit = {{V}}\n}}\n", provider_block(&url, false));
+    let (u1, n1) = (url.clone(), name.clone());
+    let exists = move |v: Option<&str>| {
+        let row = client(&u1).query_opt("SELECT datconnlimit FROM pg_database WHERE datname = $1", &[&n1]).unwrap();
+        match (row, v) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(r), Some(v)) => r.get::<_, i32>(0).to_string() == v,
+        }
+    };
+    let (u2, n2) = (url.clone(), name.clone());
+    let tamper = move || client(&u2).batch_execute(&format!("ALTER DATABASE \"{n2}\" CONNECTION LIMIT 50")).unwrap();
+    conformance(&Case { name: "postgres.database", config: &config, args: vec![], env: env(&url), exists: &exists, tamper: &tamper });
+}
+
+#[test]
+fn a_grant_revoked_outside_plinth_is_drift_and_refresh_restores_it() {
+    let Some(url) = server() else { return };
+    let role = fresh("grantee");
+    let db = fresh("grantdb");
+    let config = format!(
+        "{}resource postgres.role app {{\n  name  = \"{role}\"\n  login = true\n}}\n\
+         resource postgres.database db {{\n  name  = \"{db}\"\n  owner = postgres.role.app.name\n}}\n\
+         resource postgres.grant g {{\n  role        = postgres.role.app.name\n  database    = postgres.database.db.name\n  object_type = \"database\"\n  privileges  = [\"CREATE\", \"CONNECT\"]\n}}\n",
+        provider_block(&url, false)
+    );
+    let p = project(&[("main.plinth", &config)]);
+    let dir = p.path();
+    let has_create = || {
+        client(&url).query_one("SELECT has_database_privilege($1, $2, 'CREATE')", &[&role, &db]).unwrap().get::<_, bool>(0)
+    };
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve"]), 0);
+    assert!(has_create(), "the grant reached the server");
+    let owner: String = client(&url).query_one("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1", &[&db]).unwrap().get(0);
+    assert_eq!(owner, role, "the database belongs to the role");
+    assert_exit(&cmd(dir, &url, &["drift"]), 0);
+    let again = cmd(dir, &url, &["apply", "--auto-approve"]);
+    assert_exit(&again, 0);
+    assert!(stdout(&again).contains("No changes"), "{}", stdout(&again));
+
+    client(&url).batch_execute(&format!("REVOKE CREATE ON DATABASE \"{db}\" FROM \"{role}\"")).unwrap();
+    assert!(!has_create());
+    let drift = cmd(dir, &url, &["drift", "--json"]);
+    assert_exit(&drift, 2);
+    assert!(stdout(&drift).contains("postgres.grant.g"), "{}", stdout(&drift));
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve", "--refresh"]), 0);
+    assert!(has_create(), "apply --refresh granted it again");
+    assert_exit(&cmd(dir, &url, &["drift"]), 0);
+
+    assert_exit(&cmd(dir, &url, &["destroy", "--auto-approve"]), 0);
+    let c = &mut client(&url);
+    assert!(c.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role]).unwrap().is_none(), "role dropped");
+    assert!(c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db]).unwrap().is_none(), "database dropped");
+}
+
+#[test]
+fn an_interrupted_create_is_recorded_not_duplicated() {
+    let Some(url) = server() else { return };
+    let role = fresh("crash");
+    let config = format!("{}resource postgres.role r {{\n  name = \"{role}\"\n}}\n", provider_block(&url, false));
+    let p = project(&[("main.plinth", &config)]);
+    let dir = p.path();
+    let killed = plinth().args(["apply", "--auto-approve"]).env("PLINTH_FAULT", "call:1").current_dir(dir).output().unwrap();
+    assert_ne!(killed.status.code(), Some(0), "the fault hook killed the run: {}", stderr(&killed));
+    let exists = client(&url).query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role]).unwrap().is_some();
+    assert!(exists, "the provider call ran before the kill");
+
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve"]), 0);
+    let list = stdout(&cmd(dir, &url, &["state", "list"]));
+    assert_eq!(list.lines().filter(|l| l.trim() == "postgres.role.r").count(), 1, "recorded once: {list}");
+    let plan = cmd(dir, &url, &["plan", "--detailed-exitcode"]);
+    assert_exit(&plan, 0);
+    assert_exit(&cmd(dir, &url, &["destroy", "--auto-approve"]), 0);
+    assert!(client(&url).query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role]).unwrap().is_none());
+}
+
+#[test]
+fn unmanaged_roles_are_listed_as_drift() {
+    let Some(url) = server() else { return };
+    let managed = fresh("managed");
+    let stray = fresh("stray");
+    let config = format!("{}resource postgres.role r {{\n  name = \"{managed}\"\n}}\n", provider_block(&url, true));
+    let p = project(&[("main.plinth", &config)]);
+    let dir = p.path();
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve"]), 0);
+    client(&url).batch_execute(&format!("CREATE ROLE \"{stray}\"")).unwrap();
+    let drift = cmd(dir, &url, &["drift", "--json"]);
+    assert_exit(&drift, 2);
+    let out = stdout(&drift);
+    assert!(out.contains(&stray), "the stray role is listed: {out}");
+    assert!(!out.contains(&format!("\"object\":\"{managed}\"")), "the managed role is not: {out}");
+    client(&url).batch_execute(&format!("DROP ROLE \"{stray}\"")).unwrap();
+    assert_exit(&cmd(dir, &url, &["destroy", "--auto-approve"]), 0);
+}
+
+#[test]
+fn a_thousand_roles_apply_drift_and_destroy() {
+    let Some(url) = server() else { return };
+    let prefix = fresh("many");
+    let config = format!("{}resource postgres.role many {{\n  count = 1000\n  name  = \"{prefix}_${{count.index}}\"\n}}\n", provider_block(&url, false));
+    let p = project(&[("main.plinth", &config)]);
+    let dir = p.path();
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve"]), 0);
+    let count = |c: &mut postgres::Client| -> i64 {
+        c.query_one("SELECT count(*) FROM pg_roles WHERE rolname LIKE $1", &[&format!("{prefix}\\_%")]).unwrap().get(0)
+    };
+    assert_eq!(count(&mut client(&url)), 1000);
+    let started = std::time::Instant::now();
+    let drift = cmd(dir, &url, &["drift"]);
+    let secs = started.elapsed().as_secs_f64();
+    assert_exit(&drift, 0);
+    eprintln!("postgres provider: `plinth drift` over 1,000 roles took {secs:.2} s");
+    assert_exit(&cmd(dir, &url, &["destroy", "--auto-approve"]), 0);
+    assert_eq!(count(&mut client(&url)), 0);
+}
+
+fn in_database(url: &str, db: &str) -> Option<postgres::Client> {
+    let mut config: postgres::Config = url.parse().unwrap();
+    config.dbname(db);
+    config.connect(postgres::NoTls).ok()
+}
+
+#[test]
+fn extensions_pass_the_conformance_suite() {
+    let Some(url) = server() else { return };
+    let db = fresh("extdb");
+    // hstore ships with the server (contrib): version 1 of the case installs
+    // 1.7, version 2 updates it in place to 1.8.
+    let config = format!(
+        "{}resource postgres.database d {{\n  name = \"{db}\"\n}}\n\
+         resource postgres.extension e {{\n  name     = \"hstore\"\n  database = postgres.database.d.name\n  version  = \"1.${{6 + {{V}}}}\"\n}}\n",
+        provider_block(&url, false)
+    );
+    let (u1, d1) = (url.clone(), db.clone());
+    let exists = move |v: Option<&str>| {
+        let Some(mut c) = in_database(&u1, &d1) else { return false };
+        let row = c.query_opt("SELECT extversion FROM pg_extension WHERE extname = 'hstore'", &[]).unwrap();
+        match (row, v) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(r), Some(v)) => r.get::<_, String>(0) == format!("1.{}", 6 + v.parse::<u32>().unwrap()),
+        }
+    };
+    let (u2, d2) = (url.clone(), db.clone());
+    let tamper = move || in_database(&u2, &d2).unwrap().batch_execute("DROP EXTENSION hstore").unwrap();
+    conformance(&Case { name: "postgres.extension", config: &config, args: vec![], env: env(&url), exists: &exists, tamper: &tamper });
+}
+
+#[test]
+fn table_grants_cover_every_table_and_drift_when_revoked() {
+    let Some(url) = server() else { return };
+    let role = fresh("reader");
+    let db = fresh("tabledb");
+    let base = format!(
+        "{}resource postgres.role app {{\n  name = \"{role}\"\n}}\nresource postgres.database db {{\n  name = \"{db}\"\n}}\n",
+        provider_block(&url, false)
+    );
+    let p = project(&[("main.plinth", &base)]);
+    let dir = p.path();
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve"]), 0);
+    in_database(&url, &db).unwrap().batch_execute("CREATE TABLE a (x int); CREATE TABLE \"b\"\"q\" (y int)").unwrap();
+    let grant = "resource postgres.grant read {\n  role        = postgres.role.app.name\n  database    = postgres.database.db.name\n  object_type = \"table\"\n  schema      = \"public\"\n  privileges  = [\"select\", \"INSERT\"]\n}\n";
+    std::fs::write(dir.join("main.plinth"), format!("{base}{grant}")).unwrap();
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve"]), 0);
+    let can = |table: &str, privilege: &str| -> bool {
+        in_database(&url, &db).unwrap().query_one("SELECT has_table_privilege($1, $2, $3)", &[&role, &table, &privilege]).unwrap().get(0)
+    };
+    assert!(can("a", "SELECT") && can("a", "INSERT") && can("\"b\"\"q\"", "SELECT"));
+    assert!(!can("a", "UPDATE"));
+    assert_exit(&cmd(dir, &url, &["drift"]), 0);
+    in_database(&url, &db).unwrap().batch_execute(&format!("REVOKE INSERT ON \"b\"\"q\" FROM \"{role}\"")).unwrap();
+    assert_exit(&cmd(dir, &url, &["drift"]), 2);
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve", "--refresh"]), 0);
+    assert!(can("\"b\"\"q\"", "INSERT"));
+    assert_exit(&cmd(dir, &url, &["drift"]), 0);
+    assert_exit(&cmd(dir, &url, &["destroy", "--auto-approve"]), 0);
+    assert!(in_database(&url, &db).is_none(), "database dropped");
+}

@@ -5,7 +5,8 @@
 //! role/database/type/schema/objects), so `read` with no prior finds an object
 //! an interrupted create made, and creates are idempotent (an existing role or
 //! database is altered to match). Reads come from the catalogs (`pg_roles`,
-//! `pg_database`, `aclexplode` of the ACLs, `pg_extension`), so changes made
+//! `pg_auth_members`, `pg_database`, `aclexplode` of the ACLs,
+//! `pg_extension`), so changes made
 //! outside Plinth show as drift; a role's password cannot be read back and
 //! never drifts.
 //!
@@ -44,6 +45,10 @@ impl PostgresFactory {
             .attr("createdb", flag("CREATEDB"))
             .attr("createrole", flag("CREATEROLE"))
             .attr("connection_limit", AttrSchema::optional(Type::Number, "concurrent connections allowed; -1 for no limit").default(Value::Int(-1)))
+            .attr(
+                "roles",
+                AttrSchema::optional(Type::List(Box::new(Type::String)), "roles this role is a member of (GRANT … TO it); order does not matter").default(Value::List(vec![])),
+            )
             .attr("id", AttrSchema::computed(Type::String, "the role name"));
         let database = ResourceSchema::new("A PostgreSQL database.")
             .attr("name", AttrSchema::required(Type::String, "the database name").forces_replacement())
@@ -378,21 +383,45 @@ struct RoleRow {
     createdb: bool,
     createrole: bool,
     connection_limit: i64,
+    /// The roles it is a member of (sorted).
+    member_of: BTreeSet<String>,
 }
 
-fn read_role(c: &mut ::postgres::Client, name: &str) -> Result<Option<RoleRow>, Fail> {
+/// The role memberships asked for: order-insensitive, duplicates dropped.
+fn normalise_roles(given: &[String]) -> BTreeSet<String> {
+    given.iter().cloned().collect()
+}
+
+/// The roles `name` is a member of, from `pg_auth_members` (PostgreSQL 16
+/// may hold one row per grantor, hence DISTINCT).
+fn read_memberships<C: ::postgres::GenericClient>(c: &mut C, name: &str) -> Result<BTreeSet<String>, Fail> {
+    let rows = c.query(
+        "SELECT DISTINCT r.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1",
+        &[&name],
+    )?;
+    Ok(rows.into_iter().map(|r| r.get(0)).collect())
+}
+
+fn read_role<C: ::postgres::GenericClient>(c: &mut C, name: &str) -> Result<Option<RoleRow>, Fail> {
     let row = c.query_opt("SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit FROM pg_roles WHERE rolname = $1", &[&name])?;
-    Ok(row.map(|r| RoleRow {
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(RoleRow {
         login: r.get(0),
         superuser: r.get(1),
         createdb: r.get(2),
         createrole: r.get(3),
         connection_limit: i64::from(r.get::<_, i32>(4)),
+        member_of: read_memberships(c, name)?,
     }))
 }
 
+/// `base` is the configuration or the recorded state: its `roles` list
+/// stands when it names the same set as the server holds (order-insensitive).
 fn role_observed(base: Map, name: &str, row: &RoleRow) -> Map {
     let mut o = base;
+    let recorded = strings(&o, "roles").unwrap_or_default();
+    let roles = if normalise_roles(&recorded) == row.member_of { recorded } else { row.member_of.iter().cloned().collect() };
+    o.insert("roles".into(), Value::List(roles.into_iter().map(Value::String).collect()));
     o.insert("name".into(), Value::str(name));
     o.insert("login".into(), Value::Bool(row.login));
     o.insert("superuser".into(), Value::Bool(row.superuser));
@@ -426,12 +455,27 @@ fn role_options(cfg: &Map, prior: Option<&Map>) -> String {
     sql
 }
 
+/// Creates or alters the role and makes its memberships exactly `roles`
+/// (GRANT the missing ones, REVOKE the others), in one transaction.
 fn write_role(c: &mut ::postgres::Client, cfg: &Map, prior: Option<&Map>) -> Result<Map, Fail> {
     let name = need(cfg, "name", "role")?;
-    let exists = c.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])?.is_some();
+    let wanted = normalise_roles(&strings(cfg, "roles").unwrap_or_default());
+    if wanted.iter().any(String::is_empty) {
+        return Err(invalid("`roles` of `postgres.role` holds an empty role name".to_string()).into());
+    }
+    let mut tx = c.transaction()?;
+    let exists = tx.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])?.is_some();
     let verb = if exists { "ALTER" } else { "CREATE" };
-    c.batch_execute(&format!("{verb} ROLE {} WITH {}", quote_ident(name), role_options(cfg, prior)))?;
-    let row = read_role(c, name)?.ok_or_else(|| invalid(format!("role {name:?} vanished right after it was written")))?;
+    tx.batch_execute(&format!("{verb} ROLE {} WITH {}", quote_ident(name), role_options(cfg, prior)))?;
+    let held = read_memberships(&mut tx, name)?;
+    for role in held.difference(&wanted) {
+        tx.batch_execute(&format!("REVOKE {} FROM {}", quote_ident(role), quote_ident(name)))?;
+    }
+    for role in wanted.difference(&held) {
+        tx.batch_execute(&format!("GRANT {} TO {}", quote_ident(role), quote_ident(name)))?;
+    }
+    let row = read_role(&mut tx, name)?.ok_or_else(|| invalid(format!("role {name:?} vanished right after it was written")))?;
+    tx.commit()?;
     Ok(role_observed(cfg.clone(), name, &row))
 }
 
@@ -948,5 +992,11 @@ mod tests {
         assert_eq!(p.into_iter().collect::<Vec<_>>(), vec!["CONNECT", "TEMPORARY"]);
         assert!(normalise_privileges("schema", &["SELECT".into()]).is_err());
         assert_eq!(normalise_privileges("schema", &["ALL".into()]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn roles_normalise_order_insensitively() {
+        let r = normalise_roles(&["b".into(), "a".into(), "b".into()]);
+        assert_eq!(r.into_iter().collect::<Vec<_>>(), vec!["a", "b"]);
     }
 }

@@ -22,7 +22,8 @@ use super::*;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, ObjectIdentifier, PublicAccessBlockConfiguration, Tag, Tagging,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectIdentifier, PublicAccessBlockConfiguration, Tag, Tagging,
     VersioningConfiguration,
 };
 use aws_sdk_s3::Client;
@@ -54,6 +55,14 @@ impl S3Factory {
             .attr("policy", AttrSchema::optional(Type::String, "a JSON bucket policy; compared by content"))
             .attr("block_public_access", AttrSchema::optional(Type::Bool, "all four public access block flags").default(Value::Bool(true)))
             .attr("force_destroy", AttrSchema::optional(Type::Bool, "delete every object and version before deleting the bucket").default(Value::Bool(false)))
+            .attr(
+                "lifecycle_rules",
+                AttrSchema::optional(
+                    Type::List(Box::new(Type::Any)),
+                    "lifecycle rules: objects { id, prefix = \"\", enabled = true, expiration_days, noncurrent_version_expiration_days, abort_incomplete_multipart_upload_days }",
+                )
+                .default(Value::List(vec![])),
+            )
             .attr("id", AttrSchema::computed(Type::String, "the bucket's name"))
             .attr("arn", AttrSchema::computed(Type::String, "arn:aws:s3:::NAME"));
         let object = ResourceSchema::new("An object in an S3 bucket.")
@@ -416,6 +425,8 @@ async fn bucket_settle(c: &Client, name: &str, config: &Map, fresh: bool) -> R<b
         }
         None => {}
     }
+    let rules = parse_rules(config.get("lifecycle_rules"), name).map_err(|d| Fail::other(d.help))?;
+    lifecycle_settle(c, name, &rules, fresh).await?;
     let block = flag(config, "block_public_access").unwrap_or(true);
     let pab = PublicAccessBlockConfiguration::builder().block_public_acls(block).ignore_public_acls(block).block_public_policy(block).restrict_public_buckets(block).build();
     match c.put_public_access_block().bucket(name).public_access_block_configuration(pab).send().await {
@@ -513,7 +524,190 @@ async fn bucket_read(c: &Client, name: &str, prior: &Map) -> R<Option<Map>> {
         }
     };
     out.insert("block_public_access".into(), Value::Bool(block));
+    // The same rules in another order or with defaults spelled out are the
+    // recorded ones.
+    let recorded = prior.get("lifecycle_rules").cloned().unwrap_or(Value::List(vec![]));
+    let was = parse_rules(Some(&recorded), name).ok();
+    let rules = match lifecycle_read(c, name).await? {
+        Some(now) if was.as_ref() == Some(&now) => recorded,
+        Some(now) => rules_value(&now),
+        None => recorded,
+    };
+    out.insert("lifecycle_rules".into(), rules);
     Ok(Some(out))
+}
+
+// ---- lifecycle rules -------------------------------------------------------
+
+/// One lifecycle rule, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rule {
+    id: String,
+    prefix: String,
+    enabled: bool,
+    expiration_days: Option<i32>,
+    noncurrent_version_expiration_days: Option<i32>,
+    abort_incomplete_multipart_upload_days: Option<i32>,
+}
+
+const RULE_FIELDS: [&str; 6] = ["id", "prefix", "enabled", "expiration_days", "noncurrent_version_expiration_days", "abort_incomplete_multipart_upload_days"];
+
+fn bad_rule(bucket: &str, what: String) -> Diagnostic {
+    provider_error(
+        "P6409",
+        format!("invalid lifecycle rule in bucket `{bucket}`"),
+        format!(
+            "The `lifecycle_rules` of bucket `{bucket}` are invalid: {what}. Each rule is an object {{ id = \"…\", prefix = \"\", enabled = true, expiration_days = N, noncurrent_version_expiration_days = N, abort_incomplete_multipart_upload_days = N }} with a unique non-empty `id`, whole numbers of days of at least 1, and at least one of the three `…_days` actions."
+        ),
+    )
+}
+
+/// The rules of a configuration (or record), validated, defaults filled
+/// in, sorted by id. Null is no rules.
+fn parse_rules(v: Option<&Value>, bucket: &str) -> Result<Vec<Rule>, Diagnostic> {
+    let items = match v.map(Value::peel) {
+        None | Some(Value::Null) => return Ok(vec![]),
+        Some(Value::List(items)) => items,
+        Some(other) => return Err(bad_rule(bucket, format!("expected a list of rule objects, got {}", other.type_name()))),
+    };
+    let mut rules = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Map(m) = item.peel() else {
+            return Err(bad_rule(bucket, format!("rule {i} is a {}, not an object", item.type_name())));
+        };
+        if let Some(k) = m.keys().find(|k| !RULE_FIELDS.contains(&k.as_str())) {
+            return Err(bad_rule(bucket, format!("rule {i} has an unknown attribute `{k}`")));
+        }
+        let id = match m.get("id").map(Value::peel) {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            _ => return Err(bad_rule(bucket, format!("rule {i} needs a non-empty string `id`"))),
+        };
+        let prefix = match m.get("prefix").map(Value::peel) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(p)) => p.clone(),
+            Some(other) => return Err(bad_rule(bucket, format!("the `prefix` of rule `{id}` must be a string, not a {}", other.type_name()))),
+        };
+        let enabled = match m.get("enabled").map(Value::peel) {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => return Err(bad_rule(bucket, format!("the `enabled` of rule `{id}` must be a bool, not a {}", other.type_name()))),
+        };
+        let days = |name: &str| -> Result<Option<i32>, Diagnostic> {
+            let n = match m.get(name).map(Value::peel) {
+                None | Some(Value::Null) => return Ok(None),
+                Some(Value::Int(n)) => Some(*n),
+                Some(Value::Float(f)) if f.fract() == 0.0 && f.abs() < 1e12 => Some(*f as i64),
+                _ => None,
+            };
+            match n.and_then(|n| i32::try_from(n).ok()).filter(|n| *n >= 1) {
+                Some(n) => Ok(Some(n)),
+                None => Err(bad_rule(bucket, format!("the `{name}` of rule `{id}` must be a whole number of days of at least 1"))),
+            }
+        };
+        let rule = Rule {
+            expiration_days: days("expiration_days")?,
+            noncurrent_version_expiration_days: days("noncurrent_version_expiration_days")?,
+            abort_incomplete_multipart_upload_days: days("abort_incomplete_multipart_upload_days")?,
+            id,
+            prefix,
+            enabled,
+        };
+        if rule.expiration_days.is_none() && rule.noncurrent_version_expiration_days.is_none() && rule.abort_incomplete_multipart_upload_days.is_none() {
+            return Err(bad_rule(bucket, format!("rule `{}` has no action", rule.id)));
+        }
+        if rules.iter().any(|r: &Rule| r.id == rule.id) {
+            return Err(bad_rule(bucket, format!("the id `{}` is used by two rules", rule.id)));
+        }
+        rules.push(rule);
+    }
+    rules.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(rules)
+}
+
+/// Rules as an attribute value: every field present, sorted by id.
+fn rules_value(rules: &[Rule]) -> Value {
+    let days = |d: Option<i32>| d.map(|d| Value::Int(i64::from(d))).unwrap_or(Value::Null);
+    Value::List(
+        rules
+            .iter()
+            .map(|r| {
+                let mut m = Map::default();
+                m.insert("id".into(), Value::String(r.id.clone()));
+                m.insert("prefix".into(), Value::String(r.prefix.clone()));
+                m.insert("enabled".into(), Value::Bool(r.enabled));
+                m.insert("expiration_days".into(), days(r.expiration_days));
+                m.insert("noncurrent_version_expiration_days".into(), days(r.noncurrent_version_expiration_days));
+                m.insert("abort_incomplete_multipart_upload_days".into(), days(r.abort_incomplete_multipart_upload_days));
+                Value::Map(m)
+            })
+            .collect(),
+    )
+}
+
+fn lifecycle_configuration(rules: &[Rule]) -> R<BucketLifecycleConfiguration> {
+    let built: Result<Vec<LifecycleRule>, _> = rules
+        .iter()
+        .map(|r| {
+            LifecycleRule::builder()
+                .id(&r.id)
+                .filter(LifecycleRuleFilter::builder().prefix(&r.prefix).build())
+                .status(if r.enabled { ExpirationStatus::Enabled } else { ExpirationStatus::Disabled })
+                .set_expiration(r.expiration_days.map(|d| LifecycleExpiration::builder().days(d).build()))
+                .set_noncurrent_version_expiration(r.noncurrent_version_expiration_days.map(|d| NoncurrentVersionExpiration::builder().noncurrent_days(d).build()))
+                .set_abort_incomplete_multipart_upload(r.abort_incomplete_multipart_upload_days.map(|d| AbortIncompleteMultipartUpload::builder().days_after_initiation(d).build()))
+                .build()
+        })
+        .collect();
+    BucketLifecycleConfiguration::builder().set_rules(Some(built.map_err(|e| Fail::other(e.to_string()))?)).build().map_err(|e| Fail::other(e.to_string()))
+}
+
+/// The bucket's rules as the server has them (sorted by id); None when the
+/// server does not implement lifecycle configuration.
+async fn lifecycle_read(c: &Client, name: &str) -> R<Option<Vec<Rule>>> {
+    match c.get_bucket_lifecycle_configuration().bucket(name).send().await {
+        Ok(out) => {
+            let mut rules: Vec<Rule> = out
+                .rules()
+                .iter()
+                .map(|r| Rule {
+                    id: r.id().unwrap_or_default().to_string(),
+                    #[allow(deprecated)]
+                    prefix: r.filter().and_then(|f| f.prefix()).or(r.prefix()).unwrap_or_default().to_string(),
+                    enabled: r.status() == &ExpirationStatus::Enabled,
+                    expiration_days: r.expiration().and_then(|e| e.days()),
+                    noncurrent_version_expiration_days: r.noncurrent_version_expiration().and_then(|e| e.noncurrent_days()),
+                    abort_incomplete_multipart_upload_days: r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation()),
+                })
+                .collect();
+            rules.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(Some(rules))
+        }
+        Err(e) => {
+            let f = Fail::of(e);
+            if f.code_is(&["NoSuchLifecycleConfiguration"]) || (f.status == Some(404) && !f.code_is(&["NoSuchBucket"])) {
+                Ok(Some(vec![]))
+            } else if f.not_implemented() {
+                Ok(None)
+            } else {
+                Err(f)
+            }
+        }
+    }
+}
+
+/// Makes the bucket's rules `rules`: none deletes the configuration.
+async fn lifecycle_settle(c: &Client, name: &str, rules: &[Rule], fresh: bool) -> R<()> {
+    if !rules.is_empty() {
+        c.put_bucket_lifecycle_configuration().bucket(name).lifecycle_configuration(lifecycle_configuration(rules)?).send().await.map_err(Fail::of)?;
+    } else if !fresh {
+        if let Err(e) = c.delete_bucket_lifecycle().bucket(name).send().await {
+            let f = Fail::of(e);
+            if !(f.code_is(&["NoSuchLifecycleConfiguration"]) || f.not_implemented()) {
+                return Err(f);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes every object version and delete marker, then every object
@@ -736,6 +930,7 @@ impl S3Provider {
                 return Err(provider_error("P6407", format!("the policy of bucket `{name}` is not JSON"), format!("The `policy` of bucket `{name}` must be a JSON policy document: {e}. jsonencode({{…}}) builds one.")));
             }
         }
+        parse_rules(config.get("lifecycle_rules"), &name)?;
         if prior.is_none() {
             bucket_create(&client, &name, &loc.region).await.map_err(|f| {
                 if f.code_is(&["BucketAlreadyExists"]) {
@@ -942,6 +1137,34 @@ mod tests {
         assert!(f.configure(&config, &ctx).is_ok());
         config.insert("endpoint".into(), Value::str("ftp://x"));
         assert_eq!(f.configure(&config, &ctx).err().map(|d| d.code), Some("P6400"));
+    }
+
+    #[test]
+    fn lifecycle_rules_are_validated_and_normalised() {
+        let rule = |pairs: &[(&str, Value)]| Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
+        let rules = Value::List(vec![
+            rule(&[("id", Value::str("z")), ("expiration_days", Value::Int(30))]),
+            rule(&[("id", Value::str("a")), ("prefix", Value::str("tmp/")), ("enabled", Value::Bool(false)), ("abort_incomplete_multipart_upload_days", Value::Float(2.0))]),
+        ]);
+        let parsed = parse_rules(Some(&rules), "b").expect("valid");
+        assert_eq!(parsed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "z"]);
+        assert_eq!(parsed[1], Rule { id: "z".into(), prefix: String::new(), enabled: true, expiration_days: Some(30), noncurrent_version_expiration_days: None, abort_incomplete_multipart_upload_days: None });
+        assert_eq!(parse_rules(Some(&rules_value(&parsed)), "b").expect("round trip"), parsed);
+        assert_eq!(parse_rules(Some(&Value::List(vec![])), "b").expect("none"), vec![]);
+        for bad in [
+            rule(&[("expiration_days", Value::Int(1))]),
+            rule(&[("id", Value::str("x"))]),
+            rule(&[("id", Value::str("x")), ("expiration_days", Value::Int(0))]),
+            rule(&[("id", Value::str("x")), ("expiration_days", Value::Float(1.5))]),
+            rule(&[("id", Value::str("x")), ("expiration_days", Value::Int(1)), ("days", Value::Int(1))]),
+            Value::str("x"),
+        ] {
+            let d = parse_rules(Some(&Value::List(vec![bad])), "b").expect_err("invalid");
+            assert_eq!(d.code, "P6409");
+            assert!(d.help.contains("bucket `b`"));
+        }
+        let twice = rule(&[("id", Value::str("x")), ("expiration_days", Value::Int(1))]);
+        assert!(parse_rules(Some(&Value::List(vec![twice.clone(), twice])), "b").is_err());
     }
 
     #[test]

@@ -198,6 +198,19 @@ pub fn now_rfc3339() -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
+/// A map as the JSON text the SQL backends store.
+pub(crate) fn map_to_json_text(map: &Map) -> String {
+    crate::value::Value::Map(map.clone()).to_json().to_string()
+}
+
+/// The map in stored JSON text (empty when the text is not a JSON object).
+pub(crate) fn map_from_json_text(text: &str) -> Map {
+    match serde_json::from_str::<serde_json::Value>(text).map(|j| crate::value::Value::from_json(&j)) {
+        Ok(crate::value::Value::Map(m)) => m,
+        _ => Map::default(),
+    }
+}
+
 pub fn hash_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))

@@ -20,7 +20,6 @@
 use super::model::*;
 use super::{now_rfc3339, now_unix, Completion, Intent, LockInfo, Store};
 use crate::diagnostic::Diagnostic;
-use crate::value::{Map, Value};
 use postgres::{Client, IsolationLevel, NoTls, Statement};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -191,16 +190,7 @@ fn pg_reason(e: &postgres::Error) -> String {
     }
 }
 
-fn to_json(map: &Map) -> String {
-    Value::Map(map.clone()).to_json().to_string()
-}
-
-fn from_json(text: &str) -> Map {
-    match serde_json::from_str::<serde_json::Value>(text).map(|j| Value::from_json(&j)) {
-        Ok(Value::Map(m)) => m,
-        _ => Map::default(),
-    }
-}
+use super::{map_from_json_text as from_json, map_to_json_text as to_json};
 
 fn list_json(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())

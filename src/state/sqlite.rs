@@ -7,7 +7,6 @@
 use super::model::*;
 use super::{now_rfc3339, now_unix, Completion, Intent, LockInfo, Store};
 use crate::diagnostic::Diagnostic;
-use crate::value::{Map, Value};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -27,16 +26,7 @@ fn db_error(path: &str, e: impl std::fmt::Display) -> Diagnostic {
     ))
 }
 
-fn to_json(map: &Map) -> String {
-    Value::Map(map.clone()).to_json().to_string()
-}
-
-fn from_json(text: &str) -> Map {
-    match serde_json::from_str::<serde_json::Value>(text).map(|j| Value::from_json(&j)) {
-        Ok(Value::Map(m)) => m,
-        _ => Map::default(),
-    }
-}
+use super::{map_from_json_text as from_json, map_to_json_text as to_json};
 
 impl SqliteStore {
     pub fn open(path: &Path, env: &str) -> Result<SqliteStore, Diagnostic> {

@@ -239,3 +239,54 @@ fn table_grants_cover_every_table_and_drift_when_revoked() {
     assert_exit(&cmd(dir, &url, &["destroy", "--auto-approve"]), 0);
     assert!(in_database(&url, &db).is_none(), "database dropped");
 }
+
+#[test]
+fn role_membership_is_granted_drifts_when_revoked_and_is_revoked_when_removed() {
+    let Some(url) = server() else { return };
+    let a = fresh("group");
+    let b = fresh("member");
+    let config = |roles: &str| {
+        format!(
+            "{}resource postgres.role a {{\n  name = \"{a}\"\n}}\n\
+             resource postgres.role b {{\n  name       = \"{b}\"\n  roles      = {roles}\n  depends_on = [postgres.role.a]\n}}\n",
+            provider_block(&url, false)
+        )
+    };
+    let p = project(&[("main.plinth", &config("[postgres.role.a.name]"))]);
+    let dir = p.path();
+    let member = || {
+        client(&url)
+            .query_opt(
+                "SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE r.rolname = $1 AND u.rolname = $2",
+                &[&a, &b],
+            )
+            .unwrap()
+            .is_some()
+    };
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve"]), 0);
+    assert!(member(), "b was granted a");
+    assert_exit(&cmd(dir, &url, &["drift"]), 0);
+    let again = cmd(dir, &url, &["apply", "--auto-approve"]);
+    assert_exit(&again, 0);
+    assert!(stdout(&again).contains("No changes"), "{}", stdout(&again));
+
+    client(&url).batch_execute(&format!("REVOKE \"{a}\" FROM \"{b}\"")).unwrap();
+    assert!(!member());
+    let drift = cmd(dir, &url, &["drift", "--json"]);
+    assert_exit(&drift, 2);
+    assert!(stdout(&drift).contains("postgres.role.b"), "{}", stdout(&drift));
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve", "--refresh"]), 0);
+    assert!(member(), "apply --refresh granted it again");
+    assert_exit(&cmd(dir, &url, &["drift"]), 0);
+
+    std::fs::write(dir.join("main.plinth"), config("[]")).unwrap();
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve"]), 0);
+    assert!(!member(), "removing it from `roles` revoked it");
+    assert_exit(&cmd(dir, &url, &["drift"]), 0);
+
+    assert_exit(&cmd(dir, &url, &["destroy", "--auto-approve"]), 0);
+    let c = &mut client(&url);
+    for name in [&a, &b] {
+        assert!(c.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[name]).unwrap().is_none(), "role {name} dropped");
+    }
+}

@@ -211,3 +211,79 @@ fn objects_from_a_source_file_are_uploaded_and_their_edits_detected() {
     assert_exit(&cmd(p.path(), &["drift"]), 0);
     assert_exit(&cmd(p.path(), &["destroy", "--auto-approve"]), 0);
 }
+
+/// The bucket's lifecycle rules as (id, prefix, enabled, expiration days), sorted by id.
+fn lifecycle(endpoint: &str, bucket: &str) -> Vec<(String, String, bool, Option<i32>)> {
+    use aws_sdk_s3::types::ExpirationStatus;
+    let c = client(endpoint);
+    match block(c.get_bucket_lifecycle_configuration().bucket(bucket).send()) {
+        Ok(out) => {
+            let mut rules: Vec<_> = out
+                .rules()
+                .iter()
+                .map(|r| {
+                    (
+                        r.id().unwrap_or_default().to_string(),
+                        r.filter().and_then(|f| f.prefix()).unwrap_or_default().to_string(),
+                        r.status() == &ExpirationStatus::Enabled,
+                        r.expiration().and_then(|e| e.days()),
+                    )
+                })
+                .collect();
+            rules.sort();
+            rules
+        }
+        Err(e) => {
+            let text = format!("{e:?}");
+            assert!(text.contains("NoSuchLifecycleConfiguration"), "{text}");
+            vec![]
+        }
+    }
+}
+
+#[test]
+fn lifecycle_rules_are_applied_drift_is_seen_and_removal_deletes_them() {
+    use aws_sdk_s3::types::{BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter};
+    let Some(ep) = endpoint() else { return };
+    let bucket = unique("life");
+    let with_rules = format!(
+        "{}resource s3.bucket b {{\n  name = \"{bucket}\"\n  lifecycle_rules = [{{\n    id              = \"logs\"\n    prefix          = \"logs/\"\n    expiration_days = 30\n  }}]\n}}\n",
+        provider_block(&ep)
+    );
+    let p = project(&[("main.plinth", &with_rules)]);
+    assert_exit(&cmd(p.path(), &["apply", "--auto-approve"]), 0);
+    assert_eq!(lifecycle(&ep, &bucket), vec![("logs".to_string(), "logs/".to_string(), true, Some(30))]);
+    assert_exit(&cmd(p.path(), &["drift"]), 0);
+    assert_exit(&cmd(p.path(), &["plan", "--detailed-exitcode", "--refresh"]), 0);
+    // Changed outside Plinth: the rule now expires after 7 days.
+    let rule = LifecycleRule::builder()
+        .id("logs")
+        .filter(LifecycleRuleFilter::builder().prefix("logs/").build())
+        .status(ExpirationStatus::Enabled)
+        .expiration(LifecycleExpiration::builder().days(7).build())
+        .build()
+        .unwrap();
+    let conf = BucketLifecycleConfiguration::builder().rules(rule).build().unwrap();
+    block(client(&ep).put_bucket_lifecycle_configuration().bucket(&bucket).lifecycle_configuration(conf).send()).expect("change the rule");
+    let drift = cmd(p.path(), &["drift"]);
+    assert_exit(&drift, 2);
+    assert!(stdout(&drift).contains("lifecycle_rules"), "{}", stdout(&drift));
+    assert_exit(&cmd(p.path(), &["apply", "--auto-approve", "--refresh"]), 0);
+    assert_eq!(lifecycle(&ep, &bucket), vec![("logs".to_string(), "logs/".to_string(), true, Some(30))]);
+    assert_exit(&cmd(p.path(), &["drift"]), 0);
+    // A bad rule is P6409, before anything changes.
+    let bad = with_rules.replace("expiration_days = 30", "expiration_days = 0");
+    std::fs::write(p.path().join("main.plinth"), &bad).unwrap();
+    let out = cmd(p.path(), &["apply", "--auto-approve"]);
+    assert_exit(&out, 1);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("P6409") && text.contains("expiration_days"), "{text}");
+    // No rules: the lifecycle configuration is deleted.
+    let without = format!("{}resource s3.bucket b {{\n  name = \"{bucket}\"\n}}\n", provider_block(&ep));
+    std::fs::write(p.path().join("main.plinth"), &without).unwrap();
+    assert_exit(&cmd(p.path(), &["apply", "--auto-approve"]), 0);
+    assert_eq!(lifecycle(&ep, &bucket), vec![]);
+    assert_exit(&cmd(p.path(), &["drift"]), 0);
+    assert_exit(&cmd(p.path(), &["destroy", "--auto-approve"]), 0);
+    assert!(bucket_tags(&ep, &bucket).is_none(), "the bucket is gone");
+}

@@ -99,6 +99,17 @@ impl ProviderFactory for KubernetesFactory {
                     planned.insert("uid".into(), Value::Unknown);
                 }
             }
+            // A Secret written as a manifest is as secret as kubernetes.secret:
+            // its manifest and live object never show in plans or state.
+            let is_secret = config.get("manifest").map(|m| m.to_json()).is_some_and(|m| m.get("kind").and_then(|k| k.as_str()) == Some("Secret"));
+            if is_secret {
+                for name in ["manifest", "object"] {
+                    if let Some(v) = planned.get_mut(name) {
+                        let inner = std::mem::replace(v, Value::Null);
+                        *v = inner.mark_if(true);
+                    }
+                }
+            }
         }
         planned
     }

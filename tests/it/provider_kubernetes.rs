@@ -575,3 +575,28 @@ fn a_kubeconfig_context_selects_the_cluster_and_token() {
     assert!(all.contains("P6500") && (all.contains("other, test") || all.contains("test, other")), "{all}");
     assert!(!all.contains(&k.token), "{all}");
 }
+
+#[test]
+fn a_secret_written_as_a_manifest_stays_secret() {
+    let k = KubeApiTestDouble::start();
+    let config = |v: &str| {
+        provider_block(&k)
+            + &format!(
+                "resource kubernetes.manifest s {{\n  manifest = {{\n    apiVersion = \"v1\"\n    kind       = \"Secret\"\n    metadata   = {{ name = \"via-manifest\", namespace = \"default\" }}\n    stringData = {{ password = \"mf-s3cr3t-{v}\" }}\n  }}\n}}\n"
+            )
+    };
+    let p = project(&[("main.plinth", &config("1"))]);
+    let mut outputs = vec![run(p.path(), &["plan"]), run(p.path(), &["plan", "--json"]), run(p.path(), &["apply", "--auto-approve"])];
+    assert_exit(&outputs[2], 0);
+    outputs.push(run(p.path(), &["state", "show"]));
+    outputs.push(run(p.path(), &["state", "show", "--json"]));
+    outputs.push(run(p.path(), &["drift", "--json"]));
+    std::fs::write(p.path().join("main.plinth"), config("2")).unwrap();
+    outputs.push(run(p.path(), &["plan"]));
+    outputs.push(run(p.path(), &["apply", "--auto-approve"]));
+    for o in &outputs {
+        let all = stdout(o) + &stderr(o);
+        assert!(!all.contains("mf-s3cr3t"), "a secret value was printed:\n{all}");
+    }
+    assert!(stdout(&outputs[0]).contains("(sensitive)"), "{}", stdout(&outputs[0]));
+}

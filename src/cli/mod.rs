@@ -606,7 +606,7 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
     let recorded = store.snapshot().map_err(|d| Failure::bare(d, json))?;
     let configs = plan::provider_configs_from_state(&prepared.loaded.cfg, &prepared.loaded.graph, &recorded, &prepared.vars, &mut prepared.host);
     let reconciled = exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::bare(d, json))?;
-    let mut snapshot = store.snapshot().map_err(|d| Failure::bare(d, json))?;
+    let mut snapshot = if reconciled.is_empty() { recorded } else { store.snapshot().map_err(|d| Failure::bare(d, json))? };
     if common.refresh {
         let seen = exec::refresh::read_all(&snapshot, &prepared.loaded.registry, &provider_ctx, &configs, 10).await.map_err(|d| Failure::new(&prepared.loaded.cfg.sources, d, json))?;
         exec::refresh::apply_observations(&mut snapshot, seen);
@@ -621,7 +621,7 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
 }
 
 fn print_reconciled(r: &exec::reconcile::Reconciled, json: bool) {
-    if json || (r.recorded.is_empty() && r.forgotten.is_empty() && r.unchanged.is_empty()) {
+    if json || r.is_empty() {
         return;
     }
     eprintln!(
@@ -948,8 +948,8 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
     let mut prepared = prepare(&dir, &args.vars, json)?;
     let recorded = store.snapshot().map_err(|d| Failure::bare(d, json))?;
     let configs = plan::provider_configs_from_state(&prepared.loaded.cfg, &prepared.loaded.graph, &recorded, &prepared.vars, &mut prepared.host);
-    exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::bare(d, json))?;
-    let prior = store.snapshot().map_err(|d| Failure::bare(d, json))?;
+    let reconciled = exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::bare(d, json))?;
+    let prior = if reconciled.is_empty() { recorded } else { store.snapshot().map_err(|d| Failure::bare(d, json))? };
     let loaded = &prepared.loaded;
     let observations = exec::refresh::read_all(&prior, &loaded.registry, &provider_ctx, &configs, args.parallelism).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     let drift = plan::drift::compare(&prior, &observations, &loaded.registry);
@@ -1177,13 +1177,7 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             }
             let mut source = open_store(&dir, &state, false)?;
             let source = acquire(source.as_mut(), "state migrate", Duration::ZERO, false)?;
-            if !source.store.unfinished_intents().map_err(|d| Failure::bare(d, false))?.is_empty() {
-                return Err(Failure::bare(
-                    Diagnostic::new("P5008", "the state has unfinished operations")
-                        .help("An interrupted run left operations to reconcile; run `plinth plan` (it reconciles them) and migrate then."),
-                    false,
-                ));
-            }
+            refuse_unfinished(source.store, "migrate")?;
             let snap = source.store.snapshot().map_err(|d| Failure::bare(d, false))?;
             let mut dest = crate::state::open(&to_address, DEFAULT_ENV).map_err(|d| Failure::bare(d, false))?;
             let dest = acquire(dest.as_mut(), "state migrate", Duration::ZERO, false)?;
@@ -1197,44 +1191,24 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
                     false,
                 ));
             }
-            let serial = dest.store.begin_run("state migrate").map_err(|d| Failure::bare(d, false))?;
-            let mut completions: Vec<crate::state::Completion> = existing
-                .instances
-                .values()
-                .map(|r| crate::state::Completion::Remove { intent: None, address: r.address.clone(), deposed: r.deposed.clone() })
-                .collect();
-            completions.extend(snap.instances.values().map(|r| crate::state::Completion::Upsert { intent: None, record: r.clone() }));
-            dest.store.complete(serial, &completions).map_err(|d| Failure::bare(d, false))?;
-            let outputs: Vec<(String, serde_json::Value, bool)> = snap.outputs.iter().map(|(k, o)| (k.clone(), o.value.clone(), o.sensitive)).collect();
-            dest.store.set_outputs(&outputs).map_err(|d| Failure::bare(d, false))?;
-            dest.store.finish_run(serial, "migrated", [snap.instances.len() as i64, 0, 0, 0]).map_err(|d| Failure::bare(d, false))?;
+            write_snapshot(dest.store, &snap, &existing, "state migrate", "migrated", [snap.instances.len() as i64, 0, 0, 0])?;
             println!(
                 "Copied {} instance(s) and {} output(s) to {to_address}. Use it from now on with --state '{to_address}' (or PLINTH_STATE).",
                 snap.instances.len(),
-                outputs.len()
+                snap.outputs.len()
             );
             Ok(0)
         }
         StateCommand::Rekey { dir, state } => {
             let mut store = open_store(&dir, &state, false)?;
             let guard = acquire(store.as_mut(), "state rekey", Duration::ZERO, false)?;
-            if !guard.store.unfinished_intents().map_err(|d| Failure::bare(d, false))?.is_empty() {
-                return Err(Failure::bare(
-                    Diagnostic::new("P5008", "the state has unfinished operations")
-                        .help("An interrupted run left operations to reconcile; run `plinth plan` (it reconciles them) and rekey then."),
-                    false,
-                ));
-            }
+            refuse_unfinished(guard.store, "rekey")?;
             let snap = guard.store.snapshot().map_err(|d| Failure::bare(d, false))?;
-            let serial = guard.store.begin_run("state rekey").map_err(|d| Failure::bare(d, false))?;
-            let completions: Vec<crate::state::Completion> = snap.instances.values().map(|r| crate::state::Completion::Upsert { intent: None, record: r.clone() }).collect();
-            guard.store.complete(serial, &completions).map_err(|d| Failure::bare(d, false))?;
-            let outputs: Vec<(String, serde_json::Value, bool)> = snap.outputs.iter().map(|(k, o)| (k.clone(), o.value.clone(), o.sensitive)).collect();
-            guard.store.set_outputs(&outputs).map_err(|d| Failure::bare(d, false))?;
-            guard.store.finish_run(serial, "rekeyed", [0, 0, 0, 0]).map_err(|d| Failure::bare(d, false))?;
+            // Rewriting every value through the store seals it with the current key.
+            write_snapshot(guard.store, &snap, &crate::state::model::Snapshot::default(), "state rekey", "rekeyed", [0, 0, 0, 0])?;
             let sealing = crate::state::crypt::Keys::from_env().ok().flatten().is_some_and(|k| k.current.is_some());
             let how = if sealing { "sealed with the current key" } else { "stored in clear (no PLINTH_STATE_KEY)" };
-            println!("Rewrote {} instance(s) and {} output(s), {how}.", snap.instances.len(), outputs.len());
+            println!("Rewrote {} instance(s) and {} output(s), {how}.", snap.instances.len(), snap.outputs.len());
             Ok(0)
         }
         StateCommand::History { dir, state, json } => {
@@ -1254,6 +1228,34 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             Ok(0)
         }
     }
+}
+
+/// `state migrate` and `state rekey` copy whole states: not while an
+/// interrupted run still has operations to reconcile.
+fn refuse_unfinished(store: &mut dyn Store, verb: &str) -> Result<(), Failure> {
+    if store.unfinished_intents().map_err(|d| Failure::bare(d, false))?.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::bare(
+        Diagnostic::new("P5008", "the state has unfinished operations")
+            .help(format!("An interrupted run left operations to reconcile; run `plinth plan` (it reconciles them) and {verb} then.")),
+        false,
+    ))
+}
+
+/// Writes `snap` (instances and outputs) into `store` as one recorded run,
+/// removing what `replaced` recorded there first.
+fn write_snapshot(store: &mut dyn Store, snap: &crate::state::model::Snapshot, replaced: &crate::state::model::Snapshot, command: &str, status: &str, counts: [i64; 4]) -> Result<(), Failure> {
+    use crate::state::Completion;
+    let fail = |d| Failure::bare(d, false);
+    let serial = store.begin_run(command).map_err(fail)?;
+    let mut completions: Vec<Completion> =
+        replaced.instances.values().map(|r| Completion::Remove { intent: None, address: r.address.clone(), deposed: r.deposed.clone() }).collect();
+    completions.extend(snap.instances.values().map(|r| Completion::Upsert { intent: None, record: r.clone() }));
+    store.complete(serial, &completions).map_err(fail)?;
+    let outputs: Vec<(String, serde_json::Value, bool)> = snap.outputs.iter().map(|(k, o)| (k.clone(), o.value.clone(), o.sensitive)).collect();
+    store.set_outputs(&outputs).map_err(fail)?;
+    store.finish_run(serial, status, counts).map_err(fail)
 }
 
 fn graph_cmd(dir: &Path, format: GraphFormat) -> Result<i32, Failure> {

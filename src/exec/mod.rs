@@ -278,8 +278,9 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
 
     // ---- the walk
     let mut ns = Namespace::default();
-    let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::default();
-    let mut provider_configs: HashMap<String, Map> = HashMap::default();
+    // Configured providers by key, shared by every task and dispatch of the
+    // run (a provider is configured once: it may hold a connection pool).
+    let mut providers: Providers = Providers::new();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(ctx.parallelism.max(1)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Answer)>();
     let mut ops: Vec<Op> = Vec::new();
@@ -296,7 +297,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
             if interrupted {
                 continue;
             }
-            match start_task(ctx, plan, &prior, t, &mut tasks, &mut ns, &mut providers, &mut provider_configs, host, &mut ops, &by_address, &changes_by_resource, &mut report) {
+            match start_task(ctx, plan, &prior, t, &mut tasks, &mut ns, &mut providers, host, &mut ops, &by_address, &changes_by_resource, &mut report) {
                 Ok(new_ops) => {
                     if new_ops.is_empty() {
                         finish_task(cfg, t, &mut tasks, &mut ns, &mut ready);
@@ -316,7 +317,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
             }
         }
         if !starting.is_empty() {
-            dispatch(ctx, plan, &prior, store, serial, &starting, &mut ops, &providers, &semaphore, &tx, &mut faults, on_event).map_err(|d| vec![d])?;
+            dispatch(ctx, plan, &prior, store, serial, &starting, &mut ops, &mut providers, &semaphore, &tx, &mut faults, on_event).map_err(|d| vec![d])?;
             in_flight += starting.len();
         }
         if in_flight == 0 {
@@ -455,7 +456,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
             }
         }
         if !next_steps.is_empty() && !interrupted {
-            dispatch(ctx, plan, &prior, store, serial, &next_steps, &mut ops, &providers, &semaphore, &tx, &mut faults, on_event).map_err(|d| vec![d])?;
+            dispatch(ctx, plan, &prior, store, serial, &next_steps, &mut ops, &mut providers, &semaphore, &tx, &mut faults, on_event).map_err(|d| vec![d])?;
             in_flight += next_steps.len();
         }
         if interrupted && in_flight == 0 {
@@ -609,15 +610,8 @@ fn sensitive_names(ctx: &ApplyContext<'_>, change: &plan::Change, config: &Map, 
     names.into_iter().collect()
 }
 
-fn provider_for(ctx: &ApplyContext<'_>, providers: &mut HashMap<String, Arc<dyn Provider>>, key: &str, _name: &str) -> Result<Arc<dyn Provider>, Diagnostic> {
-    if let Some(p) = providers.get(key) {
-        return Ok(p.clone());
-    }
-    let mut cache = std::collections::BTreeMap::new();
-    let p = refresh::provider_for(ctx.registry, ctx.provider_ctx, ctx.provider_configs, key, &mut cache)?;
-    providers.insert(key.to_string(), p.clone());
-    Ok(p)
-}
+/// Configured providers by key (`name` or `name.alias`).
+type Providers = std::collections::BTreeMap<String, Arc<dyn Provider>>;
 
 #[allow(clippy::too_many_arguments)]
 fn start_task(
@@ -627,8 +621,7 @@ fn start_task(
     t: usize,
     tasks: &mut [Task],
     ns: &mut Namespace,
-    providers: &mut HashMap<String, Arc<dyn Provider>>,
-    provider_configs: &mut HashMap<String, Map>,
+    providers: &mut Providers,
     host: &mut dyn FnHost,
     ops: &mut Vec<Op>,
     by_address: &HashMap<&str, usize>,
@@ -670,7 +663,6 @@ fn start_task(
                 .configure(&decl.name.name, &plain, ctx.provider_ctx)
                 .map_err(|d| vec![if d.labels.is_empty() { d.label(decl.name.span, "while configuring this provider") } else { d }])?;
             providers.insert(key.clone(), p);
-            provider_configs.insert(key.clone(), config);
             Ok(vec![])
         }
         DeclId::Output(name) => {
@@ -752,13 +744,12 @@ fn dispatch(
     serial: i64,
     op_indices: &[usize],
     ops: &mut [Op],
-    providers: &HashMap<String, Arc<dyn Provider>>,
+    providers: &mut Providers,
     semaphore: &Arc<tokio::sync::Semaphore>,
     tx: &tokio::sync::mpsc::UnboundedSender<(usize, Answer)>,
     faults: &mut FaultCounter,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(), Diagnostic> {
-    let mut providers = providers.clone();
     let mut deposes = Vec::new();
     let mut intents = Vec::with_capacity(op_indices.len());
     let mut calls = Vec::with_capacity(op_indices.len());
@@ -804,7 +795,7 @@ fn dispatch(
             deps: change.deps.clone(),
             sensitive: sensitive_names(ctx, change, &op.config, &Map::default(), &prior_rec.map(|r| r.sensitive.clone()).unwrap_or_default()),
         });
-        let provider = provider_for(ctx, &mut providers, &change.provider, &change.provider_name)?;
+        let provider = refresh::provider_for(ctx.registry, ctx.provider_ctx, ctx.provider_configs, &change.provider, providers)?;
         let object = ObjectRef { address: change.address.clone(), rtype: change.rtype.clone(), token };
         let prior_attrs = prior_rec.map(|r| r.attrs.clone()).unwrap_or_default();
         calls.push((oi, step, provider, object, plain_inputs, prior_attrs));

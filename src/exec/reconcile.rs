@@ -18,6 +18,13 @@ pub struct Reconciled {
     pub unchanged: Vec<String>,
 }
 
+impl Reconciled {
+    /// True when there was nothing to reconcile (the state was not written).
+    pub fn is_empty(&self) -> bool {
+        self.recorded.is_empty() && self.forgotten.is_empty() && self.unchanged.is_empty()
+    }
+}
+
 pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx: &ProviderContext, configs: &super::refresh::Configs) -> Result<Reconciled, Diagnostic> {
     let intents = store.unfinished_intents()?;
     let mut out = Reconciled::default();

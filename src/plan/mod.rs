@@ -447,7 +447,7 @@ pub fn eval_param(cfg: &Config, name: &str, vars: &IndexMap<String, VarValue>, n
             .label(span, format!("expected {ty}"))]
     })?;
     let body = decl.body.as_ref();
-    let sensitive = body.and_then(|b| b.attr("sensitive")).is_some_and(|a| matches!(a.value.kind, crate::syntax::ast::ExprKind::Bool(true)));
+    let sensitive = declared_sensitive(body);
     value = value.mark_if(sensitive);
     if let Some(rule) = body.and_then(|b| b.attr("validate")) {
         let mut ev = Evaluator::new(ns, host);
@@ -475,6 +475,11 @@ pub fn eval_param(cfg: &Config, name: &str, vars: &IndexMap<String, VarValue>, n
     }
     ns.set(name, value);
     Ok(())
+}
+
+/// `{ sensitive = true }` in a param's or output's block.
+fn declared_sensitive(body: Option<&crate::syntax::ast::Body>) -> bool {
+    body.and_then(|b| b.attr("sensitive")).is_some_and(|a| matches!(a.value.kind, crate::syntax::ast::ExprKind::Bool(true)))
 }
 
 pub fn eval_let(cfg: &Config, name: &str, ns: &mut Namespace, host: &mut dyn FnHost) -> Result<(), Diags> {
@@ -513,7 +518,20 @@ pub fn eval_provider_config(cfg: &Config, key: &str, ns: &Namespace, host: &mut 
 pub fn provider_configs_from_state(cfg: &Config, graph: &Graph, prior: &Snapshot, vars: &IndexMap<String, VarValue>, host: &mut dyn FnHost) -> IndexMap<String, Map> {
     let mut ns = Namespace::default();
     let mut out = IndexMap::new();
+    // Only provider blocks and what they depend on: usually nothing at all.
+    let roots: Vec<NodeIndex> = cfg.providers.keys().filter_map(|k| graph.node(&DeclId::Provider(k.clone()))).collect();
+    if roots.is_empty() {
+        return out;
+    }
+    let needed = graph.with_dependencies(roots);
+    let mut by_resource: HashMap<&str, Vec<&InstanceRecord>> = HashMap::default();
+    for r in prior.instances.values().filter(|r| r.deposed.is_empty()) {
+        by_resource.entry(r.resource.as_str()).or_default().push(r);
+    }
     for &n in &graph.order {
+        if !needed.contains(&n) {
+            continue;
+        }
         match &graph.dag[n] {
             DeclId::Param(name) => {
                 if eval_param(cfg, name, vars, &mut ns, host).is_err() {
@@ -527,10 +545,11 @@ pub fn provider_configs_from_state(cfg: &Config, graph: &Graph, prior: &Snapshot
             }
             DeclId::Resource(address) => {
                 let Some(res) = cfg.resources.get(address) else { continue };
-                let instances: Vec<(InstanceKey, Value)> = prior
-                    .instances
-                    .values()
-                    .filter(|r| &r.resource == address && r.deposed.is_empty())
+                let instances: Vec<(InstanceKey, Value)> = by_resource
+                    .get(address.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                    .iter()
                     .map(|r| (parse_key(&r.address[address.len()..]), Value::Map(mark_sensitive(r.attrs.clone(), &r.sensitive))))
                     .collect();
                 let value = resource_value(cfg, address, instances);
@@ -566,11 +585,7 @@ fn parse_key(suffix: &str) -> InstanceKey {
 pub fn eval_output(cfg: &Config, name: &str, ns: &Namespace, host: &mut dyn FnHost) -> Result<(Value, bool), Diags> {
     let Some(decl) = cfg.outputs.get(name) else { return Ok((Value::Null, false)) };
     let v = Evaluator::new(ns, host).eval(&decl.value).map_err(|e| vec![e])?;
-    let declared = decl
-        .body
-        .as_ref()
-        .and_then(|b| b.attr("sensitive"))
-        .is_some_and(|a| matches!(a.value.kind, crate::syntax::ast::ExprKind::Bool(true)));
+    let declared = declared_sensitive(decl.body.as_ref());
     if v.is_sensitive_deep() && !declared {
         return Err(vec![Diagnostic::new("P2034", "output exposes a sensitive value")
             .help(format!("`{name}` is built from sensitive data; declare it `output {name} = … {{ sensitive = true }}` so it is redacted, or output something else."))

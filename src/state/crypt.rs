@@ -193,8 +193,13 @@ impl Store for Encrypted {
     fn snapshot(&self) -> Result<Snapshot, Diagnostic> {
         let mut snap = self.inner.snapshot()?;
         for rec in snap.instances.values_mut() {
-            rec.inputs = self.open_map(&rec.inputs, self.aad(&rec.address, &rec.deposed, "inputs"))?;
-            rec.attrs = self.open_map(&rec.attrs, self.aad(&rec.address, &rec.deposed, "attrs"))?;
+            // Only sealed values are touched: a state in clear is passed on as read.
+            if is_sealed(&rec.inputs) {
+                rec.inputs = self.open_map(&rec.inputs, self.aad(&rec.address, &rec.deposed, "inputs"))?;
+            }
+            if is_sealed(&rec.attrs) {
+                rec.attrs = self.open_map(&rec.attrs, self.aad(&rec.address, &rec.deposed, "attrs"))?;
+            }
         }
         for (name, out) in snap.outputs.iter_mut() {
             if let serde_json::Value::Object(_) = &out.value {

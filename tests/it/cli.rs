@@ -441,21 +441,24 @@ fn prevent_destroy_also_blocks_a_replacement() {
     assert!(stderr(&plan).contains("P4003"), "{}", stderr(&plan));
 }
 
-/// The host identity Plinth records for lock holders: host name and PID namespace.
+/// The host identity Plinth records for lock holders (host name and PID namespace).
 fn hostname() -> String {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into());
-    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap().to_string_lossy().into_owned();
-    format!("{name}#{}", ns.trim_start_matches("pid:[").trim_end_matches(']'))
+    plinth::state::LockInfo::current("test").host
 }
 
-fn plant_lock(dir: &std::path::Path, pid: u32, expires_in: i64) {
+/// Records `holder` on `host` with `pid` as holding the lock, its lease ending in `expires_in` seconds.
+fn plant_lock_as(dir: &std::path::Path, holder: &str, host: &str, pid: u32, expires_in: i64) {
     let db = rusqlite::Connection::open(dir.join(".plinth/state.db")).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     db.execute(
-        "INSERT OR REPLACE INTO locks (env, holder, host, pid, command, acquired_at, expires_at) VALUES ('default', 'ann', ?1, ?2, 'apply', '2026-11-21T10:00:00Z', ?3)",
-        rusqlite::params![hostname(), pid, now + expires_in],
+        "INSERT OR REPLACE INTO locks (env, holder, host, pid, command, acquired_at, expires_at) VALUES ('default', ?1, ?2, ?3, 'apply', '2026-11-21T10:00:00Z', ?4)",
+        rusqlite::params![holder, host, pid, now + expires_in],
     )
     .unwrap();
+}
+
+fn plant_lock(dir: &std::path::Path, pid: u32, expires_in: i64) {
+    plant_lock_as(dir, "ann", &hostname(), pid, expires_in);
 }
 
 #[test]
@@ -481,14 +484,8 @@ fn a_held_lock_is_reported_with_its_holder_and_can_be_removed() {
     assert_exit(&run(p.path(), &["plan"]), 0);
     // A holder in another PID namespace (a container sharing the host name)
     // whose PID we cannot see is not presumed dead: its lease must run out.
-    let db = rusqlite::Connection::open(p.path().join(".plinth/state.db")).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let other_ns = format!("{}#1", hostname().split('#').next().unwrap());
-    db.execute(
-        "INSERT OR REPLACE INTO locks (env, holder, host, pid, command, acquired_at, expires_at) VALUES ('default', 'bob', ?1, 999999, 'apply', 'x', ?2)",
-        rusqlite::params![other_ns, now + 600],
-    )
-    .unwrap();
+    plant_lock_as(p.path(), "bob", &other_ns, 999_999, 600);
     let o = run(p.path(), &["plan"]);
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("bob@"), "{}", stderr(&o));

@@ -128,6 +128,8 @@ pub struct Plan {
     pub resources: Vec<String>,
     /// Instances that stay as they are.
     pub unchanged: usize,
+    /// Component instances (address, kind, source), for grouping the plan.
+    pub components: Vec<(String, String, String)>,
 }
 
 impl Plan {
@@ -296,7 +298,8 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
     deletes.sort_by(|a, b| b.address.cmp(&a.address));
     changes.extend(deletes);
 
-    Ok(Plan { env: env.to_string(), prior_serial: prior.serial, destroy: options.destroy, changes, outputs, resources, unchanged })
+    let components = cfg.components.iter().map(|c| (c.address.clone(), c.kind.clone(), c.source.clone())).collect();
+    Ok(Plan { env: env.to_string(), prior_serial: prior.serial, destroy: options.destroy, changes, outputs, resources, unchanged, components })
 }
 
 /// The same mistake evaluated for every instance is reported once.

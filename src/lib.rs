@@ -12,6 +12,7 @@
 //! | [`exec`] | plan → provider calls in dependency order | decides only *how*, never *what* |
 //! | [`state`] | durable store: SQLite; intents, serials, history | the only module that knows SQL |
 //! | [`providers`] | one trait, a registry, built-in providers | the engine never names a provider |
+//! | [`envs`] | `envs/**/*.plinth` → an environment's param values and backend | reads only `envs/`; never opens the state |
 //! | [`cli`] | arguments → stages → output, exit codes | the only module that prints |
 
 // The pest parser is generated without pest's `std` feature (its per-rule
@@ -30,4 +31,5 @@ pub mod plan;
 pub mod state;
 pub mod exec;
 pub mod project;
+pub mod envs;
 pub mod cli;

@@ -5,6 +5,7 @@
 //!
 //! | module | input → output | invariant |
 //! | --- | --- | --- |
+//! | [`sources`] | component sources → module directories, `plinth.lock`, `.plinth/modules/` | IO before `eval`; `git ls-remote` only in `plinth init` |
 //! | [`syntax`] | text → AST with spans | no IO; pest never leaves it |
 //! | [`eval`] | AST + values → declarations, values, references | no IO (the CLI's host answers `env`/`file`) |
 //! | [`graph`] | declarations → petgraph DAG, cycle diagnostics | no IO |
@@ -32,4 +33,5 @@ pub mod state;
 pub mod exec;
 pub mod project;
 pub mod envs;
+pub mod sources;
 pub mod cli;

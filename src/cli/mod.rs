@@ -115,6 +115,21 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Resolve every module source (relative, `catalogue/…`, `git+<url>//<path>`
+    /// with a `version` constraint), fetch git sources into `.plinth/modules`
+    /// and pin each to a commit and content hash in `plinth.lock` (commit it).
+    /// Later runs use the lock and work offline.
+    Init {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Re-resolve every constraint against the repositories' tags
+        /// instead of keeping the locked commits.
+        #[arg(long)]
+        upgrade: bool,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the environments of a project (`envs/**/<name>.plinth`) with
     /// their state backends: `plinth plan --env prod/edp` uses one.
     Envs {
@@ -487,7 +502,10 @@ pub fn load_project(dir: &Path, json: bool, vars: Vars<'_>, host: &mut RunHost) 
             (values, false)
         }
     };
-    let mut loader = project::Loader::new(dir, std::mem::take(&mut project.sources));
+    let mut loader = match project::Loader::new(dir, std::mem::take(&mut project.sources), crate::sources::Mode::Locked) {
+        Ok(l) => l,
+        Err(d) => return Err(Failure::bare(d, json)),
+    };
     let expansion = eval::components::Expansion { loader: &mut loader, vars: &values, host, lenient };
     let (mut cfg, diags) = eval::declare_with(files, crate::diagnostic::Sources::default(), &registry, Some(expansion));
     cfg.sources = std::mem::take(&mut loader.sources);
@@ -525,6 +543,69 @@ fn state_address(dir: &Path, arg: &StateArg) -> Result<String, Failure> {
         Some(a) => absolute(Path::new(a)).display().to_string(),
         None => absolute(&dir.join(".plinth").join("state.db")).display().to_string(),
     })
+}
+
+fn init_cmd(dir: &Path, upgrade: bool, json: bool) -> Result<i32, Failure> {
+    use eval::components::ModuleLoader as _;
+    let mut project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
+    let files = std::mem::take(&mut project.files);
+    let mut loader = project::Loader::new(dir, std::mem::take(&mut project.sources), crate::sources::Mode::Init { upgrade }).map_err(|d| Failure::bare(d, json))?;
+    let mut diags = Vec::new();
+    for item in files.iter().flat_map(|f| f.items.iter()) {
+        if let crate::syntax::ast::Item::Import(imp) = item {
+            if let Err(d) = loader.import(imp) {
+                diags.push(d);
+            }
+        }
+    }
+    // Every module, however many instances it has (even none): all of them
+    // are locked.
+    let mut queue: Vec<(String, crate::syntax::ast::ComponentDecl)> = Vec::new();
+    let push_calls = |from: &str, files: &[crate::syntax::ast::File], queue: &mut Vec<_>| {
+        for item in files.iter().flat_map(|f| f.items.iter()) {
+            if let crate::syntax::ast::Item::Component(c) = item {
+                queue.push((from.to_string(), c.clone()));
+            }
+        }
+    };
+    push_calls(".", &files, &mut queue);
+    let mut seen = std::collections::HashSet::new();
+    let mut modules = 0usize;
+    while let Some((from, decl)) = queue.pop() {
+        match loader.load(&from, &decl) {
+            Ok(m) => {
+                if seen.insert(m.dir.clone()) {
+                    modules += 1;
+                    push_calls(&m.dir, &m.files, &mut queue);
+                }
+            }
+            Err(d) => diags.extend(d),
+        }
+    }
+    if !diags.is_empty() {
+        return Err(Failure::new(&loader.sources, diags, json));
+    }
+    let lock = loader.resolver.finish().map_err(|d| Failure::bare(d, json))?;
+    let pinned = lock.as_ref().map(|l| l.sources.len()).unwrap_or(0);
+    if json {
+        let entries: Vec<serde_json::Value> = lock
+            .iter()
+            .flat_map(|l| l.sources.iter())
+            .map(|e| serde_json::json!({ "source": e.source, "constraint": e.constraint, "tag": e.tag, "commit": e.commit, "hash": e.hash }))
+            .collect();
+        println!("{}", serde_json::json!({ "modules": modules, "locked": entries }));
+    } else {
+        for e in lock.iter().flat_map(|l| l.sources.iter()) {
+            println!("  {} {} → {} ({})", e.source, e.constraint, e.tag, &e.commit[..e.commit.len().min(12)]);
+        }
+        println!(
+            "{} {modules} module{} resolved; {pinned} git source{} pinned in plinth.lock.",
+            "✓",
+            if modules == 1 { "" } else { "s" },
+            if pinned == 1 { "" } else { "s" }
+        );
+    }
+    Ok(0)
 }
 
 fn envs_cmd(dir: &Path, json: bool) -> Result<i32, Failure> {
@@ -646,6 +727,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
         Command::Graph { dir, format } => graph_cmd(&dir, format),
         Command::Fmt { path, check } => fmt_cmd(&path, check),
         Command::Envs { dir, json } => envs_cmd(&dir, json),
+        Command::Init { dir, upgrade, json } => init_cmd(&dir, upgrade, json),
         Command::Unlock { dir, state } => {
             let mut store = open_store(&dir, &state, false)?;
             let removed = store.unlock(None).map_err(|d| Failure::bare(d, false))?;

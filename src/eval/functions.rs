@@ -1769,7 +1769,11 @@ fn pessimistic(text: &str) -> Result<Vec<String>, String> {
 /// Evaluates a comma-separated constraint. Parts may use Terraform's
 /// operators (`=`, `!=`, `>`, `>=`, `<`, `<=`, `~>`; a bare version means
 /// exactly that version) or the semver crate's (`^`, `~`, wildcards).
-fn constraint_matches(version: &semver::Version, constraint: &str) -> Result<bool, String> {
+/// Pre-releases match only a constraint that names a pre-release of the same
+/// `major.minor.patch` (the semver crate's rule). Shared with `sources`,
+/// which picks git tags with it, so that `semver_match` and module versions
+/// agree on what a constraint means.
+pub(crate) fn constraint_matches(version: &semver::Version, constraint: &str) -> Result<bool, String> {
     let mut comparators = Vec::new();
     let mut excluded = Vec::new();
     if constraint.trim().is_empty() {

@@ -23,6 +23,7 @@ pub mod diagnostic;
 pub mod syntax;
 pub mod value;
 pub mod eval;
+pub mod template;
 pub mod providers;
 pub mod s3util;
 pub mod graph;

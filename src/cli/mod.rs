@@ -6,6 +6,7 @@
 //! (`plan --detailed-exitcode`). Never waits for input when stdin is not a
 //! terminal.
 
+pub mod hydrate;
 pub mod render;
 
 use crate::diagnostic::{Diagnostic, Diags, Sources};
@@ -115,6 +116,20 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Render a directory of templates into another (standalone hydration).
+    ///
+    /// Every file under SRC is rendered to the same relative path under DST
+    /// (directories are created; other files in DST are left alone). Between
+    /// the delimiters goes any Plinth expression over `vars` and `env`, and
+    /// `if`/`else`/`end`, `for x in xs`/`end`; `.Env.X` and `.Values.a.b` work
+    /// as in gomplate. A missing variable is an error naming file:line:column.
+    ///
+    ///   plinth render stacks/ out/ --delimiters '{{{' '}}}' --process-env
+    ///   plinth render tpl/ out/ --var domain=example.org --values values.yaml
+    ///
+    /// See docs/language.md, "Templates".
+    #[command(verbatim_doc_comment)]
+    Render(hydrate::RenderArgs),
     /// Remove a lock left by a run that cannot release it.
     Unlock {
         #[arg(default_value = ".")]
@@ -519,6 +534,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
         Command::State(cmd) => state_cmd(cmd),
         Command::Graph { dir, format } => graph_cmd(&dir, format),
         Command::Fmt { path, check } => fmt_cmd(&path, check),
+        Command::Render(args) => hydrate::render_cmd(args),
         Command::Unlock { dir, state } => {
             let mut store = open_store(&dir, &state, false)?;
             let removed = store.unlock(None).map_err(|d| Failure::bare(d, false))?;

@@ -36,6 +36,10 @@ pub struct FnError {
     pub message: String,
     /// Index of the offending argument, for source spans.
     pub arg: Option<usize>,
+    /// A complete diagnostic to report instead of the generic `P2022`
+    /// (`template` reports its template errors, with their own codes and
+    /// template positions, this way).
+    pub diagnostic: Option<Box<crate::diagnostic::Diagnostic>>,
 }
 
 impl FnError {
@@ -43,6 +47,7 @@ impl FnError {
         FnError {
             message: message.into(),
             arg: None,
+            diagnostic: None,
         }
     }
 
@@ -50,6 +55,7 @@ impl FnError {
         FnError {
             message: message.into(),
             arg: Some(arg),
+            diagnostic: None,
         }
     }
 }
@@ -105,6 +111,7 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "split",
     "startswith",
     "substr",
+    "template",
     "tobool",
     "tolist",
     "tomap",
@@ -137,6 +144,7 @@ pub fn arity(name: &str) -> Option<(usize, Option<usize>)> {
         | "trimsuffix" | "uuidv5" | "zipmap" => fixed(2),
         "cidrsubnet" | "replace" | "slice" | "substr" => fixed(3),
         "env" => Some((1, Some(2))),
+        "template" => Some((2, Some(4))),
         "lookup" => Some((2, Some(3))),
         "range" => Some((1, Some(3))),
         "coalesce" | "format" | "max" | "min" => Some((1, None)),
@@ -226,6 +234,7 @@ pub fn call(name: &str, args: Vec<Value>, host: &mut dyn FnHost) -> Result<Value
         "split" => f_split(&a),
         "startswith" => Ok(Value::Bool(a.string(0)?.starts_with(&a.string(1)?))),
         "substr" => f_substr(&a),
+        "template" => f_template(&a, host),
         "tobool" => f_tobool(a),
         "tolist" => f_tolist(a),
         "tomap" => f_tomap(a),
@@ -1654,6 +1663,38 @@ fn f_file(a: &Args, host: &mut dyn FnHost) -> Result<Value, FnError> {
     host.read_file(&path)
         .map(Value::String)
         .map_err(|m| FnError::at(0, format!("could not read the file {}: {m}", quote(&path))))
+}
+
+/// `template(path, vars[, env[, delimiters]])`: renders the template file
+/// at `path` (read through the host) with `vars`, `env` (default `{}`) and
+/// `delimiters` (default `["{{", "}}"]`). Template errors keep their own
+/// codes (`P207x`) and name the template's file, line and column.
+fn f_template(a: &Args, host: &mut dyn FnHost) -> Result<Value, FnError> {
+    let path = a.string(0)?;
+    let vars = a.get(1)?;
+    if !matches!(vars, Value::Map(_) | Value::Null) {
+        return Err(type_error(1, "a map of template variables", vars));
+    }
+    let empty = Value::Map(Map::default());
+    let env = match a.v.get(2) {
+        None | Some(Value::Null) => &empty,
+        Some(v @ Value::Map(_)) => v,
+        Some(other) => return Err(type_error(2, "a map of environment values", other)),
+    };
+    let delims = match a.v.get(3) {
+        None | Some(Value::Null) => crate::template::Delimiters::default(),
+        Some(v) => crate::template::Delimiters::from_value(v).map_err(|d| FnError {
+            message: d.help.clone(),
+            arg: Some(3),
+            diagnostic: None,
+        })?,
+    };
+    let text = host.read_file(&path).map_err(|m| FnError::at(0, format!("could not read the template {}: {m}", quote(&path))))?;
+    crate::template::render(&path, &text, &delims, vars, env, host).map_err(|d| FnError {
+        message: d.help.clone(),
+        arg: None,
+        diagnostic: Some(Box::new(d)),
+    })
 }
 
 fn f_fileset(a: &Args, host: &mut dyn FnHost) -> Result<Value, FnError> {

@@ -99,6 +99,11 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
                             attr_line(&mut out, w, k, None, v, style, "+");
                             continue;
                         }
+                        if let (Value::Map(a), Value::Map(b)) = (old, v) {
+                            // Per entry: which files of a `file.tree` change.
+                            map_lines(&mut out, k, a, b, style);
+                            continue;
+                        }
                         attr_line(&mut out, w, k, Some(old), v, style, "~");
                     }
                 }
@@ -134,6 +139,27 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         }
     }
     out
+}
+
+/// The entries of a map attribute that differ: `~ k["key"] = old → new`,
+/// `+` for added and `-` for removed keys.
+fn map_lines(out: &mut String, k: &str, old: &Map, new: &Map, style: Style) {
+    for (key, v) in new {
+        match old.get(key) {
+            Some(o) if o == v => {}
+            Some(o) => {
+                let _ = writeln!(out, "      ~ {k}[{key:?}] = {o} → {v}");
+            }
+            None => {
+                let _ = writeln!(out, "      {} {k}[{key:?}] = {v}", style.green("+"));
+            }
+        }
+    }
+    for (key, o) in old {
+        if !new.contains_key(key) {
+            let _ = writeln!(out, "      {} {k}[{key:?}] = {o}", style.red("-"));
+        }
+    }
 }
 
 fn attr_line(out: &mut String, w: usize, k: &str, old: Option<&Value>, new: &Value, style: Style, sym: &str) {

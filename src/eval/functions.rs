@@ -1683,10 +1683,11 @@ fn f_template(a: &Args, host: &mut dyn FnHost) -> Result<Value, FnError> {
     };
     let delims = match a.v.get(3) {
         None | Some(Value::Null) => crate::template::Delimiters::default(),
-        Some(v) => crate::template::Delimiters::from_value(v).map_err(|d| FnError {
-            message: d.help.clone(),
-            arg: Some(3),
-            diagnostic: None,
+        Some(v) => crate::template::Delimiters::from_value(v).map_err(|_| {
+            FnError::at(
+                3,
+                "expected the delimiters as a list of two strings without whitespace, such as [\"{{{\", \"}}}\"]",
+            )
         })?,
     };
     let text = host.read_file(&path).map_err(|m| FnError::at(0, format!("could not read the template {}: {m}", quote(&path))))?;
@@ -3369,6 +3370,35 @@ mod tests {
             Some(0),
             "expected a string as the first argument, found null",
         );
+    }
+
+    #[test]
+    fn template_renders_a_file_through_the_host() {
+        let mut host = FakeHost::default();
+        host.files.insert("app.tpl".into(), "{{ name }}@{{ .Env.STAGE }}".into());
+        host.files.insert("gomplate.tpl".into(), "{{{ .Env.STAGE }}} {{ kept }}".into());
+        host.files.insert("broken.tpl".into(), "a\nb {{ missing }}".into());
+        let vars = Value::Map([("name".to_string(), s("web"))].into_iter().collect());
+        let env = Value::Map([("STAGE".to_string(), s("prod"))].into_iter().collect());
+        same(
+            &call("template", vec![s("app.tpl"), vars.clone(), env.clone()], &mut host).unwrap_or(Value::Null),
+            &s("web@prod"),
+        );
+        let delims = list(vec![s("{{{"), s("}}}")]);
+        same(
+            &call("template", vec![s("gomplate.tpl"), vars.clone(), env.clone(), delims], &mut host).unwrap_or(Value::Null),
+            &s("prod {{ kept }}"),
+        );
+        // Without env, `.Env.STAGE` is missing: the template's own diagnostic.
+        let e = call("template", vec![s("app.tpl"), vars.clone()], &mut host).err().unwrap_or_else(|| FnError::new(""));
+        let d = e.diagnostic.unwrap_or_else(|| Box::new(crate::diagnostic::Diagnostic::new("none", "")));
+        assert_eq!(d.code, "P2073");
+        assert!(d.help.starts_with("app.tpl:1:20"), "{}", d.help);
+        let e = call("template", vec![s("broken.tpl"), vars.clone()], &mut host).err().unwrap_or_else(|| FnError::new(""));
+        assert!(e.diagnostic.is_some_and(|d| d.help.starts_with("broken.tpl:2:6")));
+        err_has("template", vec![s("missing.tpl"), vars.clone()], Some(0), "could not read the template");
+        err_has("template", vec![s("app.tpl"), s("x")], Some(1), "expected a map of template variables");
+        err_has("template", vec![s("app.tpl"), vars.clone(), env, list(vec![s("{{")])], Some(3), "two strings");
     }
 
     #[test]

@@ -163,9 +163,9 @@ impl Source<'_> {
 
 enum Token<'t> {
     Text(&'t str),
-    /// `content` without delimiters and trim markers; `at` is its byte
-    /// offset in the template, `open_at` the offset of the opening marker.
-    Tag { content: &'t str, at: usize, open_at: usize },
+    /// `content` without delimiters and trim markers; `open_at` is the
+    /// byte offset of the opening marker.
+    Tag { content: &'t str, open_at: usize },
 }
 
 /// Splits the template into text and tags, applying `{{-`/`-}}` trimming.
@@ -212,7 +212,7 @@ fn lex<'t>(src: &Source<'t>, delims: &Delimiters) -> Result<Vec<Token<'t>>, Diag
                 trim_next = true;
             }
         }
-        tokens.push(Token::Tag { content, at: start, open_at });
+        tokens.push(Token::Tag { content, open_at });
         pos = end + close.len();
     }
     Ok(tokens)
@@ -224,10 +224,18 @@ fn lex<'t>(src: &Source<'t>, delims: &Delimiters) -> Result<Vec<Token<'t>>, Diag
 fn find_close(text: &str, start: usize, close: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut i = start;
+    let rest = &text[start..];
+    let body = rest.trim_start();
+    if body.starts_with("/*") {
+        // A comment: ends at the first `*/`, whatever it holds.
+        let comment_start = start + (rest.len() - body.len());
+        let end = comment_start + body.find("*/")? + 2;
+        return text[end..].find(close).map(|j| end + j);
+    }
     let mut depth = 0usize;
     while i < bytes.len() {
         let b = bytes[i];
-        if depth == 0 && text[i..].starts_with(close) {
+        if depth == 0 && bytes[i..].starts_with(close.as_bytes()) {
             return Some(i);
         }
         match b {
@@ -496,6 +504,7 @@ fn gomplate_compat(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Parses the expression text `inner` (a subslice of the template).
 fn parse_expr(src: &Source, inner: &str) -> Result<TagExpr, Diagnostic> {
+    let inner = inner.trim_start();
     let at = offset_of(src, inner);
     let rewritten = gomplate_compat(inner);
     const PREFIX: &str = "v = ";

@@ -174,7 +174,7 @@ fn block_errors_name_their_position() {
     let d = fails("{{ else }}");
     assert_eq!(d.code, "P2071");
     let d = fails("{{ if on }}a{{ else }}b{{ else }}c{{ end }}");
-    assert_eq!((d.code, position(&d).as_str()), ("P2071", "t.tpl:1:26"));
+    assert_eq!((d.code, position(&d).as_str()), ("P2071", "t.tpl:1:27"));
     let d = fails("{{ for in zones }}{{ end }}");
     assert_eq!(d.code, "P2071");
     let d = fails("ok\nok {{ name ");

@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | [`syntax`] | text → AST with spans | no IO; pest never leaves it |
 //! | [`eval`] | AST + values → declarations, values, references | no IO (the CLI's host answers `env`/`file`) |
+//! | [`template`] | template text + vars/env → rendered text (`template()`, `file.tree`, `plinth render`) | no IO (functions go through the caller's `FnHost`); linear; errors name file:line:column |
 //! | [`graph`] | declarations → petgraph DAG, cycle diagnostics | no IO |
 //! | [`plan`] | DAG + prior state → [`plan::Plan`] | pure function |
 //! | [`exec`] | plan → provider calls in dependency order | decides only *how*, never *what* |

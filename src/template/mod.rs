@@ -402,7 +402,7 @@ fn parse(src: &Source, delims: &Delimiters) -> Result<Vec<Node>, Diagnostic> {
             "P2071",
             "unbalanced template block",
             frame.open_at,
-            format!("this `{what}` has no `end`; close it with `{}end{}`.", delims.open, delims.close),
+            format!("this `{what}` has no `end`; close it with `{} end {}`.", delims.open, delims.close),
         ));
     }
     Ok(root)
@@ -662,7 +662,14 @@ impl Renderer<'_, '_> {
         let missing = d.code == "P2003" || (d.code == "P2006" && label.starts_with("no attribute")) || d.message == "key not found";
         let detail = if label.is_empty() { d.message.clone() } else { format!("{}: {label}", d.message) };
         if missing {
-            let extra = if d.help.is_empty() { String::new() } else { format!(" {}", d.help) };
+            // The engine's advice on undeclared names (`let`, `param`) does
+            // not apply inside a template; its "Did you mean" does.
+            let extra = match (d.code, d.help.find("Did you mean")) {
+                ("P2003", Some(i)) => format!(" {}", &d.help[i..]),
+                ("P2003", None) => String::new(),
+                _ if d.help.is_empty() => String::new(),
+                _ => format!(" {}", d.help),
+            };
             self.src
                 .error(
                     "P2073",

@@ -8,6 +8,7 @@
 //! | [`sources`] | component sources → module directories, `plinth.lock`, `.plinth/modules/` | IO before `eval`; `git ls-remote` only in `plinth init` |
 //! | [`syntax`] | text → AST with spans | no IO; pest never leaves it |
 //! | [`eval`] | AST + values → declarations, values, references | no IO (the CLI's host answers `env`/`file`) |
+//! | [`template`] | template text + vars/env → rendered text (`template()`, `file.tree`, `plinth render`) | no IO (functions go through the caller's `FnHost`); linear; errors name file:line:column |
 //! | [`graph`] | declarations → petgraph DAG, cycle diagnostics | no IO |
 //! | [`plan`] | DAG + prior state → [`plan::Plan`] | pure function |
 //! | [`exec`] | plan → provider calls in dependency order | decides only *how*, never *what* |
@@ -25,6 +26,7 @@ pub mod diagnostic;
 pub mod syntax;
 pub mod value;
 pub mod eval;
+pub mod template;
 pub mod providers;
 pub mod s3util;
 pub mod graph;

@@ -6,6 +6,7 @@
 //! (`plan --detailed-exitcode`). Never waits for input when stdin is not a
 //! terminal.
 
+pub mod hydrate;
 pub mod render;
 
 use crate::diagnostic::{Diagnostic, Diags, Sources};
@@ -139,6 +140,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Render a directory of templates into another (standalone hydration).
+    ///
+    /// Every file under SRC is rendered to the same relative path under DST
+    /// (directories are created; other files in DST are left alone). Between
+    /// the delimiters goes any Plinth expression over `vars` and `env`, and
+    /// `if`/`else`/`end`, `for x in xs`/`end`; `.Env.X` and `.Values.a.b` work
+    /// as in gomplate. A missing variable is an error naming file:line:column.
+    ///
+    ///   plinth render stacks/ out/ --delimiters '{{{' '}}}' --process-env
+    ///   plinth render tpl/ out/ --var domain=example.org --values values.yaml
+    ///
+    /// See docs/language.md, "Templates".
+    #[command(verbatim_doc_comment)]
+    Render(hydrate::RenderArgs),
     /// Remove a lock left by a run that cannot release it.
     Unlock {
         #[arg(default_value = ".")]
@@ -483,7 +498,7 @@ pub enum Vars<'a> {
 /// Loads a project, its components and param values, checks it and builds
 /// the graph.
 pub fn load_project(dir: &Path, json: bool, vars: Vars<'_>, host: &mut RunHost) -> Result<(Loaded, IndexMap<String, VarValue>), Failure> {
-    let registry = Registry::builtin();
+    let registry = Registry::builtin_in(&std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
     let mut project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
     let files = std::mem::take(&mut project.files);
     let (values, lenient) = match vars {
@@ -728,6 +743,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
         Command::Fmt { path, check } => fmt_cmd(&path, check),
         Command::Envs { dir, json } => envs_cmd(&dir, json),
         Command::Init { dir, upgrade, json } => init_cmd(&dir, upgrade, json),
+        Command::Render(args) => hydrate::render_cmd(args),
         Command::Unlock { dir, state } => {
             let mut store = open_store(&dir, &state, false)?;
             let removed = store.unlock(None).map_err(|d| Failure::bare(d, false))?;

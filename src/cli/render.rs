@@ -167,6 +167,11 @@ fn changes_text(out: &mut String, changed: &[&Change], style: Style) {
                             attr_line(out, w, k, None, v, style, "+");
                             continue;
                         }
+                        if let (Value::Map(a), Value::Map(b)) = (old, v) {
+                            // Per entry: which files of a `file.tree` change.
+                            map_lines(out, k, a, b, style);
+                            continue;
+                        }
                         attr_line(out, w, k, Some(old), v, style, "~");
                     }
                 }
@@ -174,6 +179,27 @@ fn changes_text(out: &mut String, changed: &[&Change], style: Style) {
             Action::Delete | Action::NoOp => {}
         }
         out.push('\n');
+    }
+}
+
+/// The entries of a map attribute that differ: `~ k["key"] = old → new`,
+/// `+` for added and `-` for removed keys.
+fn map_lines(out: &mut String, k: &str, old: &Map, new: &Map, style: Style) {
+    for (key, v) in new {
+        match old.get(key) {
+            Some(o) if o == v => {}
+            Some(o) => {
+                let _ = writeln!(out, "      ~ {k}[{key:?}] = {o} → {v}");
+            }
+            None => {
+                let _ = writeln!(out, "      {} {k}[{key:?}] = {v}", style.green("+"));
+            }
+        }
+    }
+    for (key, o) in old {
+        if !new.contains_key(key) {
+            let _ = writeln!(out, "      {} {k}[{key:?}] = {o}", style.red("-"));
+        }
     }
 }
 

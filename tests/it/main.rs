@@ -15,6 +15,7 @@ mod provider_http;
 mod provider_kubernetes;
 mod provider_postgres;
 mod provider_s3;
+mod templates;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

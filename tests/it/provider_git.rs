@@ -166,7 +166,7 @@ fn one_commit_per_change_and_drift_only_under_the_path() {
     // A commit elsewhere on the branch is not drift.
     remote.commit_by_hand("main", &[("other/x.yaml", Some("x: 1"))], "someone else");
     let d = run(dir, &["drift"]);
-    assert!(!stdout(&d).contains("changed"), "{}", stdout(&d));
+    assert!(stdout(&d).contains("0 drifted"), "{}", stdout(&d));
     // …except that `other` is a top-level directory nobody manages.
     assert_exit(&d, 2);
     assert!(stdout(&d).contains("instances.git#main:other"), "{}", stdout(&d));
@@ -273,6 +273,14 @@ fn a_source_directory_with_triggers() {
     assert_eq!(remote.files("main", "edp"), vec!["app/values.yaml"]);
     assert_eq!(remote.show("main", "edp/app/values.yaml").as_deref(), Some("replicas: 2"));
     assert_exit(&run(dir, &["drift"]), 0);
+    // A new trigger value with the same content: an update, but no empty commit.
+    let head = remote.head("main");
+    std::fs::write(dir.join("main.plinth"), config("3")).unwrap();
+    let o = run(dir, &["apply", "--auto-approve"]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("1 updated"), "{}", stdout(&o));
+    assert_eq!(remote.head("main"), head, "no empty commit");
+    assert!(stdout(&run(dir, &["state", "show", "git.commit.s", "--json"])).contains(&head), "`commit` is the current head");
     // A hand edit under the path is drift, repaired from the source.
     remote.commit_by_hand("main", &[("edp/app/values.yaml", Some("replicas: 9\n"))], "hand edit");
     assert_exit(&run(dir, &["drift"]), 2);
@@ -329,10 +337,14 @@ fn credentials_in_a_url_never_show() {
         return;
     }
     // Nothing listens on port 9 of loopback: the fetch fails, and says so.
-    let config = files_config("http://deploy-bot:s3cr3t-t0ken@127.0.0.1:9/org/instances.git", "edp", &[("a.yaml", "a")]);
+    // The token comes from a sensitive param, as docs/providers/git.md advises.
+    let config = format!(
+        "param git_token: string {{ sensitive = true }}\n\n{}",
+        files_config("http://deploy-bot:${git_token}@127.0.0.1:9/org/instances.git", "edp", &[("a.yaml", "a")])
+    );
     let p = project(&[("main.plinth", &config)]);
     for args in [&["plan"][..], &["plan", "--json"], &["apply", "--auto-approve"], &["apply", "--auto-approve", "--json"]] {
-        let o = run(p.path(), args);
+        let o = plinth().args(args).env("PLINTH_VAR_git_token", "s3cr3t-t0ken").current_dir(p.path()).output().unwrap();
         let text = text_of(&o);
         assert!(!text.contains("s3cr3t-t0ken"), "{args:?} shows the token:\n{text}");
         if args[0] == "apply" {
@@ -342,6 +354,16 @@ fn credentials_in_a_url_never_show() {
         }
     }
     assert_eq!(stdout(&run(p.path(), &["state", "list"])), "");
+    // Written into the configuration itself, the token is in the user's own
+    // source (which diagnostics quote); what Plinth adds never shows it.
+    let literal = files_config("http://deploy-bot:s3cr3t-t0ken@127.0.0.1:9/org/instances.git", "edp", &[("a.yaml", "a")]);
+    let p = project(&[("main.plinth", &literal)]);
+    let plan = run(p.path(), &["plan"]);
+    assert_exit(&plan, 0);
+    assert!(!text_of(&plan).contains("s3cr3t-t0ken"), "the plan marks such a repository sensitive:\n{}", text_of(&plan));
+    let o = run(p.path(), &["apply", "--auto-approve", "--json"]);
+    assert_exit(&o, 1);
+    assert!(text_of(&o).contains("P6804") && !text_of(&o).contains("s3cr3t-t0ken"), "{}", text_of(&o));
 }
 
 #[test]

@@ -1081,7 +1081,7 @@ mod tests {
 
     #[test]
     fn git_output_is_parsed_without_panics() {
-        let ls = b"100644 blob aaaa\tapps/a b.yaml\0100755 blob bbbb\trun.sh\0garbage\0040000 tree cccc\tdir\0";
+        let ls = b"100644 blob aaaa\tapps/a b.yaml\x00100755 blob bbbb\trun.sh\0garbage\x00040000 tree cccc\tdir\0";
         let parsed = parse_ls_tree(ls);
         assert_eq!(parsed.len(), 3);
         assert_eq!(parsed[0], ("100644".into(), "blob".into(), "aaaa".into(), "apps/a b.yaml".into()));

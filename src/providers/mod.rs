@@ -11,6 +11,7 @@ pub mod core;
 pub mod exec;
 pub mod governed;
 pub mod file;
+pub mod git;
 pub mod http;
 pub mod kubernetes;
 pub mod postgres;
@@ -233,6 +234,7 @@ impl Registry {
         r.register(Arc::new(core::CoreFactory::new()));
         r.register(Arc::new(random::RandomFactory::new()));
         r.register(Arc::new(file::FileFactory::in_dir(project_dir)));
+        r.register(Arc::new(git::GitFactory::new()));
         r.register(Arc::new(postgres::PostgresFactory::new()));
         r.register(Arc::new(s3::S3Factory::new()));
         r.register(Arc::new(kubernetes::KubernetesFactory::new()));

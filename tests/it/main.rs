@@ -11,6 +11,7 @@ mod fixtures;
 mod pathological;
 mod provider_conformance;
 mod provider_exec;
+mod provider_git;
 mod provider_http;
 mod provider_kubernetes;
 mod provider_postgres;

@@ -5,6 +5,7 @@
 
 use crate::diagnostic::{Diagnostic, Diags, Sources, Span};
 use crate::eval::functions::FnHost;
+use crate::eval::components::{Module, ModuleLoader};
 use crate::eval::{Evaluator, Namespace};
 use crate::plan::VarValue;
 use crate::syntax::{self, ast};
@@ -17,6 +18,9 @@ pub struct Project {
     pub dir: PathBuf,
     pub sources: Sources,
     pub files: Vec<ast::File>,
+    /// The configuration files among `sources` (root and modules; not var
+    /// files): what [`Project::source_hash`] covers.
+    pub config_files: Vec<u32>,
 }
 
 impl Project {
@@ -24,7 +28,7 @@ impl Project {
     /// plan records it. Computed on demand (hashing costs ~3% of a plan).
     pub fn source_hash(&self) -> String {
         let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-        for file in &self.sources.files {
+        for file in self.config_files.iter().filter_map(|&id| self.sources.get(id)) {
             let base = Path::new(&file.name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             sha2::Digest::update(&mut hasher, base.as_bytes());
             sha2::Digest::update(&mut hasher, [0u8]);
@@ -61,6 +65,14 @@ pub fn load(dir: &Path) -> Result<Project, (Sources, Diags)> {
             ))],
         ));
     }
+    let mut config_files = Vec::new();
+    match parse_files(&mut sources, paths, &mut config_files) {
+        Ok(files) => Ok(Project { dir: dir.to_path_buf(), sources, files, config_files }),
+        Err(diags) => Err((sources, diags)),
+    }
+}
+
+fn parse_files(sources: &mut Sources, paths: Vec<PathBuf>, ids: &mut Vec<u32>) -> Result<Vec<ast::File>, Diags> {
     let mut files = Vec::new();
     let mut diags = Vec::new();
     for path in paths {
@@ -72,17 +84,124 @@ pub fn load(dir: &Path) -> Result<Project, (Sources, Diags)> {
                 continue;
             }
         };
-        let (file_id, parsed) = parse_bytes(&mut sources, &name, bytes, syntax::parse_file);
+        let (file_id, parsed) = parse_bytes(sources, &name, bytes, syntax::parse_file);
+        ids.push(file_id);
         match parsed {
             Some(Ok(f)) => files.push(f),
             Some(Err(d)) => diags.extend(d),
-            None => diags.push(invalid_utf8(&sources, file_id)),
+            None => diags.push(invalid_utf8(sources, file_id)),
         }
     }
     if diags.is_empty() {
-        Ok(Project { dir: dir.to_path_buf(), sources, files })
+        Ok(files)
     } else {
-        Err((sources, diags))
+        Err(diags)
+    }
+}
+
+/// The root module's params (the ones `-var` and environments set).
+pub fn root_params(files: &[ast::File]) -> crate::value::FxIndexMap<String, ast::ParamDecl> {
+    files
+        .iter()
+        .flat_map(|f| f.items.iter())
+        .filter_map(|i| match i {
+            ast::Item::Param(p) => Some((p.name.name.clone(), p.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Loads the modules components name: resolves the source to a directory and
+/// parses its `*.plinth` files once, however many instances use it.
+pub struct Loader {
+    pub project_dir: PathBuf,
+    pub sources: Sources,
+    /// Ids of the module files read (for the source hash).
+    pub module_files: Vec<u32>,
+    cache: std::collections::HashMap<PathBuf, std::sync::Arc<Module>>,
+}
+
+impl Loader {
+    pub fn new(project_dir: &Path, sources: Sources) -> Loader {
+        Loader { project_dir: project_dir.to_path_buf(), sources, module_files: Vec::new(), cache: Default::default() }
+    }
+
+    /// A module source → its directory relative to the project (when inside).
+    fn resolve(&self, from_dir: &str, decl: &ast::ComponentDecl) -> Result<PathBuf, Diagnostic> {
+        let src = decl.source.value.as_str();
+        let rel = if src.starts_with("./") || src.starts_with("../") {
+            Path::new(from_dir).join(src)
+        } else if src.starts_with("catalogue/") || src == "catalogue" {
+            PathBuf::from(src)
+        } else {
+            return Err(Diagnostic::new("P2018", "unsupported module source")
+                .help("A module source is `./relative/dir`, `catalogue/<path>` or `git+<url>//<path>` with a `version`.")
+                .label(decl.source.span, "not a module source"));
+        };
+        Ok(normalize(&rel))
+    }
+}
+
+/// `a/./b/../c` → `a/c`, lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out: Vec<std::ffi::OsString> = Vec::new();
+    let mut absolute = false;
+    for c in path.components() {
+        match c {
+            std::path::Component::RootDir => absolute = true,
+            std::path::Component::CurDir | std::path::Component::Prefix(_) => {}
+            std::path::Component::ParentDir => {
+                if out.last().is_some_and(|l| l != "..") {
+                    out.pop();
+                } else if !absolute {
+                    out.push("..".into());
+                }
+            }
+            std::path::Component::Normal(n) => out.push(n.to_os_string()),
+        }
+    }
+    let mut p = if absolute { PathBuf::from("/") } else { PathBuf::new() };
+    for c in out {
+        p.push(c);
+    }
+    if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p
+    }
+}
+
+impl ModuleLoader for Loader {
+    fn import(&mut self, decl: &ast::ImportDecl) -> Result<(), Diagnostic> {
+        Err(Diagnostic::new("P2018", "cannot import the catalogue")
+            .help("Importing a catalogue from git needs module source resolution, which this build does not have.")
+            .label(decl.source.span, "import"))
+    }
+
+    fn load(&mut self, from_dir: &str, decl: &ast::ComponentDecl) -> Result<std::sync::Arc<Module>, Diags> {
+        let rel = self.resolve(from_dir, decl).map_err(|d| vec![d])?;
+        if let Some(m) = self.cache.get(&rel) {
+            return Ok(m.clone());
+        }
+        let dir = if rel.is_absolute() { rel.clone() } else { self.project_dir.join(&rel) };
+        let missing = || {
+            vec![Diagnostic::new("P2019", "module not found")
+                .help(format!("`{}` resolves to {}, which is not a directory with `*.plinth` files.", decl.source.value, dir.display()))
+                .label(decl.source.span, "no module here")]
+        };
+        let entries = std::fs::read_dir(&dir).map_err(|_| missing())?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "plinth"))
+            .collect();
+        if paths.is_empty() {
+            return Err(missing());
+        }
+        paths.sort();
+        let files = parse_files(&mut self.sources, paths, &mut self.module_files)?;
+        let module = std::sync::Arc::new(Module { dir: rel.to_string_lossy().replace('\\', "/"), files });
+        self.cache.insert(rel, module.clone());
+        Ok(module)
     }
 }
 

@@ -433,16 +433,46 @@ pub struct Loaded {
     pub registry: Registry,
 }
 
-pub fn load_checked(dir: &Path, json: bool) -> Result<Loaded, Failure> {
+/// Where the root params' values come from while loading.
+pub enum Vars<'a> {
+    /// `validate`: none; params without a value are unknown.
+    Lenient,
+    /// `-var`, `--var-file`, `PLINTH_VAR_*`.
+    Args(&'a VarArgs),
+    /// Already collected (a saved plan).
+    Given(IndexMap<String, VarValue>),
+}
+
+/// Loads a project, its components and param values, checks it and builds
+/// the graph.
+pub fn load_project(dir: &Path, json: bool, vars: Vars<'_>, host: &mut RunHost) -> Result<(Loaded, IndexMap<String, VarValue>), Failure> {
     let registry = Registry::builtin();
     let mut project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
     let files = std::mem::take(&mut project.files);
-    let (cfg, diags) = eval::declare(files, project.sources.clone(), &registry);
+    let (values, lenient) = match vars {
+        Vars::Lenient => (IndexMap::default(), true),
+        Vars::Given(v) => (v, false),
+        Vars::Args(args) => {
+            let params = project::root_params(&files);
+            let v = project::collect_vars(&mut project.sources, &params, &args.var_files, &args.vars, host).map_err(|d| Failure::new(&project.sources, d, json))?;
+            (v, false)
+        }
+    };
+    let mut loader = project::Loader::new(dir, std::mem::take(&mut project.sources));
+    let expansion = eval::components::Expansion { loader: &mut loader, vars: &values, host, lenient };
+    let (mut cfg, diags) = eval::declare_with(files, crate::diagnostic::Sources::default(), &registry, Some(expansion));
+    cfg.sources = std::mem::take(&mut loader.sources);
+    project.config_files.extend(loader.module_files.iter().copied());
+    project.sources = cfg.sources.clone();
     if !diags.is_empty() {
         return Err(Failure::new(&cfg.sources, diags, json));
     }
     let graph = graph::build(&cfg).map_err(|d| Failure::new(&cfg.sources, d, json))?;
-    Ok(Loaded { project, cfg, graph, registry })
+    Ok((Loaded { project, cfg, graph, registry }, values))
+}
+
+pub fn load_checked(dir: &Path, json: bool) -> Result<Loaded, Failure> {
+    load_project(dir, json, Vars::Lenient, &mut RunHost::new(dir)).map(|(l, _)| l)
 }
 
 /// The state address for a project: as given, or the default SQLite file.
@@ -553,11 +583,9 @@ struct Prepared {
 }
 
 fn prepare(dir: &Path, vars: &VarArgs, json: bool) -> Result<Prepared, Failure> {
-    let mut loaded = load_checked(dir, json)?;
     let mut host = RunHost::new(dir);
-    let var_values = project::collect_vars(&mut loaded.cfg.sources, &loaded.cfg.params, &vars.var_files, &vars.vars, &mut host)
-        .map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
-    Ok(Prepared { loaded, vars: var_values, host })
+    let (loaded, vars) = load_project(dir, json, Vars::Args(vars), &mut host)?;
+    Ok(Prepared { loaded, vars, host })
 }
 
 /// A saved plan: what was decided and everything needed to decide it again.
@@ -594,11 +622,11 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
     let mut prepared = match replay {
         None => prepare(dir, &common.vars, json)?,
         Some(pf) => {
-            let loaded = load_checked(dir, json)?;
             let mut host = RunHost::new(dir);
             host.replay = true;
             host.env_lookups = pf.env_lookups.clone();
             let vars = pf.vars.iter().map(|(k, (v, origin))| (k.clone(), VarValue { value: Value::from_json(v), origin: origin.clone(), span: None })).collect();
+            let (loaded, vars) = load_project(dir, json, Vars::Given(vars), &mut host)?;
             Prepared { loaded, vars, host }
         }
     };

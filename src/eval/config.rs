@@ -4,8 +4,9 @@ use crate::diagnostic::{suggestion, Diagnostic, Diags, Sources, Span};
 use crate::eval::functions;
 use crate::providers::{Registry, ResourceSchema};
 use crate::syntax::ast::*;
+use crate::eval::components::{self, ComponentInstance, Expansion, ModuleInput};
 use crate::value::FxIndexMap as IndexMap;
-use std::collections::HashSet;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// A declaration: a node of the dependency graph.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,7 +24,12 @@ impl std::fmt::Display for DeclId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DeclId::Param(n) => write!(f, "param {n}"),
-            DeclId::Let(n) => write!(f, "let {n}"),
+            DeclId::Let(n) => match n.split_once(':') {
+                // Component outputs and instances, as users write them.
+                Some((inst, "*")) => write!(f, "{inst}"),
+                Some((inst, out)) => write!(f, "output {inst}.{out}"),
+                None => write!(f, "let {n}"),
+            },
             DeclId::Provider(n) => write!(f, "provider {n}"),
             DeclId::Resource(a) => write!(f, "{a}"),
             DeclId::Output(n) => write!(f, "output {n}"),
@@ -56,6 +62,11 @@ pub struct Resource {
     pub decl: ResourceDecl,
     pub address: String,
     pub meta: ResourceMeta,
+    /// The name expressions read it under: `random` at the root,
+    /// `stack.core.random` inside the component `stack.core`.
+    pub ns_root: String,
+    /// `depends_on` of the components it is in.
+    pub extra_deps: Vec<Expr>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -68,6 +79,14 @@ pub struct Config {
     pub outputs: IndexMap<String, OutputDecl>,
     /// References of each declaration (graph edges), in source order.
     pub references: IndexMap<DeclId, Vec<Reference>>,
+    /// Params of component instances, fed by the component's inputs.
+    pub module_params: HashMap<String, ModuleInput>,
+    /// Lets holding component outputs declared sensitive.
+    pub sensitive_lets: HashSet<String>,
+    /// Every component instance.
+    pub components: Vec<ComponentInstance>,
+    /// Resource roots inside components: `stack.core.random` → (`stack.core.`, `random`).
+    pub ns_roots: HashMap<String, (String, String)>,
 }
 
 pub const META_ARGUMENTS: &[&str] = &["count", "for_each", "depends_on", "provider"];
@@ -76,6 +95,11 @@ const OUTPUT_ATTRS: &[&str] = &["description", "sensitive"];
 const LIFECYCLE_ATTRS: &[&str] = &["prevent_destroy", "create_before_destroy", "ignore_changes"];
 
 impl Config {
+    /// Params given from outside (`-var`, environments): the root module's.
+    pub fn root_params(&self) -> IndexMap<String, ParamDecl> {
+        self.params.iter().filter(|(n, _)| !self.module_params.contains_key(*n)).map(|(n, p)| (n.clone(), p.clone())).collect()
+    }
+
     pub fn resource_schema<'r>(&self, registry: &'r Registry, address: &str) -> Option<&'r ResourceSchema> {
         let r = self.resources.get(address)?;
         registry.resource_schema(&r.decl.provider.name, &r.decl.rtype.name)
@@ -93,10 +117,23 @@ impl Config {
     }
 }
 
-/// Collects the declarations of all files and checks them statically.
+/// Collects the declarations of all files and checks them statically (a
+/// project without components).
 pub fn declare(files: Vec<File>, sources: Sources, registry: &Registry) -> (Config, Diags) {
+    declare_with(files, sources, registry, None)
+}
+
+/// Collects the declarations of the root files and of every component
+/// instance under them (see [`components`]) and checks them statically.
+pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, expansion: Option<Expansion<'_>>) -> (Config, Diags) {
     let mut cfg = Config { sources, ..Config::default() };
     let mut diags = Vec::new();
+    let provider_set: HashSet<String> = registry.names().map(String::from).collect();
+    let flat = components::flatten(files, &provider_set, expansion, &mut diags);
+    cfg.module_params = flat.module_params;
+    cfg.sensitive_lets = flat.sensitive_lets;
+    cfg.components = flat.components;
+    let aggregates = flat.aggregates;
     let mut seen: IndexMap<String, Span> = IndexMap::default();
     let mut dup = |kind: &str, key: String, span: Span, diags: &mut Diags| {
         if let Some(first) = seen.get(&key) {
@@ -112,9 +149,10 @@ pub fn declare(files: Vec<File>, sources: Sources, registry: &Registry) -> (Conf
             true
         }
     };
-    for file in files {
-        for item in file.items {
-            match item {
+    {
+        for placed in flat.items {
+            let prefix = placed.prefix;
+            match placed.item {
                 Item::Param(p) => {
                     if dup("name", p.name.name.clone(), p.name.span, &mut diags) {
                         cfg.params.insert(p.name.name.clone(), p);
@@ -135,9 +173,13 @@ pub fn declare(files: Vec<File>, sources: Sources, registry: &Registry) -> (Conf
                     }
                 }
                 Item::Resource(r) => {
-                    let address = format!("{}.{}.{}", r.provider.name, r.rtype.name, r.name.name);
+                    let address = format!("{prefix}{}.{}.{}", r.provider.name, r.rtype.name, r.name.name);
                     if dup("resource", address.clone(), r.name.span, &mut diags) {
-                        cfg.resources.insert(address.clone(), Resource { decl: r, address, meta: ResourceMeta::default() });
+                        let ns_root = format!("{prefix}{}", r.provider.name);
+                        if !prefix.is_empty() {
+                            cfg.ns_roots.insert(ns_root.clone(), (prefix.clone(), r.provider.name.clone()));
+                        }
+                        cfg.resources.insert(address.clone(), Resource { decl: r, address, meta: ResourceMeta::default(), ns_root, extra_deps: placed.extra_deps });
                     }
                 }
                 Item::Output(o) => {
@@ -145,6 +187,7 @@ pub fn declare(files: Vec<File>, sources: Sources, registry: &Registry) -> (Conf
                         cfg.outputs.insert(o.name.name.clone(), o);
                     }
                 }
+                Item::Component(_) | Item::Import(_) | Item::Meta(_) => {}
             }
         }
     }
@@ -153,7 +196,8 @@ pub fn declare(files: Vec<File>, sources: Sources, registry: &Registry) -> (Conf
     // that is both is refused at its declaration.
     let provider_names: HashSet<&str> = registry.names().collect();
     for (name, span) in cfg.params.iter().map(|(n, p)| (n, p.name.span)).chain(cfg.lets.iter().map(|(n, l)| (n, l.name.span))) {
-        if provider_names.contains(name.as_str()) || matches!(name.as_str(), "each" | "count") {
+        let local = name.rsplit('.').next().unwrap_or(name);
+        if provider_names.contains(local) || matches!(local, "each" | "count") {
             diags.push(
                 Diagnostic::new("P2002", "name shadows a provider or a meta name")
                     .help(format!("`{name}` is also the name of a provider (or of `each`/`count`), so references to it would be ambiguous; rename it."))
@@ -188,11 +232,20 @@ pub fn declare(files: Vec<File>, sources: Sources, registry: &Registry) -> (Conf
                 refs.extend(vrefs.into_iter().filter(|r| r.target != DeclId::Param(name.clone())));
             }
         }
+        if let Some(input) = cfg.module_params.get(name).and_then(|m| m.input.as_ref()) {
+            checker.refs(input, &Scope::top(), &mut refs);
+        }
         references.insert(DeclId::Param(name.clone()), refs);
     }
     for (name, l) in &cfg.lets {
         let mut refs = Vec::new();
         checker.refs(&l.value, &Scope::top(), &mut refs);
+        // `depends_on = [stack.core]` waits for every resource of the instance.
+        if let Some(prefix) = aggregates.get(name) {
+            for address in cfg.resources.keys().filter(|a| a.starts_with(prefix.as_str())) {
+                refs.push(Reference { target: DeclId::Resource(address.clone()), span: l.name.span });
+            }
+        }
         references.insert(DeclId::Let(name.clone()), refs);
     }
     for (key, p) in &cfg.providers {
@@ -434,6 +487,14 @@ impl<'c> Checker<'c> {
                 }
             }
         }
+        for item in &r.extra_deps {
+            let mut item_refs = Vec::new();
+            self.refs(item, &Scope::top(), &mut item_refs);
+            for target in item_refs {
+                meta.depends_on.push((target.target.to_string(), item.span));
+                refs.push(target);
+            }
+        }
         if let Some(schema) = schema {
             for (name, s) in &schema.attributes {
                 if s.required && body.attr(name).is_none() {
@@ -568,7 +629,7 @@ impl<'c> Checker<'c> {
                     stack.push((b, scope));
                 }
                 ExprKind::Call(name, args) => {
-                    if functions::arity(&name.name).is_none() {
+                    if functions::arity(&name.name).is_none() && !name.name.starts_with("__") {
                         self.diags.push(
                             Diagnostic::new("P2021", "unknown function")
                                 .help(format!(
@@ -633,6 +694,8 @@ impl<'c> Checker<'c> {
             self.diags.push(Diagnostic::new("P2007", "meta value out of context").help(help).label(root.span, what));
             return;
         }
+        let scoped = self.cfg.ns_roots.get(name).map(|(prefix, provider)| (prefix.as_str(), provider.as_str()));
+        let (prefix, name) = scoped.unwrap_or(("", name));
         if let Some(factory) = self.registry.get(name) {
             let (Some(TraversalStep::Attr(rtype)), Some(TraversalStep::Attr(rname))) = (steps.first(), steps.get(1)) else {
                 self.diags.push(
@@ -642,7 +705,7 @@ impl<'c> Checker<'c> {
                 );
                 return;
             };
-            let address = format!("{name}.{}.{}", rtype.name, rname.name);
+            let address = format!("{prefix}{name}.{}.{}", rtype.name, rname.name);
             let Some(resource) = self.cfg.resources.get(&address) else {
                 let candidates: Vec<&str> = self.cfg.resources.keys().map(String::as_str).collect();
                 self.diags.push(
@@ -674,7 +737,10 @@ impl<'c> Checker<'c> {
             out.push(Reference { target: DeclId::Resource(address), span });
             return;
         }
-        let mut candidates: Vec<String> = self.cfg.lets.keys().chain(self.cfg.params.keys()).cloned().collect();
+        if name.contains(':') || !prefix.is_empty() || name.contains('.') {
+            return; // a name the component rewriter resolved or already reported
+        }
+        let mut candidates: Vec<String> = self.cfg.lets.keys().chain(self.cfg.params.keys()).filter(|n| !n.contains('.') && !n.contains(':')).cloned().collect();
         candidates.extend(scope.locals.iter().map(|s| s.to_string()));
         candidates.extend(self.registry.names().map(String::from));
         self.diags.push(

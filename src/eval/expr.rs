@@ -494,6 +494,20 @@ impl<'a> Evaluator<'a> {
     }
 
     fn call(&mut self, name: &Ident, args: &[Expr], span: Span) -> R {
+        match (name.name.as_str(), args) {
+            // Internal: what the component rewriter writes (see eval::components).
+            ("__unknown", []) => return Ok(Value::Unknown),
+            ("__in_module", [dir, path]) => {
+                let dir = self.eval(dir)?;
+                let (path, sensitive) = self.eval(path)?.unmark();
+                return Ok(match (dir.as_str(), path) {
+                    (Some(d), Value::String(p)) if !p.starts_with('/') => Value::String(format!("{}/{p}", d.trim_end_matches('/'))),
+                    (_, other) => other,
+                }
+                .mark_if(sensitive));
+            }
+            _ => {}
+        }
         let Some((min, max)) = functions::arity(&name.name) else {
             return Err(err(
                 "P2021",

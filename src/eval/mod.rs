@@ -8,10 +8,11 @@
 //! "did you mean", references to undeclared things) so that a user fixes all
 //! mistakes in one round.
 
+pub mod components;
 pub mod config;
 pub mod expr;
 pub mod functions;
 pub mod types;
 
-pub use config::{declare, Config, DeclId, Reference, ResourceMeta};
+pub use config::{declare, declare_with, Config, DeclId, Reference, ResourceMeta};
 pub use expr::{Evaluator, Namespace};

@@ -581,7 +581,7 @@ fn finish_task(cfg: &Config, t: usize, tasks: &mut [Task], ns: &mut Namespace, r
         if let Some(address) = tasks[t].values_for.take() {
             if let Some(r) = cfg.resources.get(&address) {
                 let v = plan::resource_value(cfg, &address, values);
-                ns.set_resource(&r.decl.provider.name, &r.decl.rtype.name, &r.decl.name.name, v);
+                ns.set_resource(&r.ns_root, &r.decl.rtype.name, &r.decl.name.name, v);
             }
         }
     }

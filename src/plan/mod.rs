@@ -231,7 +231,7 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
             continue;
         }
         let result: Result<(), Diags> = match &graph.dag[n] {
-            DeclId::Param(name) if options.lenient && !vars.contains_key(name) && cfg.params.get(name).is_some_and(|p| p.default.is_none()) => {
+            DeclId::Param(name) if options.lenient && !vars.contains_key(name) && !cfg.module_params.contains_key(name) && cfg.params.get(name).is_some_and(|p| p.default.is_none()) => {
                 ns.set(name, Value::Unknown);
                 Ok(())
             }
@@ -352,7 +352,7 @@ impl Selection {
         if self.nodes.is_none() {
             return true;
         }
-        self.patterns.iter().any(|p| glob_match(p, &rec.address) || glob_match(p, &rec.resource))
+        self.patterns.iter().any(|p| glob_match(p, &rec.address) || glob_match(p, &rec.resource) || in_component(p, &rec.address))
     }
     fn covers(&self, resource: &str, address: &str) -> bool {
         match self.instances.get(resource) {
@@ -373,7 +373,12 @@ pub fn select(cfg: &Config, graph: &Graph, prior: &Snapshot, only: &[String]) ->
         let resource_part = target.split('[').next().unwrap_or(target);
         let mut matched = false;
         for address in cfg.resources.keys() {
-            if glob_match(resource_part, address) {
+            if in_component(target, address) {
+                matched = true;
+                if let Some(n) = graph.node(&DeclId::Resource(address.clone())) {
+                    roots.push(n);
+                }
+            } else if glob_match(resource_part, address) {
                 matched = true;
                 if let Some(n) = graph.node(&DeclId::Resource(address.clone())) {
                     roots.push(n);
@@ -383,16 +388,26 @@ pub fn select(cfg: &Config, graph: &Graph, prior: &Snapshot, only: &[String]) ->
                 }
             }
         }
-        let in_state = prior.instances.values().any(|r| glob_match(target, &r.address) || glob_match(resource_part, &r.resource));
+        let in_state = prior.instances.values().any(|r| glob_match(target, &r.address) || glob_match(resource_part, &r.resource) || in_component(target, &r.address));
         if !matched && !in_state {
-            let candidates: Vec<&str> = cfg.resources.keys().map(String::as_str).collect();
+            let mut candidates: Vec<&str> = cfg.resources.keys().map(String::as_str).collect();
+            candidates.extend(cfg.components.iter().map(|c| c.address.as_str()));
             return Err(Diagnostic::new("P4001", "nothing matches `--only`").help(format!(
-                "`{target}` names no resource of the configuration or the state; give a resource address such as `random.password.db`, an instance such as `file.file.x[\"a\"]`, or a pattern such as `file.*`.{}",
+                "`{target}` names no resource or component of the configuration or the state; give a resource address such as `random.password.db`, an instance such as `file.file.x[\"a\"]`, a component such as `stack.core`, or a pattern such as `file.*` or `stack.*`.{}",
                 crate::diagnostic::suggestion(target, candidates)
             )));
         }
     }
     Ok(Selection { nodes: Some(graph.with_dependencies(roots)), instances, patterns: only.to_vec() })
+}
+
+/// `stack.core` covers `stack.core.random.password.x`; `module.db` covers
+/// every instance `module.db["a"].…`.
+fn in_component(target: &str, address: &str) -> bool {
+    match address.strip_prefix(target) {
+        Some(rest) => !target.contains('*') && (rest.starts_with('.') || (rest.starts_with('[') && !target.ends_with(']'))),
+        None => false,
+    }
 }
 
 /// `*` matches any run of characters.
@@ -425,8 +440,21 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 pub fn eval_param(cfg: &Config, name: &str, vars: &IndexMap<String, VarValue>, ns: &mut Namespace, host: &mut dyn FnHost) -> Result<(), Diags> {
     let Some(decl) = cfg.params.get(name) else { return Ok(()) };
     let ty = decl.ty.as_ref().map(|t| t.ty.clone()).unwrap_or(Type::Any);
-    let (raw, origin, span) = match vars.get(name) {
-        Some(v) => (v.value.clone(), v.origin.clone(), v.span.unwrap_or(decl.name.span)),
+    let input = cfg.module_params.get(name);
+    let given = match input {
+        // A component's input, evaluated where the component is declared.
+        Some(m) => match &m.input {
+            Some(e) => {
+                let local = name.rsplit('.').next().unwrap_or(name);
+                let v = Evaluator::new(ns, host).eval(e).map_err(|d| vec![d])?;
+                Some((v, format!("the input `{local}` of `{}`", m.component), e.span))
+            }
+            None => None,
+        },
+        None => vars.get(name).map(|v| (v.value.clone(), v.origin.clone(), v.span.unwrap_or(decl.name.span))),
+    };
+    let (raw, origin, span) = match given {
+        Some(g) => g,
         None => match &decl.default {
             Some(d) => {
                 let mut ev = Evaluator::new(ns, host);
@@ -442,9 +470,13 @@ pub fn eval_param(cfg: &Config, name: &str, vars: &IndexMap<String, VarValue>, n
         },
     };
     let mut value = convert(raw, &ty).map_err(|msg| {
-        vec![Diagnostic::new("P2031", "param value has the wrong type")
+        let mut d = Diagnostic::new("P2031", "param value has the wrong type")
             .help(format!("`{name}` is declared as `{ty}`; the value from {origin} does not fit: {msg}."))
-            .label(span, format!("expected {ty}"))]
+            .label(span, format!("expected {ty}"));
+        if input.is_some() {
+            d = d.label(decl.name.span, "the module's param");
+        }
+        vec![d]
     })?;
     let body = decl.body.as_ref();
     let sensitive = declared_sensitive(body);
@@ -485,7 +517,7 @@ fn declared_sensitive(body: Option<&crate::syntax::ast::Body>) -> bool {
 pub fn eval_let(cfg: &Config, name: &str, ns: &mut Namespace, host: &mut dyn FnHost) -> Result<(), Diags> {
     let Some(decl) = cfg.lets.get(name) else { return Ok(()) };
     let v = Evaluator::new(ns, host).eval(&decl.value).map_err(|e| vec![e])?;
-    ns.set(name, v);
+    ns.set(name, v.mark_if(cfg.sensitive_lets.contains(name)));
     Ok(())
 }
 
@@ -553,7 +585,7 @@ pub fn provider_configs_from_state(cfg: &Config, graph: &Graph, prior: &Snapshot
                     .map(|r| (parse_key(&r.address[address.len()..]), Value::Map(mark_sensitive(r.attrs.clone(), &r.sensitive))))
                     .collect();
                 let value = resource_value(cfg, address, instances);
-                ns.set_resource(&res.decl.provider.name, &res.decl.rtype.name, &res.decl.name.name, value);
+                ns.set_resource(&res.ns_root, &res.decl.rtype.name, &res.decl.name.name, value);
             }
             DeclId::Provider(key) => {
                 if let Ok(config) = eval_provider_config(cfg, key, &ns, host) {
@@ -891,6 +923,6 @@ fn plan_resource(
         });
     }
     let value = resource_value(cfg, address, values);
-    ns.set_resource(&provider_name, &rtype, &res.decl.name.name, value);
+    ns.set_resource(&res.ns_root, &rtype, &res.decl.name.name, value);
     Ok(())
 }

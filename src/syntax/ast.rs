@@ -21,6 +21,43 @@ pub enum Item {
     Provider(ProviderDecl),
     Resource(ResourceDecl),
     Output(OutputDecl),
+    /// `<kind> <name> from "<source>" [version "<constraint>"] { inputs }`
+    Component(ComponentDecl),
+    /// `import catalogue from "<git url>" [version "<constraint>"]`
+    Import(ImportDecl),
+    /// `meta { kind = "stack"  description = "…" }` (modules)
+    Meta(MetaDecl),
+}
+
+/// A literal string with its span (sources, versions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LitStr {
+    pub value: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct ComponentDecl {
+    pub kind: Ident,
+    pub name: Ident,
+    pub source: LitStr,
+    pub version: Option<LitStr>,
+    pub body: Body,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportDecl {
+    pub name: Ident,
+    pub source: LitStr,
+    pub version: Option<LitStr>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetaDecl {
+    pub body: Body,
+    pub span: Span,
 }
 
 #[derive(Debug, Clone)]

@@ -341,8 +341,16 @@ fn rule_name(rule: Rule) -> &'static str {
         Rule::kw_for => "`for`",
         Rule::kw_in => "`in`",
         Rule::kw_if => "`if`",
+        Rule::kw_import => "`import`",
+        Rule::kw_meta => "`meta`",
+        Rule::kw_from => "`from`",
+        Rule::kw_version => "`version`",
+        Rule::component_decl => "a component `<kind> <name> from \"<source>\" { … }`",
+        Rule::component_version => "`version \"<constraint>\"`",
+        Rule::import_decl => "an `import` declaration",
+        Rule::meta_decl => "a `meta` block",
         Rule::file => "a declaration",
-        Rule::item => "a declaration (`param`, `let`, `provider`, `resource` or `output`)",
+        Rule::item => "a declaration (`param`, `let`, `provider`, `resource`, `output`, `import`, `meta` or a component)",
         Rule::varfile => "an assignment",
         Rule::param_decl => "a `param` declaration",
         Rule::param_default => "a default value",
@@ -465,7 +473,53 @@ impl Builder {
                 let body = inner.next().map(|b| self.body(b));
                 Some(Item::Output(OutputDecl { name, value, body, span }))
             }
+            Rule::component_decl => {
+                let kind = self.ident(inner.next()?);
+                let name = self.ident(inner.next()?);
+                let source = self.lit_str(inner.next()?, "a module source");
+                let mut version = None;
+                let mut body = Body::default();
+                for part in inner {
+                    match part.as_rule() {
+                        Rule::component_version => version = part.into_inner().find(|p| p.as_rule() == Rule::string).map(|p| self.lit_str(p, "a version constraint")),
+                        Rule::body => body = self.body(part),
+                        _ => {}
+                    }
+                }
+                Some(Item::Component(ComponentDecl { kind, name, source, version, body, span }))
+            }
+            Rule::import_decl => {
+                let name = self.ident(inner.next()?);
+                let source = self.lit_str(inner.next()?, "an import source");
+                let version = inner.next().and_then(|p| p.into_inner().find(|p| p.as_rule() == Rule::string)).map(|p| self.lit_str(p, "a version constraint"));
+                Some(Item::Import(ImportDecl { name, source, version, span }))
+            }
+            Rule::meta_decl => {
+                let body = self.body(inner.next()?);
+                Some(Item::Meta(MetaDecl { body, span }))
+            }
             _ => None,
+        }
+    }
+
+    /// A string that must be a literal (no `${…}`): sources and versions are
+    /// read before anything is evaluated.
+    fn lit_str(&mut self, pair: Pair<'_, Rule>, what: &str) -> LitStr {
+        let e = self.expr(pair);
+        match &e.kind {
+            ExprKind::Template(parts) if parts.is_empty() => LitStr { value: String::new(), span: e.span },
+            ExprKind::Template(parts) => match parts.as_slice() {
+                [TemplatePart::Literal(s)] => LitStr { value: s.clone(), span: e.span },
+                _ => {
+                    self.diags.push(
+                        Diagnostic::new("P1009", "interpolation where a literal string is needed")
+                            .help(format!("{what} is read before anything is evaluated, so it must be a plain string without `${{…}}`."))
+                            .label(e.span, "not a literal string"),
+                    );
+                    LitStr { value: String::new(), span: e.span }
+                }
+            },
+            _ => LitStr { value: String::new(), span: e.span },
         }
     }
 
@@ -899,7 +953,7 @@ impl Builder {
 
 /// Keyword tokens carry no information past the rule that holds them.
 fn is_keyword(rule: Rule) -> bool {
-    matches!(rule, Rule::kw_param | Rule::kw_let | Rule::kw_provider | Rule::kw_resource | Rule::kw_output | Rule::kw_for | Rule::kw_in | Rule::kw_if)
+    matches!(rule, Rule::kw_param | Rule::kw_let | Rule::kw_provider | Rule::kw_resource | Rule::kw_output | Rule::kw_for | Rule::kw_in | Rule::kw_if | Rule::kw_import | Rule::kw_meta | Rule::kw_from | Rule::kw_version)
 }
 
 fn reduce(operands: &mut Vec<Expr>, op: BinaryOp) {

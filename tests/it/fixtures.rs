@@ -11,6 +11,9 @@
 //!
 //! Plan cases also snapshot the human plan (`tests/fixtures/snapshots`),
 //! reviewed with `cargo insta review`.
+//!
+//! A case may also be a directory (`tests/fixtures/components/<case>/`): a
+//! whole project with modules, whose `main.plinth` carries the header.
 
 use crate::*;
 use std::path::Path;
@@ -37,10 +40,31 @@ fn codes_in(json_out: &str) -> Vec<String> {
     v["diagnostics"].as_array().map(|a| a.iter().filter_map(|d| d["code"].as_str().map(String::from)).collect()).unwrap_or_default()
 }
 
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
 fn check_case(path: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let (text, dir) = if path.is_dir() {
+        let dir = project(&[]);
+        copy_dir(path, dir.path()).map_err(|e| e.to_string())?;
+        (std::fs::read_to_string(path.join("main.plinth")).map_err(|e| e.to_string())?, dir)
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let dir = project(&[("main.plinth", &text)]);
+        (text, dir)
+    };
     let case = header(&text);
-    let dir = project(&[("main.plinth", &text)]);
     let mut args: Vec<&str> = vec!["plan", "--json"];
     args.extend(case.args.iter().map(String::as_str));
     let out = run(dir.path(), &args);
@@ -107,7 +131,11 @@ fn check_case(path: &Path) -> Result<(), String> {
 
 fn run_stage(stage: &str) {
     let dir = repo_root().join("tests/fixtures").join(stage);
-    let mut paths: Vec<_> = std::fs::read_dir(&dir).expect("fixtures dir").filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "plinth")).collect();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "plinth") || p.join("main.plinth").is_file())
+        .collect();
     paths.sort();
     assert!(!paths.is_empty(), "no fixtures in {}", dir.display());
     let mut failures = Vec::new();
@@ -132,6 +160,11 @@ fn eval_fixtures() {
 #[test]
 fn graph_fixtures() {
     run_stage("graph");
+}
+
+#[test]
+fn component_fixtures() {
+    run_stage("components");
 }
 
 #[test]

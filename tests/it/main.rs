@@ -3,6 +3,7 @@
 
 mod backend_postgres;
 mod backend_s3;
+mod catalogue;
 mod cli;
 mod crash;
 mod drift;
@@ -77,6 +78,32 @@ pub fn test_server(var: &str, what: &str) -> Option<String> {
         _ => {
             eprintln!("note: {var} is not set; skipping a test that needs {what} (scripts/test starts it)");
             None
+        }
+    }
+}
+
+/// The kubernetes-validate executable scripts/services/kubevalidate.sh
+/// installs (PLINTH_KUBE_VALIDATE), or None after a note (a failure under CI).
+pub fn kube_validator() -> Option<PathBuf> {
+    test_server("PLINTH_KUBE_VALIDATE", "the Kubernetes manifest validator (kubernetes-validate + jsonschema in target/kube-venv)").map(PathBuf::from)
+}
+
+/// The Python of the virtualenv a venv executable (e.g. kubernetes-validate)
+/// lives in: it has PyYAML and jsonschema for scripts/validate-manifests.py.
+pub fn venv_python(venv_executable: &Path) -> PathBuf {
+    venv_executable.parent().map(|bin| bin.join("python")).unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// Copies a directory tree (files and directories; no symlinks expected).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())).flatten() {
+        let p = e.path();
+        let target = to.join(e.file_name());
+        if p.is_dir() {
+            copy_tree(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap_or_else(|e| panic!("copy {} to {}: {e}", p.display(), target.display()));
         }
     }
 }

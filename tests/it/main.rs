@@ -7,6 +7,7 @@ mod catalogue;
 mod cli;
 mod crash;
 mod drift;
+mod environments;
 mod examples;
 mod fixtures;
 mod pathological;

@@ -946,6 +946,10 @@ async fn apply_cmd(args: ApplyArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
         if common.state.address.is_none() {
             common.state.address = Some(pf.state.clone());
         }
+        // The environment the plan was made for (its state and its name).
+        if common.state.env.is_none() && pf.env != DEFAULT_ENV {
+            common.state.env = Some(pf.env.clone());
+        }
         let dir = pf.project_dir.clone();
         let destroy = pf.destroy;
         // A saved plan was already approved when it was reviewed.

@@ -66,6 +66,16 @@ fn each_environment_has_its_values_and_its_own_state() {
 }
 
 #[test]
+fn a_saved_plan_applies_to_its_environment() {
+    let dir = env_project();
+    let plan_file = dir.path().join("edp.plan");
+    assert_exit(&run(dir.path(), &["plan", "--env", "prod/edp", "--out", plan_file.to_str().unwrap()]), 0);
+    assert_exit(&run(dir.path(), &["apply", plan_file.to_str().unwrap()]), 0);
+    assert_eq!(stdout(&run(dir.path(), &["state", "list", "--env", "prod/edp"])).trim(), "file.file.marker");
+    assert_eq!(stdout(&run(dir.path(), &["state", "list"])).trim(), "", "nothing went to the default environment");
+}
+
+#[test]
 fn a_value_for_an_unknown_param_names_the_file_and_line() {
     let dir = env_project();
     std::fs::write(dir.path().join("envs/prod/edp.plinth"), "name = \"edp\"\nnmae = \"typo\"\n").unwrap();

@@ -242,6 +242,11 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
             DeclId::Provider(key) => eval_provider_config(cfg, key, &ns, host).map(|_| ()),
             DeclId::Resource(address) => {
                 if options.destroy {
+                    // Nothing is planned but deletes: what is built from
+                    // resources (lets, component outputs) is unknown.
+                    if let Some(res) = cfg.resources.get(address) {
+                        ns.set_resource(&res.ns_root, &res.decl.rtype.name, &res.decl.name.name, Value::Unknown);
+                    }
                     Ok(())
                 } else {
                     {

@@ -5,6 +5,7 @@ mod backend_postgres;
 mod backend_s3;
 mod catalogue;
 mod cli;
+mod components;
 mod crash;
 mod drift;
 mod environments;

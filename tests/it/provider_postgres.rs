@@ -290,3 +290,54 @@ fn role_membership_is_granted_drifts_when_revoked_and_is_revoked_when_removed() 
         assert!(c.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[name]).unwrap().is_none(), "role {name} dropped");
     }
 }
+
+/// `catalogue/database/postgres` against the real server: a database owned
+/// by a login role whose generated password works, the connection URL as a
+/// sensitive output, and nothing left after destroy.
+#[test]
+fn the_catalogue_database_module_creates_a_usable_database() {
+    let Some(url) = server() else { return };
+    let name = fresh("catdb");
+    // postgres://user@host:port/db
+    let authority = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("");
+    let hostport = authority.rsplit('@').next().unwrap_or("127.0.0.1:5432");
+    let (host, port) = hostport.split_once(':').map(|(h, p)| (h.to_string(), p.parse::<u16>().unwrap_or(5432))).unwrap_or((hostport.to_string(), 5432));
+    let dir = project(&[(
+        "main.plinth",
+        &format!(
+            "{}database app from \"catalogue/database/postgres\" {{\n  name    = \"{name}\"\n  host    = \"{host}\"\n  port    = {port}\n  sslmode = \"disable\"\n}}\n\noutput url = database.app.url {{ sensitive = true }}\noutput owner = database.app.owner\n",
+            provider_block(&url, false)
+        ),
+    )]);
+    copy_tree(&repo_root().join("catalogue/database/postgres"), &dir.path().join("catalogue/database/postgres"));
+    let o = cmd(dir.path(), &url, &["apply", "--auto-approve"]);
+    assert_exit(&o, 0);
+    assert!(!stdout(&o).contains("postgres://"), "the URL (with its password) is sensitive: {}", stdout(&o));
+    let o = cmd(dir.path(), &url, &["output", "--show-sensitive", "--json"]);
+    assert_exit(&o, 0);
+    let outputs: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let app_url = outputs["url"].as_str().or_else(|| outputs["url"]["value"].as_str()).unwrap_or_else(|| panic!("url output: {outputs}")).to_string();
+    // The owner logs in with the generated password and owns the database.
+    let mut owner = postgres::Client::connect(&app_url, postgres::NoTls).expect("the owner connects with the generated password");
+    let row = owner.query_one("SELECT current_database(), pg_get_userbyid(d.datdba) FROM pg_database d WHERE d.datname = current_database()", &[]).unwrap();
+    assert_eq!(row.get::<_, String>(0), name);
+    assert_eq!(row.get::<_, String>(1), name, "the role named like the database owns it");
+    drop(owner);
+    assert_exit(&cmd(dir.path(), &url, &["plan", "--refresh", "--detailed-exitcode"]), 0);
+    assert_exit(&cmd(dir.path(), &url, &["destroy", "--auto-approve"]), 0);
+    let admin = &mut client(&url);
+    assert!(admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).unwrap().is_none());
+    assert!(admin.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).unwrap().is_none());
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Components through apply, destroy and drift (plans and diagnostics are
+//! covered by the directory fixtures in tests/fixtures/components).
+
+use crate::*;
+
+fn modular() -> tempfile::TempDir {
+    project(&[
+        (
+            "main.plinth",
+            r#"let prefix = random.id.run.hex
+
+resource random.id run {
+  byte_length = 2
+}
+
+module files from "./m" {
+  for_each = toset(["a", "b"])
+  name     = "${each.key}"
+}
+
+resource file.file index {
+  path    = "out/index.txt"
+  content = join("\n", [for k, f in module.files : "${k}=${f.path}"])
+}
+"#,
+        ),
+        (
+            "m/main.plinth",
+            r#"param name: string
+
+resource file.file f {
+  path    = "out/${name}.txt"
+  content = "file ${name}\n"
+}
+
+output path = file.file.f.path
+"#,
+        ),
+    ])
+}
+
+#[test]
+fn components_apply_idempotently_drift_and_destroy() {
+    let dir = modular();
+    let o = run(dir.path(), &["apply", "--auto-approve"]);
+    assert_exit(&o, 0);
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/index.txt")).unwrap(), "a=out/a.txt\nb=out/b.txt");
+    let list = stdout(&run(dir.path(), &["state", "list"]));
+    assert!(list.contains("module.files[\"a\"].file.file.f") && list.contains("module.files[\"b\"].file.file.f"), "{list}");
+    assert_exit(&run(dir.path(), &["plan", "--detailed-exitcode"]), 0);
+    // A hand edit inside a component is drift with the component's address.
+    std::fs::write(dir.path().join("out/b.txt"), "edited\n").unwrap();
+    let o = run(dir.path(), &["drift"]);
+    assert_exit(&o, 2);
+    assert!(stdout(&o).contains("module.files[\"b\"].file.file.f"), "{}", stdout(&o));
+    assert_exit(&run(dir.path(), &["apply", "--auto-approve", "--refresh"]), 0);
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/b.txt")).unwrap(), "file b\n");
+    // Destroy evaluates lets and component outputs built from resources as
+    // unknown instead of failing on them.
+    let o = run(dir.path(), &["destroy", "--auto-approve"]);
+    assert_exit(&o, 0);
+    assert!(!dir.path().join("out/a.txt").exists() && !dir.path().join("out/index.txt").exists());
+    assert_eq!(stdout(&run(dir.path(), &["state", "list"])).trim(), "");
+}
+
+#[test]
+fn removing_a_component_instance_destroys_only_its_resources() {
+    let dir = modular();
+    assert_exit(&run(dir.path(), &["apply", "--auto-approve"]), 0);
+    let main = std::fs::read_to_string(dir.path().join("main.plinth")).unwrap().replace("toset([\"a\", \"b\"])", "toset([\"a\"])");
+    std::fs::write(dir.path().join("main.plinth"), main).unwrap();
+    let o = run(dir.path(), &["apply", "--auto-approve"]);
+    assert_exit(&o, 0);
+    assert!(dir.path().join("out/a.txt").exists());
+    assert!(!dir.path().join("out/b.txt").exists(), "the removed instance's file is destroyed");
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/index.txt")).unwrap(), "a=out/a.txt");
+}

@@ -5,13 +5,16 @@
 //!
 //! | module | input → output | invariant |
 //! | --- | --- | --- |
+//! | [`sources`] | component sources → module directories, `plinth.lock`, `.plinth/modules/` | IO before `eval`; `git ls-remote` only in `plinth init` |
 //! | [`syntax`] | text → AST with spans | no IO; pest never leaves it |
 //! | [`eval`] | AST + values → declarations, values, references | no IO (the CLI's host answers `env`/`file`) |
+//! | [`template`] | template text + vars/env → rendered text (`template()`, `file.tree`, `plinth render`) | no IO (functions go through the caller's `FnHost`); linear; errors name file:line:column |
 //! | [`graph`] | declarations → petgraph DAG, cycle diagnostics | no IO |
 //! | [`plan`] | DAG + prior state → [`plan::Plan`] | pure function |
 //! | [`exec`] | plan → provider calls in dependency order | decides only *how*, never *what* |
 //! | [`state`] | durable store: SQLite; intents, serials, history | the only module that knows SQL |
 //! | [`providers`] | one trait, a registry, built-in providers | the engine never names a provider |
+//! | [`envs`] | `envs/**/*.plinth` → an environment's param values and backend | reads only `envs/`; never opens the state |
 //! | [`cli`] | arguments → stages → output, exit codes | the only module that prints |
 
 // The pest parser is generated without pest's `std` feature (its per-rule
@@ -23,6 +26,7 @@ pub mod diagnostic;
 pub mod syntax;
 pub mod value;
 pub mod eval;
+pub mod template;
 pub mod providers;
 pub mod s3util;
 pub mod graph;
@@ -30,4 +34,6 @@ pub mod plan;
 pub mod state;
 pub mod exec;
 pub mod project;
+pub mod envs;
+pub mod sources;
 pub mod cli;

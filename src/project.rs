@@ -111,34 +111,23 @@ pub fn root_params(files: &[ast::File]) -> crate::value::FxIndexMap<String, ast:
         .collect()
 }
 
-/// Loads the modules components name: resolves the source to a directory and
-/// parses its `*.plinth` files once, however many instances use it.
+/// Loads the modules components name: resolves the source to a directory
+/// ([`crate::sources`]: relative paths, the catalogue, git sources pinned in
+/// `plinth.lock`) and parses its `*.plinth` files once, however many
+/// instances use it.
 pub struct Loader {
     pub project_dir: PathBuf,
     pub sources: Sources,
     /// Ids of the module files read (for the source hash).
     pub module_files: Vec<u32>,
+    pub resolver: crate::sources::Resolver,
     cache: std::collections::HashMap<PathBuf, std::sync::Arc<Module>>,
 }
 
 impl Loader {
-    pub fn new(project_dir: &Path, sources: Sources) -> Loader {
-        Loader { project_dir: project_dir.to_path_buf(), sources, module_files: Vec::new(), cache: Default::default() }
-    }
-
-    /// A module source → its directory relative to the project (when inside).
-    fn resolve(&self, from_dir: &str, decl: &ast::ComponentDecl) -> Result<PathBuf, Diagnostic> {
-        let src = decl.source.value.as_str();
-        let rel = if src.starts_with("./") || src.starts_with("../") {
-            Path::new(from_dir).join(src)
-        } else if src.starts_with("catalogue/") || src == "catalogue" {
-            PathBuf::from(src)
-        } else {
-            return Err(Diagnostic::new("P2018", "unsupported module source")
-                .help("A module source is `./relative/dir`, `catalogue/<path>` or `git+<url>//<path>` with a `version`.")
-                .label(decl.source.span, "not a module source"));
-        };
-        Ok(normalize(&rel))
+    pub fn new(project_dir: &Path, sources: Sources, mode: crate::sources::Mode) -> Result<Loader, Diagnostic> {
+        let resolver = crate::sources::Resolver::new(project_dir, mode)?;
+        Ok(Loader { project_dir: project_dir.to_path_buf(), sources, module_files: Vec::new(), resolver, cache: Default::default() })
     }
 }
 
@@ -173,30 +162,22 @@ fn normalize(path: &Path) -> PathBuf {
 
 impl ModuleLoader for Loader {
     fn import(&mut self, decl: &ast::ImportDecl) -> Result<(), Diagnostic> {
-        Err(Diagnostic::new("P2018", "cannot import the catalogue")
-            .help("Importing a catalogue from git needs module source resolution, which this build does not have.")
-            .label(decl.source.span, "import"))
+        self.resolver.import_catalogue(&decl.source.value, decl.version.as_ref().map(|v| v.value.as_str()), decl.source.span)
     }
 
     fn load(&mut self, from_dir: &str, decl: &ast::ComponentDecl) -> Result<std::sync::Arc<Module>, Diags> {
-        let rel = self.resolve(from_dir, decl).map_err(|d| vec![d])?;
+        let resolved = self
+            .resolver
+            .resolve(&decl.source.value, decl.version.as_ref().map(|v| v.value.as_str()), Path::new(from_dir), decl.source.span)
+            .map_err(|d| vec![d])?;
+        let rel = normalize(&resolved);
         if let Some(m) = self.cache.get(&rel) {
             return Ok(m.clone());
         }
         let dir = if rel.is_absolute() { rel.clone() } else { self.project_dir.join(&rel) };
-        let missing = || {
-            vec![Diagnostic::new("P2019", "module not found")
-                .help(format!("`{}` resolves to {}, which is not a directory with `*.plinth` files.", decl.source.value, dir.display()))
-                .label(decl.source.span, "no module here")]
-        };
-        let entries = std::fs::read_dir(&dir).map_err(|_| missing())?;
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "plinth"))
-            .collect();
-        if paths.is_empty() {
-            return Err(missing());
-        }
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "plinth")).collect())
+            .unwrap_or_default();
         paths.sort();
         let files = parse_files(&mut self.sources, paths, &mut self.module_files)?;
         let module = std::sync::Arc::new(Module { dir: rel.to_string_lossy().replace('\\', "/"), files });

@@ -6,6 +6,7 @@
 //! (`plan --detailed-exitcode`). Never waits for input when stdin is not a
 //! terminal.
 
+pub mod hydrate;
 pub mod render;
 
 use crate::diagnostic::{Diagnostic, Diags, Sources};
@@ -115,6 +116,44 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Resolve every module source (relative, `catalogue/…`, `git+<url>//<path>`
+    /// with a `version` constraint), fetch git sources into `.plinth/modules`
+    /// and pin each to a commit and content hash in `plinth.lock` (commit it).
+    /// Later runs use the lock and work offline.
+    Init {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Re-resolve every constraint against the repositories' tags
+        /// instead of keeping the locked commits.
+        #[arg(long)]
+        upgrade: bool,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the environments of a project (`envs/**/<name>.plinth`) with
+    /// their state backends: `plinth plan --env prod/edp` uses one.
+    Envs {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render a directory of templates into another (standalone hydration).
+    ///
+    /// Every file under SRC is rendered to the same relative path under DST
+    /// (directories are created; other files in DST are left alone). Between
+    /// the delimiters goes any Plinth expression over `vars` and `env`, and
+    /// `if`/`else`/`end`, `for x in xs`/`end`; `.Env.X` and `.Values.a.b` work
+    /// as in gomplate. A missing variable is an error naming file:line:column.
+    ///
+    ///   plinth render stacks/ out/ --delimiters '{{{' '}}}' --process-env
+    ///   plinth render tpl/ out/ --var domain=example.org --values values.yaml
+    ///
+    /// See docs/language.md, "Templates".
+    #[command(verbatim_doc_comment)]
+    Render(hydrate::RenderArgs),
     /// Remove a lock left by a run that cannot release it.
     Unlock {
         #[arg(default_value = ".")]
@@ -137,6 +176,18 @@ pub struct StateArg {
     /// `s3://bucket/prefix?endpoint=URL&region=R&path_style=true`.
     #[arg(long = "state", id = "state_address", value_name = "ADDRESS", env = "PLINTH_STATE")]
     pub address: Option<String>,
+    /// The environment: `envs/<ENV>.plinth` with every `defaults.plinth` above
+    /// it gives param values and the state backend; each environment has its
+    /// own state. `plinth envs` lists them. Default: the project is one
+    /// environment, `default`.
+    #[arg(long = "env", value_name = "ENV", env = "PLINTH_ENV")]
+    pub env: Option<String>,
+}
+
+impl StateArg {
+    pub fn env_name(&self) -> &str {
+        self.env.as_deref().unwrap_or(DEFAULT_ENV)
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -437,8 +488,9 @@ pub struct Loaded {
 pub enum Vars<'a> {
     /// `validate`: none; params without a value are unknown.
     Lenient,
-    /// `-var`, `--var-file`, `PLINTH_VAR_*`.
-    Args(&'a VarArgs),
+    /// An environment's files (if any), then `PLINTH_VAR_*`, `--var-file`,
+    /// `-var` (later wins).
+    Args(&'a VarArgs, Option<&'a str>),
     /// Already collected (a saved plan).
     Given(IndexMap<String, VarValue>),
 }
@@ -446,19 +498,29 @@ pub enum Vars<'a> {
 /// Loads a project, its components and param values, checks it and builds
 /// the graph.
 pub fn load_project(dir: &Path, json: bool, vars: Vars<'_>, host: &mut RunHost) -> Result<(Loaded, IndexMap<String, VarValue>), Failure> {
-    let registry = Registry::builtin();
+    let registry = Registry::builtin_in(&std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
     let mut project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
     let files = std::mem::take(&mut project.files);
     let (values, lenient) = match vars {
         Vars::Lenient => (IndexMap::default(), true),
         Vars::Given(v) => (v, false),
-        Vars::Args(args) => {
+        Vars::Args(args, env) => {
             let params = project::root_params(&files);
+            let mut values = IndexMap::default();
+            if let Some(name) = env {
+                let names: Vec<&str> = params.keys().map(String::as_str).collect();
+                let environment = crate::envs::load(dir, name, &mut project.sources, &names, host).map_err(|d| Failure::new(&project.sources, d, json))?;
+                values = environment.values;
+            }
             let v = project::collect_vars(&mut project.sources, &params, &args.var_files, &args.vars, host).map_err(|d| Failure::new(&project.sources, d, json))?;
-            (v, false)
+            values.extend(v);
+            (values, false)
         }
     };
-    let mut loader = project::Loader::new(dir, std::mem::take(&mut project.sources));
+    let mut loader = match project::Loader::new(dir, std::mem::take(&mut project.sources), crate::sources::Mode::Locked) {
+        Ok(l) => l,
+        Err(d) => return Err(Failure::bare(d, json)),
+    };
     let expansion = eval::components::Expansion { loader: &mut loader, vars: &values, host, lenient };
     let (mut cfg, diags) = eval::declare_with(files, crate::diagnostic::Sources::default(), &registry, Some(expansion));
     cfg.sources = std::mem::take(&mut loader.sources);
@@ -477,12 +539,142 @@ pub fn load_checked(dir: &Path, json: bool) -> Result<Loaded, Failure> {
 
 /// The state address for a project: as given, or the default SQLite file.
 /// Relative file paths are made absolute (a saved plan records the address).
-fn state_address(dir: &Path, arg: &StateArg) -> String {
-    match &arg.address {
+fn state_address(dir: &Path, arg: &StateArg) -> Result<String, Failure> {
+    if let (None, Some(name)) = (&arg.address, &arg.env) {
+        let (env, sources) = load_env(dir, name, false)?;
+        let resolved = match env.backend {
+            Some(b) => b.state_address(dir, name).map_err(|d| Failure::new(&sources, vec![d], false))?,
+            None => crate::envs::DEFAULT_SQLITE_PATH.to_string(),
+        };
+        let arg = StateArg { address: Some(resolved), env: None };
+        let rel = match &arg.address {
+            Some(a) if !a.contains("://") && Path::new(a).is_relative() => Some(dir.join(a).display().to_string()),
+            other => other.clone(),
+        };
+        return state_address(dir, &StateArg { address: rel, env: None });
+    }
+    Ok(match &arg.address {
         Some(a) if a.contains("://") => a.clone(),
         Some(a) => absolute(Path::new(a)).display().to_string(),
         None => absolute(&dir.join(".plinth").join("state.db")).display().to_string(),
+    })
+}
+
+fn init_cmd(dir: &Path, upgrade: bool, json: bool) -> Result<i32, Failure> {
+    use eval::components::ModuleLoader as _;
+    let mut project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
+    let files = std::mem::take(&mut project.files);
+    let mut loader = project::Loader::new(dir, std::mem::take(&mut project.sources), crate::sources::Mode::Init { upgrade }).map_err(|d| Failure::bare(d, json))?;
+    let mut diags = Vec::new();
+    for item in files.iter().flat_map(|f| f.items.iter()) {
+        if let crate::syntax::ast::Item::Import(imp) = item {
+            if let Err(d) = loader.import(imp) {
+                diags.push(d);
+            }
+        }
     }
+    // Every module, however many instances it has (even none): all of them
+    // are locked.
+    let mut queue: Vec<(String, crate::syntax::ast::ComponentDecl)> = Vec::new();
+    let push_calls = |from: &str, files: &[crate::syntax::ast::File], queue: &mut Vec<_>| {
+        for item in files.iter().flat_map(|f| f.items.iter()) {
+            if let crate::syntax::ast::Item::Component(c) = item {
+                queue.push((from.to_string(), c.clone()));
+            }
+        }
+    };
+    push_calls(".", &files, &mut queue);
+    let mut seen = std::collections::HashSet::new();
+    let mut modules = 0usize;
+    while let Some((from, decl)) = queue.pop() {
+        match loader.load(&from, &decl) {
+            Ok(m) => {
+                if seen.insert(m.dir.clone()) {
+                    modules += 1;
+                    push_calls(&m.dir, &m.files, &mut queue);
+                }
+            }
+            Err(d) => diags.extend(d),
+        }
+    }
+    if !diags.is_empty() {
+        return Err(Failure::new(&loader.sources, diags, json));
+    }
+    let lock = loader.resolver.finish().map_err(|d| Failure::bare(d, json))?;
+    let pinned = lock.as_ref().map(|l| l.sources.len()).unwrap_or(0);
+    if json {
+        let entries: Vec<serde_json::Value> = lock
+            .iter()
+            .flat_map(|l| l.sources.iter())
+            .map(|e| serde_json::json!({ "source": e.source, "constraint": e.constraint, "tag": e.tag, "commit": e.commit, "hash": e.hash }))
+            .collect();
+        println!("{}", serde_json::json!({ "modules": modules, "locked": entries }));
+    } else {
+        for e in lock.iter().flat_map(|l| l.sources.iter()) {
+            println!("  {} {} → {} ({})", e.source, e.constraint, e.tag, &e.commit[..e.commit.len().min(12)]);
+        }
+        println!(
+            "{} {modules} module{} resolved; {pinned} git source{} pinned in plinth.lock.",
+            "✓",
+            if modules == 1 { "" } else { "s" },
+            if pinned == 1 { "" } else { "s" }
+        );
+    }
+    Ok(0)
+}
+
+fn envs_cmd(dir: &Path, json: bool) -> Result<i32, Failure> {
+    let names = crate::envs::list(dir).map_err(|d| Failure::new(&crate::diagnostic::Sources::default(), d, json))?;
+    let mut rows = Vec::new();
+    for name in &names {
+        let (env, sources) = load_env(dir, name, json)?;
+        let address = match &env.backend {
+            Some(b) => b.state_address(dir, name).map_err(|d| Failure::new(&sources, vec![d], json))?,
+            None => crate::envs::DEFAULT_SQLITE_PATH.to_string(),
+        };
+        let files: Vec<String> = env.files.iter().map(|f| f.strip_prefix(dir).unwrap_or(f).display().to_string()).collect();
+        rows.push((name.clone(), env.backend.as_ref().map(|b| b.kind.clone()).unwrap_or_else(|| "sqlite".into()), address, files, env.values.len()));
+    }
+    if json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(n, k, a, f, v)| serde_json::json!({ "name": n, "backend": k, "state": redact_url(a), "files": f, "values": v }))
+            .collect();
+        println!("{}", serde_json::json!({ "environments": list }));
+    } else if rows.is_empty() {
+        println!("No environments: add envs/<name>.plinth files (see docs/language.md, Environments).");
+    } else {
+        let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        for (n, k, a, f, v) in &rows {
+            println!("{n:w$}  {k:<8} {}  ({v} value{}, from {})", redact_url(a), if *v == 1 { "" } else { "s" }, f.join(" → "));
+        }
+    }
+    Ok(0)
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_url(address: &str) -> String {
+    match (address.find("://"), address.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &address[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &address[..s + 3], &address[at..]),
+                None => address.to_string(),
+            }
+        }
+        _ => address.to_string(),
+    }
+}
+
+/// An environment's files, read with the root module's param names.
+fn load_env(dir: &Path, name: &str, json: bool) -> Result<(crate::envs::Environment, crate::diagnostic::Sources), Failure> {
+    let project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
+    let params = project::root_params(&project.files);
+    let names: Vec<&str> = params.keys().map(String::as_str).collect();
+    let mut sources = project.sources;
+    let mut host = RunHost::new(dir);
+    let env = crate::envs::load(dir, name, &mut sources, &names, &mut host).map_err(|d| Failure::new(&sources, d, json))?;
+    Ok((env, sources))
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -494,7 +686,7 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 fn open_store(dir: &Path, arg: &StateArg, json: bool) -> Result<Box<dyn Store>, Failure> {
-    crate::state::open(&state_address(dir, arg), DEFAULT_ENV).map_err(|d| Failure::bare(d, json))
+    crate::state::open(&state_address(dir, arg)?, arg.env_name()).map_err(|d| Failure::bare(d, json))
 }
 
 /// Holds the environment's lock until dropped.
@@ -549,6 +741,9 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
         Command::State(cmd) => state_cmd(cmd),
         Command::Graph { dir, format } => graph_cmd(&dir, format),
         Command::Fmt { path, check } => fmt_cmd(&path, check),
+        Command::Envs { dir, json } => envs_cmd(&dir, json),
+        Command::Init { dir, upgrade, json } => init_cmd(&dir, upgrade, json),
+        Command::Render(args) => hydrate::render_cmd(args),
         Command::Unlock { dir, state } => {
             let mut store = open_store(&dir, &state, false)?;
             let removed = store.unlock(None).map_err(|d| Failure::bare(d, false))?;
@@ -582,9 +777,9 @@ struct Prepared {
     host: RunHost,
 }
 
-fn prepare(dir: &Path, vars: &VarArgs, json: bool) -> Result<Prepared, Failure> {
+fn prepare(dir: &Path, vars: &VarArgs, env: Option<&str>, json: bool) -> Result<Prepared, Failure> {
     let mut host = RunHost::new(dir);
-    let (loaded, vars) = load_project(dir, json, Vars::Args(vars), &mut host)?;
+    let (loaded, vars) = load_project(dir, json, Vars::Args(vars, env), &mut host)?;
     Ok(Prepared { loaded, vars, host })
 }
 
@@ -620,7 +815,7 @@ struct Planned {
 async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut dyn Store, replay: Option<&PlanFile>) -> Result<Planned, Failure> {
     let json = common.json;
     let mut prepared = match replay {
-        None => prepare(dir, &common.vars, json)?,
+        None => prepare(dir, &common.vars, common.state.env.as_deref(), json)?,
         Some(pf) => {
             let mut host = RunHost::new(dir);
             host.replay = true;
@@ -642,7 +837,7 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
         store.renew_lock(std::process::id() as i64, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))?;
     }
     let loaded = &prepared.loaded;
-    let inputs = PlanInputs { env: DEFAULT_ENV, cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &snapshot, vars: &prepared.vars };
+    let inputs = PlanInputs { env: common.state.env_name(), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &snapshot, vars: &prepared.vars };
     let options = PlanOptions { destroy, only: common.only.clone(), lenient: false };
     let plan = plan::plan(&inputs, &options, &mut prepared.host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     Ok(Planned { prepared, plan, reconciled, configs })
@@ -696,7 +891,7 @@ fn save_plan(path: &Path, dir: &Path, state: &StateArg, only: &[String], refresh
         format: PLAN_FORMAT.into(),
         version: 1,
         project_dir: std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()),
-        state: state_address(dir, state),
+        state: state_address(dir, state)?,
         env: plan.env.clone(),
         destroy: plan.destroy,
         only: only.to_vec(),
@@ -973,7 +1168,7 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
     let mut store = open_store(&dir, &args.state, json)?;
     let guard = acquire(store.as_mut(), "drift", args.lock_timeout, json)?;
     let store: &mut dyn Store = guard.store;
-    let mut prepared = prepare(&dir, &args.vars, json)?;
+    let mut prepared = prepare(&dir, &args.vars, args.state.env.as_deref(), json)?;
     let recorded = store.snapshot().map_err(|d| Failure::bare(d, json))?;
     let configs = plan::provider_configs_from_state(&prepared.loaded.cfg, &prepared.loaded.graph, &recorded, &prepared.vars, &mut prepared.host);
     let reconciled = exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::bare(d, json))?;
@@ -987,12 +1182,12 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
     // What it would take to bring reality back to the configuration.
     let mut refreshed = prior.clone();
     exec::refresh::apply_observations(&mut refreshed, observations.clone());
-    let inputs = PlanInputs { env: DEFAULT_ENV, cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &refreshed, vars: &prepared.vars };
+    let inputs = PlanInputs { env: args.state.env_name(), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &refreshed, vars: &prepared.vars };
     let remediation = plan::plan(&inputs, &PlanOptions::default(), &mut prepared.host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     let summary = remediation.summary();
     let n_drifted = drift.iter().filter(|d| d.status != plan::drift::Status::InSync).count();
     let at = crate::state::now_rfc3339();
-    let report = render::drift_json(DEFAULT_ENV, prior.serial, &drift, &unmanaged, Some(&summary));
+    let report = render::drift_json(args.state.env_name(), prior.serial, &drift, &unmanaged, Some(&summary));
     let record = crate::state::model::DriftRecord {
         at: at.clone(),
         serial: prior.serial,
@@ -1009,10 +1204,10 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
     if json {
         println!("{report}");
     } else {
-        print!("{}", render::drift_text(DEFAULT_ENV, prior.serial, &drift, &unmanaged, Some(&summary), ui.style));
+        print!("{}", render::drift_text(args.state.env_name(), prior.serial, &drift, &unmanaged, Some(&summary), ui.style));
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, render::drift_junit(DEFAULT_ENV, &at, &drift, &unmanaged))
+        std::fs::write(path, render::drift_junit(args.state.env_name(), &at, &drift, &unmanaged))
             .map_err(|e| Failure::bare(Diagnostic::new("P4008", "cannot write the JUnit report").help(format!("{}: {e}.", path.display())), json))?;
     }
     let has_drift = n_drifted > 0 || !unmanaged.is_empty();
@@ -1198,8 +1393,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             Ok(0)
         }
         StateCommand::Migrate { to, dir, state, force } => {
-            let from_address = state_address(&dir, &state);
-            let to_address = state_address(&dir, &StateArg { address: Some(to) });
+            let from_address = state_address(&dir, &state)?;
+            let to_address = state_address(&dir, &StateArg { address: Some(to), env: None })?;
             if from_address == to_address {
                 return Err(Failure::bare(Diagnostic::new("P5008", "cannot migrate state onto itself").help("Give --to a different address than the current state."), false));
             }
@@ -1207,7 +1402,7 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             let source = acquire(source.as_mut(), "state migrate", Duration::ZERO, false)?;
             refuse_unfinished(source.store, "migrate")?;
             let snap = source.store.snapshot().map_err(|d| Failure::bare(d, false))?;
-            let mut dest = crate::state::open(&to_address, DEFAULT_ENV).map_err(|d| Failure::bare(d, false))?;
+            let mut dest = crate::state::open(&to_address, state.env_name()).map_err(|d| Failure::bare(d, false))?;
             let dest = acquire(dest.as_mut(), "state migrate", Duration::ZERO, false)?;
             let existing = dest.store.snapshot().map_err(|d| Failure::bare(d, false))?;
             if !existing.instances.is_empty() && !force {

@@ -59,53 +59,43 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     if !changed.is_empty() {
         let _ = writeln!(out, "Plinth will perform these actions:\n");
     }
-    for c in &changed {
-        let header = match c.action {
-            Action::Replace => {
-                let why = if c.replace_because.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (changing {} forces replacement)", c.replace_because.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))
-                };
-                format!("{} will be replaced{}{why}", c.address, if c.create_before_destroy { ", new object first" } else { "" })
+    if plan.components.is_empty() {
+        changes_text(&mut out, &changed, style);
+    } else {
+        // Grouped by component, the innermost one that holds the address,
+        // in the order they first change.
+        let mut groups: Vec<(Option<usize>, Vec<&Change>)> = Vec::new();
+        for c in &changed {
+            let owner = plan
+                .components
+                .iter()
+                .enumerate()
+                .filter(|(_, (a, _, _))| c.address.len() > a.len() && c.address.starts_with(a.as_str()) && c.address.as_bytes()[a.len()] == b'.')
+                .max_by_key(|(_, (a, _, _))| a.len())
+                .map(|(i, _)| i);
+            match groups.iter_mut().find(|(o, _)| *o == owner) {
+                Some((_, list)) => list.push(c),
+                None => groups.push((owner, vec![c])),
             }
-            Action::Delete if !c.deposed.is_empty() => format!("{} (deposed object {}) will be destroyed", c.address, c.deposed),
-            a => format!("{} will be {}", c.address, a.verb()),
-        };
-        let _ = writeln!(out, "  {} {}", style.action(c.action, c.create_before_destroy), style.bold(&header));
-        match c.action {
-            Action::Create => {
-                if let Some(after) = &c.after {
-                    let w = width(after);
-                    for (k, v) in after {
-                        if matches!(v, Value::Null) {
-                            continue;
-                        }
-                        attr_line(&mut out, w, k, None, v, style, "+");
-                    }
-                }
-            }
-            Action::Update | Action::Replace => {
-                let empty = Map::default();
-                let before = c.before.as_ref().unwrap_or(&empty);
-                if let Some(after) = &c.after {
-                    let w = width(after);
-                    for (k, v) in after {
-                        let old = before.get(k).unwrap_or(&Value::Null);
-                        if old == v && !v.is_unknown_deep() {
-                            continue;
-                        }
-                        if matches!(v, Value::Unknown) && matches!(old, Value::Null) {
-                            attr_line(&mut out, w, k, None, v, style, "+");
-                            continue;
-                        }
-                        attr_line(&mut out, w, k, Some(old), v, style, "~");
-                    }
-                }
-            }
-            Action::Delete | Action::NoOp => {}
         }
-        out.push('\n');
+        for (owner, list) in groups {
+            let title = match owner {
+                Some(i) => {
+                    let (address, kind, source) = &plan.components[i];
+                    format!("{address} ({kind} from {source})")
+                }
+                None => "root module".to_string(),
+            };
+            let mut parts = Vec::new();
+            for (a, word) in [(Action::Create, "to create"), (Action::Update, "to update"), (Action::Replace, "to replace"), (Action::Delete, "to destroy")] {
+                let n = list.iter().filter(|c| c.action == a).count();
+                if n > 0 {
+                    parts.push(format!("{n} {word}"));
+                }
+            }
+            let _ = writeln!(out, "  {} {}\n", style.bold(&format!("# {title}:")), parts.join(", "));
+            changes_text(&mut out, &list, style);
+        }
     }
     let s = plan.summary();
     let _ = writeln!(
@@ -134,6 +124,83 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         }
     }
     out
+}
+
+fn changes_text(out: &mut String, changed: &[&Change], style: Style) {
+    for c in changed {
+        let header = match c.action {
+            Action::Replace => {
+                let why = if c.replace_because.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (changing {} forces replacement)", c.replace_because.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))
+                };
+                format!("{} will be replaced{}{why}", c.address, if c.create_before_destroy { ", new object first" } else { "" })
+            }
+            Action::Delete if !c.deposed.is_empty() => format!("{} (deposed object {}) will be destroyed", c.address, c.deposed),
+            a => format!("{} will be {}", c.address, a.verb()),
+        };
+        let _ = writeln!(*out, "  {} {}", style.action(c.action, c.create_before_destroy), style.bold(&header));
+        match c.action {
+            Action::Create => {
+                if let Some(after) = &c.after {
+                    let w = width(after);
+                    for (k, v) in after {
+                        if matches!(v, Value::Null) {
+                            continue;
+                        }
+                        attr_line(out, w, k, None, v, style, "+");
+                    }
+                }
+            }
+            Action::Update | Action::Replace => {
+                let empty = Map::default();
+                let before = c.before.as_ref().unwrap_or(&empty);
+                if let Some(after) = &c.after {
+                    let w = width(after);
+                    for (k, v) in after {
+                        let old = before.get(k).unwrap_or(&Value::Null);
+                        if old == v && !v.is_unknown_deep() {
+                            continue;
+                        }
+                        if matches!(v, Value::Unknown) && matches!(old, Value::Null) {
+                            attr_line(out, w, k, None, v, style, "+");
+                            continue;
+                        }
+                        if let (Value::Map(a), Value::Map(b)) = (old, v) {
+                            // Per entry: which files of a `file.tree` change.
+                            map_lines(out, k, a, b, style);
+                            continue;
+                        }
+                        attr_line(out, w, k, Some(old), v, style, "~");
+                    }
+                }
+            }
+            Action::Delete | Action::NoOp => {}
+        }
+        out.push('\n');
+    }
+}
+
+/// The entries of a map attribute that differ: `~ k["key"] = old → new`,
+/// `+` for added and `-` for removed keys.
+fn map_lines(out: &mut String, k: &str, old: &Map, new: &Map, style: Style) {
+    for (key, v) in new {
+        match old.get(key) {
+            Some(o) if o == v => {}
+            Some(o) => {
+                let _ = writeln!(out, "      ~ {k}[{key:?}] = {o} → {v}");
+            }
+            None => {
+                let _ = writeln!(out, "      {} {k}[{key:?}] = {v}", style.green("+"));
+            }
+        }
+    }
+    for (key, o) in old {
+        if !new.contains_key(key) {
+            let _ = writeln!(out, "      {} {k}[{key:?}] = {o}", style.red("-"));
+        }
+    }
 }
 
 fn attr_line(out: &mut String, w: usize, k: &str, old: Option<&Value>, new: &Value, style: Style, sym: &str) {

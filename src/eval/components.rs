@@ -151,6 +151,8 @@ struct Scope {
 }
 
 struct CompRef {
+    /// False when its module failed to load (already reported).
+    known: bool,
     repeated: bool,
     outputs: Vec<String>,
     /// `stack.core` (without instance key)
@@ -307,7 +309,7 @@ impl Flattener<'_, '_> {
             }
             let repeated = c.body.attr("for_each").is_some() || c.body.attr("count").is_some();
             let outputs = loaded.as_ref().map(|m| m.outputs()).unwrap_or_default();
-            by_kind.insert(c.name.name.clone(), CompRef { repeated, outputs, base: format!("{prefix}{kind}.{}", c.name.name) });
+            by_kind.insert(c.name.name.clone(), CompRef { known: loaded.is_some(), repeated, outputs, base: format!("{prefix}{kind}.{}", c.name.name) });
             calls.push((c, loaded));
         }
 
@@ -920,6 +922,9 @@ impl<'s, 'd> Rewriter<'s, 'd> {
                 );
                 return Action::Rename(format!("{name}:unresolved"));
             };
+            if !comp.known {
+                return Action::Rename(format!("{name}:unresolved"));
+            }
             if comp.repeated {
                 return Action::Replace(1, var(&format!("{}:*", comp.base), span.to(cspan)));
             }

@@ -548,6 +548,12 @@ impl<'a> Evaluator<'a> {
             Ok(v) => Ok(v.mark_if(sensitive)),
             Err(e) => {
                 let at = e.arg.and_then(|i| args.get(i)).map(|a| a.span).unwrap_or(span);
+                if let Some(d) = e.diagnostic {
+                    // A function's own diagnostic (template errors): keep
+                    // its code, point at the call. Template messages never
+                    // contain variable values.
+                    return Err(d.label(at, format!("in this call to `{}`", name.name)));
+                }
                 // Never echo a sensitive argument's content in a message.
                 let message = if sensitive { "the function rejected a sensitive argument".to_string() } else { e.message };
                 Err(err("P2022", at, format!("call to `{}` failed", name.name), message, format!("Check the arguments of `{}` (docs/language.md lists each function).", name.name)))

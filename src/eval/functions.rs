@@ -36,6 +36,10 @@ pub struct FnError {
     pub message: String,
     /// Index of the offending argument, for source spans.
     pub arg: Option<usize>,
+    /// A complete diagnostic to report instead of the generic `P2022`
+    /// (`template` reports its template errors, with their own codes and
+    /// template positions, this way).
+    pub diagnostic: Option<Box<crate::diagnostic::Diagnostic>>,
 }
 
 impl FnError {
@@ -43,6 +47,7 @@ impl FnError {
         FnError {
             message: message.into(),
             arg: None,
+            diagnostic: None,
         }
     }
 
@@ -50,6 +55,7 @@ impl FnError {
         FnError {
             message: message.into(),
             arg: Some(arg),
+            diagnostic: None,
         }
     }
 }
@@ -105,6 +111,7 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "split",
     "startswith",
     "substr",
+    "template",
     "tobool",
     "tolist",
     "tomap",
@@ -137,6 +144,7 @@ pub fn arity(name: &str) -> Option<(usize, Option<usize>)> {
         | "trimsuffix" | "uuidv5" | "zipmap" => fixed(2),
         "cidrsubnet" | "replace" | "slice" | "substr" => fixed(3),
         "env" => Some((1, Some(2))),
+        "template" => Some((2, Some(4))),
         "lookup" => Some((2, Some(3))),
         "range" => Some((1, Some(3))),
         "coalesce" | "format" | "max" | "min" => Some((1, None)),
@@ -226,6 +234,7 @@ pub fn call(name: &str, args: Vec<Value>, host: &mut dyn FnHost) -> Result<Value
         "split" => f_split(&a),
         "startswith" => Ok(Value::Bool(a.string(0)?.starts_with(&a.string(1)?))),
         "substr" => f_substr(&a),
+        "template" => f_template(&a, host),
         "tobool" => f_tobool(a),
         "tolist" => f_tolist(a),
         "tomap" => f_tomap(a),
@@ -1656,6 +1665,39 @@ fn f_file(a: &Args, host: &mut dyn FnHost) -> Result<Value, FnError> {
         .map_err(|m| FnError::at(0, format!("could not read the file {}: {m}", quote(&path))))
 }
 
+/// `template(path, vars[, env[, delimiters]])`: renders the template file
+/// at `path` (read through the host) with `vars`, `env` (default `{}`) and
+/// `delimiters` (default `["{{", "}}"]`). Template errors keep their own
+/// codes (`P207x`) and name the template's file, line and column.
+fn f_template(a: &Args, host: &mut dyn FnHost) -> Result<Value, FnError> {
+    let path = a.string(0)?;
+    let vars = a.get(1)?;
+    if !matches!(vars, Value::Map(_) | Value::Null) {
+        return Err(type_error(1, "a map of template variables", vars));
+    }
+    let empty = Value::Map(Map::default());
+    let env = match a.v.get(2) {
+        None | Some(Value::Null) => &empty,
+        Some(v @ Value::Map(_)) => v,
+        Some(other) => return Err(type_error(2, "a map of environment values", other)),
+    };
+    let delims = match a.v.get(3) {
+        None | Some(Value::Null) => crate::template::Delimiters::default(),
+        Some(v) => crate::template::Delimiters::from_value(v).map_err(|_| {
+            FnError::at(
+                3,
+                "expected the delimiters as a list of two strings without whitespace, such as [\"{{{\", \"}}}\"]",
+            )
+        })?,
+    };
+    let text = host.read_file(&path).map_err(|m| FnError::at(0, format!("could not read the template {}: {m}", quote(&path))))?;
+    crate::template::render(&path, &text, &delims, vars, env, host).map_err(|d| FnError {
+        message: d.help.clone(),
+        arg: None,
+        diagnostic: Some(Box::new(d)),
+    })
+}
+
 fn f_fileset(a: &Args, host: &mut dyn FnHost) -> Result<Value, FnError> {
     let dir = a.string(0)?;
     let pattern = a.string(1)?;
@@ -1769,7 +1811,11 @@ fn pessimistic(text: &str) -> Result<Vec<String>, String> {
 /// Evaluates a comma-separated constraint. Parts may use Terraform's
 /// operators (`=`, `!=`, `>`, `>=`, `<`, `<=`, `~>`; a bare version means
 /// exactly that version) or the semver crate's (`^`, `~`, wildcards).
-fn constraint_matches(version: &semver::Version, constraint: &str) -> Result<bool, String> {
+/// Pre-releases match only a constraint that names a pre-release of the same
+/// `major.minor.patch` (the semver crate's rule). Shared with `sources`,
+/// which picks git tags with it, so that `semver_match` and module versions
+/// agree on what a constraint means.
+pub(crate) fn constraint_matches(version: &semver::Version, constraint: &str) -> Result<bool, String> {
     let mut comparators = Vec::new();
     let mut excluded = Vec::new();
     if constraint.trim().is_empty() {
@@ -3328,6 +3374,35 @@ mod tests {
             Some(0),
             "expected a string as the first argument, found null",
         );
+    }
+
+    #[test]
+    fn template_renders_a_file_through_the_host() {
+        let mut host = FakeHost::default();
+        host.files.insert("app.tpl".into(), "{{ name }}@{{ .Env.STAGE }}".into());
+        host.files.insert("gomplate.tpl".into(), "{{{ .Env.STAGE }}} {{ kept }}".into());
+        host.files.insert("broken.tpl".into(), "a\nb {{ missing }}".into());
+        let vars = Value::Map([("name".to_string(), s("web"))].into_iter().collect());
+        let env = Value::Map([("STAGE".to_string(), s("prod"))].into_iter().collect());
+        same(
+            &call("template", vec![s("app.tpl"), vars.clone(), env.clone()], &mut host).unwrap_or(Value::Null),
+            &s("web@prod"),
+        );
+        let delims = list(vec![s("{{{"), s("}}}")]);
+        same(
+            &call("template", vec![s("gomplate.tpl"), vars.clone(), env.clone(), delims], &mut host).unwrap_or(Value::Null),
+            &s("prod {{ kept }}"),
+        );
+        // Without env, `.Env.STAGE` is missing: the template's own diagnostic.
+        let e = call("template", vec![s("app.tpl"), vars.clone()], &mut host).err().unwrap_or_else(|| FnError::new(""));
+        let d = e.diagnostic.unwrap_or_else(|| Box::new(crate::diagnostic::Diagnostic::new("none", "")));
+        assert_eq!(d.code, "P2073");
+        assert!(d.help.starts_with("app.tpl:1:20"), "{}", d.help);
+        let e = call("template", vec![s("broken.tpl"), vars.clone()], &mut host).err().unwrap_or_else(|| FnError::new(""));
+        assert!(e.diagnostic.is_some_and(|d| d.help.starts_with("broken.tpl:2:6")));
+        err_has("template", vec![s("missing.tpl"), vars.clone()], Some(0), "could not read the template");
+        err_has("template", vec![s("app.tpl"), s("x")], Some(1), "expected a map of template variables");
+        err_has("template", vec![s("app.tpl"), vars.clone(), env, list(vec![s("{{")])], Some(3), "two strings");
     }
 
     #[test]

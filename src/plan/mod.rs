@@ -128,6 +128,8 @@ pub struct Plan {
     pub resources: Vec<String>,
     /// Instances that stay as they are.
     pub unchanged: usize,
+    /// Component instances (address, kind, source), for grouping the plan.
+    pub components: Vec<(String, String, String)>,
 }
 
 impl Plan {
@@ -296,7 +298,8 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
     deletes.sort_by(|a, b| b.address.cmp(&a.address));
     changes.extend(deletes);
 
-    Ok(Plan { env: env.to_string(), prior_serial: prior.serial, destroy: options.destroy, changes, outputs, resources, unchanged })
+    let components = cfg.components.iter().map(|c| (c.address.clone(), c.kind.clone(), c.source.clone())).collect();
+    Ok(Plan { env: env.to_string(), prior_serial: prior.serial, destroy: options.destroy, changes, outputs, resources, unchanged, components })
 }
 
 /// The same mistake evaluated for every instance is reported once.
@@ -887,6 +890,30 @@ fn plan_resource(
                 ))
                 .label(res.decl.name.span, format!("`{inst_address}` would be replaced"))]);
         }
+        // Types whose computed attributes come from outside the
+        // configuration (`file.tree` renders templates on disk) are planned
+        // even with unchanged inputs; a planned computed attribute that
+        // differs from the recorded one makes an update.
+        let mut planned_early = None;
+        let action = match (action, prior_rec) {
+            (Action::NoOp, Some(rec)) if factory.plans_beyond_config(&rtype) => {
+                let after = factory
+                    .plan_checked(&rtype, Some(&rec.attrs), &config)
+                    .map_err(|d| vec![if d.labels.is_empty() { d.label(res.decl.name.span, format!("while planning `{inst_address}`")) } else { d }])?;
+                let differs = schema.is_some_and(|s| {
+                    s.attributes.iter().any(|(name, attr)| {
+                        attr.computed && after.get(*name).is_some_and(|v| v.is_unknown_deep() || Some(v) != rec.attrs.get(*name))
+                    })
+                });
+                if differs {
+                    planned_early = Some(after);
+                    Action::Update
+                } else {
+                    Action::NoOp
+                }
+            }
+            (action, _) => action,
+        };
         if action == Action::NoOp {
             // Unchanged objects are not changes: only their value is needed,
             // for expressions (one copy, not three, at 50,000 instances).
@@ -897,11 +924,13 @@ fn plan_resource(
             continue;
         }
         let before = prior_rec.map(|r| mark_sensitive(r.attrs.clone(), &r.sensitive));
-        let after = match action {
-            Action::NoOp => before.clone().unwrap_or_default(),
-            Action::Update => factory.plan(&rtype, prior_rec.map(|r| &r.attrs), &config),
-            _ => factory.plan(&rtype, None, &config),
+        let planned = match (planned_early, action) {
+            (Some(after), _) => Ok(after),
+            (None, Action::NoOp) => Ok(before.clone().unwrap_or_default()),
+            (None, Action::Update) => factory.plan_checked(&rtype, prior_rec.map(|r| &r.attrs), &config),
+            (None, _) => factory.plan_checked(&rtype, None, &config),
         };
+        let after = planned.map_err(|d| vec![if d.labels.is_empty() { d.label(res.decl.name.span, format!("while planning `{inst_address}`")) } else { d }])?;
         let prior_sensitive = prior_rec.map(|r| r.sensitive.clone()).unwrap_or_default();
         let sens = sensitive_attrs(registry, &provider_name, &rtype, &after, &prior_sensitive);
         let after = mark_sensitive(after, &sens);

@@ -2,7 +2,11 @@
 //! `path` (relative paths resolve against the project directory) atomically:
 //! a deterministic temporary file beside the target, then a rename, so a
 //! killed run leaves either the old or the new file and at most one stray
-//! temporary that the next operation on that path removes.
+//! temporary that the next operation on that path removes. `file.tree`
+//! (in `file_tree.rs`) renders a directory of templates the same way.
+
+#[path = "file_tree.rs"]
+pub mod tree;
 
 use super::*;
 use sha2::Digest;
@@ -10,10 +14,19 @@ use std::path::{Path, PathBuf};
 
 pub struct FileFactory {
     schema: ProviderSchema,
+    /// The project directory: `file.tree` renders at plan time, and its
+    /// relative `source`/`target` resolve against this.
+    base: PathBuf,
 }
 
 impl FileFactory {
+    /// Relative paths resolve against the current directory.
     pub fn new() -> Self {
+        Self::in_dir(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
+    }
+
+    /// Relative paths (at plan time) resolve against `project_dir`.
+    pub fn in_dir(project_dir: &Path) -> Self {
         let file = ResourceSchema::new("A file with the given content.")
             .attr("path", AttrSchema::required(Type::String, "where to write; relative to the project directory").forces_replacement())
             .attr("content", AttrSchema::required(Type::String, "the text to write"))
@@ -22,7 +35,8 @@ impl FileFactory {
             .attr("sha256", AttrSchema::computed(Type::String, "SHA-256 of the content, hex").derived());
         let mut schema = ProviderSchema::default();
         schema.resources.insert("file", file);
-        FileFactory { schema }
+        schema.resources.insert("tree", tree::schema());
+        FileFactory { schema, base: project_dir.to_path_buf() }
     }
 }
 
@@ -39,7 +53,34 @@ impl ProviderFactory for FileFactory {
     fn schema(&self) -> &ProviderSchema {
         &self.schema
     }
+    fn plans_beyond_config(&self, rtype: &str) -> bool {
+        rtype == "tree"
+    }
+    fn plan_checked(&self, rtype: &str, prior: Option<&Map>, config: &Map) -> Result<Map, Diagnostic> {
+        if rtype == "tree" {
+            let mut planned = tree::plan(&self.base, config)?;
+            // Same target: the recorded absolute path stays (apply resolves
+            // against the run's project directory, which names it).
+            if let Some(prior) = prior.filter(|p| p.get("target") == config.get("target")) {
+                if let Some(id) = prior.get("id") {
+                    planned.insert("id".into(), id.clone());
+                }
+            }
+            return Ok(planned);
+        }
+        Ok(self.plan(rtype, prior, config))
+    }
     fn plan(&self, rtype: &str, prior: Option<&Map>, config: &Map) -> Map {
+        if rtype == "tree" {
+            // Infallible callers get unknown hashes on a template error;
+            // the engine calls `plan_checked`, which reports it.
+            return tree::plan(&self.base, config).unwrap_or_else(|_| {
+                let mut planned = default_plan(self.schema.resources.get(rtype), prior, config);
+                planned.insert("files".into(), Value::Unknown);
+                planned.insert("hash".into(), Value::Unknown);
+                planned
+            });
+        }
         let mut planned = default_plan(self.schema.resources.get(rtype), prior, config);
         // The hash is known as soon as the content is, and is as secret.
         let content = config.get("content").unwrap_or(&Value::Null);
@@ -60,11 +101,11 @@ struct FileProvider {
     base: PathBuf,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-fn io_error(action: &str, path: &Path, e: std::io::Error) -> Diagnostic {
+pub(crate) fn io_error(action: &str, path: &Path, e: std::io::Error) -> Diagnostic {
     provider_error(
         "P6201",
         format!("cannot {action} {}", path.display()),
@@ -72,7 +113,7 @@ fn io_error(action: &str, path: &Path, e: std::io::Error) -> Diagnostic {
     )
 }
 
-fn temp_path(path: &Path) -> PathBuf {
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.plinth-tmp"))
 }
@@ -139,6 +180,9 @@ impl Provider for FileProvider {
         self.schema.resources.get(rtype)
     }
     async fn read(&self, req: ReadRequest) -> Result<Option<Observed>, Diagnostic> {
+        if req.object.rtype == "tree" {
+            return tree::read(&self.base, &req.inputs, req.prior);
+        }
         let path = self.resolve(&req.inputs)?;
         let _ = std::fs::remove_file(temp_path(&path));
         let bytes = match std::fs::read(&path) {
@@ -156,12 +200,22 @@ impl Provider for FileProvider {
         Ok(Some(observed))
     }
     async fn create(&self, req: CreateRequest) -> Result<Observed, Diagnostic> {
+        if req.object.rtype == "tree" {
+            return tree::write(&self.base, req.config, None);
+        }
         self.write(req.config)
     }
     async fn update(&self, req: UpdateRequest) -> Result<Observed, Diagnostic> {
+        if req.object.rtype == "tree" {
+            return tree::write(&self.base, req.config, Some(&req.prior));
+        }
         self.write(req.config)
     }
     async fn list(&self, req: ListRequest) -> Result<Vec<String>, Diagnostic> {
+        if req.rtype == "tree" {
+            // A tree's target may hold files of others: never listed.
+            return Ok(vec![]);
+        }
         // The directories Plinth writes files into are Plinth's: any other
         // regular file there is unmanaged (hidden files excepted).
         let managed: std::collections::BTreeSet<PathBuf> = req.managed.iter().filter_map(|m| self.resolve(m).ok()).collect();
@@ -184,6 +238,9 @@ impl Provider for FileProvider {
         Ok(out)
     }
     async fn delete(&self, req: DeleteRequest) -> Result<(), Diagnostic> {
+        if req.object.rtype == "tree" {
+            return tree::delete(&self.base, &req.prior);
+        }
         let path = self.resolve(&req.prior)?;
         let _ = std::fs::remove_file(temp_path(&path));
         match std::fs::remove_file(&path) {

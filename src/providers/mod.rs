@@ -11,6 +11,7 @@ pub mod core;
 pub mod exec;
 pub mod governed;
 pub mod file;
+pub mod git;
 pub mod http;
 pub mod kubernetes;
 pub mod postgres;
@@ -188,6 +189,19 @@ pub trait ProviderFactory: Send + Sync {
     fn plan(&self, rtype: &str, prior: Option<&Map>, config: &Map) -> Map {
         default_plan(self.schema().resources.get(rtype), prior, config)
     }
+    /// [`plan`](Self::plan) for types whose planning can fail (a template
+    /// error in `file.tree`); the engine calls this one. Pure but for
+    /// reading what the configuration names (templates on disk).
+    fn plan_checked(&self, rtype: &str, prior: Option<&Map>, config: &Map) -> Result<Map, Diagnostic> {
+        Ok(self.plan(rtype, prior, config))
+    }
+    /// True for types whose computed attributes depend on more than the
+    /// configuration (`file.tree`: the templates on disk). The engine then
+    /// plans them even when their inputs are unchanged, and updates them
+    /// when a planned computed attribute differs from the recorded one.
+    fn plans_beyond_config(&self, _rtype: &str) -> bool {
+        false
+    }
     /// `config` holds the evaluated provider block (all known).
     fn configure(&self, config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic>;
 }
@@ -209,12 +223,18 @@ impl Registry {
     pub fn empty() -> Registry {
         Registry { factories: IndexMap::default() }
     }
-    /// Every built-in provider.
+    /// Every built-in provider; relative paths that providers resolve at
+    /// plan time (`file.tree`) resolve against the current directory.
     pub fn builtin() -> Registry {
+        Registry::builtin_in(&std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from(".")))
+    }
+    /// Every built-in provider, planning relative to `project_dir`.
+    pub fn builtin_in(project_dir: &std::path::Path) -> Registry {
         let mut r = Registry::empty();
         r.register(Arc::new(core::CoreFactory::new()));
         r.register(Arc::new(random::RandomFactory::new()));
-        r.register(Arc::new(file::FileFactory::new()));
+        r.register(Arc::new(file::FileFactory::in_dir(project_dir)));
+        r.register(Arc::new(git::GitFactory::new()));
         r.register(Arc::new(postgres::PostgresFactory::new()));
         r.register(Arc::new(s3::S3Factory::new()));
         r.register(Arc::new(kubernetes::KubernetesFactory::new()));

@@ -320,3 +320,27 @@ pub enum TraversalStep<'a> {
     Attr(&'a Ident),
     Index(&'a Expr),
 }
+
+/// An environment file (`envs/**/<name>.plinth`, see `crate::envs`): top-level
+/// assignments and `backend` blocks. Declarations (`param`, `resource`, …)
+/// are not allowed there; the parser records where they are so that the
+/// caller can refuse them with a clear message.
+#[derive(Debug, Clone, Default)]
+pub struct EnvFile {
+    pub attrs: Vec<Attribute>,
+    pub backends: Vec<BackendBlock>,
+    /// The keyword of each declaration found (`"param"`, `"resource"`, …)
+    /// and the span of its keyword and name.
+    pub declarations: Vec<(&'static str, Span)>,
+}
+
+/// `backend "<kind>" { … }` in an environment file.
+#[derive(Debug, Clone)]
+pub struct BackendBlock {
+    /// None when the kind string interpolates (it must be a literal).
+    pub kind: Option<String>,
+    pub kind_span: Span,
+    pub body: Body,
+    /// From the keyword to the closing brace.
+    pub span: Span,
+}

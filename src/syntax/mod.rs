@@ -205,6 +205,81 @@ pub fn parse_assignments(file: FileId, text: &str) -> Result<Vec<Attribute>, Dia
     }
 }
 
+/// Parses an environment file: top-level assignments and `backend "<kind>"
+/// { … }` blocks. Declarations are parsed only to be reported by the caller
+/// (see [`EnvFile::declarations`]); a name assigned twice is `P1008`.
+pub fn parse_env_file(file: FileId, text: &str) -> Result<EnvFile, Diags> {
+    precheck(file, text)?;
+    let mut pairs = PlinthParser::parse(Rule::envfile, text).map_err(|e| vec![syntax_error(file, text, e)])?;
+    let mut builder = Builder { file, base: 0, diags: Vec::new() };
+    let mut out = EnvFile::default();
+    let mut seen: Vec<(String, Span)> = Vec::new();
+    if let Some(root) = pairs.next() {
+        for pair in root.into_inner() {
+            match pair.as_rule() {
+                Rule::attribute => {
+                    let attr = builder.attribute(pair);
+                    if let Some((_, first)) = seen.iter().find(|(n, _)| *n == attr.name.name) {
+                        builder.diags.push(
+                            Diagnostic::new("P1008", "duplicate attribute")
+                                .help(format!("`{}` is set twice in this file; keep one.", attr.name.name))
+                                .label(attr.name.span, "set again here")
+                                .label(*first, "first set here"),
+                        );
+                    } else {
+                        seen.push((attr.name.name.clone(), attr.name.span));
+                    }
+                    out.attrs.push(attr);
+                }
+                Rule::backend_block => {
+                    let span = builder.span(&pair);
+                    let mut kind = None;
+                    let mut kind_span = span;
+                    let mut body = Body { span, ..Body::default() };
+                    for part in pair.into_inner() {
+                        match part.as_rule() {
+                            Rule::string => {
+                                kind_span = builder.span(&part);
+                                kind = match builder.string_parts(part).as_slice() {
+                                    [] => Some(String::new()),
+                                    [TemplatePart::Literal(s)] => Some(s.clone()),
+                                    _ => None,
+                                };
+                            }
+                            Rule::body => body = builder.body(part),
+                            _ => {}
+                        }
+                    }
+                    out.backends.push(BackendBlock { kind, kind_span, body, span });
+                }
+                Rule::env_decl => {
+                    let Some(decl) = pair.into_inner().next() else { continue };
+                    let mut inner = decl.into_inner();
+                    let Some(kw) = inner.next() else { continue };
+                    // Up to the last name of the header (`resource p.t name`).
+                    let name = inner.take_while(|p| p.as_rule() == Rule::ident).last();
+                    let keyword = match kw.as_rule() {
+                        Rule::kw_param => "param",
+                        Rule::kw_let => "let",
+                        Rule::kw_provider => "provider",
+                        Rule::kw_resource => "resource",
+                        _ => "output",
+                    };
+                    let kw_span = builder.span(&kw);
+                    let span = name.map_or(kw_span, |n| kw_span.to(builder.span(&n)));
+                    out.declarations.push((keyword, span));
+                }
+                _ => {}
+            }
+        }
+    }
+    if builder.diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(builder.diags)
+    }
+}
+
 /// Parses one expression (for `-var` values given on the command line).
 pub fn parse_expression(file: FileId, text: &str) -> Result<Expr, Diags> {
     precheck(file, text)?;
@@ -352,6 +427,10 @@ fn rule_name(rule: Rule) -> &'static str {
         Rule::file => "a declaration",
         Rule::item => "a declaration (`param`, `let`, `provider`, `resource`, `output`, `import`, `meta` or a component)",
         Rule::varfile => "an assignment",
+        Rule::envfile => "an assignment or a `backend` block",
+        Rule::backend_block => "a `backend \"<kind>\" { … }` block",
+        Rule::env_decl => "a declaration",
+        Rule::kw_backend => "`backend`",
         Rule::param_decl => "a `param` declaration",
         Rule::param_default => "a default value",
         Rule::let_decl => "a `let` declaration",

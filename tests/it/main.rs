@@ -7,15 +7,18 @@ mod catalogue;
 mod cli;
 mod crash;
 mod drift;
+mod environments;
 mod examples;
 mod fixtures;
 mod pathological;
 mod provider_conformance;
 mod provider_exec;
+mod provider_git;
 mod provider_http;
 mod provider_kubernetes;
 mod provider_postgres;
 mod provider_s3;
+mod templates;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,494 @@
+//! `file.tree`: renders a directory of templates (`source`) into a target
+//! directory, the gomplate `--input-dir`/`--output-dir` pattern.
+//!
+//! Planning renders: the planned `files` (relative path → SHA-256 of the
+//! rendered content) and `hash` come from the templates on disk whenever
+//! every value they use is known, so a plan shows which rendered files a
+//! template edit or a value change touches. Apply writes each file
+//! atomically (a temporary beside it, then a rename), removes the files it
+//! rendered before that are no longer rendered, and never touches any other
+//! file in `target`. Read recomputes the SHA-256 of every recorded file.
+
+use super::{io_error, sha256_hex, temp_path};
+use crate::diagnostic::Diagnostic;
+use crate::eval::functions::FnHost;
+use crate::providers::{provider_error, AttrSchema, Observed, ResourceSchema};
+use crate::syntax::ast::Type;
+use crate::template::{self, Delimiters};
+use crate::value::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Most files one tree may render (a guard against pointing `source` at `/`).
+const MAX_FILES: usize = 100_000;
+
+pub fn schema() -> ResourceSchema {
+    let strings = |items: &[&str]| Value::List(items.iter().map(|s| Value::str(*s)).collect());
+    ResourceSchema::new("A directory of templates rendered into a target directory.")
+        .attr("source", AttrSchema::required(Type::String, "the template directory; relative to the project directory"))
+        .attr("target", AttrSchema::required(Type::String, "the output directory; relative to the project directory").forces_replacement())
+        .attr("vars", AttrSchema::optional(Type::Any, "template variables: `vars.x`, `.Values.x` and bare top-level names").default(Value::Map(Map::default())))
+        .attr("env", AttrSchema::optional(Type::Map(Box::new(Type::String)), "the map templates read as `env.X` / `.Env.X`").default(Value::Map(Map::default())))
+        .attr("delimiters", AttrSchema::optional(Type::List(Box::new(Type::String)), "opening and closing tag markers").default(strings(&["{{", "}}"])))
+        .attr("include", AttrSchema::optional(Type::List(Box::new(Type::String)), "globs of template paths to render, relative to `source`").default(strings(&["**"])))
+        .attr("exclude", AttrSchema::optional(Type::List(Box::new(Type::String)), "globs of template paths to skip").default(strings(&[])))
+        .attr("files", AttrSchema::computed(Type::Map(Box::new(Type::String)), "relative path → SHA-256 (hex) of the rendered file"))
+        .attr("hash", AttrSchema::computed(Type::String, "SHA-256 over every rendered path and its hash: one value to depend on").derived())
+        .attr("id", AttrSchema::computed(Type::String, "the absolute target directory"))
+}
+
+/// Rendered files by relative path ('/'-separated), sorted.
+pub struct Rendered {
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub sensitive: bool,
+}
+
+impl Rendered {
+    pub fn hashes(&self) -> BTreeMap<String, String> {
+        self.files.iter().map(|(k, v)| (k.clone(), sha256_hex(v))).collect()
+    }
+}
+
+/// `files` as a value.
+pub fn files_value(hashes: &BTreeMap<String, String>) -> Value {
+    Value::Map(hashes.iter().map(|(k, v)| (k.clone(), Value::str(v.clone()))).collect())
+}
+
+/// SHA-256 over the sorted `path\0sha\n` lines.
+pub fn tree_hash(hashes: &BTreeMap<String, String>) -> String {
+    let mut text = String::new();
+    for (path, sha) in hashes {
+        text.push_str(path);
+        text.push('\0');
+        text.push_str(sha);
+        text.push('\n');
+    }
+    sha256_hex(text.as_bytes())
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn config_error(message: &str, help: impl Into<String>) -> Diagnostic {
+    provider_error("P6202", message.to_string(), help)
+}
+
+fn string_list(config: &Map, name: &str, default: &[&str]) -> Result<Vec<String>, Diagnostic> {
+    match config.get(name).map(Value::peel) {
+        None | Some(Value::Null) => Ok(default.iter().map(|s| s.to_string()).collect()),
+        Some(Value::List(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| config_error("invalid file.tree setting", format!("`{name}` must be a list of strings."))))
+            .collect(),
+        Some(_) => Err(config_error("invalid file.tree setting", format!("`{name}` must be a list of strings."))),
+    }
+}
+
+fn non_empty<'c>(config: &'c Map, name: &str) -> Result<&'c str, Diagnostic> {
+    config
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| config_error("invalid file.tree setting", format!("`file.tree` needs a non-empty `{name}`.")))
+}
+
+/// The absolute target directory.
+pub fn target_dir(base: &Path, config: &Map) -> Result<PathBuf, Diagnostic> {
+    Ok(resolve(base, non_empty(config, "target")?))
+}
+
+/// True when every setting rendering depends on is known.
+pub fn renderable(config: &Map) -> bool {
+    ["source", "target", "vars", "env", "delimiters", "include", "exclude"].iter().all(|k| !config.get(*k).is_some_and(Value::is_unknown_deep))
+}
+
+/// What templates may reach from inside a tree: `env()` reads the `env`
+/// attribute (never the process environment), `file()`/`fileset()` read
+/// relative to the template directory.
+struct TreeHost {
+    source: PathBuf,
+    env: Map,
+}
+
+impl FnHost for TreeHost {
+    fn env(&mut self, name: &str) -> Option<String> {
+        self.env.get(name).and_then(Value::as_str).map(str::to_string)
+    }
+    fn read_file(&mut self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(resolve(&self.source, path)).map_err(|e| e.to_string())
+    }
+    fn fileset(&mut self, dir: &str, pattern: &str) -> Result<Vec<String>, String> {
+        let base = resolve(&self.source, dir);
+        let pattern = glob::Pattern::new(pattern).map_err(|e| format!("invalid pattern: {e}"))?;
+        let files = walk(&base, None).map_err(|e| e.message)?;
+        Ok(files.into_iter().filter(|f| pattern.matches_with(f, match_options())).collect())
+    }
+}
+
+fn match_options() -> glob::MatchOptions {
+    glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false }
+}
+
+/// Every regular file under `dir` (relative, '/'-separated, sorted),
+/// skipping `skip` (the target, when it lies inside the source) and
+/// temporary files of an interrupted write. Iterative: deep trees cannot
+/// exhaust the stack; symbolic links to directories are not followed.
+pub fn walk(dir: &Path, skip: Option<&Path>) -> Result<Vec<String>, Diagnostic> {
+    let mut out = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, rel)) = pending.pop() {
+        let entries = std::fs::read_dir(&path).map_err(|e| io_error("read the directory", &path, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("read the directory", &path, e))?;
+            let child = entry.path();
+            if skip.is_some_and(|s| s == child) {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let file_type = entry.file_type().map_err(|e| io_error("inspect", &child, e))?;
+            if file_type.is_dir() {
+                pending.push((child, child_rel));
+            } else if name.ends_with(".plinth-tmp") {
+                continue;
+            } else if file_type.is_file() || (file_type.is_symlink() && child.is_file()) {
+                out.push(child_rel);
+                if out.len() > MAX_FILES {
+                    return Err(config_error(
+                        "too many files in a file.tree source",
+                        format!("{} holds more than {MAX_FILES} files; point `source` at the template directory, or narrow it with `include`.", dir.display()),
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Renders every selected template of the tree. `config` must be known
+/// (see [`renderable`]); sensitive marks are allowed.
+pub fn render_tree(base: &Path, config: &Map) -> Result<Rendered, Diagnostic> {
+    let source_text = non_empty(config, "source")?;
+    let source = resolve(base, source_text);
+    let target = target_dir(base, config)?;
+    let vars = config.get("vars").cloned().unwrap_or(Value::Map(Map::default()));
+    let vars = if matches!(vars.peel(), Value::Null) { Value::Map(Map::default()) } else { vars };
+    if !matches!(vars.peel(), Value::Map(_)) {
+        return Err(config_error("invalid file.tree setting", "`vars` must be an object: `vars = { domain = \"example.org\" }`."));
+    }
+    let env = config.get("env").cloned().unwrap_or(Value::Map(Map::default()));
+    let env = if matches!(env.peel(), Value::Null) { Value::Map(Map::default()) } else { env };
+    let (env_plain, _) = env.clone().unmark();
+    let env_map = match env_plain {
+        Value::Map(m) => m,
+        _ => return Err(config_error("invalid file.tree setting", "`env` must be a map of strings.")),
+    };
+    let delims = match config.get("delimiters") {
+        None | Some(Value::Null) => Delimiters::default(),
+        Some(v) => Delimiters::from_value(v)?,
+    };
+    let compile = |name: &str, globs: Vec<String>| -> Result<Vec<glob::Pattern>, Diagnostic> {
+        globs
+            .iter()
+            .map(|g| glob::Pattern::new(g).map_err(|e| config_error("invalid file.tree setting", format!("`{name}` holds {g:?}, which is not a valid glob: {e}."))))
+            .collect()
+    };
+    let include = compile("include", string_list(config, "include", &["**"])?)?;
+    let exclude = compile("exclude", string_list(config, "exclude", &[])?)?;
+    if !source.is_dir() {
+        return Err(provider_error(
+            "P2077",
+            "cannot read the template directory",
+            format!("`source` is {source_text:?}, which is not a directory ({}); relative paths resolve against the project directory.", source.display()),
+        ));
+    }
+    let mut host = TreeHost { source: source.clone(), env: env_map };
+    let mut rendered = Rendered { files: BTreeMap::new(), sensitive: false };
+    for rel in walk(&source, Some(&target))? {
+        let selected = include.iter().any(|p| p.matches_with(&rel, match_options())) && !exclude.iter().any(|p| p.matches_with(&rel, match_options()));
+        if !selected {
+            continue;
+        }
+        let path = source.join(&rel);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            provider_error("P2077", "cannot read a template", format!("{}: {e}. Check that the file is readable.", path.display()))
+        })?;
+        let name = format!("{}/{rel}", source_text.trim_end_matches('/'));
+        let content = match String::from_utf8(bytes) {
+            Ok(text) => match template::render(&name, &text, &delims, &vars, &env, &mut host)? {
+                Value::String(s) => s.into_bytes(),
+                Value::Sensitive(inner) => {
+                    rendered.sensitive = true;
+                    match *inner {
+                        Value::String(s) => s.into_bytes(),
+                        _ => return Err(unknown_at_apply(&name)),
+                    }
+                }
+                _ => return Err(unknown_at_apply(&name)),
+            },
+            // Not text (an image, an archive): copied as it is.
+            Err(e) => e.into_bytes(),
+        };
+        rendered.files.insert(rel, content);
+    }
+    Ok(rendered)
+}
+
+fn unknown_at_apply(name: &str) -> Diagnostic {
+    provider_error(
+        "P2074",
+        "template expression failed",
+        format!("{name}: a value this template uses is not known; file.tree renders only known values (this is a bug if it happens during apply)."),
+    )
+}
+
+/// The planned computed attributes: `files`, `hash` and `id`.
+pub fn plan(base: &Path, config: &Map) -> Result<Map, Diagnostic> {
+    let mut planned = config.clone();
+    let id = match config.get("target").and_then(Value::as_str) {
+        Some(_) => Value::String(target_dir(base, config)?.display().to_string()),
+        None => Value::Unknown,
+    };
+    planned.insert("id".into(), id);
+    if !renderable(config) {
+        planned.insert("files".into(), Value::Unknown);
+        planned.insert("hash".into(), Value::Unknown);
+        return Ok(planned);
+    }
+    let rendered = render_tree(base, config)?;
+    let hashes = rendered.hashes();
+    planned.insert("files".into(), files_value(&hashes).mark_if(rendered.sensitive));
+    planned.insert("hash".into(), Value::String(tree_hash(&hashes)).mark_if(rendered.sensitive));
+    Ok(planned)
+}
+
+/// Recorded `files` of a prior object.
+fn recorded_files(prior: Option<&Map>) -> BTreeMap<String, String> {
+    match prior.and_then(|p| p.get("files")).map(Value::peel) {
+        Some(Value::Map(m)) => m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// A relative path from state or the walk, refused if it would leave the
+/// target directory.
+fn inside(target: &Path, rel: &str) -> Result<PathBuf, Diagnostic> {
+    let p = Path::new(rel);
+    let escapes = p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
+    if escapes || rel.is_empty() {
+        return Err(config_error("invalid file.tree path", format!("{rel:?} is not a path inside the target directory; the state may have been edited by hand.")));
+    }
+    Ok(target.join(p))
+}
+
+/// Writes rendered files under `target` (creating directories), each
+/// atomically; files whose content is already right are left alone.
+pub fn write_files(target: &Path, rendered: &Rendered) -> Result<(), Diagnostic> {
+    std::fs::create_dir_all(target).map_err(|e| io_error("create the directory", target, e))?;
+    for (rel, content) in &rendered.files {
+        let path = inside(target, rel)?;
+        if std::fs::read(&path).is_ok_and(|old| old == *content) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_error("create the directory of", &path, e))?;
+        }
+        let tmp = temp_path(&path);
+        std::fs::write(&tmp, content).map_err(|e| io_error("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_error("move into place", &path, e))?;
+    }
+    Ok(())
+}
+
+/// Apply (create and update): render, write what changed, remove what is
+/// no longer rendered.
+pub fn write(base: &Path, config: Map, prior: Option<&Map>) -> Result<Observed, Diagnostic> {
+    let (plain, _) = Value::Map(config.clone()).unmark();
+    let Value::Map(plain) = plain else { return Err(config_error("invalid file.tree setting", "the configuration is not an object.")) };
+    let target = target_dir(base, &plain)?;
+    let rendered = render_tree(base, &plain)?;
+    write_files(&target, &rendered)?;
+    for rel in recorded_files(prior).keys() {
+        if !rendered.files.contains_key(rel) {
+            let path = inside(&target, rel)?;
+            remove_file(&path)?;
+            remove_empty_parents(&path, &target, false);
+        }
+    }
+    let hashes = rendered.hashes();
+    let mut observed = config;
+    observed.insert("files".into(), files_value(&hashes));
+    observed.insert("hash".into(), Value::String(tree_hash(&hashes)));
+    observed.insert("id".into(), Value::String(target.display().to_string()));
+    Ok(observed)
+}
+
+fn remove_file(path: &Path) -> Result<(), Diagnostic> {
+    let _ = std::fs::remove_file(temp_path(path));
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("delete", path, e)),
+    }
+}
+
+/// Removes the now-empty directories between `path` and `target` (and
+/// `target` itself when `including_target`). Non-empty ones stay.
+fn remove_empty_parents(path: &Path, target: &Path, including_target: bool) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if !d.starts_with(target) || (d == target && !including_target) {
+            break;
+        }
+        if std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        if d == target {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Read: the SHA-256 of every recorded file as it is now (a deleted file is
+/// missing from `files`); None when the target directory is gone. Without a
+/// record (an interrupted create) the files the templates would render are
+/// looked for instead.
+pub fn read(base: &Path, inputs: &Map, prior: Option<Map>) -> Result<Option<Observed>, Diagnostic> {
+    let (plain, _) = Value::Map(inputs.clone()).unmark();
+    let Value::Map(plain) = plain else { return Ok(None) };
+    let target = target_dir(base, &plain)?;
+    if !target.is_dir() {
+        return Ok(None);
+    }
+    let expected: Vec<String> = match &prior {
+        Some(p) => recorded_files(Some(p)).into_keys().collect(),
+        None => match render_tree(base, &plain) {
+            Ok(r) => r.files.into_keys().collect(),
+            Err(_) => Vec::new(),
+        },
+    };
+    let mut hashes = BTreeMap::new();
+    for rel in &expected {
+        let path = inside(&target, rel)?;
+        let _ = std::fs::remove_file(temp_path(&path));
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                hashes.insert(rel.clone(), sha256_hex(&bytes));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("read", &path, e)),
+        }
+    }
+    if prior.is_none() && hashes.is_empty() && !expected.is_empty() {
+        return Ok(None);
+    }
+    let mut observed = prior.unwrap_or_else(|| inputs.clone());
+    observed.insert("files".into(), files_value(&hashes));
+    observed.insert("hash".into(), Value::String(tree_hash(&hashes)));
+    observed.insert("id".into(), Value::String(target.display().to_string()));
+    Ok(Some(observed))
+}
+
+/// Delete: removes every recorded file and the directories left empty.
+pub fn delete(base: &Path, prior: &Map) -> Result<(), Diagnostic> {
+    let (plain, _) = Value::Map(prior.clone()).unmark();
+    let Value::Map(plain) = plain else { return Ok(()) };
+    let target = target_dir(base, &plain)?;
+    for rel in recorded_files(Some(&plain)).keys() {
+        let path = inside(&target, rel)?;
+        remove_file(&path)?;
+        remove_empty_parents(&path, &target, true);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(source: &str, target: &str, vars: Value) -> Map {
+        let mut m = Map::default();
+        m.insert("source".into(), Value::str(source));
+        m.insert("target".into(), Value::str(target));
+        m.insert("vars".into(), vars);
+        m
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Value {
+        Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), Value::str(*v))).collect())
+    }
+
+    #[test]
+    fn plan_renders_and_apply_writes_and_prunes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path();
+        std::fs::create_dir_all(base.join("tpl/sub")).expect("mkdir");
+        std::fs::write(base.join("tpl/a.yaml"), "host: {{ domain }}\n").expect("write");
+        std::fs::write(base.join("tpl/sub/b.txt"), "{{ upper(domain) }}").expect("write");
+        std::fs::write(base.join("tpl/skip.md"), "{{ not_rendered }}").expect("write");
+        let mut cfg = config("tpl", "out", vars(&[("domain", "example.org")]));
+        cfg.insert("exclude".into(), Value::List(vec![Value::str("*.md")]));
+
+        let planned = plan(base, &cfg).expect("plan");
+        let Some(Value::Map(files)) = planned.get("files") else { panic!("{planned:?}") };
+        assert_eq!(files.keys().collect::<Vec<_>>(), ["a.yaml", "sub/b.txt"]);
+        assert_eq!(files.get("a.yaml"), Some(&Value::str(sha256_hex(b"host: example.org\n"))));
+
+        let observed = write(base, cfg.clone(), None).expect("apply");
+        assert_eq!(std::fs::read_to_string(base.join("out/a.yaml")).expect("read"), "host: example.org\n");
+        assert_eq!(std::fs::read_to_string(base.join("out/sub/b.txt")).expect("read"), "EXAMPLE.ORG");
+        assert_eq!(observed.get("files"), planned.get("files"));
+        assert_eq!(observed.get("hash"), planned.get("hash"));
+        std::fs::write(base.join("out/mine.txt"), "not rendered").expect("write");
+
+        // Read back: in sync; a hand edit changes one entry.
+        let seen = read(base, &cfg, Some(observed.clone())).expect("read").expect("exists");
+        assert_eq!(seen.get("files"), observed.get("files"));
+        std::fs::write(base.join("out/a.yaml"), "edited").expect("write");
+        let seen = read(base, &cfg, Some(observed.clone())).expect("read").expect("exists");
+        assert_ne!(seen.get("files"), observed.get("files"));
+
+        // A removed template removes its rendered file and empty directory.
+        std::fs::remove_file(base.join("tpl/sub/b.txt")).expect("rm");
+        let observed2 = write(base, cfg.clone(), Some(&observed)).expect("apply");
+        assert!(!base.join("out/sub").exists());
+        assert_eq!(std::fs::read_to_string(base.join("out/a.yaml")).expect("read"), "host: example.org\n");
+        assert!(base.join("out/mine.txt").exists(), "other files are never touched");
+
+        delete(base, &observed2).expect("delete");
+        assert!(!base.join("out/a.yaml").exists());
+        assert!(base.join("out/mine.txt").exists());
+    }
+
+    #[test]
+    fn unknown_values_plan_unknown_and_errors_are_diagnostics() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path();
+        std::fs::create_dir_all(base.join("tpl")).expect("mkdir");
+        std::fs::write(base.join("tpl/a"), "x\n{{ missing }}").expect("write");
+        let mut unknown = Map::default();
+        unknown.insert("id".into(), Value::Unknown);
+        let planned = plan(base, &config("tpl", "out", Value::Map(unknown))).expect("plan");
+        assert_eq!(planned.get("files"), Some(&Value::Unknown));
+        let d = plan(base, &config("tpl", "out", vars(&[]))).expect_err("missing variable");
+        assert_eq!(d.code, "P2073");
+        assert!(d.help.starts_with("tpl/a:2:4"), "{}", d.help);
+        let d = plan(base, &config("nope", "out", vars(&[]))).expect_err("no source");
+        assert_eq!(d.code, "P2077");
+    }
+
+    #[test]
+    fn state_paths_cannot_escape_the_target() {
+        assert!(inside(Path::new("/t"), "../etc/passwd").is_err());
+        assert!(inside(Path::new("/t"), "/etc/passwd").is_err());
+        assert!(inside(Path::new("/t"), "a/b").is_ok());
+    }
+}

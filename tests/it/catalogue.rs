@@ -294,6 +294,58 @@ output runner_labels = runner_fleet.large.labels
     );
 }
 
+/// The stacks-instances pattern end to end: two stacks rendered and
+/// committed with `git.commit` into a local bare repository; a clone of it
+/// holds valid manifests at the paths the core stack's per-stack
+/// Applications sync.
+#[test]
+fn rendered_stacks_committed_to_an_instances_repository_are_what_argocd_syncs() {
+    let Some(validator) = kube_validator() else { return };
+    let main = format!(
+        r#"{PROVIDERS}
+stack core from "catalogue/stacks/core" {{
+{COMMON}
+  stacks = ["core", "otc"]
+}}
+
+stack otc from "catalogue/stacks/otc" {{
+{COMMON}
+  acme_email = "platform@example.test"
+  elb_id     = "5a1c3c1e-0000-4000-8000-000000000001"
+}}
+
+resource git.commit instances {{
+  repository = "instances.git"
+  branch     = "main"
+  path       = "stacks"
+  source     = "out"
+  message    = "Render the stacks of edp"
+  triggers   = [stack.core.hash, stack.otc.hash]
+}}
+"#
+    );
+    let dir = catalogue_project(&main);
+    let git = |args: &[&str], cwd: &Path| {
+        let out = std::process::Command::new("git").args(args).current_dir(cwd).output().expect("run git");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "--quiet", "--bare", "instances.git"], dir.path());
+    let apply = run(dir.path(), &["apply", "--auto-approve", "--only", "stack.core.file.tree.manifests,stack.otc.file.tree.manifests,git.commit.instances"]);
+    assert_exit(&apply, 0);
+    git(&["clone", "--quiet", "--branch", "main", "instances.git", "checkout"], dir.path());
+    let checkout = dir.path().join("checkout");
+    // Argo CD's stack Applications sync <repo_path>/<stack>: those paths exist.
+    let apps = std::fs::read_to_string(checkout.join("stacks/core/stacks.yaml")).expect("stacks.yaml committed");
+    for stack in ["core", "otc"] {
+        assert!(apps.contains(&format!("path: stacks/{stack}")), "{apps}");
+        assert!(checkout.join("stacks").join(stack).is_dir(), "stacks/{stack} is not in the instances repository");
+    }
+    assert_valid_manifests(&validator, &checkout.join("stacks"));
+    // Nothing changed: applying again commits nothing.
+    let again = run(dir.path(), &["plan", "--detailed-exitcode", "--only", "stack.core.file.tree.manifests,stack.otc.file.tree.manifests,git.commit.instances"]);
+    assert_exit(&again, 0);
+}
+
 #[test]
 fn runner_fleet_rejects_an_unknown_size() {
     let main = format!(

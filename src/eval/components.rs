@@ -135,8 +135,9 @@ pub struct Flat {
     pub module_params: HashMap<String, ModuleInput>,
     /// Lets that hold module outputs declared `sensitive = true`.
     pub sensitive_lets: HashSet<String>,
-    /// Aggregate lets (`stack.core:*`) → the instance prefix whose resources
-    /// they wait for (`depends_on = [stack.core]`).
+    /// Aggregate lets (`stack.core:*`) → the address prefix of the resources
+    /// `depends_on = [stack.core]` waits for (`stack.core.`, or `stack.s[`
+    /// for every instance of a repeated component).
     pub aggregates: HashMap<String, String>,
     pub components: Vec<ComponentInstance>,
 }
@@ -192,24 +193,40 @@ pub fn flatten(files: Vec<File>, providers: &HashSet<String>, expansion: Option<
         }
         return flat;
     };
-    let mut f = Flattener { providers, exp, flat, defs: HashMap::default(), memo: HashMap::default(), visiting: HashSet::default(), diags: Vec::new() };
+    let mut f = Flattener { providers, exp, flat, defs: HashMap::default(), memo: HashMap::default(), visiting: HashSet::default(), sink: Sink::default() };
     for i in root.items() {
         if let Item::Import(imp) = i {
             if imp.name.name != "catalogue" {
-                f.diags.push(
+                f.sink.diags.push(
                     Diagnostic::new("P2097", "unknown import")
                         .help("Only the catalogue can be imported: `import catalogue from \"git+<url>\" version \"<constraint>\"`.")
                         .label(imp.name.span, "not `catalogue`"),
                 );
             } else if let Err(d) = f.exp.loader.import(imp) {
-                f.diags.push(d);
+                f.sink.diags.push(d);
             }
         }
     }
     let root = Arc::new(root);
     f.module(&root, String::new(), None, &HashMap::default(), vec![], 0);
+    // `stack.s[2].url` must name an instance that exists.
+    for (name, span) in std::mem::take(&mut f.sink.expected) {
+        if !f.defs.contains_key(&name) && f.exp.lenient {
+            // `validate` without values: the keys may be placeholders.
+            let value = Expr { kind: ExprKind::Call(Ident { name: "__unknown".into(), span }, vec![]), span };
+            f.defs.insert(name.clone(), Def::Let(value.clone()));
+            f.flat.items.push(Placed { item: Item::Let(LetDecl { name: Ident { name, span }, value, span }), prefix: String::new(), extra_deps: vec![] });
+        } else if !f.defs.contains_key(&name) {
+            let (instance, output) = name.split_once(':').unwrap_or((name.as_str(), ""));
+            f.sink.diags.push(
+                Diagnostic::new("P2093", "reference to an undeclared component")
+                    .help(format!("There is no instance `{instance}` (for its output `{output}`): check the key against the component's `count` or `for_each`."))
+                    .label(span, "no such instance"),
+            );
+        }
+    }
     // A mistake in a module is reported once, not once per instance.
-    for d in f.diags {
+    for d in f.sink.diags {
         if !diags.contains(&d) {
             diags.push(d);
         }
@@ -230,7 +247,7 @@ struct Flattener<'p, 'e> {
     defs: HashMap<String, Def>,
     memo: HashMap<String, Value>,
     visiting: HashSet<String>,
-    diags: Diags,
+    sink: Sink,
 }
 
 impl Flattener<'_, '_> {
@@ -259,7 +276,7 @@ impl Flattener<'_, '_> {
             let Item::Component(c) = item else { continue };
             let kind = c.kind.name.as_str();
             if scope.names.contains(kind) || self.providers.contains(kind) || matches!(kind, "each" | "count" | "path" | "module_path") {
-                self.diags.push(
+                self.sink.diags.push(
                     Diagnostic::new("P2002", "name shadows a provider or a meta name")
                         .help(format!("The component kind `{kind}` is also the name of a param, a let or a provider (or a reserved name), so references to it would be ambiguous; use another kind or rename the other name."))
                         .label(c.kind.span, "ambiguous kind"),
@@ -275,11 +292,11 @@ impl Flattener<'_, '_> {
                 if let Some(first) = first {
                     d = d.label(first, "first declared here");
                 }
-                self.diags.push(d);
+                self.sink.diags.push(d);
                 continue;
             }
             if depth >= MAX_DEPTH {
-                self.diags.push(
+                self.sink.diags.push(
                     Diagnostic::new("P2098", "components nest too deeply")
                         .help(format!("Components may nest {MAX_DEPTH} levels deep; a module that (indirectly) instantiates itself never ends."))
                         .label(c.name.span, "too deep"),
@@ -289,14 +306,14 @@ impl Flattener<'_, '_> {
             let loaded = match self.exp.loader.load(&module.dir, c) {
                 Ok(m) => Some(m),
                 Err(d) => {
-                    self.diags.extend(d);
+                    self.sink.diags.extend(d);
                     None
                 }
             };
             if let Some(m) = &loaded {
                 if let Some((meta_kind, _)) = m.meta_kind() {
                     if kind != "module" && meta_kind != kind {
-                        self.diags.push(
+                        self.sink.diags.push(
                             Diagnostic::new("P2096", "component kind does not match the module")
                                 .help(format!(
                                     "The module at `{}` declares `meta {{ kind = \"{meta_kind}\" }}`; instantiate it as `{meta_kind} {} from …` (or as the generic `module`).",
@@ -323,7 +340,7 @@ impl Flattener<'_, '_> {
                     continue;
                 }
                 if !names.contains(&n) {
-                    self.diags.push(
+                    self.sink.diags.push(
                         Diagnostic::new("P2095", "unknown component input")
                             .help(format!(
                                 "The module at `{}` has no `param {n}`; its params are {}.{}",
@@ -337,7 +354,7 @@ impl Flattener<'_, '_> {
             }
             for p in &params {
                 if p.default.is_none() && !inputs.contains_key(&p.name.name) {
-                    self.diags.push(
+                    self.sink.diags.push(
                         Diagnostic::new("P2090", "missing component input")
                             .help(format!("`{} {}` must set `{}`: the module declares it without a default.", decl.kind.name, decl.name.name, p.name.name))
                             .label(decl.name.span, format!("`{}` is not set", p.name.name))
@@ -354,7 +371,7 @@ impl Flattener<'_, '_> {
                     let qualified = format!("{prefix}{}", p.name.name);
                     let input = inputs.get(&p.name.name).cloned();
                     {
-                        let mut rw = Rewriter::new(&scope, self.providers, None, &mut self.diags);
+                        let mut rw = Rewriter::new(&scope, self.providers, None, &mut self.sink);
                         if let Some(d) = &mut p.default {
                             rw.expr(d);
                         }
@@ -372,13 +389,13 @@ impl Flattener<'_, '_> {
                     self.flat.items.push(Placed { item: Item::Param(p), prefix: prefix.clone(), extra_deps: vec![] });
                 }
                 Item::Let(mut l) => {
-                    Rewriter::new(&scope, self.providers, None, &mut self.diags).expr(&mut l.value);
+                    Rewriter::new(&scope, self.providers, None, &mut self.sink).expr(&mut l.value);
                     l.name.name = format!("{prefix}{}", l.name.name);
                     self.defs.insert(l.name.name.clone(), Def::Let(l.value.clone()));
                     self.flat.items.push(Placed { item: Item::Let(l), prefix: prefix.clone(), extra_deps: vec![] });
                 }
                 Item::Resource(mut r) => {
-                    let mut rw = Rewriter::new(&scope, self.providers, None, &mut self.diags);
+                    let mut rw = Rewriter::new(&scope, self.providers, None, &mut self.sink);
                     if r.body.attr("for_each").is_some() {
                         rw.locals.push("each".into());
                     }
@@ -399,7 +416,7 @@ impl Flattener<'_, '_> {
                     self.flat.items.push(Placed { item: Item::Resource(r), prefix: prefix.clone(), extra_deps: extra_deps.clone() });
                 }
                 Item::Output(mut o) => {
-                    Rewriter::new(&scope, self.providers, None, &mut self.diags).expr(&mut o.value);
+                    Rewriter::new(&scope, self.providers, None, &mut self.sink).expr(&mut o.value);
                     if is_root {
                         self.flat.items.push(Placed { item: Item::Output(o), prefix: String::new(), extra_deps: vec![] });
                     } else {
@@ -416,13 +433,13 @@ impl Flattener<'_, '_> {
                 Item::Provider(p) => {
                     if is_root {
                         let mut p = p;
-                        let mut rw = Rewriter::new(&scope, self.providers, None, &mut self.diags);
+                        let mut rw = Rewriter::new(&scope, self.providers, None, &mut self.sink);
                         for a in &mut p.body.attrs {
                             rw.expr(&mut a.value);
                         }
                         self.flat.items.push(Placed { item: Item::Provider(p), prefix: String::new(), extra_deps: vec![] });
                     } else {
-                        self.diags.push(
+                        self.sink.diags.push(
                             Diagnostic::new("P2091", "provider block inside a module")
                                 .help("Provider configurations belong to the root project; modules use them (pick an alias with `provider = <name>.<alias>` on a resource). Pass the values the module needs as params.")
                                 .label(p.name.span, "in a module"),
@@ -431,7 +448,7 @@ impl Flattener<'_, '_> {
                 }
                 Item::Import(imp) => {
                     if !is_root {
-                        self.diags.push(
+                        self.sink.diags.push(
                             Diagnostic::new("P2097", "import inside a module")
                                 .help("`import catalogue from …` belongs to the root project; modules reference the catalogue as `catalogue/…`.")
                                 .label(imp.name.span, "in a module"),
@@ -450,7 +467,7 @@ impl Flattener<'_, '_> {
             let mut decl = decl.clone();
             let mut child_deps = extra_deps.clone();
             {
-                let mut rw = Rewriter::new(&scope, self.providers, None, &mut self.diags);
+                let mut rw = Rewriter::new(&scope, self.providers, None, &mut self.sink);
                 for a in &mut decl.body.attrs {
                     match a.name.name.as_str() {
                         "count" | "for_each" => rw.expr(&mut a.value),
@@ -458,7 +475,7 @@ impl Flattener<'_, '_> {
                             rw.expr(&mut a.value);
                             match &a.value.kind {
                                 ExprKind::List(items) => child_deps.extend(items.iter().cloned()),
-                                _ => rw.diags.push(
+                                _ => rw.sink.diags.push(
                                     Diagnostic::new("P2017", "invalid `depends_on`")
                                         .help("`depends_on` is a list of addresses, e.g. `depends_on = [stack.core, random.password.db]`.")
                                         .label(a.value.span, "expected a list of addresses"),
@@ -470,7 +487,7 @@ impl Flattener<'_, '_> {
                 }
             }
             if decl.body.attr("count").is_some() && decl.body.attr("for_each").is_some() {
-                self.diags.push(
+                self.sink.diags.push(
                     Diagnostic::new("P2013", "both `count` and `for_each`")
                         .help("A component repeats either by `count` (a number) or by `for_each` (a map or set of strings), not both.")
                         .label(decl.name.span, "both set"),
@@ -480,7 +497,7 @@ impl Flattener<'_, '_> {
             let instances = match self.instances(&decl, &base) {
                 Ok(i) => i,
                 Err(d) => {
-                    self.diags.push(d);
+                    self.sink.diags.push(d);
                     continue;
                 }
             };
@@ -489,7 +506,7 @@ impl Flattener<'_, '_> {
             for (key, address, subst) in instances {
                 let mut child_inputs: HashMap<String, Expr> = HashMap::default();
                 {
-                    let mut rw = Rewriter::new(&scope, self.providers, subst, &mut self.diags);
+                    let mut rw = Rewriter::new(&scope, self.providers, subst, &mut self.sink);
                     for a in &decl.body.attrs {
                         if matches!(a.name.name.as_str(), "count" | "for_each" | "depends_on") {
                             continue;
@@ -527,6 +544,7 @@ impl Flattener<'_, '_> {
                     Expr { kind: ExprKind::Object(members.iter().map(|(k, a)| (ObjectKey::Literal(k.clone().unwrap_or_default(), span), var(a, span))).collect()), span }
                 };
                 let name = format!("{base}:*");
+                self.flat.aggregates.insert(name.clone(), format!("{base}["));
                 self.defs.insert(name.clone(), Def::Let(value.clone()));
                 self.flat.items.push(Placed { item: Item::Let(LetDecl { name: Ident { name, span }, value, span: decl.span }), prefix: prefix.clone(), extra_deps: vec![] });
             }
@@ -750,17 +768,25 @@ fn variables(e: &Expr, out: &mut Vec<String>) {
 }
 
 /// Rewrites the names of one scope's expressions into the flat namespace.
+/// Where rewriters report: diagnostics, and the keyed instance outputs they
+/// referred to (checked once every instance is known).
+#[derive(Default)]
+struct Sink {
+    diags: Diags,
+    expected: Vec<(String, Span)>,
+}
+
 struct Rewriter<'s, 'd> {
     scope: &'s Scope,
     providers: &'s HashSet<String>,
     subst: Option<(&'static str, Value)>,
     locals: Vec<String>,
-    diags: &'d mut Diags,
+    sink: &'d mut Sink,
 }
 
 impl<'s, 'd> Rewriter<'s, 'd> {
-    fn new(scope: &'s Scope, providers: &'s HashSet<String>, subst: Option<(&'static str, Value)>, diags: &'d mut Diags) -> Self {
-        Rewriter { scope, providers, subst, locals: Vec::new(), diags }
+    fn new(scope: &'s Scope, providers: &'s HashSet<String>, subst: Option<(&'static str, Value)>, sink: &'d mut Sink) -> Self {
+        Rewriter { scope, providers, subst, locals: Vec::new(), sink }
     }
 
     fn is_root(&self) -> bool {
@@ -862,7 +888,19 @@ impl<'s, 'd> Rewriter<'s, 'd> {
                 Some(TraversalStep::Attr(a)) => Some((a.name.clone(), a.span)),
                 _ => None,
             };
-            self.classify(&root.name, root.span, steps.len(), attr(0), attr(1))
+            // `kind.name[<literal>].output` of a repeated component.
+            let keyed = match (steps.get(1), attr(2)) {
+                (Some(TraversalStep::Index(k)), Some(out)) => match &k.kind {
+                    ExprKind::Int(i) => Some((format!("[{i}]"), out)),
+                    ExprKind::Template(parts) => match parts.as_slice() {
+                        [TemplatePart::Literal(s)] => Some((format!("[{}]", serde_json::Value::String(s.clone())), out)),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            };
+            self.classify(&root.name, root.span, steps.len(), attr(0), attr(1), keyed)
         };
         match action {
             Action::Keep => {}
@@ -890,7 +928,7 @@ impl<'s, 'd> Rewriter<'s, 'd> {
         }
     }
 
-    fn classify(&mut self, name: &str, span: Span, nsteps: usize, s0: Option<(String, Span)>, s1: Option<(String, Span)>) -> Action {
+    fn classify(&mut self, name: &str, span: Span, nsteps: usize, s0: Option<(String, Span)>, s1: Option<(String, Span)>, keyed: Option<(String, (String, Span))>) -> Action {
         if self.locals.iter().any(|l| l == name) {
             return Action::Keep;
         }
@@ -907,7 +945,7 @@ impl<'s, 'd> Rewriter<'s, 'd> {
         }
         if let Some(by_name) = self.scope.components.get(name) {
             let Some((cname, cspan)) = s0 else {
-                self.diags.push(
+                self.sink.diags.push(
                     Diagnostic::new("P2093", "incomplete component reference")
                         .help(format!("Name the component: `{name}.<name>.<output>`; the `{name}` components here are {}.", list(by_name.keys())))
                         .label(span, "which one?"),
@@ -915,7 +953,7 @@ impl<'s, 'd> Rewriter<'s, 'd> {
                 return Action::Rename(format!("{name}:unresolved"));
             };
             let Some(comp) = by_name.get(&cname) else {
-                self.diags.push(
+                self.sink.diags.push(
                     Diagnostic::new("P2093", "reference to an undeclared component")
                         .help(format!("No `{name} {cname} from …` is declared in this module; the `{name}` components here are {}.{}", list(by_name.keys()), suggestion(&cname, by_name.keys().map(String::as_str))))
                         .label(span.to(cspan), "not declared"),
@@ -926,12 +964,21 @@ impl<'s, 'd> Rewriter<'s, 'd> {
                 return Action::Rename(format!("{name}:unresolved"));
             }
             if comp.repeated {
+                // One instance's output: exactly that dependency (checked to
+                // exist once the instances are known).
+                if let Some((key, (out, ospan))) = keyed {
+                    if comp.outputs.contains(&out) {
+                        let name = format!("{}{key}:{out}", comp.base);
+                        self.sink.expected.push((name.clone(), span.to(ospan)));
+                        return Action::Replace(3, var(&name, span.to(ospan)));
+                    }
+                }
                 return Action::Replace(1, var(&format!("{}:*", comp.base), span.to(cspan)));
             }
             return match s1 {
                 Some((out, ospan)) if comp.outputs.contains(&out) => Action::Replace(2, var(&format!("{}:{out}", comp.base), span.to(ospan))),
                 Some((out, ospan)) => {
-                    self.diags.push(
+                    self.sink.diags.push(
                         Diagnostic::new("P2094", "component has no such output")
                             .help(format!(
                                 "`{name}.{cname}` has the outputs {}.{}",
@@ -961,7 +1008,7 @@ impl<'s, 'd> Rewriter<'s, 'd> {
         let mut candidates: Vec<String> = self.scope.names.iter().cloned().collect();
         candidates.extend(self.scope.components.keys().cloned());
         candidates.extend(self.locals.iter().cloned());
-        self.diags.push(
+        self.sink.diags.push(
             Diagnostic::new("P2003", "unknown name")
                 .help(format!(
                     "`{name}` is not a param, a let, a component kind or a provider of this module. Declare it with `param {name}: …` and pass it as an input, or `let {name} = …`.{}",

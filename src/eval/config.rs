@@ -85,6 +85,9 @@ pub struct Config {
     pub sensitive_lets: HashSet<String>,
     /// Every component instance.
     pub components: Vec<ComponentInstance>,
+    /// Component values (`stack.core:*`) → the address prefix of their
+    /// resources, which `depends_on = [stack.core]` waits for.
+    pub aggregates: HashMap<String, String>,
     /// Resource roots inside components: `stack.core.random` → (`stack.core.`, `random`).
     pub ns_roots: HashMap<String, (String, String)>,
 }
@@ -133,7 +136,7 @@ pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, exp
     cfg.module_params = flat.module_params;
     cfg.sensitive_lets = flat.sensitive_lets;
     cfg.components = flat.components;
-    let aggregates = flat.aggregates;
+    cfg.aggregates = flat.aggregates;
     let mut seen: IndexMap<String, Span> = IndexMap::default();
     let mut dup = |kind: &str, key: String, span: Span, diags: &mut Diags| {
         if let Some(first) = seen.get(&key) {
@@ -240,12 +243,6 @@ pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, exp
     for (name, l) in &cfg.lets {
         let mut refs = Vec::new();
         checker.refs(&l.value, &Scope::top(), &mut refs);
-        // `depends_on = [stack.core]` waits for every resource of the instance.
-        if let Some(prefix) = aggregates.get(name) {
-            for address in cfg.resources.keys().filter(|a| a.starts_with(prefix.as_str())) {
-                refs.push(Reference { target: DeclId::Resource(address.clone()), span: l.name.span });
-            }
-        }
         references.insert(DeclId::Let(name.clone()), refs);
     }
     for (key, p) in &cfg.providers {
@@ -412,6 +409,7 @@ impl<'c> Checker<'c> {
                                 (Some(_), Some(target)) if item_refs.len() == 1 => {
                                     meta.depends_on.push((target.target.to_string(), item.span));
                                     refs.push(target.clone());
+                                    refs.extend(self.component_resources(target));
                                 }
                                 _ => {
                                     if self.diags.iter().all(|d| d.primary_span() != Some(item.span)) && item_refs.is_empty() {
@@ -492,6 +490,7 @@ impl<'c> Checker<'c> {
             self.refs(item, &Scope::top(), &mut item_refs);
             for target in item_refs {
                 meta.depends_on.push((target.target.to_string(), item.span));
+                refs.extend(self.component_resources(&target));
                 refs.push(target);
             }
         }
@@ -571,6 +570,14 @@ impl<'c> Checker<'c> {
             }
         }
         (meta, refs)
+    }
+
+    /// `depends_on = [stack.core]`: every resource of the component (its
+    /// value alone would wait only for its outputs).
+    fn component_resources(&self, target: &Reference) -> Vec<Reference> {
+        let DeclId::Let(name) = &target.target else { return vec![] };
+        let Some(prefix) = self.cfg.aggregates.get(name) else { return vec![] };
+        self.cfg.resources.keys().filter(|a| a.starts_with(prefix.as_str())).map(|a| Reference { target: DeclId::Resource(a.clone()), span: target.span }).collect()
     }
 
     /// Collects references of an expression and reports undeclared names.

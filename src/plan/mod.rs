@@ -378,7 +378,12 @@ pub fn select(cfg: &Config, graph: &Graph, prior: &Snapshot, only: &[String]) ->
     let mut roots = Vec::new();
     let mut instances: HashMap<String, HashSet<String>> = HashMap::default();
     for target in only {
-        let resource_part = target.split('[').next().unwrap_or(target);
+        // `file.file.x["a"]` names an instance of `file.file.x`; inside a
+        // component (`module.m[0].file.file.f`) only a trailing key is one.
+        let resource_part = match target.strip_suffix(']').and_then(|t| t.rfind('[')) {
+            Some(i) => &target[..i],
+            None => target.as_str(),
+        };
         let mut matched = false;
         for address in cfg.resources.keys() {
             if in_component(target, address) {
@@ -391,7 +396,7 @@ pub fn select(cfg: &Config, graph: &Graph, prior: &Snapshot, only: &[String]) ->
                 if let Some(n) = graph.node(&DeclId::Resource(address.clone())) {
                     roots.push(n);
                 }
-                if target.contains('[') && !target.contains('*') {
+                if resource_part.len() < target.len() && !target.contains('*') {
                     instances.entry(address.clone()).or_default().insert(target.clone());
                 }
             }

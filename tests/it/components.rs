@@ -75,3 +75,55 @@ fn removing_a_component_instance_destroys_only_its_resources() {
     assert!(!dir.path().join("out/b.txt").exists(), "the removed instance's file is destroyed");
     assert_eq!(std::fs::read_to_string(dir.path().join("out/index.txt")).unwrap(), "a=out/a.txt");
 }
+
+#[test]
+fn only_follows_the_one_output_a_keyed_reference_reads() {
+    let dir = project(&[
+        (
+            "main.plinth",
+            r#"module m from "./m" {
+  count = 1
+}
+
+resource core.data reader {
+  input = module.m[0].a
+}
+"#,
+        ),
+        (
+            "m/main.plinth",
+            r#"resource core.data a {
+  input = "a"
+}
+
+resource core.data b {
+  input = "b"
+}
+
+output a = core.data.a.output
+output b = core.data.b.output
+"#,
+        ),
+    ]);
+    let o = run(dir.path(), &["plan", "--only", "core.data.reader", "--json"]);
+    assert_exit(&o, 0);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let addresses: Vec<&str> = v["changes"].as_array().unwrap().iter().map(|c| c["address"].as_str().unwrap()).collect();
+    assert_eq!(addresses, ["module.m[0].core.data.a", "core.data.reader"], "only what `module.m[0].a` needs");
+}
+
+#[test]
+fn only_an_address_inside_a_repeated_component_selects_it_and_never_deletes_it() {
+    let dir = project(&[
+        ("main.plinth", "module m from \"./m\" {\n  count = 2\n  n     = count.index\n}\n"),
+        ("m/main.plinth", "param n: number\n\nresource file.file f {\n  path    = \"out/${n}.txt\"\n  content = \"x\"\n}\n"),
+    ]);
+    let o = run(dir.path(), &["plan", "--only", "module.m[0].file.file.f", "--json"]);
+    assert_exit(&o, 0);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["summary"]["create"], 1, "{v}");
+    assert_exit(&run(dir.path(), &["apply", "--auto-approve"]), 0);
+    let o = run(dir.path(), &["plan", "--only", "module.m[0].file.file.f", "--detailed-exitcode"]);
+    assert_exit(&o, 0);
+    assert!(!stdout(&o).contains("destroyed"), "{}", stdout(&o));
+}

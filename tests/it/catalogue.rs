@@ -43,7 +43,7 @@ fn catalogue_project(main: &str) -> tempfile::TempDir {
 /// Runs scripts/validate-manifests.py on `dir` with the validator's venv;
 /// asserts that every manifest is valid.
 #[track_caller]
-fn assert_valid_manifests(validator: &Path, dir: &Path) -> String {
+pub(crate) fn assert_valid_manifests(validator: &Path, dir: &Path) -> String {
     let python = venv_python(validator);
     let out = std::process::Command::new(&python)
         .arg(repo_root().join("scripts/validate-manifests.py"))

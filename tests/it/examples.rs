@@ -1,7 +1,11 @@
-//! Every example under `examples/` is validated and planned; the quickstart
-//! is applied for real, twice (the second apply changes nothing).
+//! Every example under `examples/` is validated and planned (a project with
+//! `envs/` once per environment); the quickstart is applied for real, twice
+//! (the second apply changes nothing); the developer platform (`examples/edp`)
+//! renders and commits `non-prod/garm-test` into a local stacks-instances
+//! repository.
 
 use crate::*;
+use std::path::Path;
 
 fn example_dirs() -> Vec<std::path::PathBuf> {
     let mut dirs = Vec::new();
@@ -11,7 +15,13 @@ fn example_dirs() -> Vec<std::path::PathBuf> {
         let mut has_config = false;
         for e in entries.flatten() {
             let p = e.path();
-            if p.is_dir() && p.file_name().is_some_and(|n| n != ".plinth" && n != "envs") {
+            // A symlink (examples/edp/catalogue → ../../catalogue) holds
+            // modules, not an example; `envs` holds values, `rendered`
+            // output.
+            if e.file_type().is_ok_and(|t| t.is_symlink()) {
+                continue;
+            }
+            if p.is_dir() && p.file_name().is_some_and(|n| n != ".plinth" && n != "envs" && n != "rendered") {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "plinth") {
                 has_config = true;
@@ -25,12 +35,14 @@ fn example_dirs() -> Vec<std::path::PathBuf> {
     dirs
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+/// Copies an example; a symlinked directory (the catalogue) is copied as a
+/// directory, so the copy resolves `catalogue/…` sources on its own.
+fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let p = e.path();
         let name = e.file_name();
-        if name == ".plinth" || name == "out" {
+        if name == ".plinth" || name == "out" || name == "rendered" {
             continue;
         }
         if p.is_dir() {
@@ -41,16 +53,60 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// The environments of a project (`envs/**/<name>.plinth` except
+/// `defaults.plinth`), as `plinth envs` names them.
+fn env_names(project: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut stack = vec![project.join("envs")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "plinth") && p.file_name().is_some_and(|n| n != "defaults.plinth") {
+                let rel = p.strip_prefix(project.join("envs")).unwrap().with_extension("");
+                names.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
 #[test]
 fn every_example_validates_and_plans() {
     let dirs = example_dirs();
     assert!(!dirs.is_empty());
+    assert!(!dirs.iter().any(|d| d.components().any(|c| c.as_os_str() == "catalogue")), "the catalogue link is not an example: {dirs:?}");
     for d in dirs {
         let tmp = tempfile::tempdir().unwrap();
         copy_dir(&d, tmp.path());
         assert_exit(&run(tmp.path(), &["validate"]), 0);
-        let plan = run(tmp.path(), &["plan", "--detailed-exitcode"]);
-        assert_exit(&plan, 2);
+        let envs = env_names(tmp.path());
+        if envs.is_empty() {
+            let plan = run(tmp.path(), &["plan", "--detailed-exitcode"]);
+            assert_exit(&plan, 2);
+        } else {
+            let listed = run(tmp.path(), &["envs"]);
+            assert_exit(&listed, 0);
+            // Each environment planned against a local state (`--state`
+            // wins over the environment's backend, which may be remote).
+            let state = tmp.path().join(".plinth/examples-test.db");
+            for env in &envs {
+                assert!(stdout(&listed).contains(env.as_str()), "plinth envs lacks {env}:\n{}", stdout(&listed));
+                // A secret an environment takes from the process
+                // environment (examples/edp: the central remote-write
+                // password) is given as CI gives it.
+                let plan = plinth()
+                    .args(["plan", "--detailed-exitcode", "--env", env, "--state", state.to_str().unwrap()])
+                    .env("PLINTH_VAR_remote_write_password", "examples-test-password")
+                    .current_dir(tmp.path())
+                    .output()
+                    .expect("run plinth");
+                assert_exit(&plan, 2);
+            }
+        }
         assert_exit(&run(tmp.path(), &["fmt", "--check"]), 0);
     }
 }
@@ -67,4 +123,106 @@ fn quickstart_applies_and_converges() {
     assert_exit(&run(tmp.path(), &["plan", "--refresh", "--detailed-exitcode"]), 0);
     let outputs = stdout(&run(tmp.path(), &["output", "--json"]));
     assert!(outputs.contains("\"sensitive\":true"), "{outputs}");
+}
+
+/// `git --git-dir <repo> <args>`: its stdout; panics when git fails.
+#[track_caller]
+fn git(repo: &Path, args: &[&str]) -> String {
+    let o = std::process::Command::new("git").arg("--git-dir").arg(repo).args(args).output().expect("run git");
+    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// examples/edp, environment non-prod/garm-test: selecting the commit to the
+/// stacks-instances repository renders every selected stack and fleet (the
+/// commit's triggers are their hashes) and commits them under
+/// non-prod/garm-test/. The second run changes nothing; a changed chart
+/// version commits again.
+///
+/// The cluster is the in-process Kubernetes API test double: a reference to
+/// an output of a repeated component (`stack.core[0].hash`) depends on every
+/// resource of that component (src/eval/components.rs), so `--only
+/// git.commit.stacks_instances` also selects the stacks' namespaces and
+/// Secrets. Nothing here asserts that they are applied.
+#[test]
+fn edp_renders_and_commits_an_environment_to_a_stacks_instances_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("edp");
+    copy_dir(&repo_root().join("examples/edp"), &project);
+    assert!(project.join("catalogue/stacks/core/main.plinth").is_file(), "the catalogue was not copied into the example");
+    let repo = tmp.path().join("stacks-instances.git");
+    let init = std::process::Command::new("git").args(["init", "--bare", "--quiet"]).arg(&repo).output().expect("git init");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+
+    let kube = crate::provider_kubernetes::KubeApiTestDouble::start();
+    let kubeconfig = tmp.path().join("kubeconfig.yaml");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {}\nusers:\n- name: double\n  user:\n    token: {}\ncontexts:\n- name: double\n  context:\n    cluster: double\n    user: double\ncurrent-context: double\n",
+            kube.host(),
+            kube.token
+        ),
+    )
+    .unwrap();
+    let kube_var = format!("kubeconfig_path={}", kubeconfig.display());
+    let repo_var = format!("stacks_instances_repo={}", repo.display());
+    let args = |cmd: &[&'static str]| -> Vec<String> {
+        let mut a: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        a.extend(["--env", "non-prod/garm-test", "--only", "git.commit.stacks_instances", "--var", &repo_var, "--var", &kube_var].map(String::from));
+        a
+    };
+    let run_args = |a: Vec<String>| run(&project, &a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let apply = run_args(args(&["apply", "--auto-approve"]));
+    assert_exit(&apply, 0);
+    let out = stdout(&apply);
+    for address in ["stack.core[0].file.tree.manifests", "stack.forgejo[0].file.tree.manifests", "runner_fleet.pool[\"small\"].file.tree.manifests", "git.commit.stacks_instances"] {
+        assert!(out.contains(address), "apply did not touch {address}:\n{out}");
+    }
+    assert!(!out.contains("postgres."), "rendering and committing touched the database:\n{out}");
+
+    let head = git(&repo, &["rev-parse", "main"]);
+    let files = git(&repo, &["ls-tree", "-r", "--name-only", "main"]);
+    let files: Vec<&str> = files.lines().collect();
+    for expected in [
+        "non-prod/garm-test/core/argo-cd.yaml",
+        "non-prod/garm-test/core/stacks.yaml",
+        "non-prod/garm-test/core/runner-fleets.yaml",
+        "non-prod/garm-test/otc/cluster-issuer.yaml",
+        "non-prod/garm-test/forgejo/forgejo.yaml",
+        "non-prod/garm-test/runner-fleets/small/deployment.yaml",
+        "non-prod/garm-test/runner-fleets/small/config.yaml",
+    ] {
+        assert!(files.contains(&expected), "{expected} is not on main: {files:#?}");
+    }
+    assert!(files.iter().all(|f| f.starts_with("non-prod/garm-test/")), "files outside non-prod/garm-test/: {files:#?}");
+    assert!(!files.iter().any(|f| f.contains("/observability")), "a stack garm-test does not select was committed: {files:#?}");
+    let apps = git(&repo, &["show", "main:non-prod/garm-test/core/stacks.yaml"]);
+    for needle in ["path: non-prod/garm-test/forgejo", &format!("repoURL: {}", repo.display()), "targetRevision: main"] {
+        assert!(apps.contains(needle), "stacks.yaml lacks {needle:?}:\n{apps}");
+    }
+    let fleet_apps = git(&repo, &["show", "main:non-prod/garm-test/core/runner-fleets.yaml"]);
+    assert!(fleet_apps.contains("non-prod/garm-test/runner-fleets/small"), "{fleet_apps}");
+    let message = git(&repo, &["log", "-1", "--format=%an <%ae>%n%s", "main"]);
+    assert!(message.contains("Platform Bot <platform-bot@t09.de>") && message.contains("non-prod/garm-test: render core, otc, forgejo"), "{message}");
+
+    // Converged: nothing to plan, and applying again makes no commit.
+    assert_exit(&run_args(args(&["plan", "--detailed-exitcode"])), 0);
+    assert_exit(&run_args(args(&["apply", "--auto-approve"])), 0);
+    assert_eq!(git(&repo, &["rev-parse", "main"]), head, "a second apply made a commit");
+
+    // A changed value (a chart version) renders again and, through the
+    // triggers, commits again.
+    let mut changed = args(&["apply", "--auto-approve"]);
+    changed.extend(["--var", r#"chart_versions={ core = { argocd = "9.2.0" } }"#].map(String::from));
+    assert_exit(&run_args(changed), 0);
+    assert_ne!(git(&repo, &["rev-parse", "main"]), head, "a changed chart version made no commit");
+    let argocd = git(&repo, &["show", "main:non-prod/garm-test/core/argo-cd.yaml"]);
+    assert!(argocd.contains("targetRevision: 9.2.0"), "{argocd}");
+
+    if let Some(validator) = kube_validator() {
+        let report = crate::catalogue::assert_valid_manifests(&validator, &project.join("rendered/non-prod/garm-test"));
+        assert!(report.contains("valid"), "{report}");
+    }
 }

@@ -158,6 +158,8 @@ struct CompRef {
     outputs: Vec<String>,
     /// `stack.core` (without instance key)
     base: String,
+    /// Instance key suffixes (`[0]`, `["a"]`) of a repeated component.
+    keys: Vec<String>,
 }
 
 enum Action {
@@ -209,22 +211,6 @@ pub fn flatten(files: Vec<File>, providers: &HashSet<String>, expansion: Option<
     }
     let root = Arc::new(root);
     f.module(&root, String::new(), None, &HashMap::default(), vec![], 0);
-    // `stack.s[2].url` must name an instance that exists.
-    for (name, span) in std::mem::take(&mut f.sink.expected) {
-        if !f.defs.contains_key(&name) && f.exp.lenient {
-            // `validate` without values: the keys may be placeholders.
-            let value = Expr { kind: ExprKind::Call(Ident { name: "__unknown".into(), span }, vec![]), span };
-            f.defs.insert(name.clone(), Def::Let(value.clone()));
-            f.flat.items.push(Placed { item: Item::Let(LetDecl { name: Ident { name, span }, value, span }), prefix: String::new(), extra_deps: vec![] });
-        } else if !f.defs.contains_key(&name) {
-            let (instance, output) = name.split_once(':').unwrap_or((name.as_str(), ""));
-            f.sink.diags.push(
-                Diagnostic::new("P2093", "reference to an undeclared component")
-                    .help(format!("There is no instance `{instance}` (for its output `{output}`): check the key against the component's `count` or `for_each`."))
-                    .label(span, "no such instance"),
-            );
-        }
-    }
     // A mistake in a module is reported once, not once per instance.
     for d in f.sink.diags {
         if !diags.contains(&d) {
@@ -232,6 +218,14 @@ pub fn flatten(files: Vec<File>, providers: &HashSet<String>, expansion: Option<
         }
     }
     f.flat
+}
+
+/// A component call rewritten, with its instances.
+struct Prepared {
+    decl: ComponentDecl,
+    child_deps: Vec<Expr>,
+    #[allow(clippy::type_complexity)]
+    instances: Vec<(Option<String>, String, Option<(&'static str, Value)>)>,
 }
 
 enum Def {
@@ -326,8 +320,89 @@ impl Flattener<'_, '_> {
             }
             let repeated = c.body.attr("for_each").is_some() || c.body.attr("count").is_some();
             let outputs = loaded.as_ref().map(|m| m.outputs()).unwrap_or_default();
-            by_kind.insert(c.name.name.clone(), CompRef { known: loaded.is_some(), repeated, outputs, base: format!("{prefix}{kind}.{}", c.name.name) });
+            by_kind.insert(c.name.name.clone(), CompRef { known: loaded.is_some(), repeated, outputs, keys: vec![], base: format!("{prefix}{kind}.{}", c.name.name) });
             calls.push((c, loaded));
+        }
+
+        // Before anything is rewritten for good: the instances of every
+        // component called here (keyed references such as `m[0].out` read
+        // one instance's output when that instance exists). Params and lets
+        // are rewritten a first time for evaluating `count`/`for_each`; the
+        // main pass below reports their diagnostics.
+        {
+            let mut scratch = Sink::default();
+            for item in module.items() {
+                match item {
+                    Item::Param(p) => {
+                        let mut p = p.clone();
+                        let mut rw = Rewriter::new(&scope, self.providers, None, &mut scratch);
+                        if let Some(d) = &mut p.default {
+                            rw.expr(d);
+                        }
+                        let qualified = format!("{prefix}{}", p.name.name);
+                        let input = inputs.get(&p.name.name).cloned();
+                        p.name.name = qualified.clone();
+                        self.defs.insert(qualified, Def::Param { decl: Box::new(p), input, root: is_root });
+                    }
+                    Item::Let(l) => {
+                        let mut value = l.value.clone();
+                        Rewriter::new(&scope, self.providers, None, &mut scratch).expr(&mut value);
+                        self.defs.insert(format!("{prefix}{}", l.name.name), Def::Let(value));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut prepared: Vec<Option<Prepared>> = Vec::new();
+        for (decl, loaded) in &calls {
+            if loaded.is_none() {
+                prepared.push(None);
+                continue;
+            }
+            let base = format!("{prefix}{}.{}", decl.kind.name, decl.name.name);
+            let mut decl = (*decl).clone();
+            let mut child_deps = extra_deps.clone();
+            {
+                let mut rw = Rewriter::new(&scope, self.providers, None, &mut self.sink);
+                for a in &mut decl.body.attrs {
+                    match a.name.name.as_str() {
+                        "count" | "for_each" => rw.expr(&mut a.value),
+                        "depends_on" => {
+                            rw.expr(&mut a.value);
+                            match &a.value.kind {
+                                ExprKind::List(items) => child_deps.extend(items.iter().cloned()),
+                                _ => rw.sink.diags.push(
+                                    Diagnostic::new("P2017", "invalid `depends_on`")
+                                        .help("`depends_on` is a list of addresses, e.g. `depends_on = [stack.core, random.password.db]`.")
+                                        .label(a.value.span, "expected a list of addresses"),
+                                ),
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if decl.body.attr("count").is_some() && decl.body.attr("for_each").is_some() {
+                self.sink.diags.push(
+                    Diagnostic::new("P2013", "both `count` and `for_each`")
+                        .help("A component repeats either by `count` (a number) or by `for_each` (a map or set of strings), not both.")
+                        .label(decl.name.span, "both set"),
+                );
+                prepared.push(None);
+                continue;
+            }
+            match self.instances(&decl, &base) {
+                Ok(instances) => {
+                    if let Some(c) = scope.components.get_mut(&decl.kind.name).and_then(|m| m.get_mut(&decl.name.name)) {
+                        c.keys = instances.iter().map(|(_, address, _)| address[base.len()..].to_string()).collect();
+                    }
+                    prepared.push(Some(Prepared { decl, child_deps, instances }));
+                }
+                Err(d) => {
+                    self.sink.diags.push(d);
+                    prepared.push(None);
+                }
+            }
         }
 
         // Inputs against the module's params.
@@ -460,47 +535,10 @@ impl Flattener<'_, '_> {
         }
 
         // The components this module calls.
-        for (decl, loaded) in calls {
-            let Some(child) = loaded else { continue };
+        for ((_, loaded), prepared) in calls.into_iter().zip(prepared) {
+            let (Some(child), Some(Prepared { decl, child_deps, instances })) = (loaded, prepared) else { continue };
             let kind = decl.kind.name.as_str();
             let base = format!("{prefix}{kind}.{}", decl.name.name);
-            let mut decl = decl.clone();
-            let mut child_deps = extra_deps.clone();
-            {
-                let mut rw = Rewriter::new(&scope, self.providers, None, &mut self.sink);
-                for a in &mut decl.body.attrs {
-                    match a.name.name.as_str() {
-                        "count" | "for_each" => rw.expr(&mut a.value),
-                        "depends_on" => {
-                            rw.expr(&mut a.value);
-                            match &a.value.kind {
-                                ExprKind::List(items) => child_deps.extend(items.iter().cloned()),
-                                _ => rw.sink.diags.push(
-                                    Diagnostic::new("P2017", "invalid `depends_on`")
-                                        .help("`depends_on` is a list of addresses, e.g. `depends_on = [stack.core, random.password.db]`.")
-                                        .label(a.value.span, "expected a list of addresses"),
-                                ),
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            if decl.body.attr("count").is_some() && decl.body.attr("for_each").is_some() {
-                self.sink.diags.push(
-                    Diagnostic::new("P2013", "both `count` and `for_each`")
-                        .help("A component repeats either by `count` (a number) or by `for_each` (a map or set of strings), not both.")
-                        .label(decl.name.span, "both set"),
-                );
-                continue;
-            }
-            let instances = match self.instances(&decl, &base) {
-                Ok(i) => i,
-                Err(d) => {
-                    self.sink.diags.push(d);
-                    continue;
-                }
-            };
             let repeated = decl.body.attr("count").is_some() || decl.body.attr("for_each").is_some();
             let mut members: Vec<(Option<String>, String)> = Vec::new();
             for (key, address, subst) in instances {
@@ -768,12 +806,10 @@ fn variables(e: &Expr, out: &mut Vec<String>) {
 }
 
 /// Rewrites the names of one scope's expressions into the flat namespace.
-/// Where rewriters report: diagnostics, and the keyed instance outputs they
-/// referred to (checked once every instance is known).
+/// Where rewriters report.
 #[derive(Default)]
 struct Sink {
     diags: Diags,
-    expected: Vec<(String, Span)>,
 }
 
 struct Rewriter<'s, 'd> {
@@ -964,13 +1000,10 @@ impl<'s, 'd> Rewriter<'s, 'd> {
                 return Action::Rename(format!("{name}:unresolved"));
             }
             if comp.repeated {
-                // One instance's output: exactly that dependency (checked to
-                // exist once the instances are known).
+                // One instance's output: exactly that dependency.
                 if let Some((key, (out, ospan))) = keyed {
-                    if comp.outputs.contains(&out) {
-                        let name = format!("{}{key}:{out}", comp.base);
-                        self.sink.expected.push((name.clone(), span.to(ospan)));
-                        return Action::Replace(3, var(&name, span.to(ospan)));
+                    if comp.outputs.contains(&out) && comp.keys.contains(&key) {
+                        return Action::Replace(3, var(&format!("{}{key}:{out}", comp.base), span.to(ospan)));
                     }
                 }
                 return Action::Replace(1, var(&format!("{}:*", comp.base), span.to(cspan)));

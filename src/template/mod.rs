@@ -579,7 +579,7 @@ impl Renderer<'_, '_> {
                                     cond.at,
                                     format!(
                                         "the condition of this `if` is {}, not a bool; compare explicitly, e.g. `x != \"\"` or `length(xs) > 0`.",
-                                        article(&other)
+                                        crate::eval::types::article_of_value(&other)
                                     ),
                                 ))
                             }
@@ -603,7 +603,7 @@ impl Renderer<'_, '_> {
                                 "P2074",
                                 "template expression failed",
                                 collection.at,
-                                format!("`for` iterates over a list or a map, but this is {}.", article(&other)),
+                                format!("`for` iterates over a list or a map, but this is {}.", crate::eval::types::article_of_value(&other)),
                             ))
                         }
                     };
@@ -695,18 +695,6 @@ impl Renderer<'_, '_> {
     }
 }
 
-fn article(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Int(_) | Value::Float(_) => "a number",
-        Value::String(_) => "a string",
-        Value::List(_) => "a list",
-        Value::Map(_) => "a map",
-        Value::Unknown => "a value not known yet",
-        Value::Sensitive(_) => "a sensitive value",
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,7 @@ pub mod eval;
 pub mod template;
 pub mod providers;
 pub mod s3util;
+pub mod pgtls;
 pub mod graph;
 pub mod plan;
 pub mod state;

@@ -21,6 +21,7 @@
 //! dropped, never on a runtime thread).
 
 use super::*;
+use crate::pgtls::{self, ConnectError, TlsOptions};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -73,6 +74,14 @@ impl PostgresFactory {
             .attr("id", AttrSchema::computed(Type::String, "database/name"));
         let mut schema = ProviderSchema::default();
         schema.config.insert("url", AttrSchema::required(Type::String, "postgres://user:password@host:port/database").sensitive());
+        schema.config.insert(
+            "sslmode",
+            AttrSchema::optional(Type::String, "disable, prefer (default), require, verify-ca or verify-full, as libpq; overrides sslmode in `url`"),
+        );
+        schema.config.insert(
+            "sslrootcert",
+            AttrSchema::optional(Type::String, "a PEM file of the CA certificate(s) verify-ca and verify-full check the server against (`system`: the system trust store)"),
+        );
         schema.config.insert(
             "list_unmanaged",
             AttrSchema::optional(Type::Bool, "list roles and databases Plinth does not manage as drift").default(Value::Bool(true)),
@@ -160,19 +169,52 @@ impl ProviderFactory for PostgresFactory {
                 ))
             }
         };
-        let pg = parse_url(&url)?;
+        let (pg, url_tls) = parse_url(&url)?;
+        let tls = tls_options(config, url_tls)?;
         let list_unmanaged = config.get("list_unmanaged").and_then(Value::as_bool).unwrap_or(true);
         let default_db = pg.get_dbname().or(pg.get_user()).unwrap_or("postgres").to_string();
         Ok(Arc::new(PgProvider {
             schema: self.schema.clone(),
             list_unmanaged,
-            inner: Arc::new(Inner { config: pg, default_db, idle: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner { config: pg, tls, default_db, idle: Mutex::new(HashMap::new()) }),
         }))
     }
 }
 
+/// The TLS settings: the block's `sslmode`/`sslrootcert` over the URL's.
+fn tls_options(config: &Map, url: pgtls::UrlTls) -> Result<TlsOptions, Diagnostic> {
+    let mut tls = url.options();
+    if let Some(mode) = s(config, "sslmode") {
+        tls.mode = pgtls::SslMode::parse(mode).ok_or_else(|| {
+            provider_error(
+                "P6300",
+                format!("the postgres provider's `sslmode` is `{mode}`"),
+                format!("Set `sslmode` to one of {}.", pgtls::SslMode::NAMES),
+            )
+        })?;
+    }
+    if let Some(root) = s(config, "sslrootcert") {
+        if root.is_empty() {
+            return Err(provider_error("P6300", "the postgres provider's `sslrootcert` is empty", "Set `sslrootcert` to the path of a PEM file of CA certificates, or remove it."));
+        }
+        tls.root_cert = Some(pgtls::RootCert::parse(root));
+    }
+    Ok(tls)
+}
+
+/// TLS could not be set up or the handshake failed (not retried: the same
+/// certificate fails the same way).
+fn tls_diag(tls: &TlsOptions, e: &ConnectError) -> Diagnostic {
+    let root = tls.root_cert.as_ref().map(|r| format!(", sslrootcert {}", r.describe())).unwrap_or_default();
+    provider_error(
+        "P6308",
+        format!("TLS to PostgreSQL failed (sslmode {}{root}): {e}", tls.mode.as_str()),
+        "Check that the server has ssl = on, that `sslrootcert` is the CA that signed the server's certificate and, for verify-full, that the certificate names the host in `url`; sslmode require encrypts without verifying the certificate.",
+    )
+}
+
 /// Parses the connection URL; the diagnostic never repeats it (it may hold a password).
-fn parse_url(url: &str) -> Result<::postgres::Config, Diagnostic> {
+fn parse_url(url: &str) -> Result<(::postgres::Config, pgtls::UrlTls), Diagnostic> {
     let bad = |why: &str| {
         provider_error(
             "P6300",
@@ -183,6 +225,7 @@ fn parse_url(url: &str) -> Result<::postgres::Config, Diagnostic> {
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(bad("it must start with postgres:// or postgresql://"));
     }
+    let (url, tls) = pgtls::split_url(url).map_err(|e| bad(&e))?;
     let mut config: ::postgres::Config = url.parse().map_err(|_| bad("it does not parse"))?;
     if config.get_hosts().is_empty() {
         return Err(bad("it names no host"));
@@ -190,7 +233,7 @@ fn parse_url(url: &str) -> Result<::postgres::Config, Diagnostic> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
-    Ok(config)
+    Ok((config, tls))
 }
 
 /// A double-quoted identifier with embedded quotes doubled.
@@ -273,6 +316,7 @@ fn pg_diag(e: &::postgres::Error) -> Diagnostic {
 
 struct Inner {
     config: ::postgres::Config,
+    tls: TlsOptions,
     default_db: String,
     idle: Mutex<HashMap<String, Vec<::postgres::Client>>>,
 }
@@ -312,10 +356,13 @@ impl Inner {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.remove(db).unwrap_or_default()
     }
-    fn connect(&self, db: &str) -> Result<::postgres::Client, ::postgres::Error> {
+    fn connect(&self, db: &str) -> Result<::postgres::Client, Fail> {
         let mut config = self.config.clone();
         config.dbname(db);
-        config.connect(::postgres::NoTls)
+        pgtls::connect(&config, &self.tls).map_err(|e| match e {
+            ConnectError::Pg(e) => Fail::Pg(e),
+            e => Fail::Diag(tls_diag(&self.tls, &e)),
+        })
     }
     /// Runs `f` with a connection to `db`, retrying catalog races and stale
     /// pooled connections a few times.
@@ -984,6 +1031,25 @@ mod tests {
         assert!(!format!("{} {}", d.message, d.help).contains("hunter2"));
         let d = parse_url("mysql://u:hunter2@h/db").unwrap_err();
         assert!(!format!("{} {}", d.message, d.help).contains("hunter2"));
+        let d = parse_url("postgres://u:hunter2@h/db?sslmode=allow").unwrap_err();
+        assert_eq!(d.code, "P6300");
+        assert!(d.message.contains("sslmode `allow`") && !format!("{} {}", d.message, d.help).contains("hunter2"), "{}", d.message);
+    }
+
+    #[test]
+    fn tls_settings_combine_url_and_block() {
+        let (_, url) = parse_url("postgres://u@h/db?sslmode=require&sslrootcert=/a.pem").unwrap();
+        let t = tls_options(&Map::default(), url.clone()).unwrap();
+        assert_eq!((t.mode, t.root_cert), (pgtls::SslMode::Require, Some(pgtls::RootCert::File("/a.pem".into()))));
+        let mut block = Map::default();
+        block.insert("sslmode".into(), Value::str("verify-full"));
+        block.insert("sslrootcert".into(), Value::str("/b.pem"));
+        let t = tls_options(&block, url).unwrap();
+        assert_eq!((t.mode, t.root_cert), (pgtls::SslMode::VerifyFull, Some(pgtls::RootCert::File("/b.pem".into()))));
+        block.insert("sslmode".into(), Value::str("verify"));
+        assert_eq!(tls_options(&block, pgtls::UrlTls::default()).unwrap_err().code, "P6300");
+        let (_, url) = parse_url("postgres://u@h/db").unwrap();
+        assert_eq!(tls_options(&Map::default(), url).unwrap(), TlsOptions::default());
     }
 
     #[test]

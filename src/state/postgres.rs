@@ -20,7 +20,8 @@
 use super::model::*;
 use super::{now_rfc3339, now_unix, Completion, Intent, LockInfo, Store};
 use crate::diagnostic::Diagnostic;
-use postgres::{Client, IsolationLevel, NoTls, Statement};
+use crate::pgtls::{self, ConnectError, TlsOptions};
+use postgres::{Client, IsolationLevel, Statement};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -176,6 +177,17 @@ fn address_error(server: &str, reason: impl std::fmt::Display) -> Diagnostic {
     ))
 }
 
+/// The TLS settings cannot be used or the TLS handshake failed.
+fn tls_error(server: &str, tls: &TlsOptions, e: ConnectError) -> Diagnostic {
+    let root = tls.root_cert.as_ref().map(|r| format!(", sslrootcert {}", r.describe())).unwrap_or_default();
+    let reason = e.to_string();
+    let reason = reason.trim_end_matches('.');
+    Diagnostic::new("P5011", "TLS to the PostgreSQL state server failed").help(format!(
+        "The PostgreSQL state server {server} (sslmode {}{root}) was not reached over TLS: {reason}. Check that the server has ssl = on, that sslrootcert is the CA that signed the server's certificate and, for verify-full, that the certificate names the host in the URL; sslmode=require encrypts without verifying the certificate.",
+        tls.mode.as_str()
+    ))
+}
+
 fn pg_reason(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
@@ -268,21 +280,22 @@ impl PostgresStore {
     pub fn open(url: &str, env: &str) -> Result<PostgresStore, Diagnostic> {
         let server = redact(url);
         let (driver_url, schema) = split_schema(url).map_err(|e| address_error(&server, e))?;
+        let (driver_url, tls) = pgtls::split_url(&driver_url).map_err(|e| address_error(&server, e))?;
+        let tls = tls.options();
         let mut config = postgres::Config::from_str(&driver_url).map_err(|e| address_error(&server, e))?;
-        if config.get_ssl_mode() == postgres::config::SslMode::Require {
-            return Err(address_error(
-                &server,
-                "this Plinth connects to PostgreSQL without TLS, so sslmode=require cannot be met (reach the server over a private network or an SSH tunnel, with sslmode=disable or prefer)",
-            ));
-        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
         if config.get_application_name().is_none() {
             config.application_name("plinth");
         }
+        let connected = blocking(|| pgtls::connect(&config, &tls));
+        let mut client = match connected {
+            Ok(c) => c,
+            Err(ConnectError::Pg(e)) => return Err(Self::diagnostic(&server, &schema, Error::Pg(e))),
+            Err(e) => return Err(tls_error(&server, &tls, e)),
+        };
         let opened = blocking(|| -> PgResult<Client> {
-            let mut client = config.connect(NoTls)?;
             migrate(&mut client, &schema)?;
             Ok(client)
         });
@@ -649,8 +662,19 @@ mod tests {
         assert!(split_schema("postgres://u@h/db?schema=1x").is_err());
         let err = PostgresStore::open("postgres://u:pw@h/db?schema=a-b", "default").err().expect("bad schema");
         assert!(err.help.contains("not valid") && !err.help.contains(":pw@"), "{}", err.help);
-        let err = PostgresStore::open("postgres://u@h/db?sslmode=require", "default").err().expect("no TLS");
-        assert!(err.help.contains("without TLS"), "{}", err.help);
+    }
+
+    #[test]
+    fn tls_settings_are_checked_before_connecting() {
+        let err = PostgresStore::open("postgres://u:hunter2@h/db?sslmode=allow", "default").err().expect("bad sslmode");
+        assert_eq!(err.code, "P5001");
+        assert!(err.help.contains("sslmode `allow`") && !err.help.contains("hunter2"), "{}", err.help);
+        let err = PostgresStore::open("postgres://u:hunter2@127.0.0.1:1/db?sslmode=verify-full", "default").err().expect("no CA");
+        assert_eq!(err.code, "P5011");
+        assert!(err.help.contains("sslrootcert") && !err.help.contains("hunter2"), "{}", err.help);
+        let err = PostgresStore::open("postgres://u@127.0.0.1:1/db?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem", "default").err().expect("no CA file");
+        assert_eq!(err.code, "P5011");
+        assert!(err.help.contains("/nonexistent/ca.pem"), "{}", err.help);
     }
 
     #[test]

@@ -264,3 +264,30 @@ fn postgres_lock_is_exclusive_under_contention() {
     drop(store);
     drop_schema(&url, &schema);
 }
+
+/// The store over TLS, as the role the test server lets in over TLS only.
+#[test]
+fn postgres_store_works_over_tls() {
+    let Some(pg) = pg_tls_server() else { return };
+    let schema = fresh_schema("tls");
+    let address = with_schema(&format!("{}?sslmode=require", pg.tls_url), &schema);
+    conformance::run(&mut |env| open(&address, env));
+    let full = with_schema(&format!("{}?sslmode=verify-full&sslrootcert={}", pg.tls_url, pg.ca), &schema);
+    let store = open(&full, "verify-full");
+    assert_eq!(store.snapshot().expect("read over verify-full").serial, 0);
+    drop(store);
+    drop_schema(&pg.admin_url, &schema);
+}
+
+#[test]
+fn postgres_store_refuses_a_server_certificate_from_another_ca() {
+    let Some(pg) = pg_tls_server() else { return };
+    let url = pg.tls_url.replacen("postgres://plinth_tls_only@", "postgres://plinth_tls_only:hunter2@", 1);
+    for mode in ["verify-full", "verify-ca"] {
+        let address = format!("{url}?sslmode={mode}&sslrootcert={}&schema=plinth_t_never", pg.other_ca);
+        let err = PostgresStore::open(&address, "default").err().unwrap_or_else(|| panic!("{mode} with another CA connected"));
+        assert_eq!(err.code, "P5011", "{mode}: {}", err.help);
+        assert!(err.help.contains("certificate") && err.help.contains(mode), "{mode}: {}", err.help);
+        assert!(!err.help.contains("hunter2"), "{}", err.help);
+    }
+}

@@ -84,6 +84,43 @@ pub fn test_server(var: &str, what: &str) -> Option<String> {
     }
 }
 
+/// The TLS side of the test PostgreSQL server (scripts/services/postgres.sh).
+pub struct PgTls {
+    /// The superuser URL (plain connections allowed), for setup and checks.
+    pub admin_url: String,
+    /// The same server as the role `plinth_tls_only`, which pg_hba.conf lets
+    /// in over TLS only: no query parameters, add `?sslmode=…`.
+    pub tls_url: String,
+    /// The CA that signed the server's certificate (PEM file).
+    pub ca: String,
+    /// A second CA that signed nothing the server has.
+    pub other_ca: String,
+}
+
+/// [`PgTls`] when the server is up (None after a note, a failure under CI);
+/// creates the TLS-only superuser role if it is missing.
+pub fn pg_tls_server() -> Option<PgTls> {
+    let admin_url = test_server("PLINTH_TEST_PG_URL", "PostgreSQL")?;
+    let ca = test_server("PLINTH_TEST_PG_CA", "PostgreSQL with TLS")?;
+    let other_ca = test_server("PLINTH_TEST_PG_OTHER_CA", "PostgreSQL with TLS")?;
+    let tls_url = admin_url.replacen("postgres://postgres@", "postgres://plinth_tls_only@", 1);
+    assert_ne!(tls_url, admin_url, "PLINTH_TEST_PG_URL is not postgres://postgres@…");
+    let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls).expect("connect to the test server");
+    // Tests run in parallel: a concurrent CREATE ROLE fails with one of these.
+    admin
+        .batch_execute(
+            "DO $$ BEGIN CREATE ROLE plinth_tls_only LOGIN SUPERUSER; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+        )
+        .expect("create the TLS-only role");
+    Some(PgTls { admin_url, tls_url, ca, other_ca })
+}
+
+/// Whether the session of `client` is encrypted, as the server sees it.
+pub fn pg_session_is_tls(client: &mut postgres::Client) -> bool {
+    client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).expect("read pg_stat_ssl").get(0)
+}
+
 /// The kubernetes-validate executable scripts/services/kubevalidate.sh
 /// installs (PLINTH_KUBE_VALIDATE), or None after a note (a failure under CI).
 pub fn kube_validator() -> Option<PathBuf> {

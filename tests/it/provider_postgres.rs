@@ -341,3 +341,98 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+// ------------------------------------------------------------------- TLS
+//
+// These connect as `plinth_tls_only`, which the test server's pg_hba.conf
+// lets in over TLS only: a provider that fell back to plain TCP could not
+// log in at all.
+
+/// The server-side view of a connection made the way the provider makes
+/// them (`plinth::pgtls::connect`).
+fn tls_session(url: &str, mode: plinth::pgtls::SslMode, ca: Option<&str>) -> bool {
+    let (driver_url, _) = plinth::pgtls::split_url(url).unwrap();
+    let config: postgres::Config = driver_url.parse().unwrap();
+    let tls = plinth::pgtls::TlsOptions { mode, root_cert: ca.map(plinth::pgtls::RootCert::parse) };
+    let mut c = plinth::pgtls::connect(&config, &tls).unwrap_or_else(|e| panic!("connect over TLS: {e}"));
+    pg_session_is_tls(&mut c)
+}
+
+#[test]
+fn tls_require_creates_and_reads_a_role() {
+    let Some(pg) = pg_tls_server() else { return };
+    // The role cannot connect without TLS.
+    assert!(postgres::Client::connect(&format!("{}?sslmode=disable", pg.tls_url), postgres::NoTls).is_err(), "plinth_tls_only is TLS-only");
+    assert!(tls_session(&pg.tls_url, plinth::pgtls::SslMode::Require, None), "pg_stat_ssl says the session is encrypted");
+    assert!(tls_session(&pg.tls_url, plinth::pgtls::SslMode::Prefer, None), "prefer uses TLS when the server offers it");
+    assert!(!tls_session(&pg.admin_url, plinth::pgtls::SslMode::Disable, None), "disable stays plain");
+
+    let name = fresh("tlsrole");
+    let config = format!(
+        "provider postgres {{\n  url            = \"{}?sslmode=require\"\n  list_unmanaged = false\n}}\n\
+         resource postgres.role r {{\n  name             = \"{name}\"\n  connection_limit = 3\n}}\n",
+        pg.tls_url
+    );
+    let p = project(&[("main.plinth", &config)]);
+    let dir = p.path();
+    let out = cmd(dir, &pg.tls_url, &["apply", "--auto-approve"]);
+    assert_exit(&out, 0);
+    let limit: i32 = client(&pg.admin_url).query_one("SELECT rolconnlimit FROM pg_roles WHERE rolname = $1", &[&name]).unwrap().get(0);
+    assert_eq!(limit, 3, "the role was created over TLS");
+    // Reads go over TLS too: drift sees a change made outside.
+    assert_exit(&cmd(dir, &pg.tls_url, &["drift"]), 0);
+    client(&pg.admin_url).batch_execute(&format!("ALTER ROLE \"{name}\" CONNECTION LIMIT 9")).unwrap();
+    assert_exit(&cmd(dir, &pg.tls_url, &["drift"]), 2);
+    assert_exit(&cmd(dir, &pg.tls_url, &["destroy", "--auto-approve"]), 0);
+    assert!(client(&pg.admin_url).query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).unwrap().is_none());
+}
+
+#[test]
+fn tls_verify_full_checks_the_certificate_against_sslrootcert() {
+    let Some(pg) = pg_tls_server() else { return };
+    assert!(tls_session(&pg.tls_url, plinth::pgtls::SslMode::VerifyFull, Some(&pg.ca)));
+    let name = fresh("tlsfull");
+    let block = |ca: &str, mode: &str| {
+        format!(
+            "provider postgres {{\n  url            = \"{}\"\n  sslmode        = \"{mode}\"\n  sslrootcert    = \"{ca}\"\n  list_unmanaged = false\n}}\n\
+             resource postgres.role r {{\n  name = \"{name}\"\n}}\n",
+            pg.tls_url
+        )
+    };
+    let p = project(&[("main.plinth", &block(&pg.ca, "verify-full"))]);
+    assert_exit(&cmd(p.path(), &pg.tls_url, &["apply", "--auto-approve"]), 0);
+    assert!(client(&pg.admin_url).query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).unwrap().is_some());
+    assert_exit(&cmd(p.path(), &pg.tls_url, &["destroy", "--auto-approve"]), 0);
+
+    // A CA that did not sign the server's certificate: a coded diagnostic.
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let p = project(&[("main.plinth", &block(&pg.other_ca, mode))]);
+        let out = cmd(p.path(), &pg.tls_url, &["apply", "--auto-approve"]);
+        let err = stderr(&out);
+        assert_ne!(out.status.code(), Some(0), "{mode}: {err}");
+        assert!(err.contains("P6308"), "{mode}: {err}");
+        assert!(err.contains("certificate"), "{mode}: {err}");
+        assert!(!err.contains("panicked"), "{mode}: {err}");
+        assert!(client(&pg.admin_url).query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).unwrap().is_none());
+    }
+}
+
+#[test]
+fn tls_verify_full_refuses_a_host_the_certificate_does_not_name() {
+    let Some(pg) = pg_tls_server() else { return };
+    // The certificate names localhost, 127.0.0.1 and ::1; 127.0.0.2 is the
+    // same loopback server under a name it does not carry.
+    let url = pg.tls_url.replacen("@127.0.0.1:", "@localhost:", 1);
+    assert!(tls_session(&url, plinth::pgtls::SslMode::VerifyFull, Some(&pg.ca)), "localhost is named");
+    let mut config: postgres::Config = pg.tls_url.replacen("@127.0.0.1:", "@127.0.0.2:", 1).parse().unwrap();
+    config.hostaddr("127.0.0.1".parse().unwrap());
+    let full = plinth::pgtls::TlsOptions { mode: plinth::pgtls::SslMode::VerifyFull, root_cert: Some(plinth::pgtls::RootCert::parse(&pg.ca)) };
+    match plinth::pgtls::connect(&config, &full) {
+        Err(plinth::pgtls::ConnectError::Tls(why)) => assert!(why.contains("certificate"), "{why}"),
+        Err(e) => panic!("expected a TLS failure, got {e}"),
+        Ok(_) => panic!("verify-full accepted a certificate for another host"),
+    }
+    let ca_only = plinth::pgtls::TlsOptions { mode: plinth::pgtls::SslMode::VerifyCa, ..full };
+    let mut c = plinth::pgtls::connect(&config, &ca_only).unwrap_or_else(|e| panic!("verify-ca ignores the host name: {e}"));
+    assert!(pg_session_is_tls(&mut c));
+}

@@ -614,8 +614,7 @@ fn init_cmd(dir: &Path, upgrade: bool, json: bool) -> Result<i32, Failure> {
             println!("  {} {} → {} ({})", e.source, e.constraint, e.tag, &e.commit[..e.commit.len().min(12)]);
         }
         println!(
-            "{} {modules} module{} resolved; {pinned} git source{} pinned in plinth.lock.",
-            "✓",
+            "✓ {modules} module{} resolved; {pinned} git source{} pinned in plinth.lock.",
             if modules == 1 { "" } else { "s" },
             if pinned == 1 { "" } else { "s" }
         );

@@ -693,3 +693,18 @@ resource kubernetes.manifest c {
         "{v}"
     );
 }
+
+#[test]
+fn manifest_orphans_are_named_by_kind_namespace_and_name() {
+    let k = KubeApiTestDouble::start();
+    let p = project(&[("main.plinth", &(provider_block(&k) + &APPLICATION.replace("{V}", "1")))]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    let app = |name: &str, manager: &str| json!({ "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": { "name": name, "namespace": "argocd", "managedFields": [{ "manager": manager }] } });
+    k.put("/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/by-hand", app("by-hand", "kubectl-client-side-apply"));
+    let (code, v) = unmanaged_of(p.path());
+    assert_eq!((code, &v["unmanaged"]), (Some(0), &json!([])), "{v}");
+    k.put("/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/other-env", app("other-env", "plinth"));
+    let (code, v) = unmanaged_of(p.path());
+    assert_eq!(code, Some(2), "{v}");
+    assert_eq!(v["unmanaged"], json!([{ "type": "kubernetes.manifest", "object": "Application argocd/other-env" }]), "{v}");
+}

@@ -93,14 +93,17 @@ pub fn apply_observations(snapshot: &mut Snapshot, observations: Observations) {
 /// Objects that exist beside the managed ones but are not managed, per
 /// provider type: (type, description).
 pub async fn unmanaged(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderContext, configs: &Configs) -> Result<Vec<(String, String)>, Diags> {
-    let mut by_type: BTreeMap<(String, String), Vec<Map>> = BTreeMap::new();
+    let mut by_type: BTreeMap<(String, String), (Vec<Map>, Vec<Map>)> = BTreeMap::new();
     for rec in snapshot.instances.values() {
-        by_type.entry((rec.provider.clone(), rec.rtype.clone())).or_default().push(rec.inputs.clone());
+        let entry = by_type.entry((rec.provider.clone(), rec.rtype.clone())).or_default();
+        entry.0.push(rec.inputs.clone());
+        entry.1.push(rec.attrs.clone());
     }
     let mut cache = BTreeMap::new();
     let mut out = Vec::new();
     let mut diags = Vec::new();
-    for ((provider, rtype), managed) in by_type {
+    for ((provider, rtype), (managed, recorded)) in by_type {
+        let others: Vec<(String, Map)> = snapshot.instances.values().filter(|r| r.provider == provider && r.rtype != rtype).map(|r| (r.rtype.clone(), r.inputs.clone())).collect();
         let p = match provider_for(registry, ctx, configs, &provider, &mut cache) {
             Ok(p) => p,
             Err(d) => {
@@ -108,7 +111,7 @@ pub async fn unmanaged(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderC
                 continue;
             }
         };
-        match p.list(ListRequest { rtype: rtype.clone(), managed }).await {
+        match p.list(ListRequest { rtype: rtype.clone(), managed, recorded, others }).await {
             Ok(found) => out.extend(found.into_iter().map(|f| (format!("{}.{rtype}", provider.split('.').next().unwrap_or("")), f))),
             Err(d) => diags.push(d),
         }

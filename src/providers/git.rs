@@ -1213,7 +1213,7 @@ mod tests {
         assert_eq!(sh_git(&fx.remote, &["ls-tree", "-r", "--name-only", "main"]), "apps/x/a.yaml\napps/y/z");
         assert_ne!(changed["commit"], created["commit"]);
         // Unmanaged: a top-level directory nobody manages.
-        let list = p.list(ListRequest { rtype: "commit".into(), managed: vec![config(&[], "apps/x")] }).await.unwrap();
+        let list = p.list(ListRequest { rtype: "commit".into(), managed: vec![config(&[], "apps/x")], ..Default::default() }).await.unwrap();
         assert!(list.is_empty(), "{list:?}");
         p.delete(DeleteRequest { object: object("git.commit.a"), prior: changed.clone() }).await.unwrap();
         assert_eq!(sh_git(&fx.remote, &["ls-tree", "-r", "--name-only", "main"]), "apps/y/z");

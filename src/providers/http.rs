@@ -10,7 +10,9 @@
 //! connection errors; exhausted transient failures are retryable diagnostics.
 //! Credentials (`bearer_token`, `password`) never appear in diagnostics:
 //! URLs are shown without user information and body excerpts are redacted.
-//! Diagnostics: P6600–P6607 (see `docs/providers/http.md`).
+//! With `list_path`, drift lists the collection and reports the objects no
+//! managed one has (`list`).
+//! Diagnostics: P6600–P6608 (see `docs/providers/http.md`).
 
 use super::*;
 use rand::Rng;
@@ -40,6 +42,8 @@ impl HttpFactory {
             .attr("read_pointer", AttrSchema::optional(Type::String, "JSON pointer into the read response to compare with `body` (default: the whole response)"))
             .attr("headers", AttrSchema::optional(Type::Map(Box::new(Type::String)), "extra request headers, merged over the provider's"))
             .attr("expected_status", AttrSchema::optional(Type::List(Box::new(Type::Number)), "statuses that count as success for create, update and delete (default: any 2xx)"))
+            .attr("list_path", AttrSchema::optional(Type::String, "collection path to GET for drift's unmanaged objects: every item whose id (at `id_pointer`) no managed object has is reported; not set: nothing is listed"))
+            .attr("list_items_pointer", AttrSchema::optional(Type::String, "JSON pointer to the array of items in the `list_path` answer (default: the whole answer)"))
             .attr("ignore_fields", AttrSchema::optional(Type::List(Box::new(Type::String)), "JSON pointers into `body` never compared for drift (fields the server rewrites)").default(Value::List(vec![])))
             .attr("id", AttrSchema::computed(Type::String, "the object's id"))
             .attr("response", AttrSchema::computed(Type::Any, "the last JSON the server answered for the object; may hold secrets, so never displayed").sensitive().derived());
@@ -193,6 +197,8 @@ struct Spec {
     headers: Vec<(String, String)>,
     expected: Vec<u16>,
     ignore: Vec<String>,
+    list_path: Option<String>,
+    list_items_pointer: String,
 }
 
 fn method(config: &Map, name: &str, default: &str, allowed: &[&str]) -> Result<Option<reqwest::Method>, Diagnostic> {
@@ -223,11 +229,16 @@ impl Spec {
         }
         let id_pointer = text("id_pointer").unwrap_or_else(|| "/id".to_string());
         let read_pointer = text("read_pointer");
+        let list_path = text("list_path").filter(|s| !s.is_empty());
+        if list_path.as_deref().is_some_and(|p| p.contains("://")) {
+            return Err(resource_error("`list_path` is relative to the provider's `base_url`, e.g. \"/orgs\", not a full URL."));
+        }
+        let list_items_pointer = text("list_items_pointer").unwrap_or_default();
         let ignore: Vec<String> = match config.get("ignore_fields").map(Value::peel) {
             Some(Value::List(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
             _ => vec![],
         };
-        for p in std::iter::once(&id_pointer).chain(read_pointer.iter()).chain(ignore.iter()) {
+        for p in std::iter::once(&id_pointer).chain(read_pointer.iter()).chain(ignore.iter()).chain(std::iter::once(&list_items_pointer)) {
             if !pointer_ok(p) {
                 return Err(resource_error(format!("{p:?} is not a JSON pointer; pointers start with \"/\", e.g. \"/id\" or \"/data/name\".")));
             }
@@ -247,14 +258,16 @@ impl Spec {
             body,
             object_id: text("object_id").filter(|s| !s.is_empty()),
             id_pointer,
-            create_method: method(config, "create_method", "POST", &["POST", "PUT", "PATCH", "GET"])?.expect("not NONE"),
-            update_method: method(config, "update_method", "PATCH", &["PATCH", "PUT", "POST"])?.expect("not NONE"),
+            create_method: method(config, "create_method", "POST", &["POST", "PUT", "PATCH", "GET"])?.unwrap_or(reqwest::Method::POST),
+            update_method: method(config, "update_method", "PATCH", &["PATCH", "PUT", "POST"])?.unwrap_or(reqwest::Method::PATCH),
             read_method: method(config, "read_method", "GET", &["GET", "NONE"])?,
             delete_method: method(config, "delete_method", "DELETE", &["DELETE", "POST", "NONE"])?,
             read_pointer,
             headers: string_map(config.get("headers")),
             expected,
             ignore,
+            list_path,
+            list_items_pointer,
         })
     }
 
@@ -474,6 +487,26 @@ impl HttpProvider {
         observed
     }
 
+    /// The ids of the items the collection at `list_path` answers.
+    async fn list_ids(&self, spec: &Spec, list_path: &str) -> Result<Vec<String>, Diagnostic> {
+        let get = reqwest::Method::GET;
+        let reply = self.send(&get, list_path, None, &spec.headers).await?;
+        if !(200..300).contains(&reply.status) {
+            return Err(self.refused(&get, list_path, &reply));
+        }
+        let shown = self.redact(&self.url(list_path));
+        let bad = |what: String, help: &str| provider_error("P6608", format!("the answer to GET {shown} {what}"), format!("{help} The server said: {}", self.excerpt(&reply.text)));
+        let json = reply.json().unwrap_or(J::Null);
+        let Some(J::Array(items)) = json.pointer(&spec.list_items_pointer) else {
+            let at = if spec.list_items_pointer.is_empty() { "as a whole".to_string() } else { format!("at {:?}", spec.list_items_pointer) };
+            return Err(bad(format!("is not a list of objects {at}"), "Set `list_items_pointer` to the JSON pointer of the array of items (e.g. \"/data\"), or `list_path` to a collection the API lists."));
+        };
+        items
+            .iter()
+            .map(|item| item.pointer(&spec.id_pointer).and_then(id_text).ok_or_else(|| bad(format!("has an item without an id at {:?}", spec.id_pointer), "Each listed item needs its id where `id_pointer` points; point `list_items_pointer` at the items themselves.")))
+            .collect()
+    }
+
     async fn write(&self, spec: &Spec, method: &reqwest::Method, path: &str) -> Result<Reply, Diagnostic> {
         let reply = self.send(method, path, spec.body.as_ref(), &spec.headers).await?;
         if !spec.success(reply.status) {
@@ -562,6 +595,37 @@ impl Provider for HttpProvider {
         Ok(self.observe(base, &id, json.filter(|j| !j.is_null()), None))
     }
 
+    /// With `list_path`: one GET per distinct `list_path` among the managed
+    /// objects; every item whose object path (`item_path` with the item's
+    /// id at `id_pointer`) is not a managed object's is reported by that path.
+    async fn list(&self, req: ListRequest) -> Result<Vec<String>, Diagnostic> {
+        // Every managed object's own path, whichever `list_path` it has.
+        let mut managed = std::collections::BTreeSet::new();
+        let mut collections: std::collections::BTreeMap<String, Spec> = std::collections::BTreeMap::new();
+        for (i, inputs) in req.managed.iter().enumerate() {
+            let Ok(spec) = Spec::from(inputs) else { continue };
+            let id = req.recorded.get(i).and_then(|r| r.get("id")).and_then(Value::as_str).map(str::to_string).or_else(|| spec.object_id.clone());
+            if let Some(id) = id {
+                managed.insert(spec.item(&id));
+            }
+            if let Some(lp) = spec.list_path.clone() {
+                collections.entry(lp).or_insert(spec);
+            }
+        }
+        let mut out = Vec::new();
+        for (list_path, spec) in &collections {
+            for id in self.list_ids(spec, list_path).await? {
+                let item = spec.item(&id);
+                if !managed.contains(&item) {
+                    out.push(item);
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     async fn delete(&self, req: DeleteRequest) -> Result<(), Diagnostic> {
         let spec = Spec::from(&req.prior)?;
         let Some(del) = &spec.delete_method else { return Ok(()) };
@@ -606,6 +670,16 @@ mod tests {
         assert_eq!(spec(Some("/repos/{id}")).item("acme/app x"), "/repos/acme/app%20x");
         assert_eq!(id_text(&json!(12)), Some("12".into()));
         assert!(Spec::from(&[("path".to_string(), Value::str("/x")), ("update_method".to_string(), Value::str("GET"))].into_iter().collect()).is_err());
+    }
+
+    #[test]
+    fn list_settings_are_validated() {
+        let spec = |pairs: &[(&str, &str)]| Spec::from(&pairs.iter().map(|(k, v)| (k.to_string(), Value::str(*v))).collect());
+        let s = spec(&[("path", "/orgs"), ("list_path", "/orgs?limit=100"), ("list_items_pointer", "/data")]).unwrap();
+        assert_eq!((s.list_path.as_deref(), s.list_items_pointer.as_str()), (Some("/orgs?limit=100"), "/data"));
+        assert_eq!(spec(&[("path", "/orgs")]).unwrap().list_path, None);
+        assert_eq!(spec(&[("path", "/orgs"), ("list_path", "https://x/orgs")]).err().map(|d| d.code), Some("P6601"));
+        assert_eq!(spec(&[("path", "/orgs"), ("list_path", "/orgs"), ("list_items_pointer", "data")]).err().map(|d| d.code), Some("P6601"));
     }
 
     #[test]

@@ -14,6 +14,12 @@
 //! keys Plinth set; manifest fields present in the configuration), so
 //! server-added fields (status, managedFields, defaults…) never drift.
 //! Tokens never appear in diagnostics.
+//!
+//! `list` (drift's unmanaged objects): objects of a managed kind, in the
+//! namespaces where managed ones live, that carry Plinth's mark (the
+//! `plinth` field manager in `metadata.managedFields`, or the label
+//! `app.kubernetes.io/managed-by=plinth`) but are not managed by this state;
+//! with `list_unmanaged = true`, also every namespace not managed.
 
 use super::*;
 use base64::Engine as _;
@@ -22,6 +28,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 const FIELD_MANAGER: &str = "plinth";
+/// The label that marks an object as Plinth's even without its field manager.
+const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Items per page when listing.
+const LIST_PAGE: usize = 500;
 
 pub struct KubernetesFactory {
     schema: ProviderSchema,
@@ -40,6 +50,10 @@ impl KubernetesFactory {
         schema.config.insert("token", AttrSchema::optional(Type::String, "bearer token (with `host`)").sensitive());
         schema.config.insert("ca_cert", AttrSchema::optional(Type::String, "PEM of the cluster's CA, or a path to it (with `host`)"));
         schema.config.insert("insecure", AttrSchema::optional(Type::Bool, "skip TLS verification (with `host`)").default(Value::Bool(false)));
+        schema.config.insert(
+            "list_unmanaged",
+            AttrSchema::optional(Type::Bool, "drift lists every namespace Plinth does not manage (kube-* and default excepted)").default(Value::Bool(false)),
+        );
         let meta = |r: ResourceSchema| {
             r.attr("labels", AttrSchema::optional(string_map(), "labels Plinth manages (others are left alone)"))
                 .attr("annotations", AttrSchema::optional(string_map(), "annotations Plinth manages (others are left alone)"))
@@ -122,6 +136,7 @@ impl ProviderFactory for KubernetesFactory {
             token: get("token"),
             ca_cert: get("ca_cert"),
             insecure: matches!(config.get("insecure").map(Value::peel), Some(Value::Bool(true))),
+            list_unmanaged: matches!(config.get("list_unmanaged").map(Value::peel), Some(Value::Bool(true))),
             project_dir: ctx.project_dir.clone(),
         };
         if let Some(host) = &settings.host {
@@ -140,6 +155,9 @@ struct Settings {
     token: Option<String>,
     ca_cert: Option<String>,
     insecure: bool,
+    /// List unmanaged namespaces (secrets, config maps and manifests are
+    /// listed only when they carry Plinth's mark).
+    list_unmanaged: bool,
     project_dir: std::path::PathBuf,
 }
 
@@ -571,6 +589,36 @@ impl KubernetesProvider {
         }
     }
 
+    /// Every live object of a collection (following `continue` pages);
+    /// a collection the server does not know (a CRD removed, a namespace
+    /// gone) holds nothing.
+    async fn list_collection(&self, collection: &str, what: &str) -> Result<Vec<Json>, Diagnostic> {
+        let client = self.client().await?;
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let mut path = format!("{collection}?limit={LIST_PAGE}");
+            if let Some(c) = &next {
+                path.push_str("&continue=");
+                path.push_str(&query_escape(c));
+            }
+            let page = match client.send(reqwest::Method::GET, &path, None, None).await {
+                Ok(p) => p,
+                Err(ApiError::Status(404, _)) => return Ok(items),
+                Err(e) => return Err(api_error("list", what, e)),
+            };
+            match page["items"].as_array() {
+                Some(a) => items.extend(a.iter().cloned()),
+                None => return Err(api_error("list", what, ApiError::Decode("the answer has no `items` list".into()))),
+            }
+            match page["metadata"]["continue"].as_str().filter(|c| !c.is_empty()) {
+                // A server that repeats its token would loop forever: stop.
+                Some(c) if next.as_deref() != Some(c) => next = Some(c.to_string()),
+                _ => return Ok(items),
+            }
+        }
+    }
+
     async fn wait_for(&self, t: &Target, spec: &Json) -> Result<Json, Diagnostic> {
         let condition = spec["condition"].as_str().unwrap_or("Ready").to_string();
         let timeout = match &spec["timeout"] {
@@ -801,6 +849,82 @@ impl Provider for KubernetesProvider {
         let t = self.target(&desired(&req.object.rtype, &req.prior)?).await?;
         self.remove(&t).await
     }
+    /// Namespaces (with `list_unmanaged`): every one not managed, `kube-*`
+    /// and `default` excepted, by name. Secrets, config maps, manifests:
+    /// the objects of the same kind in the namespaces of managed ones that
+    /// carry Plinth's mark but are not managed here (orphans of a lost state
+    /// or of another environment), as `namespace/name` (manifests:
+    /// `Kind namespace/name`). Objects managed as another type (a Secret
+    /// applied as a manifest) are not unmanaged, and a manifest does not
+    /// list a collection a dedicated type of the state lists.
+    async fn list(&self, req: ListRequest) -> Result<Vec<String>, Diagnostic> {
+        let rtype = req.rtype.as_str();
+        if !matches!(rtype, "namespace" | "secret" | "config_map" | "manifest") || (rtype == "namespace" && !self.settings.list_unmanaged) {
+            return Ok(vec![]);
+        }
+        let mut managed: std::collections::BTreeSet<(String, String)> = std::collections::BTreeSet::new();
+        // collection → what its items are shown as (`Kind ns/` for manifests, `ns/` for the others).
+        let mut collections: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+        for m in &req.managed {
+            let Ok(obj) = desired(rtype, m) else { continue };
+            let Ok(t) = self.target(&obj).await else { continue };
+            let shown = t.display.strip_suffix(t.name.as_str()).unwrap_or("").to_string();
+            let shown = if rtype == "manifest" { shown } else { shown.split_once(' ').map_or(String::new(), |(_, rest)| rest.to_string()) };
+            collections.entry(t.collection.clone()).or_insert(shown);
+            managed.insert((t.collection, t.name));
+        }
+        for (other, m) in &req.others {
+            let Ok(obj) = desired(other, m) else { continue };
+            if let Ok(t) = self.target(&obj).await {
+                // A collection a dedicated type lists too (Secrets of a
+                // namespace where a `kubernetes.secret` lives) is that type's
+                // to report: a manifest does not report the same object again.
+                let listed_there = other == "secret" || other == "config_map" || (other == "namespace" && self.settings.list_unmanaged);
+                if rtype == "manifest" && listed_there {
+                    collections.remove(&t.collection);
+                }
+                managed.insert((t.collection, t.name));
+            }
+        }
+        let mut out = Vec::new();
+        for (collection, shown) in &collections {
+            let what = format!("the objects of {collection}");
+            for item in self.list_collection(collection, &what).await? {
+                let meta = &item["metadata"];
+                let Some(name) = meta["name"].as_str().filter(|n| !n.is_empty()) else { continue };
+                if !meta["deletionTimestamp"].is_null() || managed.contains(&(collection.clone(), name.to_string())) {
+                    continue;
+                }
+                let keep = if rtype == "namespace" { name != "default" && !name.starts_with("kube-") } else { carries_plinth_mark(meta) };
+                if keep {
+                    out.push(format!("{shown}{name}"));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// True when Plinth applied the object (its field manager owns fields) or
+/// it is labelled `app.kubernetes.io/managed-by=plinth`.
+fn carries_plinth_mark(meta: &Json) -> bool {
+    let by_manager = meta["managedFields"].as_array().is_some_and(|fs| fs.iter().any(|f| f["manager"] == FIELD_MANAGER));
+    by_manager || meta["labels"][MANAGED_BY_LABEL] == FIELD_MANAGER
+}
+
+/// Percent-encodes a query value (a `continue` token).
+fn query_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -825,6 +949,16 @@ mod tests {
         assert_eq!(project(&d, &l), d);
         let l2 = json!({"spec": {"a": 3}, "metadata": {"name": "n"}});
         assert_eq!(project(&d, &l2), json!({"spec": {"a": 3}, "metadata": {"name": "n"}}));
+    }
+
+    #[test]
+    fn plinths_mark_is_its_field_manager_or_the_managed_by_label() {
+        assert!(carries_plinth_mark(&json!({"managedFields": [{"manager": "kubectl"}, {"manager": "plinth", "operation": "Apply"}]})));
+        assert!(carries_plinth_mark(&json!({"labels": {"app.kubernetes.io/managed-by": "plinth"}})));
+        assert!(!carries_plinth_mark(&json!({"labels": {"app.kubernetes.io/managed-by": "Helm"}, "managedFields": [{"manager": "helm"}]})));
+        assert!(!carries_plinth_mark(&json!({})));
+        assert!(!carries_plinth_mark(&json!({"managedFields": "not a list", "labels": 3})));
+        assert_eq!(query_escape("eyJ2Ijoi+/="), "eyJ2Ijoi%2B%2F%3D");
     }
 
     #[test]

@@ -156,10 +156,17 @@ pub trait Provider: Send + Sync {
 }
 
 /// What a provider lists against: the inputs of every managed object of a type.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ListRequest {
     pub rtype: String,
     pub managed: Vec<Map>,
+    /// The recorded attributes of the same objects, in the same order
+    /// (computed ids a provider needs to tell its own objects apart).
+    pub recorded: Vec<Map>,
+    /// `(type, inputs)` of the same configured provider's managed objects
+    /// of its other types, for providers whose types overlap (a Secret
+    /// applied as a `kubernetes.manifest` is not an unmanaged secret).
+    pub others: Vec<(String, Map)>,
 }
 
 /// Default planning: configured attributes as given, computed attributes

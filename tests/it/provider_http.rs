@@ -1,7 +1,8 @@
 //! The `http` provider against a real HTTP server on loopback: a small JSON
 //! REST service written here (std::net + threads) that keeps organisations
 //! in memory, adds server fields (`id`, `created_at`), requires a bearer
-//! token, and can be told to answer 429 or 503 for the next requests.
+//! token, can list them (`GET /orgs`, a bare JSON array), and can be told to
+//! answer 429 or 503 for the next requests.
 
 use crate::provider_conformance::{run as conformance, Case};
 use crate::*;
@@ -100,6 +101,7 @@ fn handle(mut stream: TcpStream, store: &Mutex<Store>) {
         return respond(&mut stream, 401, Some(&json!({"message": "token is required"})), "");
     }
     let body: Option<Json> = serde_json::from_slice(&body).ok();
+    let path = path.split_once('?').map_or(path.as_str(), |(p, _)| p);
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (status, answer) = match (method.as_str(), segments.as_slice()) {
         ("POST", ["orgs"]) => match body {
@@ -114,6 +116,7 @@ fn handle(mut stream: TcpStream, store: &Mutex<Store>) {
             }
             _ => (422, Some(json!({"message": "a JSON object is required"}))),
         },
+        ("GET", ["orgs"]) => (200, Some(Json::Array(s.objects.values().cloned().collect()))),
         (m, ["orgs", id]) => {
             let id: u64 = id.parse().unwrap_or(0);
             match (m, s.objects.get_mut(&id), body) {
@@ -372,4 +375,80 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Two organisations, listed through `list_path` when `list` is given.
+fn listed_config(list: Option<&str>) -> String {
+    let list = list.unwrap_or("");
+    format!(
+        r#"param url: string
+param token: string {{ sensitive = true }}
+
+provider http {{
+  base_url     = url
+  bearer_token = token
+  max_retries  = 0
+}}
+
+resource http.resource a {{
+  path = "/orgs"
+  body = {{ name = "a" }}
+  {list}
+}}
+
+resource http.resource b {{
+  path = "/orgs"
+  body = {{ name = "b" }}
+  {list}
+}}
+"#
+    )
+}
+
+fn drift_json(dir: &std::path::Path, env: &[(String, String)]) -> (Option<i32>, Json, std::process::Output) {
+    let o = cmd(dir, env, &["drift", "--json"]);
+    (o.status.code(), serde_json::from_str(stdout(&o).trim()).unwrap_or(Json::Null), o)
+}
+
+#[test]
+fn objects_created_beside_the_managed_ones_are_reported_unmanaged() {
+    let server = Server::start();
+    let env = vars(&server, TOKEN);
+    let p = project(&[("main.plinth", &listed_config(Some("list_path = \"/orgs\"")))]);
+    assert_exit(&cmd(p.path(), &env, &["apply", "--auto-approve"]), 0);
+    assert_eq!(server.ids().len(), 2);
+    let (code, v, _) = drift_json(p.path(), &env);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["unmanaged"], json!([]));
+    // A third organisation, created behind Plinth's back.
+    let (status, created) = server.request("POST", "/orgs", Some(json!({"name": "rogue"})));
+    assert_eq!(status, 201);
+    let rogue = format!("/orgs/{}", created["id"]);
+    let (code, v, o) = drift_json(p.path(), &env);
+    assert_eq!(code, Some(2), "{v}");
+    assert_eq!(v["unmanaged"], json!([{"type": "http.resource", "object": rogue}]), "{v}");
+    assert_eq!(v["drifted"].as_array().map(Vec::len), Some(0), "the managed ones are in sync: {v}");
+    assert_no_token(&o);
+    let human = cmd(p.path(), &env, &["drift"]);
+    assert_exit(&human, 2);
+    assert!(stdout(&human).contains(&rogue), "{}", stdout(&human));
+    assert_no_token(&human);
+    // Without `list_path` nothing is listed: the same server is in sync.
+    std::fs::write(p.path().join("main.plinth"), listed_config(None)).unwrap();
+    assert_exit(&cmd(p.path(), &env, &["apply", "--auto-approve"]), 0);
+    let (code, v, _) = drift_json(p.path(), &env);
+    assert_eq!((code, &v["unmanaged"]), (Some(0), &json!([])), "{v}");
+}
+
+#[test]
+fn a_list_answer_without_items_is_p6608() {
+    let server = Server::start();
+    let env = vars(&server, TOKEN);
+    let p = project(&[("main.plinth", &listed_config(Some("list_path = \"/orgs\"\n  list_items_pointer = \"/data\"")))]);
+    assert_exit(&cmd(p.path(), &env, &["apply", "--auto-approve"]), 0);
+    let o = cmd(p.path(), &env, &["drift"]);
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains("P6608") && err.contains("list_items_pointer"), "{err}");
+    assert_no_token(&o);
 }

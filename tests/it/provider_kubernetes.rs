@@ -103,6 +103,10 @@ impl KubeApiTestDouble {
         let obj = objects.get_mut(path).unwrap_or_else(|| panic!("no object at {path}"));
         f(obj);
     }
+    /// Creates an object behind Plinth's back (as kubectl or another tool would).
+    pub fn put(&self, path: &str, obj: Json) {
+        self.inner.objects.lock().unwrap().insert(path.to_string(), obj);
+    }
     pub fn conflict_next(&self, n: u64) {
         self.inner.conflicts.store(n, Ordering::SeqCst);
     }
@@ -599,4 +603,108 @@ fn a_secret_written_as_a_manifest_stays_secret() {
         assert!(!all.contains("mf-s3cr3t"), "a secret value was printed:\n{all}");
     }
     assert!(stdout(&outputs[0]).contains("(sensitive)"), "{}", stdout(&outputs[0]));
+}
+
+// ------------------------------------------------------------------ unmanaged objects (drift's list)
+
+fn unmanaged_of(dir: &std::path::Path) -> (Option<i32>, Json) {
+    let o = run(dir, &["drift", "--json"]);
+    let v: Json = serde_json::from_str(stdout(&o).trim()).unwrap_or(Json::Null);
+    (o.status.code(), v)
+}
+
+#[test]
+fn unmanaged_namespaces_are_listed_only_with_list_unmanaged() {
+    let k = KubeApiTestDouble::start();
+    // What every cluster has: never reported.
+    for ns in ["default", "kube-system", "kube-public"] {
+        k.put(&format!("/api/v1/namespaces/{ns}"), json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }));
+    }
+    let block = |on: bool| format!("provider kubernetes {{\n  host           = \"{}\"\n  token          = \"{}\"\n  list_unmanaged = {on}\n}}\n", k.host(), k.token);
+    let src = |on: bool| block(on) + "resource kubernetes.namespace a {\n  name = \"team-a\"\n}\nresource kubernetes.namespace b {\n  name = \"team-b\"\n}\n";
+    let p = project(&[("main.plinth", &src(true))]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    let (code, v) = unmanaged_of(p.path());
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["unmanaged"], json!([]));
+    k.put("/api/v1/namespaces/stray", json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "stray", "uid": "u-stray" } }));
+    // A namespace being deleted is gone already.
+    k.put("/api/v1/namespaces/leaving", json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "leaving", "deletionTimestamp": "2026-11-21T00:00:00Z" } }));
+    let (code, v) = unmanaged_of(p.path());
+    assert_eq!(code, Some(2), "{v}");
+    assert_eq!(v["unmanaged"], json!([{ "type": "kubernetes.namespace", "object": "stray" }]), "{v}");
+    let human = run(p.path(), &["drift"]);
+    assert_exit(&human, 2);
+    assert!(stdout(&human).contains("stray"), "{}", stdout(&human));
+    assert!(!(stdout(&human) + &stderr(&human)).contains(&k.token));
+    // Off by default: the same cluster is in sync.
+    std::fs::write(p.path().join("main.plinth"), src(false)).unwrap();
+    let (code, v) = unmanaged_of(p.path());
+    assert_eq!((code, &v["unmanaged"]), (Some(0), &json!([])), "{v}");
+}
+
+#[test]
+fn config_maps_carrying_plinths_mark_that_this_state_does_not_manage_are_unmanaged() {
+    let k = KubeApiTestDouble::start();
+    let src = provider_block(&k)
+        + r#"
+resource kubernetes.config_map a {
+  name      = "a"
+  namespace = "apps"
+  data      = { k = "1" }
+}
+resource kubernetes.config_map b {
+  name      = "b"
+  namespace = "apps"
+  data      = { k = "2" }
+}
+resource kubernetes.manifest c {
+  manifest = {
+    apiVersion = "v1"
+    kind       = "ConfigMap"
+    metadata   = { name = "via-manifest", namespace = "apps" }
+    data       = { k = "3" }
+  }
+}
+"#;
+    let p = project(&[("main.plinth", &src)]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    // Config maps of others: the one every namespace has, one of Helm's;
+    // and one of Plinth's in a namespace where this state manages nothing.
+    k.put("/api/v1/namespaces/apps/configmaps/kube-root-ca.crt", json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "kube-root-ca.crt", "namespace": "apps", "managedFields": [{ "manager": "kube-controller-manager" }] } }));
+    k.put("/api/v1/namespaces/apps/configmaps/chart", json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "chart", "namespace": "apps", "labels": { "app.kubernetes.io/managed-by": "Helm" } } }));
+    k.put("/api/v1/namespaces/elsewhere/configmaps/x", json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "x", "namespace": "elsewhere", "labels": { "app.kubernetes.io/managed-by": "plinth" } } }));
+    let (code, v) = unmanaged_of(p.path());
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["unmanaged"], json!([]), "a config map applied as a manifest is managed: {v}");
+    // One labelled as Plinth's, created directly on the cluster.
+    k.put("/api/v1/namespaces/apps/configmaps/orphan", json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "orphan", "namespace": "apps", "labels": { "app.kubernetes.io/managed-by": "plinth" } }, "data": { "k": "0" } }));
+    let (code, v) = unmanaged_of(p.path());
+    assert_eq!(code, Some(2), "{v}");
+    assert_eq!(v["unmanaged"], json!([{ "type": "kubernetes.config_map", "object": "apps/orphan" }]), "{v}");
+    // One Plinth applied whose state was lost: it keeps the `plinth` field manager.
+    assert_exit(&run(p.path(), &["state", "rm", "kubernetes.config_map.b"]), 0);
+    assert!(k.get("/api/v1/namespaces/apps/configmaps/b").is_some());
+    let (code, v) = unmanaged_of(p.path());
+    assert_eq!(code, Some(2), "{v}");
+    assert_eq!(
+        v["unmanaged"],
+        json!([{ "type": "kubernetes.config_map", "object": "apps/b" }, { "type": "kubernetes.config_map", "object": "apps/orphan" }]),
+        "{v}"
+    );
+}
+
+#[test]
+fn manifest_orphans_are_named_by_kind_namespace_and_name() {
+    let k = KubeApiTestDouble::start();
+    let p = project(&[("main.plinth", &(provider_block(&k) + &APPLICATION.replace("{V}", "1")))]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    let app = |name: &str, manager: &str| json!({ "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": { "name": name, "namespace": "argocd", "managedFields": [{ "manager": manager }] } });
+    k.put("/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/by-hand", app("by-hand", "kubectl-client-side-apply"));
+    let (code, v) = unmanaged_of(p.path());
+    assert_eq!((code, &v["unmanaged"]), (Some(0), &json!([])), "{v}");
+    k.put("/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/other-env", app("other-env", "plinth"));
+    let (code, v) = unmanaged_of(p.path());
+    assert_eq!(code, Some(2), "{v}");
+    assert_eq!(v["unmanaged"], json!([{ "type": "kubernetes.manifest", "object": "Application argocd/other-env" }]), "{v}");
 }

@@ -131,7 +131,8 @@ impl ProviderFactory for KubernetesFactory {
         let get = |k: &str| config.get(k).and_then(Value::as_str).map(str::to_string);
         let settings = Settings {
             kubeconfig: get("kubeconfig"),
-            context: get("context"),
+            // "" is how a module passes "the current context" along.
+            context: get("context").filter(|c| !c.is_empty()),
             host: get("host"),
             token: get("token"),
             ca_cert: get("ca_cert"),
@@ -245,6 +246,43 @@ pub struct ConnectionSettings {
     pub identity_pem: Option<Vec<u8>>,
 }
 
+/// Runs a kubeconfig `exec` credential plugin (client.authentication.k8s.io
+/// `ExecCredential`): its token, or its client certificate and key. Runs
+/// once when the provider is configured (a run is shorter than the
+/// credentials' lifetime). Never interactive: stdin is closed.
+fn exec_credential(exec: &Json, kubeconfig_dir: &std::path::Path) -> Result<(Option<String>, Option<Vec<u8>>), String> {
+    let command = exec["command"].as_str().filter(|c| !c.is_empty()).ok_or("the exec entry has no `command`")?;
+    // A relative path with a separator is relative to the kubeconfig's directory.
+    let program = if command.contains('/') && std::path::Path::new(command).is_relative() { kubeconfig_dir.join(command) } else { std::path::PathBuf::from(command) };
+    let api_version = exec["apiVersion"].as_str().unwrap_or("client.authentication.k8s.io/v1");
+    let mut cmd = std::process::Command::new(&program);
+    for a in exec["args"].as_array().into_iter().flatten() {
+        cmd.arg(a.as_str().unwrap_or_default());
+    }
+    for e in exec["env"].as_array().into_iter().flatten() {
+        if let (Some(k), Some(v)) = (e["name"].as_str(), e["value"].as_str()) {
+            cmd.env(k, v);
+        }
+    }
+    let info = json!({ "apiVersion": api_version, "kind": "ExecCredential", "spec": { "interactive": false } });
+    cmd.env("KUBERNETES_EXEC_INFO", info.to_string()).stdin(std::process::Stdio::null());
+    let out = cmd.output().map_err(|e| format!("cannot run `{}`: {e}", program.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().next().unwrap_or("").chars().take(300).collect::<String>();
+        return Err(format!("`{}` exited with {} ({first})", program.display(), out.status));
+    }
+    let cred: Json = serde_json::from_slice(&out.stdout).map_err(|e| format!("`{}` did not print an ExecCredential as JSON: {e}", program.display()))?;
+    let status = &cred["status"];
+    if let Some(t) = status["token"].as_str().filter(|t| !t.is_empty()) {
+        return Ok((Some(t.to_string()), None));
+    }
+    match (status["clientCertificateData"].as_str(), status["clientKeyData"].as_str()) {
+        (Some(c), Some(k)) => Ok((None, Some(format!("{c}\n{k}").into_bytes()))),
+        _ => Err(format!("`{}` printed an ExecCredential without `status.token` or a client certificate", program.display())),
+    }
+}
+
 impl Connection {
     pub fn new(s: ConnectionSettings) -> Result<Connection, Diagnostic> {
         let mut b = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(Duration::from_secs(60)).danger_accept_invalid_certs(s.insecure);
@@ -312,15 +350,17 @@ impl Connection {
             }
             _ => None,
         };
-        let token = match user["token"].as_str() {
+        let mut token = match user["token"].as_str() {
             Some(t) => Some(t.to_string()),
             None => file(&user["tokenFile"])?.map(|b| String::from_utf8_lossy(&b).trim().to_string()),
         };
+        let mut identity_pem = identity_pem;
         if token.is_none() && identity_pem.is_none() && !user["exec"].is_null() {
-            return Err(config_error(
-                format!("kubeconfig {shown}: user of context {ctx_name:?} authenticates with an exec plugin"),
-                "Exec credential plugins are not supported yet: give the provider `host` and `token` (e.g. a service account token), or a kubeconfig with a token or client certificate.",
-            ));
+            let credential = exec_credential(&user["exec"], dir).map_err(|why| {
+                config_error(format!("kubeconfig {shown}: the exec credential plugin of context {ctx_name:?} failed"), format!("{why}. Run the plugin by hand to check it (e.g. that you are logged in to the cloud's CLI)."))
+            })?;
+            token = credential.0;
+            identity_pem = credential.1;
         }
         let host = cluster["server"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| config_error(format!("kubeconfig {shown}: the cluster of context {ctx_name:?} has no server"), "Fix the kubeconfig."))?;
         Ok(ConnectionSettings { host: host.to_string(), token, ca_pem, insecure: cluster["insecure-skip-tls-verify"].as_bool().unwrap_or(false), identity_pem })
@@ -930,6 +970,32 @@ fn query_escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_credential_plugins_give_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("get-token.sh");
+        // The plugin sees its args, env and KUBERNETES_EXEC_INFO.
+        std::fs::write(
+            &plugin,
+            "#!/bin/sh\ncase \"$KUBERNETES_EXEC_INFO\" in *ExecCredential*) ;; *) exit 3 ;; esac\nprintf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%s-%s\"}}' \"$1\" \"$REGION\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let kubeconfig = dir.path().join("config");
+        std::fs::write(
+            &kubeconfig,
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\nclusters:\n- name: k\n  cluster: {server: \"https://127.0.0.1:6443\"}\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ./get-token.sh\n      args: [\"cce\"]\n      env: [{name: REGION, value: eu-de}]\n",
+        )
+        .unwrap();
+        let settings = Connection::settings_from_kubeconfig(&kubeconfig, None).expect("exec plugin");
+        assert_eq!(settings.token.as_deref(), Some("cce-eu-de"));
+        // A failing plugin is a diagnostic naming the plugin, not a panic.
+        std::fs::write(&plugin, "#!/bin/sh\necho 'not logged in' >&2\nexit 1\n").unwrap();
+        let err = Connection::settings_from_kubeconfig(&kubeconfig, None).err().expect("failing plugin");
+        assert!(err.help.contains("not logged in") && err.help.contains("get-token.sh"), "{}", err.help);
+    }
 
     #[test]
     fn plurals() {

@@ -36,11 +36,16 @@ use std::time::{Duration, Instant};
 ///   plinth apply           make it so (asks first; --auto-approve in CI)
 ///   plinth output          read the outputs
 ///
+/// A platform: `plinth init` pins module sources in plinth.lock, `plinth envs`
+/// lists the environments of envs/, `plinth plan --env prod/edp` plans one,
+/// `plinth drift --env prod/edp` checks it every night.
+///
 /// State lives in `.plinth/state.db` (SQLite) in the project unless --state
-/// says otherwise. Every command takes the project directory as its optional
-/// last argument (default: the current directory).
+/// or the environment's backend says otherwise. Every command takes the
+/// project directory as its optional last argument (default: the current
+/// directory).
 #[derive(Parser, Debug)]
-#[command(name = "plinth", version, about, long_about, propagate_version = true, arg_required_else_help = true)]
+#[command(name = "plinth", version, about, long_about, verbatim_doc_comment, propagate_version = true, arg_required_else_help = true)]
 pub struct Cli {
     /// Never use colours (also: NO_COLOR=1).
     #[arg(long, global = true)]

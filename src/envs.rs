@@ -133,10 +133,10 @@ impl Backend {
                 let mut query = Vec::new();
                 if let Some(endpoint) = self.string_setting("endpoint")? {
                     check_endpoint(endpoint).map_err(|why| self.invalid(&why))?;
-                    query.push(format!("endpoint={}", percent_encode(endpoint)));
+                    query.push(format!("endpoint={}", crate::state::percent_encode(endpoint)));
                 }
                 if let Some(region) = self.string_setting("region")? {
-                    query.push(format!("region={}", percent_encode(region)));
+                    query.push(format!("region={}", crate::state::percent_encode(region)));
                 }
                 match self.settings.get("path_style").map(plain) {
                     None | Some(Value::Null) => {}
@@ -216,20 +216,6 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
     } else {
         Err(format!("`endpoint` must be an http:// or https:// URL, not `{endpoint}`"))
     }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters (the S3
-/// address's query values are percent-decoded).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The process environment, unrecorded.

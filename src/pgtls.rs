@@ -132,12 +132,12 @@ pub fn split_url(url: &str) -> Result<(String, UrlTls), String> {
         let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
         match key {
             "sslmode" => {
-                let value = percent_decode(value).ok_or("sslmode is not valid percent-encoded UTF-8")?;
+                let value = crate::state::percent_decode(value).ok_or("sslmode is not valid percent-encoded UTF-8")?;
                 let mode = SslMode::parse(&value).ok_or_else(|| format!("sslmode `{value}` is not one of {}", SslMode::NAMES))?;
                 tls.mode = Some(mode);
             }
             "sslrootcert" => {
-                let value = percent_decode(value).ok_or("sslrootcert is not valid percent-encoded UTF-8")?;
+                let value = crate::state::percent_decode(value).ok_or("sslrootcert is not valid percent-encoded UTF-8")?;
                 if value.is_empty() {
                     return Err("sslrootcert is empty".into());
                 }
@@ -148,31 +148,6 @@ pub fn split_url(url: &str) -> Result<(String, UrlTls), String> {
     }
     let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
     Ok((url, tls))
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Why a connection could not be made.

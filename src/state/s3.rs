@@ -104,30 +104,6 @@ fn address_error(address: &str, why: &str) -> Diagnostic {
     ))
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 fn parse_address(address: &str) -> Result<Address, Diagnostic> {
     let rest = address.strip_prefix("s3://").ok_or_else(|| address_error(address, "it does not start with s3://"))?;
     let (path, query) = match rest.split_once('?') {
@@ -144,7 +120,7 @@ fn parse_address(address: &str) -> Result<Address, Diagnostic> {
     let mut parsed = Address { bucket: bucket.to_string(), prefix: prefix.to_string(), endpoint: None, region: String::new(), path_style: false };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value).ok_or_else(|| address_error(address, &format!("the value of `{key}` is not valid percent-encoding")))?;
+        let value = crate::state::percent_decode(value).ok_or_else(|| address_error(address, &format!("the value of `{key}` is not valid percent-encoding")))?;
         match key {
             "endpoint" => {
                 if !(value.starts_with("http://") || value.starts_with("https://")) {

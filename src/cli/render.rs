@@ -70,7 +70,7 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
                 .components
                 .iter()
                 .enumerate()
-                .filter(|(_, (a, _, _))| c.address.len() > a.len() && c.address.starts_with(a.as_str()) && c.address.as_bytes()[a.len()] == b'.')
+                .filter(|(_, (a, _, _))| crate::plan::in_component(a, &c.address))
                 .max_by_key(|(_, (a, _, _))| a.len())
                 .map(|(i, _)| i);
             match groups.iter_mut().find(|(o, _)| *o == owner) {

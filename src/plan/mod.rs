@@ -416,7 +416,7 @@ pub fn select(cfg: &Config, graph: &Graph, prior: &Snapshot, only: &[String]) ->
 
 /// `stack.core` covers `stack.core.random.password.x`; `module.db` covers
 /// every instance `module.db["a"].…`.
-fn in_component(target: &str, address: &str) -> bool {
+pub fn in_component(target: &str, address: &str) -> bool {
     match address.strip_prefix(target) {
         Some(rest) => !target.contains('*') && (rest.starts_with('.') || (rest.starts_with('[') && !target.ends_with(']'))),
         None => false,

@@ -8,6 +8,7 @@
 
 pub mod conformance;
 pub mod crypt;
+pub mod fault;
 pub mod model;
 pub mod postgres;
 pub mod s3;
@@ -172,7 +173,7 @@ pub fn open(address: &str, env: &str) -> Result<Box<dyn Store>, Diagnostic> {
     } else {
         Box::new(sqlite::SqliteStore::open(std::path::Path::new(address), env)?)
     };
-    Ok(Box::new(crypt::Encrypted::new(inner, keys)))
+    Ok(Box::new(crypt::Encrypted::new(fault::wrap(inner), keys)))
 }
 
 pub fn now_unix() -> i64 {

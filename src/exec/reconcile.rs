@@ -4,6 +4,14 @@
 //! object back and record what is true: an object that exists is recorded
 //! (so nothing is orphaned), one that does not is forgotten (so nothing is
 //! duplicated). The next plan then converges from there.
+//!
+//! An interrupted update is the delicate case: what is read back may be the
+//! update's result, or the object as it was before (possibly edited by hand,
+//! which is why `drift --fix` and `apply --refresh` update it). The read-back
+//! is never recorded as if Plinth had applied it: unless every input it
+//! reports equals what the update applies, the record keeps the attributes
+//! Plinth last applied (so `drift` still shows the difference) and takes the
+//! observed inputs (so the next plan, even without `--refresh`, updates again).
 
 use crate::diagnostic::Diagnostic;
 use crate::plan;
@@ -75,11 +83,9 @@ pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx:
                 }
             }
             ("update", Some(attrs)) => {
-                // Keep the old inputs: if the update did not happen the next
-                // plan updates again; if it did, updating again is harmless.
                 out.unchanged.push(intent.address.clone());
                 match recorded {
-                    Some(r) => Completion::Upsert { intent: Some(intent.id), record: InstanceRecord { attrs, ..r.clone() } },
+                    Some(r) => Completion::Upsert { intent: Some(intent.id), record: settle_update(registry, &provider_name, &intent, r, attrs) },
                     None => Completion::Close { intent: intent.id, outcome: "reconciled".into() },
                 }
             }
@@ -91,4 +97,32 @@ pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx:
         store.complete(serial, &[completion])?;
     }
     Ok(out)
+}
+
+/// The record for an object whose update was interrupted, given what reading
+/// it back (`observed`) shows. Every input the provider reports equal to the
+/// intent's inputs (and at least one reported): the update happened, record
+/// it as a completed update. Otherwise it did not (or not entirely): keep the attributes as last
+/// applied, and record the inputs as observed (as `--refresh` does) so that
+/// plans see the difference with the configuration and update again.
+fn settle_update(registry: &Registry, provider_name: &str, intent: &crate::state::Intent, recorded: &InstanceRecord, observed: crate::value::Map) -> InstanceRecord {
+    // A provider that reports none of the inputs cannot tell: not applied.
+    let reported: Vec<bool> = intent.inputs.iter().filter_map(|(k, v)| observed.get(k).map(|seen| seen == v)).collect();
+    let applied = !reported.is_empty() && reported.iter().all(|same| *same);
+    if applied {
+        let mut sensitive = plan::sensitive_attrs(registry, provider_name, &intent.rtype, &observed, &intent.sensitive);
+        for name in &recorded.sensitive {
+            if !sensitive.contains(name) {
+                sensitive.push(name.clone());
+            }
+        }
+        return InstanceRecord { inputs: intent.inputs.clone(), attrs: observed, sensitive, deps: intent.deps.clone(), ..recorded.clone() };
+    }
+    let mut inputs = recorded.inputs.clone();
+    for (k, v) in &observed {
+        if inputs.contains_key(k) {
+            inputs.insert(k.clone(), v.clone());
+        }
+    }
+    InstanceRecord { inputs, ..recorded.clone() }
 }

@@ -189,3 +189,181 @@ fn sigkill_at_random_instants_converges() {
 fn libc_sigkill() -> i32 {
     9
 }
+
+// ---- Every command that writes state, killed at every write point.
+//
+// `PLINTH_FAULT=write:k` kills the process right after the k-th transaction
+// the state backend committed (lock, run, intents, results, outputs, drift
+// reports, surgery, unlock): each test raises k until the command is no
+// longer killed, so every write point of the command is hit, whatever their
+// number. Apply's write-ahead hooks (`call:k`: the provider answered, its
+// result is not durable) add the points between two writes.
+
+/// Runs a command with a fault point (and extra environment variables).
+fn run_with_fault(dir: &Path, args: &[&str], fault: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = plinth();
+    c.args(args).env("PLINTH_FAULT", fault).current_dir(dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn was_killed(o: &std::process::Output) -> bool {
+    o.status.signal() == Some(libc_sigkill())
+}
+
+/// `write:1`, `write:2`, … until a run with `setup` then `args` is no longer
+/// killed (at most `max`), then `extra` points: calls `check` after each.
+/// Returns how many runs were killed.
+fn kill_at_every_write_point(args: &[&str], env: &[(&str, &str)], extra: &[&str], max: usize, setup: &dyn Fn() -> tempfile::TempDir, check: &dyn Fn(&Path, &str)) -> usize {
+    let mut kills = 0;
+    let mut points: Vec<String> = (1..=max).map(|k| format!("write:{k}")).collect();
+    points.extend(extra.iter().map(|s| s.to_string()));
+    let mut writes_done = false;
+    for point in points {
+        let is_write = point.starts_with("write:");
+        if is_write && writes_done {
+            continue;
+        }
+        let p = setup();
+        let out = run_with_fault(p.path(), args, &point, env);
+        if was_killed(&out) {
+            kills += 1;
+        } else {
+            assert!(out.status.code().is_some_and(|c| c == 0 || c == 2), "{point}: neither killed nor successful\n{}", stderr(&out));
+            if is_write {
+                writes_done = true;
+            }
+        }
+        check(p.path(), &format!("`plinth {}` killed at {point}", args.join(" ")));
+    }
+    assert!(writes_done, "`plinth {}` still wrote after {max} write points", args.join(" "));
+    kills
+}
+
+/// A small project: a generated secret, a file holding it, three pages.
+const PAGES: &str = r#"
+resource random.password db {
+  length  = 20
+  special = false
+}
+resource file.file secret {
+  path    = "out/secret.txt"
+  content = random.password.db.result
+  mode    = "0600"
+}
+resource file.file page {
+  count   = 3
+  path    = "out/page-${count.index}.txt"
+  content = "page ${count.index}\n"
+}
+output pw = random.password.db.result { sensitive = true }
+"#;
+
+/// Applies PAGES, then edits by hand: two pages changed, one deleted.
+/// Returns the project and the generated password.
+fn pages_with_hand_edits() -> (tempfile::TempDir, String) {
+    let p = project(&[("main.plinth", PAGES)]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    let password = std::fs::read_to_string(p.path().join("out/secret.txt")).unwrap();
+    std::fs::write(p.path().join("out/page-1.txt"), "edited by hand\n").unwrap();
+    std::fs::write(p.path().join("out/page-2.txt"), "edited by hand\n").unwrap();
+    std::fs::remove_file(p.path().join("out/page-0.txt")).unwrap();
+    (p, password)
+}
+
+fn pages_restored(dir: &Path) -> bool {
+    (0..3).all(|i| std::fs::read_to_string(dir.join(format!("out/page-{i}.txt"))).is_ok_and(|t| t == format!("page {i}\n")))
+}
+
+/// PAGES converged: the configuration on disk, drift clean, plans empty,
+/// the secret generated once, the journal settled, the database sound.
+fn check_pages_converged(dir: &Path, password: &str, context: &str) {
+    assert!(pages_restored(dir), "{context}: the hand edits are still there");
+    assert_eq!(std::fs::read_to_string(dir.join("out/secret.txt")).unwrap(), password, "{context}: the secret changed");
+    let drift = run(dir, &["drift"]);
+    assert_eq!(drift.status.code(), Some(0), "{context}: drift is not clean\n{}", stdout(&drift));
+    assert_exit(&run(dir, &["plan", "--detailed-exitcode"]), 0);
+    assert_exit(&run(dir, &["plan", "--detailed-exitcode", "--refresh"]), 0);
+    let db = plinth::state::sqlite::SqliteStore::open(&dir.join(".plinth/state.db"), "default").unwrap();
+    let snap = db.snapshot().unwrap();
+    assert_eq!(snap.get("random.password.db").unwrap().attrs["result"].as_str(), Some(password), "{context}: the state lost the secret");
+    assert_eq!(snap.instances.len(), 5, "{context}: {:?}", snap.instances.keys().collect::<Vec<_>>());
+    assert_eq!(db.integrity_check().unwrap(), "ok", "{context}");
+    assert!(db.unfinished_intents().unwrap().is_empty(), "{context}: unfinished intents remain");
+}
+
+/// After a killed run that was restoring hand edits: as long as an edit is
+/// still on disk, `drift` must say so (it used to record them as applied
+/// and report "0 drifted"), and the interrupted command, run again,
+/// converges.
+fn check_restoring_run_recovers(dir: &Path, again: &[&str], context: &str) {
+    let password = std::fs::read_to_string(dir.join("out/secret.txt")).unwrap();
+    if !pages_restored(dir) {
+        let drift = run(dir, &["drift"]);
+        assert_eq!(drift.status.code(), Some(2), "{context}: hand edits remain but drift says\n{}{}", stdout(&drift), stderr(&drift));
+    }
+    let rerun = run(dir, again);
+    assert!(rerun.status.code().is_some_and(|c| c == 0), "{context}: running it again failed\n{}{}", stdout(&rerun), stderr(&rerun));
+    check_pages_converged(dir, &password, context);
+}
+
+#[test]
+fn sigkill_during_drift_fix_never_records_the_hand_edits() {
+    let setup = || pages_with_hand_edits().0;
+    let check = |dir: &Path, context: &str| check_restoring_run_recovers(dir, &["drift", "--fix", "--auto-approve"], context);
+    let kills = kill_at_every_write_point(&["drift", "--fix", "--auto-approve"], &[], &["call:1", "call:2", "call:3"], 200, &setup, &check);
+    assert!(kills >= 10, "only {kills} runs of drift --fix were killed");
+    eprintln!("crash: drift --fix killed {kills} times, always converged");
+}
+
+#[test]
+fn sigkill_during_apply_refresh_never_records_the_hand_edits() {
+    let setup = || pages_with_hand_edits().0;
+    let check = |dir: &Path, context: &str| check_restoring_run_recovers(dir, &["apply", "--refresh", "--auto-approve"], context);
+    let kills = kill_at_every_write_point(&["apply", "--refresh", "--auto-approve"], &[], &["call:1", "call:2", "call:3"], 200, &setup, &check);
+    assert!(kills >= 8, "only {kills} runs of apply --refresh were killed");
+    eprintln!("crash: apply --refresh killed {kills} times, always converged");
+}
+
+#[test]
+fn an_interrupted_update_is_done_again_by_the_next_plain_apply() {
+    // Killed after the update's intent is durable, before the provider call:
+    // reading the object back shows the hand edit, which must not be taken
+    // for the update's result. A plain apply (no --refresh) redoes it.
+    let (p, password) = pages_with_hand_edits();
+    let killed = run_with_fault(p.path(), &["drift", "--fix", "--auto-approve", "--parallelism", "1"], "intent:2", &[]);
+    assert!(was_killed(&killed), "not killed: {}", stderr(&killed));
+    let plan = run(p.path(), &["plan", "--detailed-exitcode"]);
+    assert_exit(&plan, 2);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    if !pages_restored(p.path()) {
+        // The kill may have come before the deleted page's create: that one
+        // only --refresh sees.
+        assert_exit(&run(p.path(), &["drift", "--fix", "--auto-approve"]), 0);
+    }
+    check_pages_converged(p.path(), &password, "after a plain apply");
+}
+
+#[test]
+fn sigkill_during_destroy_converges() {
+    let setup = || {
+        let p = project(&[("main.plinth", PAGES)]);
+        assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+        p
+    };
+    let check = |dir: &Path, context: &str| {
+        let again = run(dir, &["destroy", "--auto-approve"]);
+        assert_exit(&again, 0);
+        assert_eq!(stdout(&run(dir, &["state", "list"])), "", "{context}: objects still recorded");
+        let left: Vec<_> = std::fs::read_dir(dir.join("out")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "{context}: objects left behind: {left:?}");
+        let db = plinth::state::sqlite::SqliteStore::open(&dir.join(".plinth/state.db"), "default").unwrap();
+        assert_eq!(db.integrity_check().unwrap(), "ok", "{context}");
+        assert!(db.unfinished_intents().unwrap().is_empty(), "{context}: unfinished intents remain");
+        assert_exit(&run(dir, &["plan", "--detailed-exitcode"]), 2);
+    };
+    let kills = kill_at_every_write_point(&["destroy", "--auto-approve"], &[], &["call:1", "call:3", "call:5"], 200, &setup, &check);
+    assert!(kills >= 8, "only {kills} runs of destroy were killed");
+}

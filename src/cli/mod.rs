@@ -1359,6 +1359,7 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
         StateCommand::Rm { addresses, dir, state } => {
             let mut store = open_store(&dir, &state, false)?;
             let guard = acquire(store.as_mut(), "state rm", Duration::ZERO, false)?;
+            refuse_unfinished(guard.store, "remove")?;
             let mut missing = Vec::new();
             for a in &addresses {
                 let n = guard.store.remove_instance(a).map_err(|d| Failure::bare(d, false))?;
@@ -1379,6 +1380,7 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
         StateCommand::Mv { from, to, dir, state } => {
             let mut store = open_store(&dir, &state, false)?;
             let guard = acquire(store.as_mut(), "state mv", Duration::ZERO, false)?;
+            refuse_unfinished(guard.store, "move")?;
             let snap = guard.store.snapshot().map_err(|d| Failure::bare(d, false))?;
             if snap.get(&to).is_some() {
                 return Err(Failure::bare(Diagnostic::new("P5005", "destination already recorded").help(format!("`{to}` is already in the state; remove it first with `plinth state rm`.")), false));
@@ -1461,8 +1463,10 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
     }
 }
 
-/// `state migrate` and `state rekey` copy whole states: not while an
-/// interrupted run still has operations to reconcile.
+/// `state migrate` and `state rekey` copy whole states, `state mv` and
+/// `state rm` rewrite rows (an unfinished create would be recorded again under
+/// the old address): not while an interrupted run still has operations to
+/// reconcile.
 fn refuse_unfinished(store: &mut dyn Store, verb: &str) -> Result<(), Failure> {
     if store.unfinished_intents().map_err(|d| Failure::bare(d, false))?.is_empty() {
         return Ok(());

@@ -171,6 +171,25 @@ impl Encrypted {
         }
     }
 
+    /// State surgery (`state mv`, `state rm`) on a state that holds sealed
+    /// values needs the current key: a moved row must be sealed again for its
+    /// new address (with only a previous key, or none, it could not be, and
+    /// its secrets would never open again). Refused (`P5020`) before anything
+    /// is written.
+    fn surgery_needs_current_key(&self, verb: &str) -> Result<(), Diagnostic> {
+        if self.keys.as_ref().is_some_and(Keys::sealing) {
+            return Ok(());
+        }
+        let snap = self.inner.snapshot()?;
+        if !snap.instances.values().any(|r| is_sealed(&r.inputs) || is_sealed(&r.attrs)) {
+            return Ok(());
+        }
+        let why = if self.keys.is_some() { "only PLINTH_STATE_KEY_PREVIOUS is set" } else { "PLINTH_STATE_KEY is not set" };
+        Err(Diagnostic::new("P5020", "state surgery needs the current state key").help(format!(
+            "This state holds sealed values and {why}. `plinth {verb}` re-seals the rows it touches with the current key: set PLINTH_STATE_KEY (or PLINTH_STATE_KEY_FILE) to it, keeping older keys in PLINTH_STATE_KEY_PREVIOUS. Nothing was changed."
+        )))
+    }
+
     fn seal_record(&self, r: &InstanceRecord) -> InstanceRecord {
         InstanceRecord {
             inputs: self.seal_map(&r.inputs, self.aad(&r.address, &r.deposed, "inputs")),
@@ -266,20 +285,27 @@ impl Store for Encrypted {
         self.inner.history()
     }
     fn remove_instance(&mut self, address: &str) -> Result<usize, Diagnostic> {
+        self.surgery_needs_current_key("state rm")?;
         self.inner.remove_instance(address)
     }
     fn move_instance(&mut self, from: &str, to: &str, resource: &str) -> Result<usize, Diagnostic> {
-        // The sealed values are bound to their address: open, move, reseal.
-        let snap = self.snapshot()?;
-        let moved = self.inner.move_instance(from, to, resource)?;
-        if moved > 0 && self.keys.as_ref().is_some_and(Keys::sealing) {
-            if let Some(rec) = snap.get(from) {
-                let rec = InstanceRecord { address: to.to_string(), resource: resource.to_string(), ..rec.clone() };
-                let serial = snap.serial.max(1);
-                self.inner.complete(serial, &[Completion::Upsert { intent: None, record: self.seal_record(&rec) }])?;
-            }
+        self.surgery_needs_current_key("state mv")?;
+        if !self.keys.as_ref().is_some_and(Keys::sealing) {
+            // Nothing is sealed (checked above): the backend moves the row.
+            return self.inner.move_instance(from, to, resource);
         }
-        Ok(moved)
+        // The sealed values are bound to their address: open them, and move
+        // the row and seal it again for its new address in one transaction,
+        // so that a kill leaves it, readable, at one address or the other.
+        let snap = self.snapshot()?;
+        let Some(rec) = snap.get(from) else { return Ok(0) };
+        if from != to && snap.get(to).is_some() {
+            return Err(Diagnostic::new("P5005", "destination already recorded").help(format!("`{to}` is already in the state; remove it first with `plinth state rm`.")));
+        }
+        let rec = InstanceRecord { address: to.to_string(), resource: resource.to_string(), ..rec.clone() };
+        let remove = Completion::Remove { intent: None, address: from.to_string(), deposed: String::new() };
+        self.inner.complete(snap.serial.max(1), &[remove, Completion::Upsert { intent: None, record: self.seal_record(&rec) }])?;
+        Ok(1)
     }
     fn lock(&mut self, info: &LockInfo, lease_secs: i64) -> Result<Option<LockInfo>, Diagnostic> {
         self.inner.lock(info, lease_secs)

@@ -367,3 +367,126 @@ fn sigkill_during_destroy_converges() {
     let kills = kill_at_every_write_point(&["destroy", "--auto-approve"], &[], &["call:1", "call:3", "call:5"], 200, &setup, &check);
     assert!(kills >= 8, "only {kills} runs of destroy were killed");
 }
+
+// ---- State surgery on an encrypted state.
+
+const KEY_A: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const KEY_B: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+/// The state opened with these keys, as the CLI opens it (every row must open).
+fn encrypted_snapshot(dir: &Path, current: &str, previous: &[&str]) -> Result<plinth::state::model::Snapshot, plinth::diagnostic::Diagnostic> {
+    use plinth::state::crypt::{Encrypted, Key, Keys};
+    let keys = Keys { current: Some(Key::parse(current, "test").unwrap()), previous: previous.iter().map(|k| Key::parse(k, "test").unwrap()).collect() };
+    let inner = plinth::state::sqlite::SqliteStore::open(&dir.join(".plinth/state.db"), "default").unwrap();
+    Encrypted::new(Box::new(inner), Some(keys)).snapshot()
+}
+
+/// PAGES applied with KEY_A.
+fn encrypted_pages() -> (tempfile::TempDir, String) {
+    let p = project(&[("main.plinth", PAGES)]);
+    let out = plinth().args(["apply", "--auto-approve"]).env("PLINTH_STATE_KEY", KEY_A).current_dir(p.path()).output().unwrap();
+    assert_exit(&out, 0);
+    let password = std::fs::read_to_string(p.path().join("out/secret.txt")).unwrap();
+    (p, password)
+}
+
+fn with_key(dir: &Path, key: &str, args: &[&str]) -> std::process::Output {
+    plinth().args(args).env("PLINTH_STATE_KEY", key).current_dir(dir).output().unwrap()
+}
+
+#[test]
+fn sigkill_during_state_mv_on_an_encrypted_state_keeps_the_secret() {
+    let setup = || encrypted_pages().0;
+    let check = |dir: &Path, context: &str| {
+        let password = std::fs::read_to_string(dir.join("out/secret.txt")).unwrap();
+        let snap = encrypted_snapshot(dir, KEY_A, &[]).unwrap_or_else(|d| panic!("{context}: a row does not open: {} {}", d.code, d.help));
+        let at: Vec<&str> = ["random.password.db", "random.password.renamed"].into_iter().filter(|a| snap.get(a).is_some()).collect();
+        assert_eq!(at.len(), 1, "{context}: the secret is recorded at {at:?}");
+        assert_eq!(snap.get(at[0]).unwrap().attrs["result"].as_str(), Some(password.as_str()), "{context}: the secret was lost");
+        let db = plinth::state::sqlite::SqliteStore::open(&dir.join(".plinth/state.db"), "default").unwrap();
+        assert_eq!(db.integrity_check().unwrap(), "ok", "{context}");
+        // The configuration that names the secret where it is plans nothing.
+        if at[0] == "random.password.renamed" {
+            std::fs::write(dir.join("main.plinth"), PAGES.replace("random.password.db", "random.password.renamed").replace("password db", "password renamed")).unwrap();
+        }
+        assert_exit(&with_key(dir, KEY_A, &["plan", "--detailed-exitcode", "--refresh"]), 0);
+        assert_eq!(stdout(&with_key(dir, KEY_A, &["output", "pw", "--show-sensitive"])).trim(), password, "{context}");
+    };
+    let kills = kill_at_every_write_point(&["state", "mv", "random.password.db", "random.password.renamed"], &[("PLINTH_STATE_KEY", KEY_A)], &[], 50, &setup, &check);
+    assert!(kills >= 2, "only {kills} runs of state mv were killed");
+}
+
+#[test]
+fn sigkill_during_state_rm_on_an_encrypted_state_converges() {
+    let setup = || encrypted_pages().0;
+    let check = |dir: &Path, context: &str| {
+        let password = std::fs::read_to_string(dir.join("out/secret.txt")).unwrap();
+        encrypted_snapshot(dir, KEY_A, &[]).unwrap_or_else(|d| panic!("{context}: a row does not open: {}", d.code));
+        // The object itself was never touched: applying records it again,
+        // with the secret it holds.
+        assert_exit(&with_key(dir, KEY_A, &["apply", "--auto-approve"]), 0);
+        assert_eq!(std::fs::read_to_string(dir.join("out/secret.txt")).unwrap(), password, "{context}: the secret changed");
+        let snap = encrypted_snapshot(dir, KEY_A, &[]).unwrap();
+        assert_eq!(snap.instances.len(), 5, "{context}");
+        assert_eq!(snap.get("random.password.db").unwrap().attrs["result"].as_str(), Some(password.as_str()), "{context}");
+        assert_exit(&with_key(dir, KEY_A, &["plan", "--detailed-exitcode", "--refresh"]), 0);
+    };
+    let kills = kill_at_every_write_point(&["state", "rm", "file.file.secret"], &[("PLINTH_STATE_KEY", KEY_A)], &[], 50, &setup, &check);
+    assert!(kills >= 2, "only {kills} runs of state rm were killed");
+}
+
+#[test]
+fn sigkill_during_state_rekey_converges() {
+    let rotate = [("PLINTH_STATE_KEY", KEY_B), ("PLINTH_STATE_KEY_PREVIOUS", KEY_A)];
+    let setup = || encrypted_pages().0;
+    let check = |dir: &Path, context: &str| {
+        let password = std::fs::read_to_string(dir.join("out/secret.txt")).unwrap();
+        // Mid-rotation every row opens with the new key and the old one.
+        let snap = encrypted_snapshot(dir, KEY_B, &[KEY_A]).unwrap_or_else(|d| panic!("{context}: a row does not open: {}", d.code));
+        assert_eq!(snap.get("random.password.db").unwrap().attrs["result"].as_str(), Some(password.as_str()), "{context}");
+        // Rekeying again finishes the rotation: then the new key alone suffices.
+        let mut again = plinth();
+        again.args(["state", "rekey"]).current_dir(dir);
+        for (k, v) in rotate {
+            again.env(k, v);
+        }
+        assert_exit(&again.output().unwrap(), 0);
+        let snap = encrypted_snapshot(dir, KEY_B, &[]).unwrap_or_else(|d| panic!("{context}: after rekey a row needs the old key: {}", d.code));
+        assert_eq!(snap.get("random.password.db").unwrap().attrs["result"].as_str(), Some(password.as_str()), "{context}");
+        assert_exit(&with_key(dir, KEY_B, &["plan", "--detailed-exitcode", "--refresh"]), 0);
+        assert_eq!(stdout(&with_key(dir, KEY_B, &["output", "pw", "--show-sensitive"])).trim(), password, "{context}");
+    };
+    let kills = kill_at_every_write_point(&["state", "rekey"], &rotate, &[], 50, &setup, &check);
+    assert!(kills >= 3, "only {kills} runs of state rekey were killed");
+}
+
+#[test]
+fn state_surgery_without_the_current_key_is_refused_and_changes_nothing() {
+    let (p, password) = encrypted_pages();
+    let before = encrypted_snapshot(p.path(), KEY_A, &[]).unwrap();
+    let history = stdout(&run(p.path(), &["state", "history"]));
+    let attempts: [(&str, Vec<(&str, &str)>); 4] = [
+        ("mv", vec![("PLINTH_STATE_KEY_PREVIOUS", KEY_A)]),
+        ("rm", vec![("PLINTH_STATE_KEY_PREVIOUS", KEY_A)]),
+        ("mv", vec![]),
+        ("rm", vec![]),
+    ];
+    for (verb, env) in attempts {
+        let args: Vec<&str> = if verb == "mv" { vec!["state", "mv", "random.password.db", "random.password.renamed"] } else { vec!["state", "rm", "random.password.db"] };
+        let mut c = plinth();
+        c.args(&args).current_dir(p.path()).env_remove("PLINTH_STATE_KEY");
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert_exit(&out, 1);
+        // Without any key, `state mv` cannot even read the state (P5006).
+        let refused = stderr(&out).contains("P5020") || (env.is_empty() && stderr(&out).contains("P5006"));
+        assert!(refused, "state {verb} with {env:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains(&password) && !stderr(&out).contains(KEY_A), "state {verb}: a secret in the error");
+        let after = encrypted_snapshot(p.path(), KEY_A, &[]).unwrap_or_else(|d| panic!("state {verb} with {env:?} left a row that does not open: {}", d.code));
+        assert_eq!(after.instances, before.instances, "state {verb} with {env:?} changed the state");
+        assert_eq!(stdout(&run(p.path(), &["state", "history"])), history);
+    }
+    assert_exit(&with_key(p.path(), KEY_A, &["plan", "--detailed-exitcode"]), 0);
+}

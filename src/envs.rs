@@ -253,7 +253,8 @@ pub fn list(project_dir: &Path) -> Result<Vec<String>, Diags> {
     let root = envs_dir(project_dir).map_err(|d| vec![d])?;
     let mut names = Vec::new();
     let mut diags = Vec::new();
-    walk(&root, "", 0, &mut names, &mut diags);
+    let mut ancestors = Vec::new();
+    walk(&root, "", 0, &mut ancestors, &mut names, &mut diags);
     names.sort();
     names.dedup();
     if diags.is_empty() {
@@ -263,12 +264,19 @@ pub fn list(project_dir: &Path) -> Result<Vec<String>, Diags> {
     }
 }
 
-fn walk(dir: &Path, prefix: &str, depth: usize, names: &mut Vec<String>, diags: &mut Diags) {
+/// Lists `dir` into `names`. Linked directories are followed, except one
+/// that leads back to a directory being walked (`ancestors`, by device and
+/// inode): a link loop ends there instead of branching at every level.
+fn walk(dir: &Path, prefix: &str, depth: usize, ancestors: &mut Vec<(u64, u64)>, names: &mut Vec<String>, diags: &mut Diags) {
     if depth > MAX_DIR_DEPTH {
         diags.push(Diagnostic::new("P2080", "cannot read the environments").help(format!(
             "{} is nested more than {MAX_DIR_DEPTH} directories below envs/ (a symbolic link loop?); remove the loop or flatten the tree.",
             display_path(dir)
         )));
+        return;
+    }
+    let id = dir_id(dir);
+    if id.is_some_and(|id| ancestors.contains(&id)) {
         return;
     }
     let entries = match std::fs::read_dir(dir) {
@@ -278,6 +286,7 @@ fn walk(dir: &Path, prefix: &str, depth: usize, names: &mut Vec<String>, diags: 
             return;
         }
     };
+    ancestors.extend(id);
     for entry in entries {
         let entry = match entry {
             Ok(e) => e,
@@ -297,15 +306,29 @@ fn walk(dir: &Path, prefix: &str, depth: usize, names: &mut Vec<String>, diags: 
         if file_name.starts_with('.') {
             continue;
         }
-        // Follows symbolic links (the depth limit stops loops).
+        // Follows symbolic links (a loop stops at its first repeat).
         if path.is_dir() {
-            walk(&path, &format!("{prefix}{file_name}/"), depth + 1, names, diags);
+            walk(&path, &format!("{prefix}{file_name}/"), depth + 1, ancestors, names, diags);
         } else if let Some(stem) = file_name.strip_suffix(".plinth") {
             if file_name != DEFAULTS_FILE && !stem.is_empty() && path.is_file() {
                 names.push(format!("{prefix}{stem}"));
             }
         }
     }
+    if id.is_some() {
+        ancestors.pop();
+    }
+}
+
+/// The device and inode of a directory (links followed).
+#[cfg(unix)]
+fn dir_id(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+#[cfg(not(unix))]
+fn dir_id(_dir: &Path) -> Option<(u64, u64)> {
+    None
 }
 
 /// The components of a well-formed environment name (`prod/edp`), or None.

@@ -25,6 +25,7 @@ extern crate alloc;
 pub mod diagnostic;
 pub mod syntax;
 pub mod value;
+pub mod fsutil;
 pub mod eval;
 pub mod template;
 pub mod providers;

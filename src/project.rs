@@ -129,6 +129,12 @@ impl Loader {
         let resolver = crate::sources::Resolver::new(project_dir, mode)?;
         Ok(Loader { project_dir: project_dir.to_path_buf(), sources, module_files: Vec::new(), resolver, cache: Default::default() })
     }
+
+    /// The directories of the modules loaded so far (relative to the
+    /// project directory, or absolute).
+    pub fn module_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.cache.keys().map(PathBuf::as_path)
+    }
 }
 
 /// `a/./b/../c` → `a/c`, lexically.
@@ -350,17 +356,30 @@ fn parse_cli_value(sources: &mut Sources, origin: &str, raw: &str, string_param:
 }
 
 /// The outside world as expressions see it, recorded. In replay mode (a saved
-/// plan) environment variables come from the recording.
+/// plan) environment variables come from the recording. Files are read and
+/// listed only inside the project directory and the directories of the
+/// modules it loads ([`RunHost::allow`]), links resolved; `fileset` never
+/// descends into a linked directory (no loops).
 #[derive(Debug, Default)]
 pub struct RunHost {
     pub base: PathBuf,
     pub env_lookups: BTreeMap<String, Option<String>>,
     pub replay: bool,
+    /// Resolved directories files may be read from.
+    roots: Vec<PathBuf>,
 }
 
 impl RunHost {
     pub fn new(base: &Path) -> RunHost {
-        RunHost { base: base.to_path_buf(), env_lookups: BTreeMap::default(), replay: false }
+        RunHost { base: base.to_path_buf(), env_lookups: BTreeMap::default(), replay: false, roots: vec![crate::fsutil::resolve(base)] }
+    }
+    /// Lets expressions read files under `dir` too (a module's directory
+    /// outside the project).
+    pub fn allow(&mut self, dir: &Path) {
+        let dir = crate::fsutil::resolve(&self.base.join(dir));
+        if !self.roots.iter().any(|r| dir.starts_with(r)) {
+            self.roots.push(dir);
+        }
     }
     fn resolve(&self, path: &str) -> PathBuf {
         let p = Path::new(path);
@@ -368,6 +387,16 @@ impl RunHost {
             p.to_path_buf()
         } else {
             self.base.join(p)
+        }
+    }
+    /// The path with its links resolved, if it stays inside an allowed
+    /// directory.
+    fn confined(&self, path: &str) -> Result<PathBuf, String> {
+        let full = crate::fsutil::resolve(&self.resolve(path));
+        if self.roots.iter().any(|r| full.starts_with(r)) {
+            Ok(full)
+        } else {
+            Err("the path leaves the project directory".to_string())
         }
     }
 }
@@ -381,24 +410,24 @@ impl FnHost for RunHost {
         self.env_lookups.insert(name.to_string(), v.clone());
         v
     }
+    fn confine(&mut self, path: &str) -> Result<(), String> {
+        self.confined(path).map(|_| ())
+    }
     fn read_file(&mut self, path: &str) -> Result<String, String> {
-        let full = self.resolve(path);
-        std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
+        let full = self.confined(path)?;
+        std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", self.resolve(path).display()))
     }
     fn fileset(&mut self, dir: &str, pattern: &str) -> Result<Vec<String>, String> {
-        let base = self.resolve(dir);
-        let full = base.join(pattern);
-        let Some(full) = full.to_str() else { return Err("the path is not valid UTF-8".into()) };
-        let mut out = Vec::new();
-        for entry in glob::glob(full).map_err(|e| format!("invalid pattern: {e}"))? {
-            let Ok(path) = entry else { continue };
-            if path.is_file() {
-                if let Ok(rel) = path.strip_prefix(&base) {
-                    out.push(rel.to_string_lossy().replace('\\', "/"));
-                }
-            }
+        let base = self.confined(dir)?;
+        let options = glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
+        let pattern = glob::Pattern::new(pattern).map_err(|e| format!("invalid pattern: {e}"))?;
+        if !base.is_dir() {
+            return Ok(Vec::new());
         }
-        out.sort();
-        Ok(out)
+        // Linked directories are not descended into (a link loop would
+        // never end); linked files are listed, and `file()` checks where
+        // they lead.
+        let files = crate::providers::file::tree::walk(&base, None).map_err(|d| d.help)?;
+        Ok(files.into_iter().filter(|f| pattern.matches_with(f, options)).collect())
     }
 }

@@ -519,11 +519,10 @@ impl Resolver {
     fn fetch_tree(&self, src: &GitSource, commit: &str, tree: &Path) -> Result<(), FetchError> {
         let parent = tree.parent().unwrap_or(&self.root).to_path_buf();
         std::fs::create_dir_all(&parent).map_err(|e| FetchError::Io(parent.clone(), e))?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let tmp = parent.join(format!(".tmp-{commit}-{}-{nanos}", std::process::id()));
+        // Created exclusively under an unpredictable name: a directory or
+        // link planted in the cache is never fetched into.
+        let tmp = parent.join(format!(".tmp-{commit}-{}-{:016x}", std::process::id(), rand::random::<u64>()));
+        std::fs::create_dir(&tmp).map_err(|e| FetchError::Io(tmp.clone(), e))?;
         let result = self.fetch_into(src, commit, &tmp).and_then(|()| {
             match std::fs::rename(tmp.join("tree"), tree) {
                 Ok(()) => Ok(()),
@@ -1014,12 +1013,11 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The lock file, through an exclusive temporary with an unpredictable name
+/// (never through a link planted beside it).
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("lock.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    crate::fsutil::sweep_temps(path);
+    crate::fsutil::write_atomic(path, bytes, 0o644)
 }
 
 #[cfg(test)]

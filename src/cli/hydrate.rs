@@ -106,7 +106,9 @@ pub fn render_cmd(args: RenderArgs) -> Result<i32, Failure> {
     config.insert("vars".into(), Value::Map(vars));
     config.insert("env".into(), Value::Map(env));
     config.insert("delimiters".into(), delimiters);
-    let rendered = tree::render_tree(&base, &config).map_err(|d| fail(d, json))?;
+    // In a project directory the destination may not hold the project.
+    let kind = if tree::is_project(&base) { tree::Base::Project } else { tree::Base::Directory };
+    let rendered = tree::render_tree_in(&base, kind, &config).map_err(|d| fail(d, json))?;
     let target = tree::target_dir(&base, &config).map_err(|d| fail(d, json))?;
     tree::write_files(&target, &rendered).map_err(|d| fail(d, json))?;
     let n = rendered.files.len();

@@ -530,6 +530,11 @@ pub fn load_project(dir: &Path, json: bool, vars: Vars<'_>, host: &mut RunHost) 
     let (mut cfg, diags) = eval::declare_with(files, crate::diagnostic::Sources::default(), &registry, Some(expansion));
     cfg.sources = std::mem::take(&mut loader.sources);
     project.config_files.extend(loader.module_files.iter().copied());
+    // Modules read their own files (`file("${path.module}/…")`), wherever
+    // their directory is.
+    for module_dir in loader.module_dirs() {
+        host.allow(module_dir);
+    }
     project.sources = cfg.sources.clone();
     if !diags.is_empty() {
         return Err(Failure::new(&cfg.sources, diags, json));

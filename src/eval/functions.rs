@@ -28,6 +28,29 @@ pub trait FnHost {
     /// Paths (relative to `dir`, '/'-separated, sorted) of files under `dir`
     /// matching glob `pattern` (e.g. "**/*.yaml").
     fn fileset(&mut self, dir: &str, pattern: &str) -> Result<Vec<String>, String>;
+    /// Err(why) when `path` (as `read_file` and `fileset` take it) leaves
+    /// the directories expressions may read: `file`, `fileset` and
+    /// `template` then fail with [`OUTSIDE_CODE`] before reading anything.
+    fn confine(&mut self, _path: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The code of a file function refused a path outside the project.
+pub const OUTSIDE_CODE: &str = "P2100";
+
+/// Checks `path` (argument 0 of `function`) with [`FnHost::confine`].
+fn confined(host: &mut dyn FnHost, function: &str, path: &str) -> Result<(), FnError> {
+    host.confine(path).map_err(|why| FnError {
+        message: why.clone(),
+        arg: Some(0),
+        diagnostic: Some(Box::new(
+            crate::diagnostic::Diagnostic::new(OUTSIDE_CODE, format!("`{function}` may not read outside the project"))
+                .help(format!(
+                    "{why}. `file`, `fileset` and `template` read only inside the project directory (and a module's own directory, and a `file.tree`'s template directory), with symbolic links resolved. Copy what is needed into the project."
+                )),
+        )),
+    })
 }
 
 /// A failed function call.
@@ -1660,6 +1683,7 @@ fn f_env(mut a: Args, host: &mut dyn FnHost) -> Result<Value, FnError> {
 
 fn f_file(a: &Args, host: &mut dyn FnHost) -> Result<Value, FnError> {
     let path = a.string(0)?;
+    confined(host, "file", &path)?;
     host.read_file(&path)
         .map(Value::String)
         .map_err(|m| FnError::at(0, format!("could not read the file {}: {m}", quote(&path))))
@@ -1690,6 +1714,7 @@ fn f_template(a: &Args, host: &mut dyn FnHost) -> Result<Value, FnError> {
             )
         })?,
     };
+    confined(host, "template", &path)?;
     let text = host.read_file(&path).map_err(|m| FnError::at(0, format!("could not read the template {}: {m}", quote(&path))))?;
     crate::template::render(&path, &text, &delims, vars, env, host).map_err(|d| FnError {
         message: d.help.clone(),
@@ -1707,6 +1732,7 @@ fn f_fileset(a: &Args, host: &mut dyn FnHost) -> Result<Value, FnError> {
             format!("{} is not a valid glob pattern: {e}", quote(&pattern)),
         )
     })?;
+    confined(host, "fileset", &dir)?;
     let paths = host.fileset(&dir, &pattern).map_err(|m| {
         FnError::at(
             0,

@@ -909,7 +909,7 @@ fn plan_resource(
             (Action::NoOp, Some(rec)) if factory.plans_beyond_config(&rtype) => {
                 let after = factory
                     .plan_checked(&rtype, Some(&rec.attrs), &config)
-                    .map_err(|d| vec![if d.labels.is_empty() { d.label(res.decl.name.span, format!("while planning `{inst_address}`")) } else { d }])?;
+                    .map_err(|d| vec![locate_provider_diagnostic(d, &res.decl, &inst_address)])?;
                 let differs = schema.is_some_and(|s| {
                     s.attributes.iter().any(|(name, attr)| {
                         attr.computed && after.get(*name).is_some_and(|v| v.is_unknown_deep() || Some(v) != rec.attrs.get(*name))
@@ -940,7 +940,7 @@ fn plan_resource(
             (None, Action::Update) => factory.plan_checked(&rtype, prior_rec.map(|r| &r.attrs), &config),
             (None, _) => factory.plan_checked(&rtype, None, &config),
         };
-        let after = planned.map_err(|d| vec![if d.labels.is_empty() { d.label(res.decl.name.span, format!("while planning `{inst_address}`")) } else { d }])?;
+        let after = planned.map_err(|d| vec![locate_provider_diagnostic(d, &res.decl, &inst_address)])?;
         let prior_sensitive = prior_rec.map(|r| r.sensitive.clone()).unwrap_or_default();
         let sens = sensitive_attrs(registry, &provider_name, &rtype, &after, &prior_sensitive);
         let after = mark_sensitive(after, &sens);
@@ -964,4 +964,21 @@ fn plan_resource(
     let value = resource_value(cfg, address, values);
     ns.set_resource(&res.ns_root, &rtype, &res.decl.name.name, value);
     Ok(())
+}
+
+/// A provider's planning diagnostic, located: as the provider located it,
+/// else at the attribute its message starts with (`` `target` … ``) when
+/// the resource sets it, else at the resource's name.
+fn locate_provider_diagnostic(d: Diagnostic, decl: &crate::syntax::ast::ResourceDecl, inst_address: &str) -> Diagnostic {
+    if !d.labels.is_empty() {
+        return d;
+    }
+    let named = d.message.strip_prefix('`').and_then(|rest| rest.split_once('`')).map(|(name, _)| name);
+    match named.and_then(|name| decl.body.attr(name)) {
+        Some(attr) => {
+            let text = format!("in `{inst_address}`");
+            d.label(attr.value.span, text)
+        }
+        None => d.label(decl.name.span, format!("while planning `{inst_address}`")),
+    }
 }

@@ -1,9 +1,11 @@
 //! `file`: files on the local file system. `file.file` writes `content` to
-//! `path` (relative paths resolve against the project directory) atomically:
-//! a deterministic temporary file beside the target, then a rename, so a
-//! killed run leaves either the old or the new file and at most one stray
-//! temporary that the next operation on that path removes. `file.tree`
-//! (in `file_tree.rs`) renders a directory of templates the same way.
+//! `path` (relative paths resolve against the project directory) atomically
+//! through [`crate::fsutil::write_atomic`]: an exclusively created
+//! temporary with an unpredictable name beside the target (a link planted
+//! there is never written through), then a rename, so a killed run leaves
+//! either the old or the new file and at most one stray temporary that the
+//! next write or delete of that path removes. `file.tree` (in
+//! `file_tree.rs`) renders a directory of templates the same way.
 
 #[path = "file_tree.rs"]
 pub mod tree;
@@ -77,6 +79,7 @@ impl ProviderFactory for FileFactory {
             return tree::plan(&self.base, config).unwrap_or_else(|_| {
                 let mut planned = default_plan(self.schema.resources.get(rtype), prior, config);
                 planned.insert("files".into(), Value::Unknown);
+                planned.insert("modes".into(), Value::Unknown);
                 planned.insert("hash".into(), Value::Unknown);
                 planned
             });
@@ -113,11 +116,6 @@ pub(crate) fn io_error(action: &str, path: &Path, e: std::io::Error) -> Diagnost
     )
 }
 
-pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.plinth-tmp"))
-}
-
 fn parse_mode(config: &Map) -> Result<u32, Diagnostic> {
     let text = config.get("mode").and_then(Value::as_str).unwrap_or("0644");
     u32::from_str_radix(text.trim_start_matches("0o"), 8)
@@ -144,10 +142,8 @@ impl FileProvider {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_error("create the directory of", &path, e))?;
         }
-        let tmp = temp_path(&path);
-        std::fs::write(&tmp, content.as_bytes()).map_err(|e| io_error("write", &tmp, e))?;
-        set_mode(&tmp, mode).map_err(|e| io_error("set the mode of", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io_error("move into place", &path, e))?;
+        crate::fsutil::sweep_temps(&path);
+        crate::fsutil::write_atomic(&path, content.as_bytes(), mode).map_err(|e| io_error("write", &path, e))?;
         let mut observed = config;
         observed.insert("id".into(), Value::String(path.display().to_string()));
         observed.insert("sha256".into(), Value::String(sha256_hex(content.as_bytes())));
@@ -156,21 +152,12 @@ impl FileProvider {
 }
 
 #[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-#[cfg(not(unix))]
-fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
-    Ok(())
-}
-#[cfg(unix)]
-fn get_mode(meta: &std::fs::Metadata) -> u32 {
+pub(crate) fn get_mode(meta: &std::fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     meta.permissions().mode() & 0o7777
 }
 #[cfg(not(unix))]
-fn get_mode(_meta: &std::fs::Metadata) -> u32 {
+pub(crate) fn get_mode(_meta: &std::fs::Metadata) -> u32 {
     0o644
 }
 
@@ -184,7 +171,6 @@ impl Provider for FileProvider {
             return tree::read(&self.base, &req.inputs, req.prior);
         }
         let path = self.resolve(&req.inputs)?;
-        let _ = std::fs::remove_file(temp_path(&path));
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -242,7 +228,7 @@ impl Provider for FileProvider {
             return tree::delete(&self.base, &req.prior);
         }
         let path = self.resolve(&req.prior)?;
-        let _ = std::fs::remove_file(temp_path(&path));
+        crate::fsutil::sweep_temps(&path);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

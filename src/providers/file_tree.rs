@@ -5,11 +5,21 @@
 //! rendered content) and `hash` come from the templates on disk whenever
 //! every value they use is known, so a plan shows which rendered files a
 //! template edit or a value change touches. Apply writes each file
-//! atomically (a temporary beside it, then a rename), removes the files it
-//! rendered before that are no longer rendered, and never touches any other
-//! file in `target`. Read recomputes the SHA-256 of every recorded file.
+//! atomically (an exclusively created temporary beside it, then a rename:
+//! [`crate::fsutil::write_atomic`]) with the mode of its template, removes
+//! the files it rendered before that are no longer rendered, and never
+//! touches any other file in `target`. Read recomputes the SHA-256 and the
+//! mode of every recorded file.
+//!
+//! Confinement: nothing is written, read or deleted through a symbolic link
+//! inside `target` (`P6215`, naming the link); a template that is a link
+//! leaving `source` is refused unless `follow_symlinks = true` (`P6216`);
+//! a `target` that holds the project directory or the source, or lies
+//! inside the source, is refused when planning (`P2101`); templates read
+//! files only inside the project directory and the source (`P2100`).
 
-use super::{io_error, sha256_hex, temp_path};
+use super::{get_mode, io_error, sha256_hex};
+use crate::fsutil::{self, Within};
 use crate::diagnostic::Diagnostic;
 use crate::eval::functions::FnHost;
 use crate::providers::{provider_error, AttrSchema, Observed, ResourceSchema};
@@ -32,7 +42,9 @@ pub fn schema() -> ResourceSchema {
         .attr("delimiters", AttrSchema::optional(Type::List(Box::new(Type::String)), "opening and closing tag markers").default(strings(&["{{", "}}"])))
         .attr("include", AttrSchema::optional(Type::List(Box::new(Type::String)), "globs of template paths to render, relative to `source`").default(strings(&["**"])))
         .attr("exclude", AttrSchema::optional(Type::List(Box::new(Type::String)), "globs of template paths to skip").default(strings(&[])))
+        .attr("follow_symlinks", AttrSchema::optional(Type::Bool, "render templates that are symbolic links to files outside `source`").default(Value::Bool(false)))
         .attr("files", AttrSchema::computed(Type::Map(Box::new(Type::String)), "relative path → SHA-256 (hex) of the rendered file"))
+        .attr("modes", AttrSchema::computed(Type::Map(Box::new(Type::String)), "relative path → permissions of the rendered file (octal, the template's)"))
         .attr("hash", AttrSchema::computed(Type::String, "SHA-256 over every rendered path and its hash: one value to depend on").derived())
         .attr("id", AttrSchema::computed(Type::String, "the absolute target directory"))
 }
@@ -40,6 +52,8 @@ pub fn schema() -> ResourceSchema {
 /// Rendered files by relative path ('/'-separated), sorted.
 pub struct Rendered {
     pub files: BTreeMap<String, Vec<u8>>,
+    /// The permissions of each file: its template's.
+    pub modes: BTreeMap<String, u32>,
     pub sensitive: bool,
 }
 
@@ -47,6 +61,17 @@ impl Rendered {
     pub fn hashes(&self) -> BTreeMap<String, String> {
         self.files.iter().map(|(k, v)| (k.clone(), sha256_hex(v))).collect()
     }
+    fn mode_of(&self, rel: &str) -> u32 {
+        self.modes.get(rel).copied().unwrap_or(DEFAULT_MODE)
+    }
+}
+
+/// The mode of a rendered file whose template's is not known.
+const DEFAULT_MODE: u32 = 0o644;
+
+/// `modes` as a value: relative path → `"0755"`.
+pub fn modes_value(modes: &BTreeMap<String, u32>) -> Value {
+    Value::Map(modes.iter().map(|(k, m)| (k.clone(), Value::String(format!("{m:04o}")))).collect())
 }
 
 /// `files` as a value.
@@ -105,30 +130,102 @@ pub fn target_dir(base: &Path, config: &Map) -> Result<PathBuf, Diagnostic> {
 
 /// True when every setting rendering depends on is known.
 pub fn renderable(config: &Map) -> bool {
-    ["source", "target", "vars", "env", "delimiters", "include", "exclude"].iter().all(|k| !config.get(*k).is_some_and(Value::is_unknown_deep))
+    ["source", "target", "vars", "env", "delimiters", "include", "exclude", "follow_symlinks"].iter().all(|k| !config.get(*k).is_some_and(Value::is_unknown_deep))
+}
+
+/// What the rendering directory is: a project (`file.tree`, or `plinth
+/// render` in a directory holding `*.plinth` files or `.plinth/`), whose
+/// configuration a target must never hold, or any directory.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Base {
+    Project,
+    Directory,
+}
+
+/// True when `dir` holds a Plinth project (`*.plinth` files or `.plinth/`).
+pub fn is_project(dir: &Path) -> bool {
+    dir.join(".plinth").exists()
+        || std::fs::read_dir(dir).is_ok_and(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "plinth")))
+}
+
+/// `P2101` unless the target stays clear of the project's configuration and
+/// of the source: it may not hold the project directory (its `*.plinth`
+/// files and `.plinth/`) or the source, nor lie inside the source (every
+/// apply would render the last output again, one level deeper). Links are
+/// resolved first. The message starts with `` `target` `` so that the
+/// engine points at that attribute.
+pub fn check_layout(base: &Path, base_kind: Base, source: &Path, target: &Path, target_text: &str) -> Result<(), Diagnostic> {
+    let (source_r, target_r) = (fsutil::resolve(source), fsutil::resolve(target));
+    let why = if base_kind == Base::Project && fsutil::resolve(base).starts_with(&target_r) {
+        "holds the project directory: rendering there would overwrite the project's own `*.plinth` files and `.plinth/` state"
+    } else if source_r.starts_with(&target_r) {
+        "holds the template directory: rendering there would overwrite the templates"
+    } else if target_r.starts_with(&source_r) {
+        "lies inside the template directory: every run would render its last output again, one level deeper"
+    } else {
+        return Ok(());
+    };
+    Err(Diagnostic::new("P2101", format!("`target` {target_text:?} overlaps the project or the templates")).help(format!(
+        "{} ({}) {why}. Render into a directory of its own, outside `source` and not above the project, such as \"rendered\".",
+        target_text,
+        target_r.display()
+    )))
 }
 
 /// What templates may reach from inside a tree: `env()` reads the `env`
 /// attribute (never the process environment), `file()`/`fileset()` read
-/// relative to the template directory.
+/// relative to the template directory, and only inside the project
+/// directory and the template directory (links resolved).
 struct TreeHost {
     source: PathBuf,
+    roots: Vec<PathBuf>,
     env: Map,
+}
+
+impl TreeHost {
+    fn confined(&self, path: &str) -> Result<PathBuf, String> {
+        let full = fsutil::resolve(&resolve(&self.source, path));
+        if self.roots.iter().any(|r| full.starts_with(r)) {
+            Ok(full)
+        } else {
+            Err("the path leaves the project directory and the template directory".to_string())
+        }
+    }
 }
 
 impl FnHost for TreeHost {
     fn env(&mut self, name: &str) -> Option<String> {
         self.env.get(name).and_then(Value::as_str).map(str::to_string)
     }
+    fn confine(&mut self, path: &str) -> Result<(), String> {
+        self.confined(path).map(|_| ())
+    }
     fn read_file(&mut self, path: &str) -> Result<String, String> {
-        std::fs::read_to_string(resolve(&self.source, path)).map_err(|e| e.to_string())
+        std::fs::read_to_string(self.confined(path)?).map_err(|e| e.to_string())
     }
     fn fileset(&mut self, dir: &str, pattern: &str) -> Result<Vec<String>, String> {
-        let base = resolve(&self.source, dir);
+        let base = self.confined(dir)?;
         let pattern = glob::Pattern::new(pattern).map_err(|e| format!("invalid pattern: {e}"))?;
         let files = walk(&base, None).map_err(|e| e.message)?;
         Ok(files.into_iter().filter(|f| pattern.matches_with(f, match_options())).collect())
     }
+}
+
+/// `P6216` for a template that is a symbolic link resolving outside the
+/// source (unless `follow`).
+fn check_source_link(source: &Path, source_real: &Path, rel: &str, shown: &str, follow: bool) -> Result<(), Diagnostic> {
+    let path = source.join(rel);
+    let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+    if follow || !is_link || fsutil::resolve(&path).starts_with(source_real) {
+        return Ok(());
+    }
+    Err(provider_error(
+        "P6216",
+        format!("template {shown} is a symbolic link out of the template directory"),
+        format!(
+            "{shown} links to a file outside `source`, which would pull that file into the rendered tree. Copy the file into the template directory, or set `follow_symlinks = true` on the `file.tree` if rendering it is intended."
+        ),
+    ))
 }
 
 fn match_options() -> glob::MatchOptions {
@@ -136,8 +233,7 @@ fn match_options() -> glob::MatchOptions {
 }
 
 /// Every regular file under `dir` (relative, '/'-separated, sorted),
-/// skipping `skip` (the target, when it lies inside the source) and
-/// temporary files of an interrupted write. Iterative: deep trees cannot
+/// skipping `skip` and temporary files of an interrupted write. Iterative: deep trees cannot
 /// exhaust the stack; symbolic links to directories are not followed.
 pub fn walk(dir: &Path, skip: Option<&Path>) -> Result<Vec<String>, Diagnostic> {
     let mut out = Vec::new();
@@ -155,7 +251,7 @@ pub fn walk(dir: &Path, skip: Option<&Path>) -> Result<Vec<String>, Diagnostic> 
             let file_type = entry.file_type().map_err(|e| io_error("inspect", &child, e))?;
             if file_type.is_dir() {
                 pending.push((child, child_rel));
-            } else if name.ends_with(".plinth-tmp") {
+            } else if fsutil::is_temp_name(&name) {
                 continue;
             } else if file_type.is_file() || (file_type.is_symlink() && child.is_file()) {
                 out.push(child_rel);
@@ -175,6 +271,12 @@ pub fn walk(dir: &Path, skip: Option<&Path>) -> Result<Vec<String>, Diagnostic> 
 /// Renders every selected template of the tree. `config` must be known
 /// (see [`renderable`]); sensitive marks are allowed.
 pub fn render_tree(base: &Path, config: &Map) -> Result<Rendered, Diagnostic> {
+    render_tree_in(base, Base::Project, config)
+}
+
+/// [`render_tree`] for a base directory of the given kind (`plinth render`
+/// renders in any directory).
+pub fn render_tree_in(base: &Path, base_kind: Base, config: &Map) -> Result<Rendered, Diagnostic> {
     let source_text = non_empty(config, "source")?;
     let source = resolve(base, source_text);
     let target = target_dir(base, config)?;
@@ -202,6 +304,11 @@ pub fn render_tree(base: &Path, config: &Map) -> Result<Rendered, Diagnostic> {
     };
     let include = compile("include", string_list(config, "include", &["**"])?)?;
     let exclude = compile("exclude", string_list(config, "exclude", &[])?)?;
+    let follow = match config.get("follow_symlinks").map(Value::peel) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(config_error("invalid file.tree setting", "`follow_symlinks` must be true or false.")),
+    };
     if !source.is_dir() {
         return Err(provider_error(
             "P2077",
@@ -209,18 +316,23 @@ pub fn render_tree(base: &Path, config: &Map) -> Result<Rendered, Diagnostic> {
             format!("`source` is {source_text:?}, which is not a directory ({}); relative paths resolve against the project directory.", source.display()),
         ));
     }
-    let mut host = TreeHost { source: source.clone(), env: env_map };
-    let mut rendered = Rendered { files: BTreeMap::new(), sensitive: false };
-    for rel in walk(&source, Some(&target))? {
+    check_layout(base, base_kind, &source, &target, non_empty(config, "target")?)?;
+    let source_real = fsutil::resolve(&source);
+    let roots = vec![fsutil::resolve(base), source_real.clone()];
+    let mut host = TreeHost { source: source.clone(), roots, env: env_map };
+    let mut rendered = Rendered { files: BTreeMap::new(), modes: BTreeMap::new(), sensitive: false };
+    for rel in walk(&source, None)? {
         let selected = include.iter().any(|p| p.matches_with(&rel, match_options())) && !exclude.iter().any(|p| p.matches_with(&rel, match_options()));
         if !selected {
             continue;
         }
         let path = source.join(&rel);
-        let bytes = std::fs::read(&path).map_err(|e| {
-            provider_error("P2077", "cannot read a template", format!("{}: {e}. Check that the file is readable.", path.display()))
-        })?;
         let name = format!("{}/{rel}", source_text.trim_end_matches('/'));
+        check_source_link(&source, &source_real, &rel, &name, follow)?;
+        let unreadable = |e: std::io::Error| provider_error("P2077", "cannot read a template", format!("{}: {e}. Check that the file is readable.", path.display()));
+        let bytes = std::fs::read(&path).map_err(&unreadable)?;
+        let meta = std::fs::metadata(&path).map_err(&unreadable)?;
+        rendered.modes.insert(rel.clone(), get_mode(&meta) & 0o777);
         let content = match String::from_utf8(bytes) {
             Ok(text) => match template::render(&name, &text, &delims, &vars, &env, &mut host)? {
                 Value::String(s) => s.into_bytes(),
@@ -257,14 +369,22 @@ pub fn plan(base: &Path, config: &Map) -> Result<Map, Diagnostic> {
         None => Value::Unknown,
     };
     planned.insert("id".into(), id);
+    // Checked as soon as both paths are known, whatever else is not.
+    if let (Some(source), Some(target)) = (config.get("source").and_then(Value::as_str), config.get("target").and_then(Value::as_str)) {
+        if !source.is_empty() && !target.is_empty() {
+            check_layout(base, Base::Project, &resolve(base, source), &resolve(base, target), target)?;
+        }
+    }
     if !renderable(config) {
         planned.insert("files".into(), Value::Unknown);
+        planned.insert("modes".into(), Value::Unknown);
         planned.insert("hash".into(), Value::Unknown);
         return Ok(planned);
     }
     let rendered = render_tree(base, config)?;
     let hashes = rendered.hashes();
     planned.insert("files".into(), files_value(&hashes).mark_if(rendered.sensitive));
+    planned.insert("modes".into(), modes_value(&rendered.modes));
     planned.insert("hash".into(), Value::String(tree_hash(&hashes)).mark_if(rendered.sensitive));
     Ok(planned)
 }
@@ -288,21 +408,60 @@ fn inside(target: &Path, rel: &str) -> Result<PathBuf, Diagnostic> {
     Ok(target.join(p))
 }
 
-/// Writes rendered files under `target` (creating directories), each
-/// atomically; files whose content is already right are left alone.
+/// `P6215`: a symbolic link inside a target, never followed.
+fn link_refused(link: &Path, target: &Path) -> Diagnostic {
+    provider_error(
+        "P6215",
+        format!("{} is a symbolic link inside the target directory", link.display()),
+        format!(
+            "Plinth never writes, reads or deletes through a symbolic link inside a target ({}): it could lead anywhere. Remove the link (a rendered directory must be a real directory), then run again.",
+            target.display()
+        ),
+    )
+}
+
+/// The directory of `rel` inside `target`, reached without following a
+/// link (`P6215` names one found on the way); created when `create`, None
+/// when missing otherwise.
+fn dir_of(target: &Path, rel: &str, create: bool) -> Result<Option<PathBuf>, Diagnostic> {
+    let path = inside(target, rel)?;
+    let parent = Path::new(rel).parent().unwrap_or(Path::new(""));
+    match fsutil::dir_within(target, parent, create).map_err(|e| io_error("create the directory of", &path, e))? {
+        Within::Dir(_) => Ok(Some(path)),
+        Within::Missing => Ok(None),
+        Within::Link(link) => Err(link_refused(&link, target)),
+    }
+}
+
+/// The content of a file inside a target, never through a link (`P6215`
+/// for a link at its name); None when it does not exist.
+fn read_inside(target: &Path, path: &Path) -> Result<Option<Vec<u8>>, Diagnostic> {
+    match fsutil::read_nofollow(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(_) if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => Err(link_refused(path, target)),
+        Err(e) => Err(io_error("read", path, e)),
+    }
+}
+
+/// The permissions of a file inside a target (not following a link).
+fn mode_inside(path: &Path) -> Option<u32> {
+    std::fs::symlink_metadata(path).ok().filter(|m| m.is_file()).map(|m| get_mode(&m) & 0o777)
+}
+
+/// Writes rendered files under `target` (creating directories, never
+/// through a link), each atomically with its template's mode; files whose
+/// content and mode are already right are left alone.
 pub fn write_files(target: &Path, rendered: &Rendered) -> Result<(), Diagnostic> {
     std::fs::create_dir_all(target).map_err(|e| io_error("create the directory", target, e))?;
     for (rel, content) in &rendered.files {
-        let path = inside(target, rel)?;
-        if std::fs::read(&path).is_ok_and(|old| old == *content) {
+        let Some(path) = dir_of(target, rel, true)? else { continue };
+        let mode = rendered.mode_of(rel);
+        let is_file = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
+        if is_file && mode_inside(&path) == Some(mode) && fsutil::read_nofollow(&path).is_ok_and(|old| old.as_deref() == Some(content.as_slice())) {
             continue;
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_error("create the directory of", &path, e))?;
-        }
-        let tmp = temp_path(&path);
-        std::fs::write(&tmp, content).map_err(|e| io_error("write", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io_error("move into place", &path, e))?;
+        fsutil::sweep_temps(&path);
+        fsutil::write_atomic(&path, content, mode).map_err(|e| io_error("write", &path, e))?;
     }
     Ok(())
 }
@@ -317,7 +476,7 @@ pub fn write(base: &Path, config: Map, prior: Option<&Map>) -> Result<Observed, 
     write_files(&target, &rendered)?;
     for rel in recorded_files(prior).keys() {
         if !rendered.files.contains_key(rel) {
-            let path = inside(&target, rel)?;
+            let Some(path) = dir_of(&target, rel, false)? else { continue };
             remove_file(&path)?;
             remove_empty_parents(&path, &target, false);
         }
@@ -325,13 +484,15 @@ pub fn write(base: &Path, config: Map, prior: Option<&Map>) -> Result<Observed, 
     let hashes = rendered.hashes();
     let mut observed = config;
     observed.insert("files".into(), files_value(&hashes));
+    observed.insert("modes".into(), modes_value(&rendered.modes));
     observed.insert("hash".into(), Value::String(tree_hash(&hashes)));
     observed.insert("id".into(), Value::String(target.display().to_string()));
     Ok(observed)
 }
 
+/// Removes a file (a link at its name is removed, never followed).
 fn remove_file(path: &Path) -> Result<(), Diagnostic> {
-    let _ = std::fs::remove_file(temp_path(path));
+    fsutil::sweep_temps(path);
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -376,22 +537,25 @@ pub fn read(base: &Path, inputs: &Map, prior: Option<Map>) -> Result<Option<Obse
         },
     };
     let mut hashes = BTreeMap::new();
+    let mut modes = BTreeMap::new();
     for rel in &expected {
-        let path = inside(&target, rel)?;
-        let _ = std::fs::remove_file(temp_path(&path));
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                hashes.insert(rel.clone(), sha256_hex(&bytes));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error("read", &path, e)),
+        let Some(path) = dir_of(&target, rel, false)? else { continue };
+        if let Some(bytes) = read_inside(&target, &path)? {
+            hashes.insert(rel.clone(), sha256_hex(&bytes));
+            modes.insert(rel.clone(), mode_inside(&path).unwrap_or(DEFAULT_MODE));
         }
     }
     if prior.is_none() && hashes.is_empty() && !expected.is_empty() {
         return Ok(None);
     }
+    // A state recorded before modes were kept gets them at its next apply;
+    // until then they are not read back as drift.
+    let with_modes = prior.as_ref().is_none_or(|p| p.contains_key("modes"));
     let mut observed = prior.unwrap_or_else(|| inputs.clone());
     observed.insert("files".into(), files_value(&hashes));
+    if with_modes {
+        observed.insert("modes".into(), modes_value(&modes));
+    }
     observed.insert("hash".into(), Value::String(tree_hash(&hashes)));
     observed.insert("id".into(), Value::String(target.display().to_string()));
     Ok(Some(observed))
@@ -403,7 +567,7 @@ pub fn delete(base: &Path, prior: &Map) -> Result<(), Diagnostic> {
     let Value::Map(plain) = plain else { return Ok(()) };
     let target = target_dir(base, &plain)?;
     for rel in recorded_files(Some(&plain)).keys() {
-        let path = inside(&target, rel)?;
+        let Some(path) = dir_of(&target, rel, false)? else { continue };
         remove_file(&path)?;
         remove_empty_parents(&path, &target, true);
     }

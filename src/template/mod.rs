@@ -95,13 +95,42 @@ pub fn render(name: &str, text: &str, delims: &Delimiters, vars: &Value, env: &V
     let src = Source { name, text };
     let nodes = parse(&src, delims)?;
     let ns = namespace(vars, env);
+    let mut host = EnvHost { inner: host, env, read_sensitive: false };
     INCLUDE_DEPTH.with(|d| d.set(depth + 1));
-    let mut r = Renderer { src: &src, ev: Evaluator::new(&ns, host), out: String::with_capacity(text.len()), unknown: false, sensitive: false };
+    let mut r = Renderer { src: &src, ev: Evaluator::new(&ns, &mut host), out: String::with_capacity(text.len()), unknown: false, sensitive: false };
     let result = r.nodes(&nodes);
     INCLUDE_DEPTH.with(|d| d.set(depth));
     result?;
-    let out = if r.unknown { Value::Unknown } else { Value::String(r.out) };
-    Ok(out.mark_if(r.sensitive))
+    let (out, sensitive) = (if r.unknown { Value::Unknown } else { Value::String(r.out) }, r.sensitive);
+    Ok(out.mark_if(sensitive || host.read_sensitive))
+}
+
+/// The host a template's functions see: `env("X")` reads the `env` the
+/// template was given (never the process environment); files go through
+/// the caller's host, confinement included.
+struct EnvHost<'h, 'e> {
+    inner: &'h mut dyn FnHost,
+    env: &'e Value,
+    /// An `env("X")` call returned a sensitive value.
+    read_sensitive: bool,
+}
+
+impl FnHost for EnvHost<'_, '_> {
+    fn env(&mut self, name: &str) -> Option<String> {
+        let Value::Map(map) = self.env.peel() else { return None };
+        let value = map.get(name)?;
+        self.read_sensitive |= matches!(self.env, Value::Sensitive(_)) || value.is_sensitive_deep();
+        value.peel().as_str().map(str::to_string)
+    }
+    fn confine(&mut self, path: &str) -> Result<(), String> {
+        self.inner.confine(path)
+    }
+    fn read_file(&mut self, path: &str) -> Result<String, String> {
+        self.inner.read_file(path)
+    }
+    fn fileset(&mut self, dir: &str, pattern: &str) -> Result<Vec<String>, String> {
+        self.inner.fileset(dir, pattern)
+    }
 }
 
 /// `vars` and `env` by name, and every top-level key of `vars` as a bare
@@ -680,6 +709,9 @@ impl Renderer<'_, '_> {
                     ),
                 )
                 .note(format!("the expression failed with {}", d.code))
+        } else if d.code == crate::eval::functions::OUTSIDE_CODE {
+            // A refused read keeps its code (what CI and the docs name).
+            self.src.error(d.code, &d.message, offset, &d.help)
         } else if d.code.starts_with("P207") {
             // From a template rendered by `template()` inside this one: its
             // own position is in its help; the label's span would point

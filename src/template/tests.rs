@@ -279,3 +279,35 @@ fn arbitrary_input_never_panics() {
         let _ = render_with(s, &Delimiters::default());
     }
 }
+
+/// A host whose `env()` is the process environment would leak it: this one
+/// answers every name, and no template may see its answers.
+struct LeakyHost;
+
+impl FnHost for LeakyHost {
+    fn env(&mut self, name: &str) -> Option<String> {
+        Some(format!("process-{name}"))
+    }
+    fn read_file(&mut self, _path: &str) -> Result<String, String> {
+        Err("no files".into())
+    }
+    fn fileset(&mut self, _dir: &str, _pattern: &str) -> Result<Vec<String>, String> {
+        Ok(vec![])
+    }
+}
+
+#[test]
+fn env_calls_read_the_given_env_never_the_host_environment() {
+    let d = Delimiters::default();
+    let empty = Value::Map(Map::default());
+    let given = json(r#"{"REGION": "eu-de"}"#);
+    assert_eq!(render("t", "{{ env(\"REGION\") }}", &d, &empty, &given, &mut LeakyHost).ok(), Some(Value::str("eu-de")));
+    let e = render("t", "{{ env(\"AWS_SECRET_ACCESS_KEY\") }}", &d, &empty, &given, &mut LeakyHost).expect_err("not given");
+    assert!(!format!("{e:?}").contains("process-"), "{e:?}");
+    assert_eq!(render("t", "{{ env(\"X\", \"fallback\") }}", &d, &empty, &empty, &mut LeakyHost).ok(), Some(Value::str("fallback")));
+    // A sensitive entry read through env() makes the result sensitive.
+    let mut secret = Map::default();
+    secret.insert("TOKEN".into(), Value::Sensitive(Box::new(Value::str("t0ken"))));
+    let out = render("t", "token={{ env(\"TOKEN\") }}", &d, &empty, &Value::Map(secret), &mut LeakyHost).expect("renders");
+    assert_eq!(out, Value::Sensitive(Box::new(Value::str("token=t0ken"))));
+}

@@ -12,6 +12,7 @@ mod environments;
 mod examples;
 mod fixtures;
 mod pathological;
+mod paths;
 mod provider_conformance;
 mod provider_exec;
 mod provider_git;

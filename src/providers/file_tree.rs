@@ -397,6 +397,46 @@ pub fn read(base: &Path, inputs: &Map, prior: Option<Map>) -> Result<Option<Obse
     Ok(Some(observed))
 }
 
+/// The files a recorded tree claims: its target joined with every
+/// recorded relative path (drift's unmanaged objects exclude them).
+pub fn claims(base: &Path, inputs: &Map, attrs: &Map) -> Vec<PathBuf> {
+    let (plain, _) = Value::Map(inputs.clone()).unmark();
+    let Value::Map(plain) = plain else { return vec![] };
+    let Ok(target) = target_dir(base, &plain) else { return vec![] };
+    let (attrs, _) = Value::Map(attrs.clone()).unmark();
+    let Value::Map(attrs) = attrs else { return vec![] };
+    recorded_files(Some(&attrs)).keys().filter_map(|rel| inside(&target, rel).ok()).collect()
+}
+
+/// Every file in the target directories of the given trees (the tree owns
+/// its target's contents: a file there that nothing renders would be
+/// committed with what is rendered), except the trees' own recorded files,
+/// `.git`, temporaries of an interrupted write and the template directory
+/// when it lies inside the target. A target that is the project directory
+/// or holds it is not listed: it holds the configuration.
+pub fn list(base: &Path, managed: &[Map], recorded: &[Map]) -> Vec<PathBuf> {
+    let mut out = std::collections::BTreeSet::new();
+    for (i, inputs) in managed.iter().enumerate() {
+        let (plain, _) = Value::Map(inputs.clone()).unmark();
+        let Value::Map(plain) = plain else { continue };
+        let Ok(target) = target_dir(base, &plain) else { continue };
+        if base.starts_with(&target) || !target.is_dir() {
+            continue;
+        }
+        let source = plain.get("source").and_then(Value::as_str).map(|s| resolve(base, s));
+        let own: std::collections::BTreeSet<String> = recorded.get(i).map(|r| recorded_files(Some(r)).into_keys().collect()).unwrap_or_default();
+        let Ok(found) = walk(&target, Some(&target.join(".git"))) else { continue };
+        for rel in found {
+            let path = target.join(&rel);
+            if own.contains(&rel) || source.as_ref().is_some_and(|s| path.starts_with(s)) {
+                continue;
+            }
+            out.insert(path);
+        }
+    }
+    out.into_iter().collect()
+}
+
 /// Delete: removes every recorded file and the directories left empty.
 pub fn delete(base: &Path, prior: &Map) -> Result<(), Diagnostic> {
     let (plain, _) = Value::Map(prior.clone()).unmark();

@@ -153,6 +153,13 @@ pub trait Provider: Send + Sync {
     async fn list(&self, _req: ListRequest) -> Result<Vec<String>, Diagnostic> {
         Ok(vec![])
     }
+    /// What a managed object of `rtype` (recorded `inputs` and `attrs`)
+    /// holds, named as `list` names objects (a file's path): drift reports
+    /// a listed object as unmanaged only when no managed object, of any
+    /// type or provider, claims it. Pure: no IO.
+    fn claims(&self, _rtype: &str, _inputs: &Map, _attrs: &Map) -> Vec<String> {
+        vec![]
+    }
 }
 
 /// What a provider lists against: the inputs of every managed object of a type.

@@ -56,6 +56,12 @@ impl ProviderFactory for FileFactory {
     fn plans_beyond_config(&self, rtype: &str) -> bool {
         rtype == "tree"
     }
+    fn preview(&self, rtype: &str, prior: Option<&Map>, config: &Map) -> Vec<ContentPreview> {
+        if rtype == "tree" {
+            return tree::preview(&self.base, prior, config);
+        }
+        vec![]
+    }
     fn plan_checked(&self, rtype: &str, prior: Option<&Map>, config: &Map) -> Result<Map, Diagnostic> {
         if rtype == "tree" {
             let mut planned = tree::plan(&self.base, config)?;

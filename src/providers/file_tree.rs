@@ -269,6 +269,47 @@ pub fn plan(base: &Path, config: &Map) -> Result<Map, Diagnostic> {
     Ok(planned)
 }
 
+/// Largest file whose content a plan shows as a line diff.
+const PREVIEW_BYTES: usize = 256 * 1024;
+
+/// The rendered files whose hash an update changes: the content on disk
+/// (what was rendered last) and what will be rendered, when both sides are
+/// text of at most [`PREVIEW_BYTES`]. Sensitive renderings (or a sensitive
+/// prior `files`) are marked so and never shown. Empty when the tree
+/// cannot be rendered at plan time.
+pub fn preview(base: &Path, prior: Option<&Map>, config: &Map) -> Vec<super::ContentPreview> {
+    if !renderable(config) {
+        return vec![];
+    }
+    let Ok(rendered) = render_tree(base, config) else { return vec![] };
+    let Ok(target) = target_dir(base, config) else { return vec![] };
+    let prior_sensitive = prior.and_then(|p| p.get("files")).is_some_and(Value::is_sensitive_deep);
+    let recorded = match prior {
+        Some(p) => {
+            let (plain, _) = Value::Map(p.clone()).unmark();
+            match plain {
+                Value::Map(m) => recorded_files(Some(&m)),
+                _ => BTreeMap::new(),
+            }
+        }
+        None => BTreeMap::new(),
+    };
+    let text = |bytes: Vec<u8>| (bytes.len() <= PREVIEW_BYTES).then(|| String::from_utf8(bytes).ok()).flatten();
+    let mut keys: std::collections::BTreeSet<&String> = rendered.files.keys().collect();
+    keys.extend(recorded.keys());
+    let mut out = Vec::new();
+    for rel in keys {
+        let new_hash = rendered.files.get(rel).map(|b| sha256_hex(b));
+        if recorded.get(rel) == new_hash.as_ref() {
+            continue;
+        }
+        let before = if recorded.contains_key(rel) { inside(&target, rel).ok().and_then(|p| std::fs::read(p).ok()).and_then(text) } else { None };
+        let after = rendered.files.get(rel).cloned().and_then(text);
+        out.push(super::ContentPreview { attribute: "files".into(), key: rel.clone(), before, after, sensitive: rendered.sensitive || prior_sensitive });
+    }
+    out
+}
+
 /// Recorded `files` of a prior object.
 fn recorded_files(prior: Option<&Map>) -> BTreeMap<String, String> {
     match prior.and_then(|p| p.get("files")).map(Value::peel) {

@@ -194,6 +194,18 @@ pub fn default_plan(schema: Option<&ResourceSchema>, prior: Option<&Map>, config
     planned
 }
 
+/// One piece of content an update changes, for the plan's line diff:
+/// `attribute["key"]` (`files["app.yaml"]`), before and after (None: absent,
+/// or not text). `sensitive`: shown only as changed, never as text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContentPreview {
+    pub attribute: String,
+    pub key: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub sensitive: bool,
+}
+
 /// Creates configured providers from `provider` blocks; knows every schema.
 pub trait ProviderFactory: Send + Sync {
     fn name(&self) -> &'static str;
@@ -215,6 +227,14 @@ pub trait ProviderFactory: Send + Sync {
     /// when a planned computed attribute differs from the recorded one.
     fn plans_beyond_config(&self, _rtype: &str) -> bool {
         false
+    }
+    /// For the human plan of an update: the content behind attributes the
+    /// plan shows only as hashes (`file.tree`: each rendered file whose
+    /// hash changes, as it is on disk and as it will be rendered), so a
+    /// reviewer sees line diffs. Reads what the configuration names; never
+    /// stored, not part of a plan's fingerprint. Default: nothing.
+    fn preview(&self, _rtype: &str, _prior: Option<&Map>, _config: &Map) -> Vec<ContentPreview> {
+        vec![]
     }
     /// `config` holds the evaluated provider block (all known).
     fn configure(&self, config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic>;

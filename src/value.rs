@@ -290,7 +290,7 @@ impl fmt::Display for Value {
     }
 }
 
-fn display_key(k: &str) -> String {
+pub(crate) fn display_key(k: &str) -> String {
     let ident = !k.is_empty()
         && k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');

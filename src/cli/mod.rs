@@ -219,6 +219,9 @@ pub struct CommonArgs {
     /// Read every managed object first and plan against reality.
     #[arg(long)]
     pub refresh: bool,
+    /// `drift --fix`: apply only the changes that undo drift.
+    #[arg(skip)]
+    pub remediate: bool,
     /// How long to wait for another run's lock, e.g. 30s, 2m.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: Duration,
@@ -808,6 +811,9 @@ struct PlanFile {
     vars: IndexMap<String, (serde_json::Value, String)>,
     env_lookups: std::collections::BTreeMap<String, Option<String>>,
     refresh: bool,
+    /// A `drift --out` plan: only the changes that undo drift.
+    #[serde(default)]
+    remediate: bool,
 }
 
 const PLAN_FORMAT: &str = "plinth-plan";
@@ -839,9 +845,13 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
     let configs = plan::provider_configs_from_state(&prepared.loaded.cfg, &prepared.loaded.graph, &recorded, &prepared.vars, &mut prepared.host);
     let reconciled = exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::bare(d, json))?;
     let mut snapshot = if reconciled.is_empty() { recorded } else { store.snapshot().map_err(|d| Failure::bare(d, json))? };
+    let mut drifted = None;
     if common.refresh {
         let seen = exec::refresh::read_all(&snapshot, &prepared.loaded.registry, &provider_ctx, &configs, 10).await.map_err(|d| Failure::new(&prepared.loaded.cfg.sources, d, json))?;
-        exec::refresh::apply_observations(&mut snapshot, seen);
+        if common.remediate {
+            drifted = Some(plan::drift::compare(&snapshot, &seen, &prepared.loaded.registry));
+        }
+        exec::refresh::apply_observations(&mut snapshot, seen, &prepared.loaded.registry);
         // Reading everything back may take long: keep the lease alive.
         store.renew_lock(std::process::id() as i64, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))?;
     }
@@ -849,6 +859,10 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
     let inputs = PlanInputs { env: common.state.env_name(), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &snapshot, vars: &prepared.vars };
     let options = PlanOptions { destroy, only: common.only.clone(), lenient: false };
     let plan = plan::plan(&inputs, &options, &mut prepared.host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    let plan = match &drifted {
+        Some(drift) => plan::drift::remediation(plan, drift),
+        None => plan,
+    };
     Ok(Planned { prepared, plan, reconciled, configs })
 }
 
@@ -879,7 +893,7 @@ async fn plan_cmd(args: PlanArgs, ui: &Ui) -> Result<i32, Failure> {
         print!("{}", render::plan_text(plan, ui.style));
     }
     if let Some(path) = out {
-        save_plan(&path, &dir, &common.state, &common.only, common.refresh, plan, &planned.prepared, json)?;
+        save_plan(&path, &dir, &common.state, &common.only, common.refresh, common.remediate, plan, &planned.prepared, json)?;
     }
     let code = if detailed_exitcode && plan.has_changes() { 2 } else { 0 };
     exit_without_freeing(planned);
@@ -895,7 +909,7 @@ fn provider_context(dir: &Path) -> ProviderContext {
 
 /// Writes a plan file that `plinth apply FILE` applies exactly.
 #[allow(clippy::too_many_arguments)]
-fn save_plan(path: &Path, dir: &Path, state: &StateArg, only: &[String], refresh: bool, plan: &Plan, prepared: &Prepared, json: bool) -> Result<(), Failure> {
+fn save_plan(path: &Path, dir: &Path, state: &StateArg, only: &[String], refresh: bool, remediate: bool, plan: &Plan, prepared: &Prepared, json: bool) -> Result<(), Failure> {
     let pf = PlanFile {
         format: PLAN_FORMAT.into(),
         version: 1,
@@ -910,6 +924,7 @@ fn save_plan(path: &Path, dir: &Path, state: &StateArg, only: &[String], refresh
         vars: prepared.vars.iter().map(|(k, v)| (k.clone(), (v.value.to_json(), v.origin.clone()))).collect(),
         env_lookups: prepared.host.env_lookups.clone(),
         refresh,
+        remediate,
     };
     let text = serde_json::to_string_pretty(&pf).unwrap_or_default();
     write_private(path, text.as_bytes())
@@ -952,6 +967,7 @@ async fn apply_cmd(args: ApplyArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
         let mut common = common;
         common.only = pf.only.clone();
         common.refresh = pf.refresh;
+        common.remediate = pf.remediate;
         if common.state.address.is_none() {
             common.state.address = Some(pf.state.clone());
         }
@@ -1194,9 +1210,10 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
     store.renew_lock(std::process::id() as i64, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))?;
     // What it would take to bring reality back to the configuration.
     let mut refreshed = prior.clone();
-    exec::refresh::apply_observations(&mut refreshed, observations.clone());
+    exec::refresh::apply_observations(&mut refreshed, observations.clone(), &loaded.registry);
     let inputs = PlanInputs { env: args.state.env_name(), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &refreshed, vars: &prepared.vars };
     let remediation = plan::plan(&inputs, &PlanOptions::default(), &mut prepared.host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    let remediation = plan::drift::remediation(remediation, &drift);
     let summary = remediation.summary();
     let n_drifted = drift.iter().filter(|d| d.status != plan::drift::Status::InSync).count();
     let at = crate::state::now_rfc3339();
@@ -1225,7 +1242,7 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
     }
     let has_drift = n_drifted > 0 || !unmanaged.is_empty();
     if let Some(path) = &args.out {
-        save_plan(path, &dir, &args.state, &[], true, &remediation, &prepared, json)?;
+        save_plan(path, &dir, &args.state, &[], true, true, &remediation, &prepared, json)?;
     }
     if args.accept && n_drifted > 0 {
         let serial = store.begin_run("drift accept").map_err(|d| Failure::bare(d, json))?;
@@ -1249,7 +1266,7 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
         if !json {
             println!();
         }
-        let common = CommonArgs { vars: args.vars, state: args.state, only: vec![], refresh: true, lock_timeout: args.lock_timeout, json };
+        let common = CommonArgs { vars: args.vars, state: args.state, only: vec![], refresh: true, remediate: true, lock_timeout: args.lock_timeout, json };
         return run_apply(&dir, common, args.auto_approve, args.parallelism, false, None, ui, interrupt).await;
     }
     Ok(if has_drift { 2 } else { 0 })

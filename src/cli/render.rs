@@ -2,6 +2,7 @@
 //! render as `(sensitive)` everywhere; unknown ones as `(known after apply)`.
 
 use crate::plan::{Action, Change, Plan};
+use crate::providers::ContentPreview;
 use crate::value::{Map, Value};
 use std::fmt::Write;
 
@@ -168,8 +169,10 @@ fn changes_text(out: &mut String, changed: &[&Change], style: Style) {
                             continue;
                         }
                         if let (Value::Map(a), Value::Map(b)) = (old, v) {
-                            // Per entry: which files of a `file.tree` change.
-                            map_lines(out, k, a, b, style);
+                            // Per entry: which files of a `file.tree` change,
+                            // as line diffs where the content is known.
+                            let previews: Vec<&ContentPreview> = c.previews.iter().filter(|p| p.attribute == *k).collect();
+                            map_lines(out, k, a, b, &previews, style);
                             continue;
                         }
                         attr_line(out, w, k, Some(old), v, style, "~");
@@ -183,16 +186,49 @@ fn changes_text(out: &mut String, changed: &[&Change], style: Style) {
 }
 
 /// The entries of a map attribute that differ: `~ k["key"] = old → new`,
-/// `+` for added and `-` for removed keys.
-fn map_lines(out: &mut String, k: &str, old: &Map, new: &Map, style: Style) {
+/// `+` for added and `-` for removed keys; nested maps entry by entry
+/// (`~ vars["charts"]["argocd"] = …`), so a long object shows what changed.
+/// An entry with a preview (a rendered file) shows its line diff instead of
+/// hashes; a sensitive one only that it changes.
+fn map_lines(out: &mut String, k: &str, old: &Map, new: &Map, previews: &[&ContentPreview], style: Style) {
+    let preview = |key: &str| previews.iter().find(|p| p.key == key);
+    let diff = |out: &mut String, sym: &str, path: &str, p: &ContentPreview| -> bool {
+        if p.sensitive {
+            let _ = writeln!(out, "      {sym} {path} = (sensitive content)");
+            return true;
+        }
+        match (&p.before, &p.after) {
+            (Some(a), Some(b)) => {
+                let _ = writeln!(out, "      {sym} {path}:");
+                line_diff(out, a, b, style);
+                true
+            }
+            (None, Some(b)) if sym != "~" => {
+                let _ = writeln!(out, "      {sym} {path}:");
+                line_diff(out, "", b, style);
+                true
+            }
+            _ => false,
+        }
+    };
     for (key, v) in new {
+        let path = format!("{k}[{key:?}]");
         match old.get(key) {
             Some(o) if o == v => {}
+            Some(Value::Map(a)) if matches!(v, Value::Map(_)) => {
+                if let Value::Map(b) = v {
+                    map_lines(out, &path, a, b, &[], style);
+                }
+            }
             Some(o) => {
-                let _ = writeln!(out, "      ~ {k}[{key:?}] = {o} → {v}");
+                if !preview(key).is_some_and(|p| diff(out, "~", &path, p)) {
+                    let _ = writeln!(out, "      ~ {path} = {o} → {v}");
+                }
             }
             None => {
-                let _ = writeln!(out, "      {} {k}[{key:?}] = {v}", style.green("+"));
+                if !preview(key).is_some_and(|p| diff(out, &style.green("+"), &path, p)) {
+                    let _ = writeln!(out, "      {} {path} = {v}", style.green("+"));
+                }
             }
         }
     }
@@ -203,31 +239,58 @@ fn map_lines(out: &mut String, k: &str, old: &Map, new: &Map, style: Style) {
     }
 }
 
+/// Lines of `a` → `b`, changed ones with two lines of context.
+fn line_diff(out: &mut String, a: &str, b: &str, style: Style) {
+    let diff = similar::TextDiff::from_lines(a, b);
+    for group in diff.grouped_ops(2) {
+        for op in group {
+            for change in diff.iter_changes(&op) {
+                let line = change.value().trim_end_matches('\n');
+                match change.tag() {
+                    similar::ChangeTag::Delete => {
+                        let _ = writeln!(out, "          {}", style.red(&format!("- {line}")));
+                    }
+                    similar::ChangeTag::Insert => {
+                        let _ = writeln!(out, "          {}", style.green(&format!("+ {line}")));
+                    }
+                    similar::ChangeTag::Equal => {
+                        let _ = writeln!(out, "            {line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One-line renderings longer than this print a map one key per line.
+const LONG_LINE: usize = 80;
+
+/// `k = {` then one `key = value` line per entry (nested long maps the
+/// same way, further indented), then `}`.
+fn long_map(out: &mut String, indent: usize, head: &str, map: &Map) {
+    let pad = " ".repeat(indent);
+    let _ = writeln!(out, "{pad}{head} = {{");
+    let w = map.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+    for (key, v) in map {
+        let name = crate::value::display_key(key);
+        match v {
+            Value::Map(m) if !m.is_empty() && v.to_string().chars().count() > LONG_LINE => long_map(out, indent + 4, &name, m),
+            _ => {
+                let gap = " ".repeat(w.saturating_sub(key.chars().count()));
+                let _ = writeln!(out, "{pad}    {name}{gap} = {v}");
+            }
+        }
+    }
+    let _ = writeln!(out, "{pad}  }}");
+}
+
 fn attr_line(out: &mut String, w: usize, k: &str, old: Option<&Value>, new: &Value, style: Style, sym: &str) {
     let pad = " ".repeat(w.saturating_sub(k.chars().count()));
     match old {
         Some(old) if is_multiline(old) || is_multiline(new) => {
             if let (Value::String(a), Value::String(b)) = (old, new) {
                 let _ = writeln!(out, "      {sym} {k}:");
-                let diff = similar::TextDiff::from_lines(a.as_str(), b.as_str());
-                for group in diff.grouped_ops(2) {
-                    for op in group {
-                        for change in diff.iter_changes(&op) {
-                            let line = change.value().trim_end_matches('\n');
-                            match change.tag() {
-                                similar::ChangeTag::Delete => {
-                                    let _ = writeln!(out, "          {}", style.red(&format!("- {line}")));
-                                }
-                                similar::ChangeTag::Insert => {
-                                    let _ = writeln!(out, "          {}", style.green(&format!("+ {line}")));
-                                }
-                                similar::ChangeTag::Equal => {
-                                    let _ = writeln!(out, "            {line}");
-                                }
-                            }
-                        }
-                    }
-                }
+                line_diff(out, a, b, style);
             } else {
                 let _ = writeln!(out, "      {sym} {k}{pad} = {old} → {new}");
             }
@@ -243,9 +306,12 @@ fn attr_line(out: &mut String, w: usize, k: &str, old: Option<&Value>, new: &Val
             }
             let _ = writeln!(out, "          EOT");
         }
-        None => {
-            let _ = writeln!(out, "      {sym} {k}{pad} = {new}");
-        }
+        None => match new {
+            Value::Map(m) if !m.is_empty() && new.to_string().chars().count() > LONG_LINE => long_map(out, 6, &format!("{sym} {k}{pad}"), m),
+            _ => {
+                let _ = writeln!(out, "      {sym} {k}{pad} = {new}");
+            }
+        },
     }
 }
 
@@ -430,4 +496,43 @@ pub fn drift_junit(env: &str, at: &str, drift: &[ObjectDrift], unmanaged: &[(Str
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> Map {
+        pairs.iter().map(|(k, v)| (k.to_string(), Value::str(*v))).collect()
+    }
+
+    #[test]
+    fn rendered_files_show_line_diffs_and_sensitive_ones_no_text() {
+        let style = Style { color: false };
+        let old = map(&[("a.yaml", "h1"), ("s.yaml", "h3")]);
+        let new = map(&[("a.yaml", "h2"), ("s.yaml", "h4")]);
+        let a = ContentPreview { attribute: "files".into(), key: "a.yaml".into(), before: Some("x: 1\ny: 2\n".into()), after: Some("x: 1\ny: 3\n".into()), sensitive: false };
+        let s = ContentPreview { attribute: "files".into(), key: "s.yaml".into(), before: Some("pw: old-secret\n".into()), after: Some("pw: new-secret\n".into()), sensitive: true };
+        let mut out = String::new();
+        map_lines(&mut out, "files", &old, &new, &[&a, &s], style);
+        assert!(out.contains("~ files[\"a.yaml\"]:\n") && out.contains("- y: 2") && out.contains("+ y: 3") && out.contains("  x: 1"), "{out}");
+        assert!(!out.contains("h1") && !out.contains("h2"), "hashes shown beside the diff: {out}");
+        assert!(out.contains("~ files[\"s.yaml\"] = (sensitive content)"), "{out}");
+        assert!(!out.contains("secret"), "sensitive content shown: {out}");
+    }
+
+    #[test]
+    fn long_objects_print_one_key_per_line() {
+        let mut out = String::new();
+        let short = Value::Map(map(&[("a", "b")]));
+        attr_line(&mut out, 4, "vars", None, &short, Style { color: false }, "+");
+        assert_eq!(out, "      + vars = { a = \"b\" }\n");
+        let mut out = String::new();
+        let long = Value::Map(map(&[("domain", "example.org"), ("organisation", "platform-team"), ("cluster_name", "edp-prod-eu-de-1")]));
+        attr_line(&mut out, 4, "vars", None, &long, Style { color: false }, "+");
+        assert_eq!(
+            out,
+            "      + vars = {\n          domain       = \"example.org\"\n          organisation = \"platform-team\"\n          cluster_name = \"edp-prod-eu-de-1\"\n        }\n"
+        );
+    }
 }

@@ -5,7 +5,7 @@ use crate::diagnostic::{Diagnostic, Diags};
 use crate::providers::{ListRequest, ObjectRef, Provider, ProviderContext, ReadRequest, Registry};
 use crate::state::model::Snapshot;
 use crate::value::Map;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// What each recorded object looks like now (`None`: it no longer exists).
@@ -68,30 +68,19 @@ pub async fn read_all(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderCo
     Ok(out.into_iter().map(|(_, k, v)| (k, v)).collect())
 }
 
-/// Puts what was read into the snapshot: gone objects leave it; the inputs
-/// of the others become what the provider reports for them.
-pub fn apply_observations(snapshot: &mut Snapshot, observations: Observations) {
-    for (key, seen) in observations {
-        match seen {
-            None => {
-                snapshot.instances.shift_remove(&key);
-            }
-            Some(observed) => {
-                if let Some(rec) = snapshot.instances.get_mut(&key) {
-                    for (k, v) in &observed {
-                        if rec.inputs.contains_key(k) {
-                            rec.inputs.insert(k.clone(), v.clone());
-                        }
-                    }
-                    rec.attrs = observed;
-                }
-            }
-        }
-    }
+/// Puts what was read into the snapshot: gone objects leave it, and an
+/// object takes what was read where `plan::drift::changed_attributes` (the
+/// comparison `drift` reports with) finds a change, and nowhere else.
+pub fn apply_observations(snapshot: &mut Snapshot, observations: Observations, registry: &Registry) {
+    *snapshot = crate::plan::drift::refreshed(snapshot, &observations, registry);
 }
 
 /// Objects that exist beside the managed ones but are not managed, per
-/// provider type: (type, description).
+/// provider type: (type, description). Each provider lists only where its
+/// managed objects live; an object listed is unmanaged only if no managed
+/// object, of any type or provider, claims it (`Provider::claims`: a file a
+/// `file.file` writes inside a `file.tree`'s target is the file's, not a
+/// stray of the tree). Each object is reported once.
 pub async fn unmanaged(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderContext, configs: &Configs) -> Result<Vec<(String, String)>, Diags> {
     let mut by_type: BTreeMap<(String, String), (Vec<Map>, Vec<Map>)> = BTreeMap::new();
     for rec in snapshot.instances.values() {
@@ -102,6 +91,13 @@ pub async fn unmanaged(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderC
     let mut cache = BTreeMap::new();
     let mut out = Vec::new();
     let mut diags = Vec::new();
+    let mut claimed: BTreeSet<String> = BTreeSet::new();
+    for rec in snapshot.instances.values() {
+        match provider_for(registry, ctx, configs, &rec.provider, &mut cache) {
+            Ok(p) => claimed.extend(p.claims(&rec.rtype, &rec.inputs, &rec.attrs)),
+            Err(d) => diags.push(d),
+        }
+    }
     for ((provider, rtype), (managed, recorded)) in by_type {
         let others: Vec<(String, Map)> = snapshot.instances.values().filter(|r| r.provider == provider && r.rtype != rtype).map(|r| (r.rtype.clone(), r.inputs.clone())).collect();
         let p = match provider_for(registry, ctx, configs, &provider, &mut cache) {
@@ -112,13 +108,25 @@ pub async fn unmanaged(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderC
             }
         };
         match p.list(ListRequest { rtype: rtype.clone(), managed, recorded, others }).await {
-            Ok(found) => out.extend(found.into_iter().map(|f| (format!("{}.{rtype}", provider.split('.').next().unwrap_or("")), f))),
+            Ok(found) => {
+                let kind = format!("{}.{rtype}", provider.split('.').next().unwrap_or(""));
+                for f in found {
+                    if claimed.insert(f.clone()) {
+                        out.push((kind.clone(), f));
+                    }
+                }
+            }
             Err(d) => diags.push(d),
         }
     }
     if diags.is_empty() {
         Ok(out)
     } else {
-        Err(diags)
+        Err(diags.into_iter().fold(Vec::new(), |mut acc: Diags, d| {
+            if !acc.iter().any(|x| x.code == d.code && x.message == d.message) {
+                acc.push(d);
+            }
+            acc
+        }))
     }
 }

@@ -5,7 +5,16 @@
 //! show: strings that both parse as JSON (or both as YAML) compare by content
 //! (key order and layout do not matter), other strings ignore trailing
 //! whitespace on each line and at the end; numbers compare by value.
+//!
+//! Invariant: [`changed_attributes`] is the one decision of whether an object
+//! read back differs from its record. `drift` reports with it, and
+//! [`refreshed`] (what `plan --refresh` and `drift --fix` plan against) takes
+//! an observed value only where it decides a change, so a difference drift
+//! calls layout never becomes an update. [`remediation`] keeps, of a plan
+//! made against the refreshed state, only the changes of drifted objects:
+//! drift's counts and its remediation's counts describe the same objects.
 
+use crate::plan::{Action, Plan};
 use crate::providers::{Registry, ResourceSchema};
 use crate::state::model::{InstanceRecord, Snapshot};
 use crate::value::{Map, Value};
@@ -46,8 +55,7 @@ pub fn compare(prior: &Snapshot, observed: &[((String, String), Option<Map>)], r
         let (status, attributes) = match seen {
             None => (Status::Deleted, vec![]),
             Some(actual) => {
-                let schema = registry.resource_schema(rec.provider.split('.').next().unwrap_or(""), &rec.rtype);
-                let attrs = attribute_drift(rec, actual, schema);
+                let attrs = attribute_drift(rec, actual, schema_of(registry, rec));
                 (if attrs.is_empty() { Status::InSync } else { Status::Changed }, attrs)
             }
         };
@@ -56,22 +64,87 @@ pub fn compare(prior: &Snapshot, observed: &[((String, String), Option<Map>)], r
     out
 }
 
-fn attribute_drift(rec: &InstanceRecord, actual: &Map, schema: Option<&ResourceSchema>) -> Vec<AttributeDrift> {
+fn schema_of<'a>(registry: &'a Registry, rec: &InstanceRecord) -> Option<&'a ResourceSchema> {
+    registry.resource_schema(rec.provider.split('.').next().unwrap_or(""), &rec.rtype)
+}
+
+/// The recorded attributes that what was read back changed: the one
+/// decision of "changed" for drift, refresh plans and fix plans. Derived
+/// attributes never change on their own; attributes a provider does not
+/// report cannot drift; values compare after normalisation ([`equivalent`]).
+pub fn changed_attributes<'a>(rec: &'a InstanceRecord, actual: &Map, schema: Option<&ResourceSchema>) -> Vec<&'a str> {
     let mut out = Vec::new();
     for (name, recorded) in &rec.attrs {
         if schema.and_then(|s| s.attributes.get(name.as_str())).is_some_and(|a| a.derived) {
             continue;
         }
-        // Attributes a provider does not report cannot drift.
         let Some(now) = actual.get(name) else { continue };
-        if equivalent(recorded, now) {
-            continue;
+        if !equivalent(recorded, now) {
+            out.push(name.as_str());
         }
-        let sensitive = rec.sensitive.contains(name);
-        let shown = |v: &Value| if sensitive { serde_json::Value::String("(sensitive)".into()) } else { v.to_json() };
-        out.push(AttributeDrift { name: name.clone(), recorded: shown(recorded), actual: shown(now), sensitive });
     }
     out
+}
+
+fn attribute_drift(rec: &InstanceRecord, actual: &Map, schema: Option<&ResourceSchema>) -> Vec<AttributeDrift> {
+    let mut out = Vec::new();
+    for name in changed_attributes(rec, actual, schema) {
+        let (Some(recorded), Some(now)) = (rec.attrs.get(name), actual.get(name)) else { continue };
+        let sensitive = rec.sensitive.iter().any(|s| s == name);
+        let shown = |v: &Value| if sensitive { serde_json::Value::String("(sensitive)".into()) } else { v.to_json() };
+        out.push(AttributeDrift { name: name.to_string(), recorded: shown(recorded), actual: shown(now), sensitive });
+    }
+    out
+}
+
+/// The state as it is now, for planning against reality: gone objects
+/// leave it; an object whose read-back [`changed_attributes`] finds nothing
+/// in keeps its record as it is (layout is not a change, and must not
+/// become an update); in a changed object the changed attributes, the
+/// derived ones and the ones never recorded take what was read, and inputs
+/// follow the attributes of the same name.
+pub fn refreshed(prior: &Snapshot, observations: &[((String, String), Option<Map>)], registry: &Registry) -> Snapshot {
+    let mut out = prior.clone();
+    for (key, seen) in observations {
+        match seen {
+            None => {
+                out.instances.shift_remove(key);
+            }
+            Some(actual) => {
+                let Some(rec) = out.instances.get_mut(key) else { continue };
+                let schema = schema_of(registry, rec);
+                let changed: Vec<String> = changed_attributes(rec, actual, schema).into_iter().map(str::to_string).collect();
+                if changed.is_empty() {
+                    continue;
+                }
+                let derived = |name: &str| schema.and_then(|s| s.attributes.get(name)).is_some_and(|a| a.derived);
+                for (name, now) in actual {
+                    let take = changed.contains(name) || derived(name) || !rec.attrs.contains_key(name);
+                    if !take {
+                        continue;
+                    }
+                    if rec.inputs.contains_key(name) {
+                        rec.inputs.insert(name.clone(), now.clone());
+                    }
+                    rec.attrs.insert(name.clone(), now.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The part of `plan` (made against the [`refreshed`] state) that undoes
+/// drift: the changes of the objects `drift` found changed or deleted.
+/// What the configuration asks for beyond that (a resource never applied,
+/// an attribute edited since the last apply, an orphan to destroy) is not
+/// remediation and stays for `plinth apply`; outputs are left as recorded.
+pub fn remediation(mut plan: Plan, drift: &[ObjectDrift]) -> Plan {
+    let drifted: std::collections::HashSet<(&str, &str)> =
+        drift.iter().filter(|d| d.status != Status::InSync).map(|d| (d.address.as_str(), d.deposed.as_str())).collect();
+    plan.changes.retain(|c| c.action != Action::NoOp && drifted.contains(&(c.address.as_str(), c.deposed.as_str())));
+    plan.outputs.clear();
+    plan
 }
 
 /// Equality after normalisation.

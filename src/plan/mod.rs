@@ -98,6 +98,9 @@ pub struct Change {
     pub replace_because: Vec<String>,
     /// Declaration addresses this instance depends on.
     pub deps: Vec<String>,
+    /// Content behind hashed attributes, for the human plan's line diffs
+    /// (`ProviderFactory::preview`); not part of the fingerprint.
+    pub previews: Vec<crate::providers::ContentPreview>,
 }
 
 #[derive(Debug, Clone)]
@@ -333,6 +336,7 @@ fn delete_change(rec: &InstanceRecord) -> Change {
         after: None,
         replace_because: vec![],
         deps: rec.deps.clone(),
+        previews: vec![],
     }
 }
 
@@ -944,6 +948,10 @@ fn plan_resource(
         let prior_sensitive = prior_rec.map(|r| r.sensitive.clone()).unwrap_or_default();
         let sens = sensitive_attrs(registry, &provider_name, &rtype, &after, &prior_sensitive);
         let after = mark_sensitive(after, &sens);
+        let previews = match (action, prior_rec) {
+            (Action::Update | Action::Replace, Some(rec)) => factory.preview(&rtype, Some(&mark_sensitive(rec.attrs.clone(), &rec.sensitive)), &config),
+            _ => vec![],
+        };
         values.push((key.clone(), Value::Map(after.clone())));
         changes.push(Change {
             address: inst_address,
@@ -959,6 +967,7 @@ fn plan_resource(
             after: Some(after),
             replace_because,
             deps: deps.clone(),
+            previews,
         });
     }
     let value = resource_value(cfg, address, values);

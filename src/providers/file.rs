@@ -58,6 +58,12 @@ impl ProviderFactory for FileFactory {
     fn plans_beyond_config(&self, rtype: &str) -> bool {
         rtype == "tree"
     }
+    fn preview(&self, rtype: &str, prior: Option<&Map>, config: &Map) -> Vec<ContentPreview> {
+        if rtype == "tree" {
+            return tree::preview(&self.base, prior, config);
+        }
+        vec![]
+    }
     fn plan_checked(&self, rtype: &str, prior: Option<&Map>, config: &Map) -> Result<Map, Diagnostic> {
         if rtype == "tree" {
             let mut planned = tree::plan(&self.base, config)?;
@@ -125,6 +131,12 @@ fn parse_mode(config: &Map) -> Result<u32, Diagnostic> {
 }
 
 impl FileProvider {
+    /// How drift names a file: relative to the project directory when
+    /// inside it (the same name in `list` and `claims`).
+    fn shown(&self, path: &Path) -> String {
+        path.strip_prefix(&self.base).unwrap_or(path).display().to_string()
+    }
+
     fn resolve(&self, config: &Map) -> Result<PathBuf, Diagnostic> {
         let path = config
             .get("path")
@@ -197,10 +209,15 @@ impl Provider for FileProvider {
         }
         self.write(req.config)
     }
+    fn claims(&self, rtype: &str, inputs: &Map, attrs: &Map) -> Vec<String> {
+        let paths = if rtype == "tree" { tree::claims(&self.base, inputs, attrs) } else { self.resolve(inputs).into_iter().collect() };
+        paths.iter().map(|p| self.shown(p)).collect()
+    }
     async fn list(&self, req: ListRequest) -> Result<Vec<String>, Diagnostic> {
         if req.rtype == "tree" {
-            // A tree's target may hold files of others: never listed.
-            return Ok(vec![]);
+            // A tree owns its target directory: what else is there is
+            // unmanaged unless another managed object claims it.
+            return Ok(tree::list(&self.base, &req.managed, &req.recorded).iter().map(|p| self.shown(p)).collect());
         }
         // The directories Plinth writes files into are Plinth's: any other
         // regular file there is unmanaged (hidden files excepted).
@@ -216,7 +233,7 @@ impl Provider for FileProvider {
                 let path = entry.path();
                 let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
                 if path.is_file() && !hidden && !managed.contains(&path) {
-                    out.push(path.strip_prefix(&self.base).unwrap_or(&path).display().to_string());
+                    out.push(self.shown(&path));
                 }
             }
         }

@@ -389,6 +389,47 @@ pub fn plan(base: &Path, config: &Map) -> Result<Map, Diagnostic> {
     Ok(planned)
 }
 
+/// Largest file whose content a plan shows as a line diff.
+const PREVIEW_BYTES: usize = 256 * 1024;
+
+/// The rendered files whose hash an update changes: the content on disk
+/// (what was rendered last) and what will be rendered, when both sides are
+/// text of at most [`PREVIEW_BYTES`]. Sensitive renderings (or a sensitive
+/// prior `files`) are marked so and never shown. Empty when the tree
+/// cannot be rendered at plan time.
+pub fn preview(base: &Path, prior: Option<&Map>, config: &Map) -> Vec<super::ContentPreview> {
+    if !renderable(config) {
+        return vec![];
+    }
+    let Ok(rendered) = render_tree(base, config) else { return vec![] };
+    let Ok(target) = target_dir(base, config) else { return vec![] };
+    let prior_sensitive = prior.and_then(|p| p.get("files")).is_some_and(Value::is_sensitive_deep);
+    let recorded = match prior {
+        Some(p) => {
+            let (plain, _) = Value::Map(p.clone()).unmark();
+            match plain {
+                Value::Map(m) => recorded_files(Some(&m)),
+                _ => BTreeMap::new(),
+            }
+        }
+        None => BTreeMap::new(),
+    };
+    let text = |bytes: Vec<u8>| (bytes.len() <= PREVIEW_BYTES).then(|| String::from_utf8(bytes).ok()).flatten();
+    let mut keys: std::collections::BTreeSet<&String> = rendered.files.keys().collect();
+    keys.extend(recorded.keys());
+    let mut out = Vec::new();
+    for rel in keys {
+        let new_hash = rendered.files.get(rel).map(|b| sha256_hex(b));
+        if recorded.get(rel) == new_hash.as_ref() {
+            continue;
+        }
+        let before = if recorded.contains_key(rel) { inside(&target, rel).ok().and_then(|p| std::fs::read(p).ok()).and_then(text) } else { None };
+        let after = rendered.files.get(rel).cloned().and_then(text);
+        out.push(super::ContentPreview { attribute: "files".into(), key: rel.clone(), before, after, sensitive: rendered.sensitive || prior_sensitive });
+    }
+    out
+}
+
 /// Recorded `files` of a prior object.
 fn recorded_files(prior: Option<&Map>) -> BTreeMap<String, String> {
     match prior.and_then(|p| p.get("files")).map(Value::peel) {
@@ -559,6 +600,46 @@ pub fn read(base: &Path, inputs: &Map, prior: Option<Map>) -> Result<Option<Obse
     observed.insert("hash".into(), Value::String(tree_hash(&hashes)));
     observed.insert("id".into(), Value::String(target.display().to_string()));
     Ok(Some(observed))
+}
+
+/// The files a recorded tree claims: its target joined with every
+/// recorded relative path (drift's unmanaged objects exclude them).
+pub fn claims(base: &Path, inputs: &Map, attrs: &Map) -> Vec<PathBuf> {
+    let (plain, _) = Value::Map(inputs.clone()).unmark();
+    let Value::Map(plain) = plain else { return vec![] };
+    let Ok(target) = target_dir(base, &plain) else { return vec![] };
+    let (attrs, _) = Value::Map(attrs.clone()).unmark();
+    let Value::Map(attrs) = attrs else { return vec![] };
+    recorded_files(Some(&attrs)).keys().filter_map(|rel| inside(&target, rel).ok()).collect()
+}
+
+/// Every file in the target directories of the given trees (the tree owns
+/// its target's contents: a file there that nothing renders would be
+/// committed with what is rendered), except the trees' own recorded files,
+/// `.git`, temporaries of an interrupted write and the template directory
+/// when it lies inside the target. A target that is the project directory
+/// or holds it is not listed: it holds the configuration.
+pub fn list(base: &Path, managed: &[Map], recorded: &[Map]) -> Vec<PathBuf> {
+    let mut out = std::collections::BTreeSet::new();
+    for (i, inputs) in managed.iter().enumerate() {
+        let (plain, _) = Value::Map(inputs.clone()).unmark();
+        let Value::Map(plain) = plain else { continue };
+        let Ok(target) = target_dir(base, &plain) else { continue };
+        if base.starts_with(&target) || !target.is_dir() {
+            continue;
+        }
+        let source = plain.get("source").and_then(Value::as_str).map(|s| resolve(base, s));
+        let own: std::collections::BTreeSet<String> = recorded.get(i).map(|r| recorded_files(Some(r)).into_keys().collect()).unwrap_or_default();
+        let Ok(found) = walk(&target, Some(&target.join(".git"))) else { continue };
+        for rel in found {
+            let path = target.join(&rel);
+            if own.contains(&rel) || source.as_ref().is_some_and(|s| path.starts_with(s)) {
+                continue;
+            }
+            out.insert(path);
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Delete: removes every recorded file and the directories left empty.

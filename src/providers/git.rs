@@ -55,6 +55,13 @@ impl GitFactory {
             .attr("path", AttrSchema::optional(Type::String, "the directory inside the repository that Plinth owns; \"\" is the whole tree").default(Value::str("")).forces_replacement())
             .attr("source", AttrSchema::optional(Type::String, "a local directory whose files are written into `path`, relative to the project directory (exclusive with `files`)"))
             .attr("files", AttrSchema::optional(Type::Map(Box::new(Type::String)), "relative path → content, written into `path` (exclusive with `source`)"))
+            .attr(
+                "source_files",
+                AttrSchema::optional(
+                    Type::Map(Box::new(Type::String)),
+                    "relative path → SHA-256 of exactly the files `source` must hold (what a `file.tree` rendered: its `files`); a commit with any other file, or a file whose content differs, is refused",
+                ),
+            )
             .attr("message", AttrSchema::optional(Type::String, "the commit message; default \"plinth: update <path>\""))
             .attr("triggers", AttrSchema::optional(Type::Any, "any value; a change updates the resource (e.g. the `hash` of the `file.tree` that renders `source`)"))
             .attr("commit", AttrSchema::computed(Type::String, "the SHA of the commit that holds the content").derived())
@@ -113,6 +120,10 @@ impl ProviderFactory for GitFactory {
                 Ok(entries) if !entries.is_empty() => Value::String(content_hash(&entries)),
                 _ => Value::Unknown,
             },
+            Value::Null if is_set(config, "source") && source_files_known(config) => match rendered_set(config) {
+                Ok(Some(set)) if !set.is_empty() => Value::String(hash_of(&set)),
+                _ => Value::Unknown,
+            },
             Value::Null if is_set(config, "source") && same("source") && same("triggers") && same("path") => {
                 prior.and_then(|p| p.get("content_hash")).cloned().unwrap_or(Value::Unknown)
             }
@@ -122,7 +133,8 @@ impl ProviderFactory for GitFactory {
             (Value::String(h), Some(p)) if text(p, "content_hash") == Some(h.as_str()) => p.get("commit").cloned().unwrap_or(Value::Unknown),
             _ => Value::Unknown,
         };
-        planned.insert("content_hash".into(), hash.mark_if(files.is_sensitive_deep()));
+        let secret = files.is_sensitive_deep() || config.get("source_files").is_some_and(Value::is_sensitive_deep);
+        planned.insert("content_hash".into(), hash.mark_if(secret));
         planned.insert("commit".into(), commit);
         planned
     }
@@ -247,16 +259,82 @@ struct Entry {
 
 /// SHA-256 over the sorted `relpath\0sha256(content)\n` lines.
 fn content_hash(entries: &[Entry]) -> String {
-    let mut lines: Vec<(&str, String)> = entries.iter().map(|e| (e.rel.as_str(), sha256_hex(&e.bytes))).collect();
-    lines.sort();
+    hash_of(&entries.iter().map(|e| (e.rel.clone(), sha256_hex(&e.bytes))).collect())
+}
+
+/// [`content_hash`] from the SHA-256 of each file (the same value as a
+/// `file.tree`'s `hash` over the same files).
+fn hash_of(set: &BTreeMap<String, String>) -> String {
     let mut h = sha2::Sha256::new();
-    for (rel, sum) in lines {
+    for (rel, sum) in set {
         h.update(rel.as_bytes());
         h.update([0u8]);
         h.update(sum.as_bytes());
         h.update(b"\n");
     }
     hex::encode(h.finalize())
+}
+
+fn source_files_known(config: &Map) -> bool {
+    config.get("source_files").is_some_and(|v| !matches!(v.peel(), Value::Null) && !v.is_unknown_deep())
+}
+
+/// `source_files` (paths normalised, hashes lower case), None when unset.
+fn rendered_set(config: &Map) -> Result<Option<BTreeMap<String, String>>, Diagnostic> {
+    let Some(v) = config.get("source_files").filter(|v| !matches!(v.peel(), Value::Null)) else { return Ok(None) };
+    let (plain, _) = v.clone().unmark();
+    let Value::Map(m) = plain else { return Err(bad_config("`source_files` must be a map from relative path to SHA-256, like a `file.tree`'s `files`.")) };
+    let mut out = BTreeMap::new();
+    for (k, v) in m {
+        let rel = normalize_path(&k).map_err(|e| bad_config(format!("The key of `source_files` {e}; give paths relative to `source`.")))?;
+        let sum = v.as_str().map(str::to_ascii_lowercase).filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let Some(sum) = sum else { return Err(bad_config(format!("The value of `source_files` entry `{rel}` must be a SHA-256 in hex (a `file.tree`'s `files` gives them)."))) };
+        if rel.is_empty() || out.insert(rel.clone(), sum).is_some() {
+            return Err(bad_config(format!("The key `{k}` of `source_files` names no file or the same file as another key.")));
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Most file names a diagnostic lists.
+const NAMES_SHOWN: usize = 20;
+
+fn named(names: &[&String]) -> String {
+    let mut shown: Vec<String> = names.iter().take(NAMES_SHOWN).map(|n| format!("`{n}`")).collect();
+    if names.len() > NAMES_SHOWN {
+        shown.push(format!("and {} more", names.len() - NAMES_SHOWN));
+    }
+    shown.join(", ")
+}
+
+/// A `source` holds exactly the rendered set, or the commit is refused:
+/// other files (P6820) would be pushed though nothing renders them; a
+/// missing or different file (P6821) is not what was rendered.
+fn check_rendered(dir: &str, entries: &[Entry], set: &BTreeMap<String, String>) -> Result<(), Diagnostic> {
+    let extra: Vec<&String> = entries.iter().map(|e| &e.rel).filter(|r| !set.contains_key(*r)).collect();
+    if !extra.is_empty() {
+        return Err(provider_error(
+            "P6820",
+            "files in `source` that nothing rendered",
+            format!(
+                "`source_files` lists exactly what may be committed, and {dir:?} also holds {}. Remove them (`plinth drift` lists them as unmanaged), or render them: nothing was committed.",
+                named(&extra)
+            ),
+        ));
+    }
+    let found: BTreeMap<&String, String> = entries.iter().map(|e| (&e.rel, sha256_hex(&e.bytes))).collect();
+    let wrong: Vec<&String> = set.iter().filter(|(rel, sum)| found.get(rel) != Some(*sum)).map(|(rel, _)| rel).collect();
+    if !wrong.is_empty() {
+        return Err(provider_error(
+            "P6821",
+            "files in `source` are not what was rendered",
+            format!(
+                "{} in {dir:?} is missing or differs from what `source_files` says was rendered (edited by hand after rendering?). Apply the resource that renders them first; nothing was committed.",
+                named(&wrong)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The `files` attribute as entries (paths normalised, no duplicates).
@@ -531,8 +609,13 @@ fn desired(config: &Map, base: &Path) -> Result<Vec<Entry>, Diagnostic> {
         (true, false) => {
             let dir = text(config, "source").unwrap_or("");
             let p = Path::new(dir);
-            read_source(&if p.is_absolute() { p.to_path_buf() } else { base.join(p) })?
+            let entries = read_source(&if p.is_absolute() { p.to_path_buf() } else { base.join(p) })?;
+            if let Some(set) = rendered_set(config)? {
+                check_rendered(dir, &entries, &set)?;
+            }
+            entries
         }
+        (false, true) if is_set(config, "source_files") => return Err(bad_config("`source_files` describes a `source` directory; with `files`, leave it out.")),
         (false, true) => files_of(config.get("files").unwrap_or(&Value::Null))?,
     };
     if entries.is_empty() {
@@ -1049,6 +1132,26 @@ mod tests {
         assert_eq!(files_of(&map(&[("/", Value::str("1"))])).unwrap_err().code, "P6801");
         assert_eq!(files_of(&map(&[("a", Value::Int(1))])).unwrap_err().code, "P6801");
         assert_eq!(files_of(&Value::str("x")).unwrap_err().code, "P6801");
+    }
+
+    #[test]
+    fn a_source_holds_exactly_the_rendered_set() {
+        let set: BTreeMap<String, String> = [("a", "x"), ("b/c", "y")].iter().map(|(p, c)| (p.to_string(), sha256_hex(c.as_bytes()))).collect();
+        assert!(check_rendered("out", &[entry("a", "x"), entry("b/c", "y")], &set).is_ok());
+        let d = check_rendered("out", &[entry("a", "x"), entry("b/c", "y"), entry("stray", "?")], &set).expect_err("an extra file");
+        assert_eq!(d.code, "P6820");
+        assert!(d.help.contains("`stray`"), "{}", d.help);
+        let d = check_rendered("out", &[entry("a", "edited"), entry("b/c", "y")], &set).expect_err("a changed file");
+        assert_eq!(d.code, "P6821");
+        assert!(d.help.contains("`a`"), "{}", d.help);
+        assert_eq!(check_rendered("out", &[entry("a", "x")], &set).expect_err("a missing file").code, "P6821");
+        // The plan knows the hash the commit will have.
+        let mut m = Map::default();
+        m.insert("source_files".into(), Value::Map(set.iter().map(|(k, v)| (k.clone(), Value::str(v.clone()))).collect()));
+        assert_eq!(rendered_set(&m).expect("valid").expect("set"), set);
+        assert_eq!(hash_of(&set), content_hash(&[entry("b/c", "y"), entry("a", "x")]));
+        m.insert("source_files".into(), Value::Map([("../x".to_string(), Value::str("0".repeat(64)))].into_iter().collect()));
+        assert_eq!(rendered_set(&m).expect_err("escapes").code, "P6801");
     }
 
     #[test]

@@ -168,6 +168,9 @@ impl Provider for Governed {
     async fn list(&self, req: ListRequest) -> Result<Vec<String>, Diagnostic> {
         self.run("listing", &req.rtype.clone(), || self.inner.list(req.clone())).await
     }
+    fn claims(&self, rtype: &str, inputs: &Map, attrs: &Map) -> Vec<String> {
+        self.inner.claims(rtype, inputs, attrs)
+    }
 }
 
 #[cfg(test)]

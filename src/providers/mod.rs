@@ -153,6 +153,13 @@ pub trait Provider: Send + Sync {
     async fn list(&self, _req: ListRequest) -> Result<Vec<String>, Diagnostic> {
         Ok(vec![])
     }
+    /// What a managed object of `rtype` (recorded `inputs` and `attrs`)
+    /// holds, named as `list` names objects (a file's path): drift reports
+    /// a listed object as unmanaged only when no managed object, of any
+    /// type or provider, claims it. Pure: no IO.
+    fn claims(&self, _rtype: &str, _inputs: &Map, _attrs: &Map) -> Vec<String> {
+        vec![]
+    }
 }
 
 /// What a provider lists against: the inputs of every managed object of a type.
@@ -187,6 +194,18 @@ pub fn default_plan(schema: Option<&ResourceSchema>, prior: Option<&Map>, config
     planned
 }
 
+/// One piece of content an update changes, for the plan's line diff:
+/// `attribute["key"]` (`files["app.yaml"]`), before and after (None: absent,
+/// or not text). `sensitive`: shown only as changed, never as text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContentPreview {
+    pub attribute: String,
+    pub key: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub sensitive: bool,
+}
+
 /// Creates configured providers from `provider` blocks; knows every schema.
 pub trait ProviderFactory: Send + Sync {
     fn name(&self) -> &'static str;
@@ -208,6 +227,14 @@ pub trait ProviderFactory: Send + Sync {
     /// when a planned computed attribute differs from the recorded one.
     fn plans_beyond_config(&self, _rtype: &str) -> bool {
         false
+    }
+    /// For the human plan of an update: the content behind attributes the
+    /// plan shows only as hashes (`file.tree`: each rendered file whose
+    /// hash changes, as it is on disk and as it will be rendered), so a
+    /// reviewer sees line diffs. Reads what the configuration names; never
+    /// stored, not part of a plan's fingerprint. Default: nothing.
+    fn preview(&self, _rtype: &str, _prior: Option<&Map>, _config: &Map) -> Vec<ContentPreview> {
+        vec![]
     }
     /// `config` holds the evaluated provider block (all known).
     fn configure(&self, config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic>;

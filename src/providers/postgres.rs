@@ -711,44 +711,57 @@ fn read_grant<C: ::postgres::GenericClient>(c: &mut C, spec: &GrantSpec) -> Resu
         }
     };
     let keep = |p: String| allowed(&spec.object_type).contains(&p.as_str()).then_some(p);
+    // An owner holds every privilege on its object by owning it (and its
+    // ACL shows them all once anyone grants anything): only the asked-for
+    // ones are this grant's, or it would differ on every read.
+    let owned = |held: BTreeSet<String>, owner: u32| -> BTreeSet<String> {
+        if !spec.is_public() && owner == oid {
+            held.intersection(&spec.privileges).cloned().collect()
+        } else {
+            held
+        }
+    };
     match spec.object_type.as_str() {
         "database" => {
-            if c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&spec.database])?.is_none() {
+            let Some(owner) = c.query_opt("SELECT datdba FROM pg_database WHERE datname = $1", &[&spec.database])? else {
                 return Ok(None);
-            }
+            };
+            let owner: u32 = owner.get(0);
             let rows = c.query(
                 "SELECT a.privilege_type::text FROM pg_database d CROSS JOIN LATERAL aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a \
                  WHERE d.datname = $1 AND a.grantee = $2",
                 &[&spec.database, &oid],
             )?;
-            Ok(Some(rows.into_iter().filter_map(|r| keep(r.get(0))).collect()))
+            Ok(Some(owned(rows.into_iter().filter_map(|r| keep(r.get(0))).collect(), owner)))
         }
         "schema" => {
             let schema = spec.schema.clone().unwrap_or_default();
-            if c.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])?.is_none() {
+            let Some(owner) = c.query_opt("SELECT nspowner FROM pg_namespace WHERE nspname = $1", &[&schema])? else {
                 return Ok(None);
-            }
+            };
+            let owner: u32 = owner.get(0);
             let rows = c.query(
                 "SELECT a.privilege_type::text FROM pg_namespace n CROSS JOIN LATERAL aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) a \
                  WHERE n.nspname = $1 AND a.grantee = $2",
                 &[&schema, &oid],
             )?;
-            Ok(Some(rows.into_iter().filter_map(|r| keep(r.get(0))).collect()))
+            Ok(Some(owned(rows.into_iter().filter_map(|r| keep(r.get(0))).collect(), owner)))
         }
         _ => {
             let schema = spec.schema.clone().unwrap_or_default();
             if c.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])?.is_none() {
                 return Ok(None);
             }
-            let tables: BTreeSet<String> = c
+            let owners: HashMap<String, u32> = c
                 .query(
-                    "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                    "SELECT c.relname::text, c.relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
                     &[&schema],
                 )?
                 .into_iter()
-                .map(|r| r.get(0))
+                .map(|r| (r.get(0), r.get(1)))
                 .collect();
+            let tables: BTreeSet<String> = owners.keys().cloned().collect();
             let rows = c.query(
                 "SELECT c.relname::text, a.privilege_type::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  CROSS JOIN LATERAL aclexplode(COALESCE(c.relacl, acldefault('r', c.relowner))) a \
@@ -769,6 +782,10 @@ fn read_grant<C: ::postgres::GenericClient>(c: &mut C, spec: &GrantSpec) -> Resu
             let mut common: Option<BTreeSet<String>> = None;
             for t in &targets {
                 let have = held.get(t).cloned().unwrap_or_default();
+                let have = match owners.get(t) {
+                    Some(owner) => owned(have, *owner),
+                    None => have,
+                };
                 common = Some(match common {
                     None => have,
                     Some(c) => c.intersection(&have).cloned().collect(),

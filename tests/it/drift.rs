@@ -160,3 +160,102 @@ fn the_remediation_plan_can_be_saved_reviewed_and_applied() {
     assert_eq!(std::fs::read_to_string(p.path().join("out/notes.txt")).unwrap(), "line one\nline two\n");
     assert_exit(&run(p.path(), &["drift"]), 0);
 }
+
+const TREE: &str = r#"
+resource file.tree site {
+  source = "tpl"
+  target = "out"
+  vars   = { domain = "example.org" }
+}
+resource file.file extra {
+  path    = "out/extra.yaml"
+  content = "kind: Extra\n"
+}
+"#;
+
+fn tree_project() -> tempfile::TempDir {
+    let p = project(&[("main.plinth", TREE), ("tpl/app.yaml", "host: {{ domain }}\n"), ("tpl/sub/b.txt", "b\n")]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    p
+}
+
+/// examples/edp's `file.file` beside a stack's `file.tree` output: the
+/// tree's files are not "not managed" because the file lists its directory,
+/// and the file is not a stray of the tree: each is claimed by its owner.
+#[test]
+fn a_file_inside_a_rendered_tree_is_claimed_not_unmanaged() {
+    let p = tree_project();
+    let (code, v) = drift_json(p.path());
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["unmanaged"], serde_json::json!([]));
+    assert_exit(&run(p.path(), &["drift"]), 0);
+}
+
+/// The tree owns its target's contents: a file nothing renders there (which
+/// a `git.commit` of the directory would push) is reported, once, however
+/// many managed objects write into that directory.
+#[test]
+fn a_stray_file_in_a_rendered_tree_is_unmanaged() {
+    let p = tree_project();
+    std::fs::write(p.path().join("out/stray.yaml"), "?").unwrap();
+    std::fs::write(p.path().join("out/sub/deep.txt"), "?").unwrap();
+    let (code, v) = drift_json(p.path());
+    assert_eq!(code, Some(2), "{v}");
+    let mut found: Vec<String> = v["unmanaged"].as_array().unwrap().iter().map(|u| u["object"].as_str().unwrap_or("").to_string()).collect();
+    found.sort();
+    assert_eq!(found, ["out/stray.yaml", "out/sub/deep.txt"], "{v}");
+    assert_eq!(v["drifted"], serde_json::json!([]), "{v}");
+}
+
+/// Layout is not a change for drift, and so neither for a refresh plan nor
+/// for the fix plan: one comparison decides.
+#[test]
+fn layout_only_changes_are_no_change_for_refresh_and_fix_plans() {
+    let p = applied();
+    std::fs::write(p.path().join("out/config.json"), "{\n  \"a\": \"x\",\n  \"b\": [1, 2]\n}\n").unwrap();
+    std::fs::write(p.path().join("out/notes.txt"), "line one   \nline two\n\n").unwrap();
+    assert_exit(&run(p.path(), &["plan", "--refresh", "--detailed-exitcode"]), 0);
+    assert_exit(&run(p.path(), &["drift"]), 0);
+    // A real change elsewhere: the fix rewrites that object only.
+    std::fs::write(p.path().join("out/token.txt"), "edited").unwrap();
+    let (code, v) = drift_json(p.path());
+    assert_eq!(code, Some(2), "{v}");
+    assert_eq!(v["remediation"], serde_json::json!({ "create": 0, "update": 1, "replace": 0, "destroy": 0 }), "{v}");
+    let fix = run(p.path(), &["drift", "--fix", "--auto-approve"]);
+    assert_exit(&fix, 0);
+    assert!(stdout(&fix).contains("0 to create, 1 to update, 0 to replace, 0 to destroy"), "{}", stdout(&fix));
+    assert_eq!(std::fs::read_to_string(p.path().join("out/config.json")).unwrap(), "{\n  \"a\": \"x\",\n  \"b\": [1, 2]\n}\n", "layout was rewritten");
+    assert_exit(&run(p.path(), &["apply", "--refresh", "--auto-approve"]), 0);
+    assert_eq!(std::fs::read_to_string(p.path().join("out/notes.txt")).unwrap(), "line one   \nline two\n\n", "apply --refresh rewrote layout");
+}
+
+/// The remediation is what undoes drift: a resource added to the
+/// configuration but never applied is no part of it (once: "2 drifted",
+/// then "1 to create, 2 to update"), and `--fix` does not create it.
+#[test]
+fn the_remediation_counts_the_drifted_objects_only() {
+    let p = applied();
+    let src = format!("{SRC}\nresource file.file later {{\n  path    = \"out/later.txt\"\n  content = \"not applied yet\"\n}}\n");
+    std::fs::write(p.path().join("main.plinth"), src).unwrap();
+    std::fs::write(p.path().join("out/notes.txt"), "changed").unwrap();
+    std::fs::remove_file(p.path().join("out/config.json")).unwrap();
+    let (code, v) = drift_json(p.path());
+    assert_eq!(code, Some(2), "{v}");
+    assert_eq!(v["drifted"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v["remediation"], serde_json::json!({ "create": 1, "update": 1, "replace": 0, "destroy": 0 }), "{v}");
+    let human = stdout(&run(p.path(), &["drift"]));
+    assert!(human.contains("2 drifted") && human.contains("1 to create, 1 to update, 0 to replace, 0 to destroy"), "{human}");
+    let fix = run(p.path(), &["drift", "--fix", "--auto-approve"]);
+    assert_exit(&fix, 0);
+    assert!(stdout(&fix).contains("1 to create, 1 to update, 0 to replace, 0 to destroy"), "{}", stdout(&fix));
+    assert!(!p.path().join("out/later.txt").exists(), "--fix applied a resource that was never applied");
+    assert!(p.path().join("out/config.json").exists());
+    assert_eq!(std::fs::read_to_string(p.path().join("out/notes.txt")).unwrap(), "line one\nline two\n");
+    // Saved with --out, the remediation applies as reviewed.
+    std::fs::write(p.path().join("out/notes.txt"), "changed again").unwrap();
+    let plan_file = p.path().join("fix.plan");
+    assert_exit(&run(p.path(), &["drift", "--out", plan_file.to_str().unwrap()]), 2);
+    let applied = run(p.path(), &["apply", plan_file.to_str().unwrap()]);
+    assert_exit(&applied, 0);
+    assert!(!p.path().join("out/later.txt").exists(), "the saved remediation created a resource that was never applied");
+}

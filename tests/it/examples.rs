@@ -135,7 +135,7 @@ fn git(repo: &Path, args: &[&str]) -> String {
 
 /// examples/edp, environment non-prod/garm-test: selecting the commit to the
 /// stacks-instances repository renders every selected stack and fleet (the
-/// commit's triggers are their hashes) and commits them under
+/// commit's `source_files` are their files) and commits them under
 /// non-prod/garm-test/. The second run changes nothing; a changed chart
 /// version commits again.
 ///
@@ -212,10 +212,33 @@ fn edp_renders_and_commits_an_environment_to_a_stacks_instances_repository() {
     assert_exit(&run_args(args(&["apply", "--auto-approve"])), 0);
     assert_eq!(git(&repo, &["rev-parse", "main"]), head, "a second apply made a commit");
 
-    // A changed value (a chart version) renders again and, through the
-    // triggers, commits again.
+    // Drift right after the apply is clean: the fleet Applications file
+    // (a file.file) inside stack core's rendered directory is the file's,
+    // and the tree's files are the tree's, not "not managed by Plinth".
+    let drift_args = |cmd: &[&'static str]| -> Vec<String> {
+        let mut a: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        a.extend(["--env", "non-prod/garm-test", "--var", &repo_var, "--var", &kube_var].map(String::from));
+        a
+    };
+    let drift = run_args(drift_args(&["drift"]));
+    assert_exit(&drift, 0);
+    // A stray file in a rendered directory is drift, and is never pushed.
+    let stray = project.join("rendered/non-prod/garm-test/otc/stray.yaml");
+    std::fs::write(&stray, "kind: Secret\n").unwrap();
+    let drift = run_args(drift_args(&["drift"]));
+    assert_exit(&drift, 2);
+    assert!(stdout(&drift).contains("rendered/non-prod/garm-test/otc/stray.yaml is not managed by Plinth"), "{}", stdout(&drift));
+    assert_eq!(stdout(&drift).matches("not managed by Plinth").count(), 1, "{}", stdout(&drift));
     let mut changed = args(&["apply", "--auto-approve"]);
     changed.extend(["--var", r#"chart_versions={ core = { argocd = "9.2.0" } }"#].map(String::from));
+    let refused = run_args(changed.clone());
+    assert_exit(&refused, 1);
+    assert!(stderr(&refused).contains("P6820") && stderr(&refused).contains("otc/stray.yaml"), "{}", stderr(&refused));
+    assert_eq!(git(&repo, &["rev-parse", "main"]), head, "a commit with the stray file was pushed");
+    std::fs::remove_file(&stray).unwrap();
+
+    // A changed value (a chart version) renders again and, through the
+    // rendered set, commits again.
     assert_exit(&run_args(changed), 0);
     assert_ne!(git(&repo, &["rev-parse", "main"]), head, "a changed chart version made no commit");
     let argocd = git(&repo, &["show", "main:non-prod/garm-test/core/argo-cd.yaml"]);

@@ -290,6 +290,51 @@ fn a_source_directory_with_triggers() {
     assert_exit(&run(dir, &["drift"]), 0);
 }
 
+/// A `file.tree` renders the directory a `git.commit` pushes, and
+/// `source_files` gives the commit the rendered set: a stray file in the
+/// directory is drift (unmanaged) and the commit refuses it (P6820), naming
+/// it, instead of pushing it into the instances repository.
+#[test]
+fn a_rendered_source_commits_exactly_the_rendered_set() {
+    if !has_git() {
+        eprintln!("skipped: no git");
+        return;
+    }
+    let p = project(&[("tpl/app/values.yaml", "replicas: {{ replicas }}\n"), ("tpl/readme.txt", "rendered\n")]);
+    let dir = p.path();
+    let remote = Remote::new(&dir.join("instances.git"));
+    let config = |replicas: u32| {
+        format!(
+            "resource file.tree site {{\n  source = \"tpl\"\n  target = \"rendered\"\n  vars   = {{ replicas = {replicas} }}\n}}\n\
+             resource git.commit s {{\n  repository   = \"instances.git\"\n  path         = \"edp\"\n  source       = file.tree.site.target\n  source_files = file.tree.site.files\n}}\n"
+        )
+    };
+    std::fs::write(dir.join("main.plinth"), config(1)).unwrap();
+    assert_exit(&run(dir, &["apply", "--auto-approve"]), 0);
+    assert_eq!(remote.files("main", "edp"), vec!["app/values.yaml", "readme.txt"]);
+    // Converged: the commit's hash is known at plan time from the rendered set.
+    assert_exit(&run(dir, &["plan", "--detailed-exitcode"]), 0);
+    assert_exit(&run(dir, &["drift"]), 0);
+
+    std::fs::write(dir.join("rendered/stray.yaml"), "kind: Secret\n").unwrap();
+    let drift = run(dir, &["drift", "--json"]);
+    assert_exit(&drift, 2);
+    assert!(stdout(&drift).contains("rendered/stray.yaml"), "{}", stdout(&drift));
+    // Rendering again commits again, but not with the stray file.
+    std::fs::write(dir.join("main.plinth"), config(2)).unwrap();
+    let refused = run(dir, &["apply", "--auto-approve"]);
+    assert_exit(&refused, 1);
+    assert!(text_of(&refused).contains("P6820") && text_of(&refused).contains("stray.yaml"), "{}", text_of(&refused));
+    assert_eq!(remote.files("main", "edp"), vec!["app/values.yaml", "readme.txt"], "the stray file was pushed");
+    assert_eq!(remote.show("main", "edp/app/values.yaml").as_deref(), Some("replicas: 1"));
+    std::fs::remove_file(dir.join("rendered/stray.yaml")).unwrap();
+    assert_exit(&run(dir, &["apply", "--auto-approve"]), 0);
+    assert_eq!(remote.files("main", "edp"), vec!["app/values.yaml", "readme.txt"]);
+    assert_eq!(remote.show("main", "edp/app/values.yaml").as_deref(), Some("replicas: 2"));
+    assert_exit(&run(dir, &["drift"]), 0);
+    assert_exit(&run(dir, &["plan", "--detailed-exitcode"]), 0);
+}
+
 #[test]
 fn a_push_race_is_redone_on_the_new_head() {
     if !has_git() {

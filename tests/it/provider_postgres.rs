@@ -116,6 +116,44 @@ fn a_grant_revoked_outside_plinth_is_drift_and_refresh_restores_it() {
     assert!(c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db]).unwrap().is_none(), "database dropped");
 }
 
+/// The owner of a database (and of a schema) holds every privilege by
+/// owning it; a grant to the owner records what it asked for, so it
+/// converges: no update on a refresh plan, no drift, and a privilege the
+/// owner revoked from itself is still drift.
+#[test]
+fn grants_to_the_owner_converge() {
+    let Some(url) = server() else { return };
+    let role = fresh("owner");
+    let db = fresh("ownerdb");
+    let config = format!(
+        "{}resource postgres.role app {{\n  name  = \"{role}\"\n  login = true\n}}\n\
+         resource postgres.database db {{\n  name  = \"{db}\"\n  owner = postgres.role.app.name\n}}\n\
+         resource postgres.grant g {{\n  role        = postgres.role.app.name\n  database    = postgres.database.db.name\n  object_type = \"database\"\n  privileges  = [\"CONNECT\"]\n}}\n\
+         resource postgres.grant s {{\n  role        = postgres.role.app.name\n  database    = postgres.database.db.name\n  object_type = \"schema\"\n  schema      = \"public\"\n  privileges  = [\"USAGE\"]\n}}\n",
+        provider_block(&url, false)
+    );
+    let p = project(&[("main.plinth", &config)]);
+    let dir = p.path();
+    assert_exit(&cmd(dir, &url, &["apply", "--auto-approve"]), 0);
+    // The public schema of a new database belongs to the role too.
+    client(&url).batch_execute(&format!("ALTER DATABASE \"{db}\" OWNER TO \"{role}\"")).unwrap();
+    let mut db_config: postgres::Config = url.parse().expect("the test URL parses");
+    let mut in_db = db_config.dbname(&db).connect(postgres::NoTls).expect("connect to the new database");
+    in_db.batch_execute(&format!("ALTER SCHEMA public OWNER TO \"{role}\"")).unwrap();
+    let plan = cmd(dir, &url, &["plan", "--refresh", "--detailed-exitcode"]);
+    assert_exit(&plan, 0);
+    assert_exit(&cmd(dir, &url, &["drift"]), 0);
+    let shown = stdout(&cmd(dir, &url, &["state", "show", "postgres.grant.g", "--json"]));
+    assert!(!shown.contains("TEMPORARY") && !shown.contains("CREATE"), "the owner's implicit privileges were recorded: {shown}");
+    // Revoked from itself, the owner lacks it: that is drift.
+    client(&url).batch_execute(&format!("REVOKE CONNECT ON DATABASE \"{db}\" FROM \"{role}\"")).unwrap();
+    assert_exit(&cmd(dir, &url, &["drift"]), 2);
+    assert_exit(&cmd(dir, &url, &["apply", "--refresh", "--auto-approve"]), 0);
+    assert_exit(&cmd(dir, &url, &["plan", "--refresh", "--detailed-exitcode"]), 0);
+    drop(in_db);
+    assert_exit(&cmd(dir, &url, &["destroy", "--auto-approve"]), 0);
+}
+
 #[test]
 fn an_interrupted_create_is_recorded_not_duplicated() {
     let Some(url) = server() else { return };

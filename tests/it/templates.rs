@@ -148,7 +148,12 @@ fn file_tree_lifecycle() {
     assert!(stdout(&o).contains("file.tree.stacks"), "{}", stdout(&o));
     assert_exit(&run(dir, &["apply", "--auto-approve", "--refresh"]), 0);
     assert_eq!(read(&out.join("app.yaml")), "host: www.example.org\nregion: eu-de\n");
-    assert_exit(&run(dir, &["drift"]), 0);
+    // The tree owns its target: a file nothing renders there is reported
+    // (never touched), and only it.
+    let o = run(dir, &["drift"]);
+    assert_exit(&o, 2);
+    assert!(stdout(&o).contains("rendered/unrelated.txt is not managed by Plinth (file.tree)"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("0 drifted"), "{}", stdout(&o));
 
     // Destroy removes what it rendered and nothing else.
     assert_exit(&run(dir, &["destroy", "--auto-approve"]), 0);
@@ -183,4 +188,65 @@ fn template_function_renders_one_file() {
     let o = run(p.path(), &["plan"]);
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("P2073") && stderr(&o).contains("cfg.tpl:1:4"), "{}", stderr(&o));
+}
+
+const READABLE: &str = r#"
+param domain: string = "example.org"
+param argocd: string = "9.1.0"
+param token: string = "old-secret-token" { sensitive = true }
+resource file.tree site {
+  source = "tpl"
+  target = "out/site"
+  vars = {
+    domain = domain
+    charts = { argocd = argocd, forgejo = "1.0.0", observability = "2.3.4", grafana = "10.0.0" }
+  }
+}
+resource file.tree secret {
+  source = "secret-tpl"
+  target = "out/secret"
+  vars   = { token = token }
+}
+"#;
+
+/// A reviewer sees what changes in the manifests: a `file.tree` update
+/// shows each changed rendered file as a line diff (not two hashes), long
+/// `vars` print one key per line and nested changes entry by entry, and
+/// sensitive renderings show only that they change.
+#[test]
+fn file_tree_plans_show_line_diffs_of_rendered_files() {
+    let p = project(&[
+        ("main.plinth", READABLE),
+        ("tpl/app.yaml", "kind: Config\nhost: {{ domain }}\nargocd: {{ charts.argocd }}\nfooter: same\n"),
+        ("tpl/static.txt", "never changes\n"),
+        ("secret-tpl/secret.yaml", "password: {{ token }}\n"),
+    ]);
+    let dir = p.path();
+    let created = run(dir, &["plan"]);
+    assert_exit(&created, 0);
+    assert!(stdout(&created).contains("+ vars       = {\n"), "long vars on one line:\n{}", stdout(&created));
+    assert!(stdout(&created).contains("\n          domain = \"example.org\"\n"), "{}", stdout(&created));
+    assert_exit(&run(dir, &["apply", "--auto-approve"]), 0);
+    let old_hash = hex_sha256(&std::fs::read(dir.join("out/site/app.yaml")).unwrap());
+
+    let o = run(dir, &["plan", "--var", "domain=other.org", "--var", "argocd=9.2.0", "--var", "token=new-secret-token"]);
+    assert_exit(&o, 0);
+    let text = stdout(&o);
+    assert!(text.contains("~ files[\"app.yaml\"]:\n"), "{text}");
+    assert!(text.contains("- host: example.org") && text.contains("+ host: other.org"), "{text}");
+    assert!(text.contains("- argocd: 9.1.0") && text.contains("+ argocd: 9.2.0"), "{text}");
+    assert!(text.contains("  kind: Config"), "context lines are shown: {text}");
+    assert!(!text.contains(&old_hash), "the rendered file is shown as hashes: {text}");
+    assert!(!text.contains("static.txt"), "an unchanged file is listed: {text}");
+    assert!(text.contains("~ vars[\"domain\"] = \"example.org\" → \"other.org\""), "{text}");
+    assert!(text.contains("~ vars[\"charts\"][\"argocd\"] = \"9.1.0\" → \"9.2.0\""), "{text}");
+    assert!(!text.contains("forgejo"), "unchanged nested entries are listed: {text}");
+    assert!(text.contains("~ files      = (sensitive) → (sensitive)"), "{text}");
+    assert!(!text.contains("password:"), "a sensitive rendering was shown: {text}");
+    assert!(!text.contains("secret-token"), "a secret reached the plan: {text}");
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }

@@ -74,9 +74,14 @@ pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx:
                     },
                 }
             }
-            (_, None) => {
+            (action, None) => {
                 out.forgotten.push(intent.address.clone());
-                if recorded.is_some() {
+                // An interrupted create that left no object changes nothing:
+                // a record already there (an object deleted outside Plinth,
+                // being re-created by `drift --fix` or `apply --refresh`)
+                // still describes what was last applied, so drift keeps
+                // reporting it deleted and the fix plan re-creates it.
+                if recorded.is_some() && action != "create" {
                     Completion::Remove { intent: Some(intent.id), address: intent.address.clone(), deposed: intent.deposed.clone() }
                 } else {
                     Completion::Close { intent: intent.id, outcome: "reconciled: did not happen".into() }

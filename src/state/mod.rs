@@ -291,7 +291,7 @@ mod tests {
     /// A child that has exited but is not reaped yet: a zombie.
     #[cfg(target_os = "linux")]
     fn zombie() -> std::process::Child {
-        let child = std::process::Command::new("true").spawn().expect("spawn true");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
         for _ in 0..2000 {
             let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
             if super::proc_stat_state(&stat) == Some('Z') {
@@ -299,6 +299,7 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        let _ = child.wait();
         panic!("the child never became a zombie");
     }
 

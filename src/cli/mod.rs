@@ -100,11 +100,13 @@ pub enum Command {
     /// starts with `.`, or is a directory holding `*.plinth` files is the
     /// project directory; with -C, arguments are never taken as one.
     Output {
-        /// One output to print (all when omitted), then the project directory.
-        #[arg(value_name = "NAME] [DIR", num_args = 0..=2)]
-        args: Vec<String>,
+        /// One output to print (all when omitted).
+        name: Option<String>,
+        /// Project directory (or -C).
+        #[arg(value_name = "DIR")]
+        dir_arg: Option<String>,
         /// Project directory (default: the current directory).
-        #[arg(short = 'C', long = "dir", value_name = "DIR")]
+        #[arg(short = 'C', long = "dir", value_name = "DIR", conflicts_with = "dir_arg")]
         dir: Option<PathBuf>,
         #[command(flatten)]
         state: StateArg,
@@ -343,8 +345,9 @@ pub enum StateCommand {
     /// holding `*.plinth` files is the project directory; with -C, arguments
     /// are never taken as one.
     List {
-        /// Address patterns (all when omitted), then the project directory.
-        #[arg(value_name = "PATTERN]... [DIR")]
+        /// Address patterns (all when omitted); the last argument may be the
+        /// project directory.
+        #[arg(value_name = "PATTERN")]
         args: Vec<String>,
         /// Project directory (default: the current directory).
         #[arg(short = 'C', long = "dir", value_name = "DIR")]
@@ -355,11 +358,13 @@ pub enum StateCommand {
     /// The recorded attributes of one instance (or the instances a pattern
     /// matches), or all (sensitive redacted). `plinth state show [ADDRESS] [DIR]`.
     Show {
-        /// An address or pattern (all when omitted), then the project directory.
-        #[arg(value_name = "ADDRESS] [DIR", num_args = 0..=2)]
-        args: Vec<String>,
+        /// An address or pattern (all when omitted).
+        address: Option<String>,
+        /// Project directory (or -C).
+        #[arg(value_name = "DIR")]
+        dir_arg: Option<String>,
         /// Project directory (default: the current directory).
-        #[arg(short = 'C', long = "dir", value_name = "DIR")]
+        #[arg(short = 'C', long = "dir", value_name = "DIR", conflicts_with = "dir_arg")]
         dir: Option<PathBuf>,
         #[command(flatten)]
         state: StateArg,
@@ -369,8 +374,9 @@ pub enum StateCommand {
     },
     /// Forget instances without destroying them. `plinth state rm ADDRESS... [DIR]`.
     Rm {
-        /// The addresses to forget, then the project directory.
-        #[arg(required = true, value_name = "ADDRESS... [DIR")]
+        /// The addresses to forget; the last argument may be the project
+        /// directory.
+        #[arg(required = true, value_name = "ADDRESS")]
         args: Vec<String>,
         /// Project directory (default: the current directory).
         #[arg(short = 'C', long = "dir", value_name = "DIR")]
@@ -837,8 +843,8 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
             run_apply(&dir, common, auto_approve, parallelism, true, None, ui, interrupt).await
         }
         Command::Drift(args) => drift_cmd(args, ui, interrupt).await,
-        Command::Output { args, dir, state, json, show_sensitive } => {
-            let (mut rest, dir) = args::split_dir(args, dir, 1);
+        Command::Output { name, dir_arg, dir, state, json, show_sensitive } => {
+            let (mut rest, dir) = args::split_dir(name.into_iter().chain(dir_arg).collect(), dir, 1);
             output_cmd(&dir, &state, rest.pop(), json, show_sensitive)
         }
         Command::State(cmd) => state_cmd(cmd),
@@ -1461,8 +1467,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             }
             Ok(0)
         }
-        StateCommand::Show { args, dir, state, json } => {
-            let (mut rest, dir) = args::split_dir(args, dir, 1);
+        StateCommand::Show { address, dir_arg, dir, state, json } => {
+            let (mut rest, dir) = args::split_dir(address.into_iter().chain(dir_arg).collect(), dir, 1);
             let address = rest.pop();
             let store = open_store(&dir, &state, json)?;
             let snap = store.snapshot().map_err(|d| Failure::bare(d, json))?;

@@ -12,7 +12,8 @@
 //! caller's [`FnHost`]. The state is never opened here:
 //! [`Backend::state_address`] gives the address [`crate::state::open`]
 //! accepts, and the CLI passes the environment's name as `env`, so every
-//! environment may share one backend. Diagnostics are `P2080`–`P2087`.
+//! environment may share one backend. Diagnostics are `P2080`–`P2087` and
+//! `P2130` (a run that needs `--env`).
 
 use crate::diagnostic::{suggestion, Diagnostic, Diags, Sources, Span};
 use crate::eval::functions::FnHost;
@@ -366,6 +367,33 @@ fn unknown_env(project_dir: &Path, name: &str) -> Diagnostic {
         }
     }
     Diagnostic::new("P2081", "unknown environment").help(help)
+}
+
+/// A run without `--env` of a project that has environments, where root
+/// params without a default got no value (`missing`: name and declaration):
+/// the run needs an environment. `P2130` names the params and lists the
+/// environments. None when nothing is missing or the project defines no
+/// environment (then the usual missing-value error applies).
+pub fn needs_env(project_dir: &Path, missing: &[(&str, Span)]) -> Option<Diagnostic> {
+    let (first, span) = *missing.first()?;
+    let names = list(project_dir).ok().filter(|n| !n.is_empty())?;
+    const SHOWN: usize = 20;
+    let mut shown: Vec<String> = names.iter().take(SHOWN).map(|n| format!("`{n}`")).collect();
+    if names.len() > SHOWN {
+        shown.push(format!("and {} more", names.len() - SHOWN));
+    }
+    let params: Vec<String> = missing.iter().map(|(n, _)| format!("`{n}`")).collect();
+    Some(
+        Diagnostic::new("P2130", "this project needs `--env`")
+            .help(format!(
+                "{} {} no default and no value, and the project has environments that give param values. Choose one with --env {} (environments: {}; `plinth envs` lists them), or give the value with -var / PLINTH_VAR_{first}.",
+                params.join(", "),
+                if params.len() == 1 { "has" } else { "have" },
+                names[0],
+                shown.join(", ")
+            ))
+            .label(span, format!("`{first}` has no value without an environment")),
+    )
 }
 
 /// One environment file, read and parsed.

@@ -12,8 +12,8 @@
 //! | [`graph`] | declarations → petgraph DAG, cycle diagnostics | no IO |
 //! | [`plan`] | DAG + prior state → [`plan::Plan`] | pure function |
 //! | [`exec`] | plan → provider calls in dependency order | decides only *how*, never *what* |
-//! | [`state`] | durable store: SQLite; intents, serials, history | the only module that knows SQL |
-//! | [`providers`] | one trait, a registry, built-in providers | the engine never names a provider |
+//! | [`state`] | durable stores behind one trait, three backends: SQLite (default), PostgreSQL, S3; intents, serials, locks, history | the only module that knows SQL or S3 |
+//! | [`providers`] | one trait, a registry, nine built-in providers: `core`, `random`, `file`, `git`, `postgres`, `s3`, `kubernetes`, `http`, `exec` (external providers in any language) | the engine never names a provider |
 //! | [`envs`] | `envs/**/*.plinth` → an environment's param values and backend | reads only `envs/`; never opens the state |
 //! | [`cli`] | arguments → stages → output, exit codes | the only module that prints |
 

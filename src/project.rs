@@ -41,35 +41,44 @@ impl Project {
 /// Reads and parses every `*.plinth` file directly in `dir`.
 pub fn load(dir: &Path) -> Result<Project, (Sources, Diags)> {
     let mut sources = Sources::default();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            return Err((
-                sources,
-                vec![Diagnostic::new("P2050", "cannot read the project directory")
-                    .help(format!("{}: {e}. Pass the project directory as the last argument, or run Plinth inside it.", dir.display()))],
-            ))
-        }
+    let paths = match config_paths(dir) {
+        Ok(p) => p,
+        Err(d) => return Err((sources, vec![d])),
     };
+    let mut config_files = Vec::new();
+    match parse_files(&mut sources, paths, &mut config_files) {
+        Ok(files) => Ok(Project { dir: dir.to_path_buf(), sources, files, config_files }),
+        Err(diags) => Err((sources, diags)),
+    }
+}
+
+/// Checks that `dir` is a project directory (it holds `*.plinth` files)
+/// without parsing anything: every command that takes a project directory
+/// calls it before it writes anything, so that a mistyped directory is an
+/// error (`P2050`) and not a new, empty project with a state in it.
+pub fn check_dir(dir: &Path) -> Result<(), Diagnostic> {
+    config_paths(dir).map(|_| ())
+}
+
+/// The `*.plinth` files directly in `dir`, sorted; `P2050` when there are
+/// none or the directory cannot be read.
+fn config_paths(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Diagnostic::new("P2050", "cannot read the project directory")
+            .help(format!("{}: {e}. Pass the project directory as the last argument, or run Plinth inside it.", dir.display()))
+    })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "plinth"))
         .collect();
     paths.sort();
     if paths.is_empty() {
-        return Err((
-            sources,
-            vec![Diagnostic::new("P2050", "no configuration files").help(format!(
-                "{} contains no `*.plinth` file. Plinth reads every `*.plinth` file directly in the project directory; see examples/quickstart.",
-                dir.display()
-            ))],
-        ));
+        return Err(Diagnostic::new("P2050", "no configuration files").help(format!(
+            "{} contains no `*.plinth` file. Plinth reads every `*.plinth` file directly in the project directory; see examples/quickstart.",
+            dir.display()
+        )));
     }
-    let mut config_files = Vec::new();
-    match parse_files(&mut sources, paths, &mut config_files) {
-        Ok(files) => Ok(Project { dir: dir.to_path_buf(), sources, files, config_files }),
-        Err(diags) => Err((sources, diags)),
-    }
+    Ok(paths)
 }
 
 fn parse_files(sources: &mut Sources, paths: Vec<PathBuf>, ids: &mut Vec<u32>) -> Result<Vec<ast::File>, Diags> {

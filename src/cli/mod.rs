@@ -6,6 +6,7 @@
 //! (`plan --detailed-exitcode`). Never waits for input when stdin is not a
 //! terminal.
 
+pub mod args;
 pub mod hydrate;
 pub mod render;
 
@@ -58,10 +59,18 @@ pub struct Cli {
 pub enum Command {
     /// Check a project without touching anything: syntax, types against param
     /// types and provider schemas, references, cycles.
+    ///
+    /// With --env, also checks that environment's values (its files, then
+    /// PLINTH_VAR_*, --var-file, --var) against the params: names and types.
     Validate {
         /// Project directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// Also check this environment's param values (`plinth envs` lists them).
+        #[arg(long = "env", value_name = "ENV", env = "PLINTH_ENV")]
+        env: Option<String>,
+        #[command(flatten)]
+        vars: VarArgs,
         /// Print diagnostics as JSON.
         #[arg(long)]
         json: bool,
@@ -85,13 +94,20 @@ pub enum Command {
     ///
     /// Exit codes: 0 no drift, 2 drift, 1 error.
     Drift(DriftArgs),
-    /// Print the recorded outputs.
+    /// Print the recorded outputs, sorted by name.
+    ///
+    /// `plinth output [NAME] [DIR]`: a single argument that contains `/`,
+    /// starts with `.`, or is a directory holding `*.plinth` files is the
+    /// project directory; with -C, arguments are never taken as one.
     Output {
         /// One output to print (all when omitted).
         name: Option<String>,
-        /// Project directory.
-        #[arg(short = 'C', long = "dir", default_value = ".")]
-        dir: PathBuf,
+        /// Project directory (or -C).
+        #[arg(value_name = "DIR")]
+        dir_arg: Option<String>,
+        /// Project directory (default: the current directory).
+        #[arg(short = 'C', long = "dir", value_name = "DIR", conflicts_with = "dir_arg")]
+        dir: Option<PathBuf>,
         #[command(flatten)]
         state: StateArg,
         /// Print JSON (sensitive values redacted unless --show-sensitive).
@@ -106,6 +122,7 @@ pub enum Command {
     State(StateCommand),
     /// Print the dependency graph of the configuration.
     Graph {
+        /// Project directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
         /// dot (Graphviz) or mermaid.
@@ -126,6 +143,7 @@ pub enum Command {
     /// and pin each to a commit and content hash in `plinth.lock` (commit it).
     /// Later runs use the lock and work offline.
     Init {
+        /// Project directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
         /// Re-resolve every constraint against the repositories' tags
@@ -139,6 +157,7 @@ pub enum Command {
     /// List the environments of a project (`envs/**/<name>.plinth`) with
     /// their state backends: `plinth plan --env prod/edp` uses one.
     Envs {
+        /// Project directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
         /// Print machine-readable JSON instead of text.
@@ -161,6 +180,7 @@ pub enum Command {
     Render(hydrate::RenderArgs),
     /// Remove a lock left by a run that cannot release it.
     Unlock {
+        /// Project directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
         #[command(flatten)]
@@ -232,6 +252,7 @@ pub struct CommonArgs {
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
+    /// Project directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
     #[command(flatten)]
@@ -264,18 +285,22 @@ pub struct ApplyArgs {
 
 #[derive(Args, Debug)]
 pub struct DestroyArgs {
+    /// Project directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
+    /// Provider operations in flight at once.
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
 }
 
 #[derive(Args, Debug)]
 pub struct DriftArgs {
+    /// Project directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
     #[command(flatten)]
@@ -303,46 +328,78 @@ pub struct DriftArgs {
     /// Save the remediation plan so that `plinth apply FILE` applies it after review.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["fix", "accept"])]
     pub out: Option<PathBuf>,
+    /// Provider reads (and with --fix, operations) in flight at once.
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
+    /// How long to wait for another run's lock, e.g. 30s, 2m.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: Duration,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum StateCommand {
-    /// Every recorded instance address, one per line.
+    /// The recorded instance addresses, sorted, one per line; with
+    /// patterns, those they match (as Terraform's `state list ADDRESS…`):
+    /// `plinth state list 'file.*' module.db` (`*` matches anything; a
+    /// resource or component address covers its instances and everything
+    /// inside it).
+    ///
+    /// A last argument that contains `/`, starts with `.`, or is a directory
+    /// holding `*.plinth` files is the project directory; with -C, arguments
+    /// are never taken as one.
     List {
-        #[arg(default_value = ".")]
-        dir: PathBuf,
+        /// Address patterns (all when omitted); the last argument may be the
+        /// project directory.
+        #[arg(value_name = "PATTERN")]
+        args: Vec<String>,
+        /// Project directory (default: the current directory).
+        #[arg(short = 'C', long = "dir", value_name = "DIR")]
+        dir: Option<PathBuf>,
         #[command(flatten)]
         state: StateArg,
     },
-    /// The recorded attributes of one instance, or all (sensitive redacted).
+    /// The recorded attributes of one instance (or the instances a pattern
+    /// matches), or all (sensitive redacted). `plinth state show [ADDRESS] [DIR]`.
     Show {
+        /// An address or pattern (all when omitted).
         address: Option<String>,
-        #[arg(short = 'C', long = "dir", default_value = ".")]
-        dir: PathBuf,
+        /// Project directory (or -C).
+        #[arg(value_name = "DIR")]
+        dir_arg: Option<String>,
+        /// Project directory (default: the current directory).
+        #[arg(short = 'C', long = "dir", value_name = "DIR", conflicts_with = "dir_arg")]
+        dir: Option<PathBuf>,
         #[command(flatten)]
         state: StateArg,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Forget instances without destroying them.
+    /// Forget instances without destroying them. `plinth state rm ADDRESS... [DIR]`.
     Rm {
-        #[arg(required = true)]
-        addresses: Vec<String>,
-        #[arg(short = 'C', long = "dir", default_value = ".")]
-        dir: PathBuf,
+        /// The addresses to forget; the last argument may be the project
+        /// directory.
+        #[arg(required = true, value_name = "ADDRESS")]
+        args: Vec<String>,
+        /// Project directory (default: the current directory).
+        #[arg(short = 'C', long = "dir", value_name = "DIR")]
+        dir: Option<PathBuf>,
         #[command(flatten)]
         state: StateArg,
     },
-    /// Rename an instance in the state (after renaming it in the configuration).
+    /// Rename an instance in the state (after renaming it in the
+    /// configuration). `plinth state mv FROM TO [DIR]`.
     Mv {
+        /// The recorded address.
         from: String,
+        /// The new address.
         to: String,
-        #[arg(short = 'C', long = "dir", default_value = ".")]
-        dir: PathBuf,
+        /// Project directory (or -C).
+        #[arg(value_name = "DIR")]
+        dir_arg: Option<PathBuf>,
+        /// Project directory (default: the current directory).
+        #[arg(short = 'C', long = "dir", value_name = "DIR", conflicts_with = "dir_arg")]
+        dir: Option<PathBuf>,
         #[command(flatten)]
         state: StateArg,
     },
@@ -352,6 +409,7 @@ pub enum StateCommand {
         /// Destination address: a file path, postgres://…, or s3://…
         #[arg(long, value_name = "ADDRESS")]
         to: String,
+        /// Project directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
         #[command(flatten)]
@@ -364,6 +422,7 @@ pub enum StateCommand {
     /// rotation, with the old key in PLINTH_STATE_KEY_PREVIOUS), or with none
     /// to decrypt the state.
     Rekey {
+        /// Project directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
         #[command(flatten)]
@@ -371,10 +430,15 @@ pub enum StateCommand {
     },
     /// The runs that changed this environment.
     History {
-        #[arg(default_value = ".")]
-        dir: PathBuf,
+        /// Project directory (or -C).
+        #[arg(value_name = "DIR")]
+        dir_arg: Option<PathBuf>,
+        /// Project directory (default: the current directory).
+        #[arg(short = 'C', long = "dir", value_name = "DIR", conflicts_with = "dir_arg")]
+        dir: Option<PathBuf>,
         #[command(flatten)]
         state: StateArg,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -501,6 +565,9 @@ pub enum Vars<'a> {
     Args(&'a VarArgs, Option<&'a str>),
     /// Already collected (a saved plan).
     Given(IndexMap<String, VarValue>),
+    /// `validate --env`: collected as `Args` (so names and types are
+    /// checked), but params still without a value are unknown.
+    Checked(&'a VarArgs, &'a str),
 }
 
 /// Loads a project, its components and param values, checks it and builds
@@ -512,18 +579,8 @@ pub fn load_project(dir: &Path, json: bool, vars: Vars<'_>, host: &mut RunHost) 
     let (values, lenient) = match vars {
         Vars::Lenient => (IndexMap::default(), true),
         Vars::Given(v) => (v, false),
-        Vars::Args(args, env) => {
-            let params = project::root_params(&files);
-            let mut values = IndexMap::default();
-            if let Some(name) = env {
-                let names: Vec<&str> = params.keys().map(String::as_str).collect();
-                let environment = crate::envs::load(dir, name, &mut project.sources, &names, host).map_err(|d| Failure::new(&project.sources, d, json))?;
-                values = environment.values;
-            }
-            let v = project::collect_vars(&mut project.sources, &params, &args.var_files, &args.vars, host).map_err(|d| Failure::new(&project.sources, d, json))?;
-            values.extend(v);
-            (values, false)
-        }
+        Vars::Args(args, env) => (param_values(dir, &files, &mut project.sources, args, env, host, json)?, false),
+        Vars::Checked(args, env) => (param_values(dir, &files, &mut project.sources, args, Some(env), host, json)?, true),
     };
     let mut loader = match project::Loader::new(dir, std::mem::take(&mut project.sources), crate::sources::Mode::Locked) {
         Ok(l) => l,
@@ -544,6 +601,38 @@ pub fn load_project(dir: &Path, json: bool, vars: Vars<'_>, host: &mut RunHost) 
     }
     let graph = graph::build(&cfg).map_err(|d| Failure::new(&cfg.sources, d, json))?;
     Ok((Loaded { project, cfg, graph, registry }, values))
+}
+
+/// The root params' values: the environment's files (if any), then
+/// `PLINTH_VAR_*`, `--var-file`, `-var` (later wins). Without an
+/// environment, a project whose environments would give a missing value
+/// says so (`P2130`) instead of reporting the value missing.
+fn param_values(
+    dir: &Path,
+    files: &[crate::syntax::ast::File],
+    sources: &mut Sources,
+    args: &VarArgs,
+    env: Option<&str>,
+    host: &mut RunHost,
+    json: bool,
+) -> Result<IndexMap<String, VarValue>, Failure> {
+    let params = project::root_params(files);
+    let mut values = IndexMap::default();
+    if let Some(name) = env {
+        let names: Vec<&str> = params.keys().map(String::as_str).collect();
+        let environment = crate::envs::load(dir, name, sources, &names, host).map_err(|d| Failure::new(sources, d, json))?;
+        values = environment.values;
+    }
+    let v = project::collect_vars(sources, &params, &args.var_files, &args.vars, host).map_err(|d| Failure::new(sources, d, json))?;
+    values.extend(v);
+    if env.is_none() {
+        let missing: Vec<(&str, crate::diagnostic::Span)> =
+            params.iter().filter(|(n, p)| p.default.is_none() && !values.contains_key(*n)).map(|(n, p)| (n.as_str(), p.name.span)).collect();
+        if let Some(d) = crate::envs::needs_env(dir, &missing) {
+            return Err(Failure::new(sources, vec![d], json));
+        }
+    }
+    Ok(values)
 }
 
 pub fn load_checked(dir: &Path, json: bool) -> Result<Loaded, Failure> {
@@ -697,7 +786,20 @@ fn absolute(path: &Path) -> PathBuf {
     }
 }
 
+/// Opens the environment's state for a command that creates nothing:
+/// `dir` must be a project directory (`P2050` otherwise), and a state that
+/// does not exist yet is empty and stays unwritten (see
+/// [`crate::state::open_if_present`]). Only `apply` creates a state
+/// ([`create_store`]).
 fn open_store(dir: &Path, arg: &StateArg, json: bool) -> Result<Box<dyn Store>, Failure> {
+    project::check_dir(dir).map_err(|d| Failure::bare(d, json))?;
+    crate::state::open_if_present(&state_address(dir, arg)?, arg.env_name()).map_err(|d| Failure::bare(d, json))
+}
+
+/// Opens the environment's state, creating it if needed (`apply`); `dir`
+/// must be a project directory, checked before anything is written.
+fn create_store(dir: &Path, arg: &StateArg, json: bool) -> Result<Box<dyn Store>, Failure> {
+    project::check_dir(dir).map_err(|d| Failure::bare(d, json))?;
     crate::state::open(&state_address(dir, arg)?, arg.env_name()).map_err(|d| Failure::bare(d, json))
 }
 
@@ -741,7 +843,7 @@ fn acquire<'s>(store: &'s mut dyn Store, command: &str, timeout: Duration, json:
 
 async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i32, Failure> {
     match command {
-        Command::Validate { dir, json } => validate(&dir, json, ui),
+        Command::Validate { dir, env, vars, json } => validate(&dir, env.as_deref(), &vars, json, ui),
         Command::Plan(args) => plan_cmd(args, ui).await,
         Command::Apply(args) => apply_cmd(args, ui, interrupt).await,
         Command::Destroy(args) => {
@@ -749,11 +851,22 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
             run_apply(&dir, common, auto_approve, parallelism, true, None, ui, interrupt).await
         }
         Command::Drift(args) => drift_cmd(args, ui, interrupt).await,
-        Command::Output { name, dir, state, json, show_sensitive } => output_cmd(&dir, &state, name, json, show_sensitive),
+        Command::Output { name, dir_arg, dir, state, json, show_sensitive } => {
+            let (mut rest, dir) = args::split_dir(name.into_iter().chain(dir_arg).collect(), dir, 1);
+            output_cmd(&dir, &state, rest.pop(), json, show_sensitive)
+        }
         Command::State(cmd) => state_cmd(cmd),
         Command::Graph { dir, format } => graph_cmd(&dir, format),
-        Command::Fmt { path, check } => fmt_cmd(&path, check),
-        Command::Envs { dir, json } => envs_cmd(&dir, json),
+        Command::Fmt { path, check } => {
+            if path.is_dir() {
+                project::check_dir(&path).map_err(|d| Failure::bare(d, false))?;
+            }
+            fmt_cmd(&path, check)
+        }
+        Command::Envs { dir, json } => {
+            project::check_dir(&dir).map_err(|d| Failure::bare(d, json))?;
+            envs_cmd(&dir, json)
+        }
         Command::Init { dir, upgrade, json } => init_cmd(&dir, upgrade, json),
         Command::Render(args) => hydrate::render_cmd(args),
         Command::Unlock { dir, state } => {
@@ -765,12 +878,19 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
     }
 }
 
-fn validate(dir: &Path, json: bool, ui: &Ui) -> Result<i32, Failure> {
-    let loaded = load_checked(dir, json)?;
+/// `validate`: everything but IO. With an environment, its values (and
+/// `-var`s) are checked against the params too: names, types, validation
+/// rules; params it leaves without a value stay unknown (CI may give them
+/// as PLINTH_VAR_… at plan time).
+fn validate(dir: &Path, env: Option<&str>, var_args: &VarArgs, json: bool, ui: &Ui) -> Result<i32, Failure> {
     let mut host = RunHost::new(dir);
-    let vars = IndexMap::default();
+    let vars_from = match env {
+        Some(name) => Vars::Checked(var_args, name),
+        None => Vars::Lenient,
+    };
+    let (loaded, vars) = load_project(dir, json, vars_from, &mut host)?;
     let empty = crate::state::model::Snapshot::default();
-    let inputs = PlanInputs { env: DEFAULT_ENV, cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &empty, vars: &vars };
+    let inputs = PlanInputs { env: env.unwrap_or(DEFAULT_ENV), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &empty, vars: &vars };
     plan::plan(&inputs, &PlanOptions { lenient: true, ..PlanOptions::default() }, &mut host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     let n = loaded.cfg.resources.len();
     exit_without_freeing(loaded);
@@ -863,7 +983,17 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
         Some(drift) => plan::drift::remediation(plan, drift),
         None => plan,
     };
+    warn_unmatched_only(&plan::unmatched_only(&loaded.cfg, &snapshot, &common.only), common.state.env_name());
     Ok(Planned { prepared, plan, reconciled, configs })
+}
+
+/// `--only` targets that name nothing in this environment while others do
+/// (when none does, planning failed with `P4001`): a warning, because one
+/// list of targets often serves several environments.
+fn warn_unmatched_only(unmatched: &[&String], env: &str) {
+    for target in unmatched {
+        eprintln!("warning[P4040]: `--only` target `{target}` matches nothing in environment `{env}`; the other targets are planned.");
+    }
 }
 
 fn print_reconciled(r: &exec::reconcile::Reconciled, json: bool) {
@@ -996,7 +1126,8 @@ async fn run_apply(
 ) -> Result<i32, Failure> {
     let json = common.json;
     let command = if destroy { "destroy" } else { "apply" };
-    let mut store = open_store(dir, &common.state, json)?;
+    // A destroy removes what is recorded: with no state there is nothing.
+    let mut store = if destroy { open_store(dir, &common.state, json)? } else { create_store(dir, &common.state, json)? };
     let guard = acquire(store.as_mut(), command, common.lock_timeout, json)?;
     let store: &mut dyn Store = guard.store;
     if let Some(pf) = &saved {
@@ -1037,6 +1168,8 @@ async fn run_apply(
     if !plan.has_changes() {
         if json {
             println!("{}", serde_json::json!({ "applied": true, "changes": 0, "serial": plan.prior_serial }));
+        } else if destroy {
+            println!("\n{} Resources: 0 destroyed.", ui.style.bold("Destroy complete!"));
         }
         return Ok(0);
     }
@@ -1146,6 +1279,15 @@ async fn run_apply(
                 "seconds": started.elapsed().as_secs_f64(),
             })
         );
+    } else if destroy {
+        // Terraform's last line, which scripts and people look for.
+        let (done, failed) = (report.deleted, report.failures.len() + report.skipped.len());
+        println!("\n({:.2}s, state serial {})", started.elapsed().as_secs_f64(), report.serial);
+        if report.ok() {
+            println!("{} Resources: {done} destroyed.", style.bold("Destroy complete!"));
+        } else {
+            println!("{} Resources: {done} destroyed, {failed} not.", style.red("Destroy incomplete!"));
+        }
     } else {
         println!(
             "\n{} {} created, {} updated, {} replaced, {} destroyed in {:.2}s (state serial {}).",
@@ -1159,7 +1301,9 @@ async fn run_apply(
         );
         if !report.outputs.is_empty() {
             println!("\nOutputs:");
-            for (name, value, sensitive) in &report.outputs {
+            let mut outputs: Vec<_> = report.outputs.iter().collect();
+            outputs.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, value, sensitive) in outputs {
                 println!("  {name} = {}", if *sensitive { "(sensitive)".to_string() } else { value.to_string() });
             }
         }
@@ -1262,6 +1406,14 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
         return Ok(0);
     }
     if args.fix && has_drift {
+        if !args.auto_approve && !std::io::stdin().is_terminal() {
+            return Err(Failure::bare(
+                Diagnostic::new("P4007", "confirmation needed").help(
+                    "`plinth drift --fix` asks before changing anything, and standard input is not a terminal. In a scheduled job pass --auto-approve (`plinth drift --fix --auto-approve`), or save the remediation plan with `drift --out FILE`, review it, and `plinth apply FILE`.",
+                ),
+                json,
+            ));
+        }
         drop(guard);
         if !json {
             println!();
@@ -1303,15 +1455,18 @@ fn output_cmd(dir: &Path, state: &StateArg, name: Option<String>, json: bool, sh
             }
         }
         None => {
+            // One order everywhere, whatever order the backend returns: by name.
+            let mut outputs: Vec<_> = snap.outputs.iter().collect();
+            outputs.sort_by(|a, b| a.0.cmp(b.0));
             if json {
                 let map: serde_json::Map<String, serde_json::Value> =
-                    snap.outputs.iter().map(|(k, o)| (k.clone(), serde_json::json!({ "value": shown(o), "sensitive": o.sensitive }))).collect();
+                    outputs.iter().map(|(k, o)| ((*k).clone(), serde_json::json!({ "value": shown(o), "sensitive": o.sensitive }))).collect();
                 println!("{}", serde_json::Value::Object(map));
             } else {
                 if snap.outputs.is_empty() {
                     eprintln!("No outputs recorded. Outputs are recorded by `plinth apply`.");
                 }
-                for (k, o) in &snap.outputs {
+                for (k, o) in outputs {
                     let v = shown(o);
                     let text = if o.sensitive && !show_sensitive { "(sensitive)".to_string() } else { Value::from_json(&v).to_string() };
                     println!("{k} = {text}");
@@ -1324,16 +1479,19 @@ fn output_cmd(dir: &Path, state: &StateArg, name: Option<String>, json: bool, sh
 
 fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
     match cmd {
-        StateCommand::List { dir, state } => {
+        StateCommand::List { args, dir, state } => {
+            let (patterns, dir) = args::split_dir(args, dir, usize::MAX);
             let store = open_store(&dir, &state, false)?;
-            let addresses = store.addresses().map_err(|d| Failure::bare(d, false))?;
+            let addresses = listed_addresses(store.addresses().map_err(|d| Failure::bare(d, false))?, &patterns)?;
             let mut out = std::io::stdout().lock();
             for (address, deposed) in addresses {
                 let _ = if deposed.is_empty() { writeln!(out, "{address}") } else { writeln!(out, "{address} (deposed {deposed})") };
             }
             Ok(0)
         }
-        StateCommand::Show { address, dir, state, json } => {
+        StateCommand::Show { address, dir_arg, dir, state, json } => {
+            let (mut rest, dir) = args::split_dir(address.into_iter().chain(dir_arg).collect(), dir, 1);
+            let address = rest.pop();
             let store = open_store(&dir, &state, json)?;
             let snap = store.snapshot().map_err(|d| Failure::bare(d, json))?;
             let recs: Vec<_> = snap.instances.values().filter(|r| address.as_ref().is_none_or(|a| plan::glob_match(a, &r.address))).collect();
@@ -1378,7 +1536,14 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             }
             Ok(0)
         }
-        StateCommand::Rm { addresses, dir, state } => {
+        StateCommand::Rm { args, dir, state } => {
+            let (addresses, dir) = args::split_dir(args, dir, usize::MAX);
+            if addresses.is_empty() {
+                return Err(Failure::bare(
+                    Diagnostic::new("P5055", "no address to remove").help(format!("`{}` is the project directory; name the instances to forget: `plinth state rm ADDRESS... [DIR]`.", dir.display())),
+                    false,
+                ));
+            }
             let mut store = open_store(&dir, &state, false)?;
             let guard = acquire(store.as_mut(), "state rm", Duration::ZERO, false)?;
             refuse_unfinished(guard.store, "remove")?;
@@ -1399,7 +1564,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             }
             Ok(0)
         }
-        StateCommand::Mv { from, to, dir, state } => {
+        StateCommand::Mv { from, to, dir_arg, dir, state } => {
+            let dir = dir.or(dir_arg).unwrap_or_else(|| PathBuf::from("."));
             let mut store = open_store(&dir, &state, false)?;
             let guard = acquire(store.as_mut(), "state mv", Duration::ZERO, false)?;
             refuse_unfinished(guard.store, "move")?;
@@ -1466,7 +1632,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             println!("Rewrote {} instance(s) and {} output(s), {how}.", snap.instances.len(), snap.outputs.len());
             Ok(0)
         }
-        StateCommand::History { dir, state, json } => {
+        StateCommand::History { dir_arg, dir, state, json } => {
+            let dir = dir.or(dir_arg).unwrap_or_else(|| PathBuf::from("."));
             let store = open_store(&dir, &state, json)?;
             let history = store.history().map_err(|d| Failure::bare(d, json))?;
             if json {
@@ -1483,6 +1650,27 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             Ok(0)
         }
     }
+}
+
+/// `state list`: the recorded (address, deposed) pairs the patterns select,
+/// sorted. As in Terraform, a pattern that matches nothing is an error.
+fn listed_addresses(mut all: Vec<(String, String)>, patterns: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    let unmatched: Vec<&String> = patterns.iter().filter(|p| !all.iter().any(|(a, _)| args::pattern_matches(p, a))).collect();
+    if let Some(first) = unmatched.first() {
+        let list: Vec<String> = unmatched.iter().map(|p| format!("`{p}`")).collect();
+        return Err(Failure::bare(
+            Diagnostic::new("P5004", "no such instance in the state").help(format!(
+                "{} {} nothing in the state.{} `plinth state list` without patterns shows everything; `*` matches any characters, and a resource or component address covers its instances.",
+                list.join(", "),
+                if list.len() == 1 { "matches" } else { "match" },
+                crate::diagnostic::suggestion(first, all.iter().map(|(a, _)| a.as_str()))
+            )),
+            false,
+        ));
+    }
+    all.retain(|(a, _)| args::address_selected(patterns, a));
+    all.sort();
+    Ok(all)
 }
 
 /// `state migrate` and `state rekey` copy whole states, `state mv` and
@@ -1632,6 +1820,29 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    /// Every argument of every subcommand (flags and positionals) has help
+    /// text, so `--help` explains all of them.
+    #[test]
+    fn every_argument_has_help_text() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut cmd = super::Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "plinth", &mut missing);
+        assert!(missing.is_empty(), "arguments without help text: {missing:?}");
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         s.replace,
         s.delete
     );
-    let changed_outputs: Vec<_> = plan
+    let mut changed_outputs: Vec<_> = plan
         .outputs
         .iter()
         .filter(|o| match &o.before {
@@ -116,6 +116,8 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             Some(b) => o.after.is_unknown_deep() || &o.after.to_json() != b,
         })
         .collect();
+    // Outputs print in one order everywhere: by name.
+    changed_outputs.sort_by(|a, b| a.name.cmp(&b.name));
     if !changed_outputs.is_empty() {
         let _ = writeln!(out, "\nChanges to outputs:");
         for o in changed_outputs {
@@ -352,9 +354,10 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
             })
         })
         .collect();
-    let outputs: Vec<serde_json::Value> = plan
-        .outputs
-        .iter()
+    let mut sorted: Vec<_> = plan.outputs.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let outputs: Vec<serde_json::Value> = sorted
+        .into_iter()
         .map(|o| {
             serde_json::json!({
                 "name": o.name,

@@ -379,34 +379,12 @@ pub fn select(cfg: &Config, graph: &Graph, prior: &Snapshot, only: &[String]) ->
     if only.is_empty() {
         return Ok(Selection { nodes: None, instances: HashMap::default(), patterns: vec![] });
     }
-    let mut roots = Vec::new();
-    let mut instances: HashMap<String, HashSet<String>> = HashMap::default();
-    for target in only {
-        // `file.file.x["a"]` names an instance of `file.file.x`; inside a
-        // component (`module.m[0].file.file.f`) only a trailing key is one.
-        let resource_part = match target.strip_suffix(']').and_then(|t| t.rfind('[')) {
-            Some(i) => &target[..i],
-            None => target.as_str(),
-        };
-        let mut matched = false;
-        for address in cfg.resources.keys() {
-            if in_component(target, address) {
-                matched = true;
-                if let Some(n) = graph.node(&DeclId::Resource(address.clone())) {
-                    roots.push(n);
-                }
-            } else if glob_match(resource_part, address) {
-                matched = true;
-                if let Some(n) = graph.node(&DeclId::Resource(address.clone())) {
-                    roots.push(n);
-                }
-                if resource_part.len() < target.len() && !target.contains('*') {
-                    instances.entry(address.clone()).or_default().insert(target.clone());
-                }
-            }
-        }
-        let in_state = prior.instances.values().any(|r| glob_match(target, &r.address) || glob_match(resource_part, &r.resource) || in_component(target, &r.address));
-        if !matched && !in_state {
+    // A target that names nothing here (another environment's resource) is
+    // only an error when no target names anything: the CLI warns about the
+    // others (`unmatched_only`).
+    let unmatched = unmatched_only(cfg, prior, only);
+    if unmatched.len() == only.len() {
+        if let Some(target) = unmatched.first() {
             let mut candidates: Vec<&str> = cfg.resources.keys().map(String::as_str).collect();
             candidates.extend(cfg.components.iter().map(|c| c.address.as_str()));
             return Err(Diagnostic::new("P4001", "nothing matches `--only`").help(format!(
@@ -415,7 +393,50 @@ pub fn select(cfg: &Config, graph: &Graph, prior: &Snapshot, only: &[String]) ->
             )));
         }
     }
+    let mut roots = Vec::new();
+    let mut instances: HashMap<String, HashSet<String>> = HashMap::default();
+    for target in only {
+        let resource_part = only_resource_part(target);
+        for address in cfg.resources.keys() {
+            if in_component(target, address) {
+                if let Some(n) = graph.node(&DeclId::Resource(address.clone())) {
+                    roots.push(n);
+                }
+            } else if glob_match(resource_part, address) {
+                if let Some(n) = graph.node(&DeclId::Resource(address.clone())) {
+                    roots.push(n);
+                }
+                if resource_part.len() < target.len() && !target.contains('*') {
+                    instances.entry(address.clone()).or_default().insert(target.clone());
+                }
+            }
+        }
+    }
     Ok(Selection { nodes: Some(graph.with_dependencies(roots)), instances, patterns: only.to_vec() })
+}
+
+/// `file.file.x["a"]` names an instance of `file.file.x`; inside a
+/// component (`module.m[0].file.file.f`) only a trailing key is one.
+fn only_resource_part(target: &str) -> &str {
+    match target.strip_suffix(']').and_then(|t| t.rfind('[')) {
+        Some(i) => &target[..i],
+        None => target,
+    }
+}
+
+/// The `--only` targets that name no resource or component of the
+/// configuration and nothing in the state. `select` fails (`P4001`) when
+/// every target is one; otherwise the CLI warns about them (`P4040`): a list
+/// of targets shared by several environments need not match in each.
+pub fn unmatched_only<'a>(cfg: &Config, prior: &Snapshot, only: &'a [String]) -> Vec<&'a String> {
+    only.iter()
+        .filter(|target| {
+            let resource_part = only_resource_part(target);
+            let in_config = cfg.resources.keys().any(|a| in_component(target, a) || glob_match(resource_part, a));
+            let in_state = prior.instances.values().any(|r| glob_match(target, &r.address) || glob_match(resource_part, &r.resource) || in_component(target, &r.address));
+            !in_config && !in_state
+        })
+        .collect()
 }
 
 /// `stack.core` covers `stack.core.random.password.x`; `module.db` covers

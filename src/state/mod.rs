@@ -110,12 +110,24 @@ fn hostname() -> String {
     }
 }
 
+/// Whether `pid` still runs. On Linux a zombie (exited, not yet reaped by
+/// its parent: state `Z` in `/proc/PID/stat`) does not: it holds no lock.
 fn process_alive(pid: i64) -> bool {
     if cfg!(target_os = "linux") {
-        std::path::Path::new(&format!("/proc/{pid}")).exists()
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => proc_stat_state(&stat).is_none_or(|s| s != 'Z' && s != 'X'),
+            Err(_) => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        }
     } else {
         true
     }
+}
+
+/// The state letter of a `/proc/PID/stat` line: the field after the
+/// command name, which is in parentheses and may itself hold `)` or spaces.
+fn proc_stat_state(stat: &str) -> Option<char> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.trim_start().chars().next()
 }
 
 /// A durable state store for one environment. Stores are synchronous: each
@@ -174,6 +186,22 @@ pub fn open(address: &str, env: &str) -> Result<Box<dyn Store>, Diagnostic> {
         Box::new(sqlite::SqliteStore::open(std::path::Path::new(address), env)?)
     };
     Ok(Box::new(crypt::Encrypted::new(fault::wrap(inner), keys)))
+}
+
+/// Like [`open`], but creates nothing: a SQLite file that does not exist
+/// yet is an empty state held in memory (what read-only commands, and
+/// commands that only remove, see before the first apply), so a mistyped
+/// path never leaves a `.plinth/state.db` behind. Other backends open as
+/// with [`open`].
+pub fn open_if_present(address: &str, env: &str) -> Result<Box<dyn Store>, Diagnostic> {
+    let is_file = !address.starts_with("postgres://") && !address.starts_with("postgresql://") && !address.starts_with("s3://");
+    let path = std::path::Path::new(address);
+    if !is_file || path.exists() {
+        return open(address, env);
+    }
+    let keys = crypt::Keys::from_env()?;
+    let inner: Box<dyn Store> = Box::new(sqlite::SqliteStore::open_absent(path, env)?);
+    Ok(Box::new(crypt::Encrypted::new(inner, keys)))
 }
 
 pub fn now_unix() -> i64 {
@@ -257,4 +285,50 @@ pub(crate) fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// A child that has exited but is not reaped yet: a zombie.
+    #[cfg(target_os = "linux")]
+    fn zombie() -> std::process::Child {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        for _ in 0..2000 {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+            if super::proc_stat_state(&stat) == Some('Z') {
+                return child;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = child.wait();
+        panic!("the child never became a zombie");
+    }
+
+    #[test]
+    fn the_state_letter_is_read_after_the_command_name() {
+        assert_eq!(super::proc_stat_state("42 (a) b) Z 1 2 3"), Some('Z'));
+        assert_eq!(super::proc_stat_state("42 (sleep) S 1 2 3"), Some('S'));
+        assert_eq!(super::proc_stat_state("garbage"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_zombie_lock_holder_is_dead_and_its_lock_is_taken_over() {
+        use super::Store;
+        let mut child = zombie();
+        let pid = child.id() as i64;
+        let now = super::now_unix();
+        let held = super::LockInfo { pid, expires_at: now + 3600, ..super::LockInfo::current("apply") };
+        assert!(held.is_stale(now), "an exited, unreaped holder must count as dead");
+        let alive = super::LockInfo { pid: std::process::id() as i64, expires_at: now + 3600, ..super::LockInfo::current("apply") };
+        assert!(!alive.is_stale(now), "a running holder with a live lease is not stale");
+
+        // Through a real store: the zombie's lock does not block another run.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = super::sqlite::SqliteStore::open(&dir.path().join("state.db"), "default").expect("open");
+        assert!(store.lock(&held, 3600).expect("lock").is_none());
+        let me = super::LockInfo::current("plan");
+        assert!(store.lock(&me, 60).expect("lock").is_none(), "the zombie's lock must be taken over");
+        let _ = child.wait();
+    }
 }

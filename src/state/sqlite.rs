@@ -46,6 +46,16 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// The empty state of a database file that does not exist yet, held
+    /// in memory: nothing is written to `path` (see [`super::open_if_present`]).
+    pub fn open_absent(path: &Path, env: &str) -> Result<SqliteStore, Diagnostic> {
+        let shown = path.display().to_string();
+        let conn = Connection::open_in_memory().map_err(|e| db_error(&shown, e))?;
+        let mut store = SqliteStore { conn, env: env.to_string(), path: shown };
+        store.migrate()?;
+        Ok(store)
+    }
+
     fn err(&self, e: impl std::fmt::Display) -> Diagnostic {
         db_error(&self.path, e)
     }

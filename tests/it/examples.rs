@@ -95,6 +95,15 @@ fn every_example_validates_and_plans() {
             let state = tmp.path().join(".plinth/examples-test.db");
             for env in &envs {
                 assert!(stdout(&listed).contains(env.as_str()), "plinth envs lacks {env}:\n{}", stdout(&listed));
+                // The environment's values against the params (with the
+                // secret CI gives, which a validation rule requires).
+                let validated = plinth()
+                    .args(["validate", "--env", env])
+                    .env("PLINTH_VAR_remote_write_password", "examples-test-password")
+                    .current_dir(tmp.path())
+                    .output()
+                    .expect("run plinth");
+                assert_exit(&validated, 0);
                 // A secret an environment takes from the process
                 // environment (examples/edp: the central remote-write
                 // password) is given as CI gives it.
@@ -248,4 +257,27 @@ fn edp_renders_and_commits_an_environment_to_a_stacks_instances_repository() {
         let report = crate::catalogue::assert_valid_manifests(&validator, &project.join("rendered/non-prod/garm-test"));
         assert!(report.contains("valid"), "{report}");
     }
+}
+
+/// The CI examples run against an environment: every `plinth` command of
+/// the workflow and the CronJob that plans, applies, validates or checks
+/// drift passes `--env` (they predated environments, and a job without it
+/// would plan the `default` environment).
+#[test]
+fn ci_examples_run_every_command_against_an_environment() {
+    let files = ["examples/ci/forgejo/.forgejo/workflows/plinth.yaml", "examples/ci/kubernetes/drift-cronjob.yaml"];
+    let mut commands = 0;
+    for f in files {
+        let text = std::fs::read_to_string(repo_root().join(f)).unwrap();
+        for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#') && !l.contains("echo ")) {
+            let words: Vec<&str> = line.split(|c: char| c.is_whitespace() || c == '"' || c == ',' || c == '[').filter(|w| !w.is_empty()).collect();
+            let at = words.iter().position(|w| *w == "plinth" || *w == "args:");
+            let Some(at) = at else { continue };
+            if let Some(cmd) = words.get(at + 1).filter(|c| ["plan", "apply", "validate", "drift"].contains(*c)) {
+                commands += 1;
+                assert!(words.contains(&"--env"), "{f}: `{line}` runs `plinth {cmd}` without --env");
+            }
+        }
+    }
+    assert!(commands >= 5, "the examples' commands were not found ({commands})");
 }

@@ -5,6 +5,7 @@ mod backend_postgres;
 mod backend_s3;
 mod catalogue;
 mod cli;
+mod command_line;
 mod components;
 mod crash;
 mod drift;

@@ -264,3 +264,33 @@ fn envs_never_prints_a_state_password() {
         assert!(all.contains("password=***") && all.contains("app:***@"), "{args:?}: {all}");
     }
 }
+
+#[test]
+fn the_postgres_journal_keeps_no_values_of_completed_operations() {
+    let Some(url) = test_server("PLINTH_TEST_PG_URL", "PostgreSQL") else { return };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let schema = format!("plinth_t_journal_{}_{}", std::process::id(), nanos % 1_000_000_000_000);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let address = format!("{url}{sep}schema={schema}");
+    let without_output = SECRETS.split("output pw").next().expect("source");
+    let p = project(&[("main.plinth", without_output)]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve", "--state", &address, "-var", &format!("token={TOKEN}")]), 0);
+    let pw = password(p.path());
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let journal = |client: &mut postgres::Client| -> String {
+        client
+            .query(&format!("SELECT inputs FROM \"{schema}\".intents"), &[])
+            .expect("intents")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let text = journal(&mut client);
+    assert!(!text.is_empty());
+    assert!(!text.contains(&pw) && !text.contains(TOKEN), "completed intents keep the secret: {}", text.len());
+    assert_exit(&run(p.path(), &["destroy", "--auto-approve", "--state", &address, "-var", &format!("token={TOKEN}")]), 0);
+    let text = journal(&mut client);
+    assert!(!text.contains(&pw) && !text.contains(TOKEN), "completed deletes keep the secret");
+    client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).expect("drop schema");
+}

@@ -442,7 +442,7 @@ impl S3Store {
 
     fn endpoint_shown(&self) -> String {
         match &self.address.endpoint {
-            Some(e) => e.clone(),
+            Some(e) => crate::redact::url(e),
             None => format!("AWS S3 in {}", self.address.region),
         }
     }

@@ -31,7 +31,7 @@ const SEALED: &str = "$plinth_sealed";
 
 /// What a sealed value is bound to: its place (`base`) and, from `v2` on,
 /// the sensitive flags stored beside it.
-pub struct Aad {
+struct Aad {
     base: String,
     flags: String,
 }

@@ -215,7 +215,7 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
     if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
         Ok(())
     } else {
-        Err(format!("`endpoint` must be an http:// or https:// URL, not `{endpoint}`"))
+        Err(format!("`endpoint` must be an http:// or https:// URL, not `{}`", crate::redact::url(endpoint)))
     }
 }
 

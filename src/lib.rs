@@ -31,6 +31,7 @@ pub mod template;
 pub mod providers;
 pub mod s3util;
 pub mod pgtls;
+pub mod redact;
 pub mod graph;
 pub mod plan;
 pub mod state;

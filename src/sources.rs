@@ -821,27 +821,9 @@ fn parse_git(rest: &str) -> Result<GitSource, String> {
     Ok(GitSource { url, shown_url, path, secrets })
 }
 
-/// Redacts the userinfo of every URL in a text (`scheme://user:pw@` →
-/// `scheme://***@`), for messages about sources that failed to parse.
-pub fn redact_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        out.push_str(&rest[..i + 3]);
-        rest = &rest[i + 3..];
-        let end = rest.find(|c: char| c == '/' || c.is_whitespace()).unwrap_or(rest.len());
-        match rest[..end].rfind('@') {
-            Some(at) => {
-                out.push_str("***");
-                out.push_str(&rest[at..end]);
-            }
-            None => out.push_str(&rest[..end]),
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
+/// Redacts every URL in a text, for messages about sources that failed to
+/// parse: the one redaction, [`crate::redact::text`].
+pub use crate::redact::text as redact_text;
 
 /// A `/`-separated path inside a repository or catalogue: no `..`, no
 /// absolute path; `.` and empty parts dropped.

@@ -753,19 +753,8 @@ fn envs_cmd(dir: &Path, json: bool) -> Result<i32, Failure> {
     Ok(0)
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-fn redact_url(address: &str) -> String {
-    match (address.find("://"), address.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &address[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &address[..s + 3], &address[at..]),
-                None => address.to_string(),
-            }
-        }
-        _ => address.to_string(),
-    }
-}
+/// Every address `plinth` prints goes through the one redaction.
+use crate::redact::url as redact_url;
 
 /// An environment's files, read with the root module's param names.
 fn load_env(dir: &Path, name: &str, json: bool) -> Result<(crate::envs::Environment, crate::diagnostic::Sources), Failure> {
@@ -921,7 +910,12 @@ struct PlanFile {
     format: String,
     version: u32,
     project_dir: PathBuf,
+    /// The state address, redacted: a password is never written here.
     state: String,
+    /// The address had credentials: apply resolves it again (PLINTH_STATE,
+    /// the environment's backend) and checks it is the same state.
+    #[serde(default)]
+    state_redacted: bool,
     env: String,
     destroy: bool,
     only: Vec<String>,
@@ -1040,11 +1034,14 @@ fn provider_context(dir: &Path) -> ProviderContext {
 /// Writes a plan file that `plinth apply FILE` applies exactly.
 #[allow(clippy::too_many_arguments)]
 fn save_plan(path: &Path, dir: &Path, state: &StateArg, only: &[String], refresh: bool, remediate: bool, plan: &Plan, prepared: &Prepared, json: bool) -> Result<(), Failure> {
+    let address = state_address(dir, state)?;
+    let shown = redact_url(&address);
     let pf = PlanFile {
         format: PLAN_FORMAT.into(),
         version: 1,
         project_dir: std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()),
-        state: state_address(dir, state)?,
+        state_redacted: shown != address,
+        state: shown,
         env: plan.env.clone(),
         destroy: plan.destroy,
         only: only.to_vec(),
@@ -1072,17 +1069,12 @@ fn exit_without_freeing<T>(value: T) {
     std::mem::forget(value);
 }
 
-/// Plan files may hold param values: readable by the owner only.
+/// Plan files may hold param values: readable by the owner only, written
+/// as a new file under an unpredictable name and renamed over `path`, so an
+/// existing file's mode (or a link at a guessed name) never decides who can
+/// read it.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
-    f.write_all(bytes)
+    crate::fsutil::write_atomic(path, bytes, 0o600)
 }
 
 async fn apply_cmd(args: ApplyArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i32, Failure> {
@@ -1098,12 +1090,15 @@ async fn apply_cmd(args: ApplyArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
         common.only = pf.only.clone();
         common.refresh = pf.refresh;
         common.remediate = pf.remediate;
-        if common.state.address.is_none() {
+        if common.state.address.is_none() && !pf.state_redacted {
             common.state.address = Some(pf.state.clone());
         }
         // The environment the plan was made for (its state and its name).
         if common.state.env.is_none() && pf.env != DEFAULT_ENV {
             common.state.env = Some(pf.env.clone());
+        }
+        if pf.state_redacted {
+            crate::state::check_saved_address(&pf.state, &state_address(&pf.project_dir, &common.state)?).map_err(|d| Failure::bare(d, json))?;
         }
         let dir = pf.project_dir.clone();
         let destroy = pf.destroy;
@@ -1556,6 +1551,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
                     println!("Removed {a} from the state (the object itself was not touched).");
                 }
             }
+            // The removed values leave no copy in the state files.
+            guard.store.purge(true).map_err(|d| Failure::bare(d, false))?;
             if !missing.is_empty() {
                 return Err(Failure::bare(
                     Diagnostic::new("P5004", "no such instance in the state").help(format!("{} not recorded; `plinth state list` shows what is.", missing.join(", "))),
@@ -1606,7 +1603,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             if !existing.instances.is_empty() && !force {
                 return Err(Failure::bare(
                     Diagnostic::new("P5008", "the destination already holds state").help(format!(
-                        "{to_address} records {} instance(s) for this environment; pass --force to replace them.",
+                        "{} records {} instance(s) for this environment; pass --force to replace them.",
+                        redact_url(&to_address),
                         existing.instances.len()
                     )),
                     false,
@@ -1614,9 +1612,10 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             }
             write_snapshot(dest.store, &snap, &existing, "state migrate", "migrated", [snap.instances.len() as i64, 0, 0, 0])?;
             println!(
-                "Copied {} instance(s) and {} output(s) to {to_address}. Use it from now on with --state '{to_address}' (or PLINTH_STATE).",
+                "Copied {} instance(s) and {} output(s) to {shown}. Use it from now on with --state '{shown}' (or PLINTH_STATE).",
                 snap.instances.len(),
-                snap.outputs.len()
+                snap.outputs.len(),
+                shown = redact_url(&to_address)
             );
             Ok(0)
         }
@@ -1627,6 +1626,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             let snap = guard.store.snapshot().map_err(|d| Failure::bare(d, false))?;
             // Rewriting every value through the store seals it with the current key.
             write_snapshot(guard.store, &snap, &crate::state::model::Snapshot::default(), "state rekey", "rekeyed", [0, 0, 0, 0])?;
+            // And no copy sealed the old way stays (journal, free pages, WAL).
+            guard.store.purge(true).map_err(|d| Failure::bare(d, false))?;
             let sealing = crate::state::crypt::Keys::from_env().ok().flatten().is_some_and(|k| k.current.is_some());
             let how = if sealing { "sealed with the current key" } else { "stored in clear (no PLINTH_STATE_KEY)" };
             println!("Rewrote {} instance(s) and {} output(s), {how}.", snap.instances.len(), snap.outputs.len());

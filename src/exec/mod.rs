@@ -489,6 +489,10 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
     store
         .finish_run(serial, status, [report.created as i64, report.updated as i64, report.replaced as i64, report.deleted as i64])
         .map_err(|d| vec![d])?;
+    // What was deleted or replaced may have held secrets: no copy stays.
+    if report.deleted + report.replaced > 0 {
+        store.purge(false).map_err(|d| vec![d])?;
+    }
     Ok(report)
 }
 

@@ -785,7 +785,11 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
         if let Some(schema) = schema {
             for (name, attr) in &schema.attributes {
                 if !config.contains_key(*name) && attr.is_input() {
-                    config.insert((*name).to_string(), attr.default.clone().unwrap_or(Value::Null));
+                    let default = match &attr.sensitive_default {
+                        Some((source, v)) if config.get(*source).is_some_and(Value::is_sensitive_deep) => v.clone(),
+                        _ => attr.default.clone().unwrap_or(Value::Null),
+                    };
+                    config.insert((*name).to_string(), default);
                 }
                 if attr.required && matches!(config.get(*name), Some(Value::Null)) && !mistyped.contains(name) {
                     diags.push(

@@ -32,7 +32,12 @@ impl FileFactory {
         let file = ResourceSchema::new("A file with the given content.")
             .attr("path", AttrSchema::required(Type::String, "where to write; relative to the project directory").forces_replacement())
             .attr("content", AttrSchema::required(Type::String, "the text to write"))
-            .attr("mode", AttrSchema::optional(Type::String, "octal permissions, e.g. \"0600\"").default(Value::str("0644")))
+            .attr(
+                "mode",
+                AttrSchema::optional(Type::String, "octal permissions, e.g. \"0600\"; default 0644, or 0600 when the content is sensitive")
+                    .default(Value::str("0644"))
+                    .default_when_sensitive("content", Value::str("0600")),
+            )
             .attr("id", AttrSchema::computed(Type::String, "the absolute path"))
             .attr("sha256", AttrSchema::computed(Type::String, "SHA-256 of the content, hex").derived());
         let mut schema = ProviderSchema::default();

@@ -176,28 +176,9 @@ fn bad_config(help: impl Into<String>) -> Diagnostic {
     provider_error("P6801", "invalid git.commit configuration", help)
 }
 
-/// Replaces the user information of every URL in `text` with `***`:
-/// `https://user:token@host/x` → `https://***@host/x`.
-pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"').unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                out.push_str("***");
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
+/// Redacts every URL in `text` (`https://user:token@host/x` →
+/// `https://***@host/x`): the one redaction, [`crate::redact::text`].
+pub use crate::redact::text as redact;
 
 /// A URL (`scheme://…` or scp-like `host:path`) rather than a local path.
 fn is_url(repo: &str) -> bool {

@@ -362,7 +362,7 @@ impl HttpProvider {
         for s in &self.secrets {
             out = out.replace(s.as_str(), "(redacted)");
         }
-        out
+        crate::redact::text(&out)
     }
 
     fn excerpt(&self, text: &str) -> String {

@@ -41,20 +41,29 @@ pub struct AttrSchema {
     /// Computed from other attributes (a hash of the content…): never drift
     /// on its own, since its source is compared after normalisation.
     pub derived: bool,
+    /// `(other attribute, value)`: the default instead of `default` when the
+    /// other attribute's value is sensitive (`file.file`'s `mode` is 0600
+    /// for sensitive content).
+    pub sensitive_default: Option<(&'static str, Value)>,
 }
 
 impl AttrSchema {
     pub fn required(ty: Type, description: &'static str) -> Self {
-        AttrSchema { ty, required: true, computed: false, sensitive: false, forces_replacement: false, default: None, description, derived: false }
+        AttrSchema { ty, required: true, computed: false, sensitive: false, forces_replacement: false, default: None, description, derived: false, sensitive_default: None }
     }
     pub fn optional(ty: Type, description: &'static str) -> Self {
-        AttrSchema { ty, required: false, computed: false, sensitive: false, forces_replacement: false, default: None, description, derived: false }
+        AttrSchema { ty, required: false, computed: false, sensitive: false, forces_replacement: false, default: None, description, derived: false, sensitive_default: None }
     }
     pub fn computed(ty: Type, description: &'static str) -> Self {
-        AttrSchema { ty, required: false, computed: true, sensitive: false, forces_replacement: false, default: None, description, derived: false }
+        AttrSchema { ty, required: false, computed: true, sensitive: false, forces_replacement: false, default: None, description, derived: false, sensitive_default: None }
     }
     pub fn default(mut self, v: Value) -> Self {
         self.default = Some(v);
+        self
+    }
+    /// The default when `source`'s value is sensitive.
+    pub fn default_when_sensitive(mut self, source: &'static str, v: Value) -> Self {
+        self.sensitive_default = Some((source, v));
         self
     }
     pub fn sensitive(mut self) -> Self {

@@ -168,7 +168,7 @@ impl ProviderFactory for S3Factory {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let endpoint = match text(config, "endpoint").filter(|e| !e.is_empty()) {
             Some(e) if !(e.starts_with("http://") || e.starts_with("https://")) => {
-                return Err(provider_error("P6400", "invalid S3 endpoint", format!("The s3 provider's endpoint `{e}` must be an http:// or https:// URL.")));
+                return Err(provider_error("P6400", "invalid S3 endpoint", format!("The s3 provider's endpoint `{}` must be an http:// or https:// URL.", crate::redact::url(e))));
             }
             Some(e) => Some(e.trim_end_matches('/').to_string()),
             None => None,
@@ -206,7 +206,7 @@ struct Location {
 impl Location {
     fn shown(&self) -> String {
         match &self.endpoint {
-            Some(e) => e.clone(),
+            Some(e) => crate::redact::url(e),
             None => format!("AWS S3 in {}", self.region),
         }
     }

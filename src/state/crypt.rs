@@ -4,10 +4,16 @@
 //! back. Addresses, types and dependency lists stay readable (they are not
 //! secrets and `state list` needs no key); values do not.
 //!
-//! A sealed value is a one-key object `{"$plinth_sealed": "v1.<key id>.<base64>"}`
+//! A sealed value is a one-key object `{"$plinth_sealed": "v2.<key id>.<base64>"}`
 //! where the base64 holds a random 24-byte nonce and the ciphertext, and the
 //! associated data binds it to its environment, address and field, so a
-//! sealed value moved elsewhere does not open. The key id (8 hex digits of
+//! sealed value moved elsewhere does not open, and (`v2`) to the names of
+//! the record's sensitive attributes (an output's `sensitive` flag), which
+//! are stored beside it in clear: clearing a flag makes the value fail to
+//! open (P5006) instead of printing it. `v1` values (sealed before the flags
+//! were bound) still open; `plinth state rekey` rewrites them as `v2`. The
+//! version is part of what is authenticated: a `v2` value relabelled `v1`
+//! does not open. The key id (8 hex digits of
 //! SHA-256 of the key) picks the key among the current one and the previous
 //! ones, which is how keys rotate: set the new key, keep the old one in
 //! `PLINTH_STATE_KEY_PREVIOUS`, run `plinth state rekey`.
@@ -22,6 +28,30 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 
 const SEALED: &str = "$plinth_sealed";
+
+/// What a sealed value is bound to: its place (`base`) and, from `v2` on,
+/// the sensitive flags stored beside it.
+struct Aad {
+    base: String,
+    flags: String,
+}
+
+impl Aad {
+    /// `flags`: the names of the sensitive attributes (order and repeats do not matter).
+    fn new(base: String, flags: &[String]) -> Aad {
+        let mut names: Vec<&str> = flags.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names.dedup();
+        Aad { base, flags: serde_json::to_string(&names).unwrap_or_default() }
+    }
+
+    fn for_version(&self, version: &str) -> String {
+        match version {
+            "v1" => self.base.clone(),
+            _ => format!("{}\u{1f}sensitive={}", self.base, self.flags),
+        }
+    }
+}
 
 /// A 32-byte key and its id.
 #[derive(Clone)]
@@ -84,7 +114,7 @@ impl Keys {
         self.current.is_some()
     }
 
-    fn seal(&self, plain: &Map, aad: &str) -> Map {
+    fn seal(&self, plain: &Map, aad: &Aad) -> Map {
         let Some(current) = &self.current else { return plain.clone() };
         let json = Value::Map(plain.clone()).to_json().to_string();
         let mut nonce = [0u8; 24];
@@ -92,19 +122,20 @@ impl Keys {
         // Encrypting an in-memory buffer cannot fail for this cipher; if it
         // ever did, an empty ciphertext is stored (it fails to open, P5006),
         // never the value in clear.
-        let sealed = current.cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: json.as_bytes(), aad: aad.as_bytes() }).unwrap_or_default();
+        let bound = aad.for_version("v2");
+        let sealed = current.cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: json.as_bytes(), aad: bound.as_bytes() }).unwrap_or_default();
         let mut blob = nonce.to_vec();
         blob.extend(sealed);
         let mut out = Map::default();
-        out.insert(SEALED.into(), Value::String(format!("v1.{}.{}", current.id, base64::engine::general_purpose::STANDARD.encode(blob))));
+        out.insert(SEALED.into(), Value::String(format!("v2.{}.{}", current.id, base64::engine::general_purpose::STANDARD.encode(blob))));
         out
     }
 
-    fn open(&self, stored: &Map, aad: &str) -> Result<Map, Diagnostic> {
+    fn open(&self, stored: &Map, aad: &Aad) -> Result<Map, Diagnostic> {
         let Some(Value::String(text)) = stored.get(SEALED) else { return Ok(stored.clone()) };
         let mut parts = text.splitn(3, '.');
-        let (Some("v1"), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(corrupt(aad));
+        let (Some(version @ ("v1" | "v2")), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(corrupt(&aad.base));
         };
         let key = self.current.iter().chain(self.previous.iter()).find(|k| k.id == id).ok_or_else(|| {
             Diagnostic::new("P5006", "the state was encrypted with another key").help(format!(
@@ -112,21 +143,22 @@ impl Keys {
                 self.current.as_ref().map_or("not set", |k| k.id.as_str())
             ))
         })?;
-        let blob = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| corrupt(aad))?;
+        let blob = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| corrupt(&aad.base))?;
         if blob.len() < 24 {
-            return Err(corrupt(aad));
+            return Err(corrupt(&aad.base));
         }
-        let plain = key.cipher.decrypt(XNonce::from_slice(&blob[..24]), Payload { msg: &blob[24..], aad: aad.as_bytes() }).map_err(|_| corrupt(aad))?;
+        let bound = aad.for_version(version);
+        let plain = key.cipher.decrypt(XNonce::from_slice(&blob[..24]), Payload { msg: &blob[24..], aad: bound.as_bytes() }).map_err(|_| corrupt(&aad.base))?;
         match serde_json::from_slice::<serde_json::Value>(&plain).map(|j| Value::from_json(&j)) {
             Ok(Value::Map(m)) => Ok(m),
-            _ => Err(corrupt(aad)),
+            _ => Err(corrupt(&aad.base)),
         }
     }
 }
 
 fn corrupt(aad: &str) -> Diagnostic {
     Diagnostic::new("P5006", "a sealed state value does not open")
-        .help(format!("The value for {aad} fails authentication: it was altered, moved, or sealed with a different key of the same id. Restore the state from its history or backup."))
+        .help(format!("The value for {aad} fails authentication: it, or the list of its sensitive attributes stored beside it, was altered or moved, or it was sealed with a different key of the same id. Nothing is shown from it; restore the state from its history or backup."))
 }
 
 fn locked_without_key() -> Diagnostic {
@@ -152,18 +184,24 @@ impl Encrypted {
 
     /// Associated data: environment, address and field. Not the deposed
     /// token: deposing keeps the same object under a new key.
-    fn aad(&self, address: &str, _deposed: &str, field: &str) -> String {
-        format!("plinth:v1:{}:{address}:{field}", self.inner.env())
+    fn aad(&self, address: &str, _deposed: &str, field: &str, sensitive: &[String]) -> Aad {
+        Aad::new(format!("plinth:v1:{}:{address}:{field}", self.inner.env()), sensitive)
     }
 
-    fn seal_map(&self, m: &Map, aad: String) -> Map {
+    /// An output's value is bound to its `sensitive` flag.
+    fn output_aad(&self, name: &str, sensitive: bool) -> Aad {
+        let flags = if sensitive { vec!["value".to_string()] } else { Vec::new() };
+        self.aad(&format!("output.{name}"), "", "value", &flags)
+    }
+
+    fn seal_map(&self, m: &Map, aad: Aad) -> Map {
         match &self.keys {
             Some(k) => k.seal(m, &aad),
             None => m.clone(),
         }
     }
 
-    fn open_map(&self, m: &Map, aad: String) -> Result<Map, Diagnostic> {
+    fn open_map(&self, m: &Map, aad: Aad) -> Result<Map, Diagnostic> {
         match &self.keys {
             Some(k) => k.open(m, &aad),
             None if is_sealed(m) => Err(locked_without_key()),
@@ -192,8 +230,8 @@ impl Encrypted {
 
     fn seal_record(&self, r: &InstanceRecord) -> InstanceRecord {
         InstanceRecord {
-            inputs: self.seal_map(&r.inputs, self.aad(&r.address, &r.deposed, "inputs")),
-            attrs: self.seal_map(&r.attrs, self.aad(&r.address, &r.deposed, "attrs")),
+            inputs: self.seal_map(&r.inputs, self.aad(&r.address, &r.deposed, "inputs", &r.sensitive)),
+            attrs: self.seal_map(&r.attrs, self.aad(&r.address, &r.deposed, "attrs", &r.sensitive)),
             ..r.clone()
         }
     }
@@ -214,10 +252,10 @@ impl Store for Encrypted {
         for rec in snap.instances.values_mut() {
             // Only sealed values are touched: a state in clear is passed on as read.
             if is_sealed(&rec.inputs) {
-                rec.inputs = self.open_map(&rec.inputs, self.aad(&rec.address, &rec.deposed, "inputs"))?;
+                rec.inputs = self.open_map(&rec.inputs, self.aad(&rec.address, &rec.deposed, "inputs", &rec.sensitive))?;
             }
             if is_sealed(&rec.attrs) {
-                rec.attrs = self.open_map(&rec.attrs, self.aad(&rec.address, &rec.deposed, "attrs"))?;
+                rec.attrs = self.open_map(&rec.attrs, self.aad(&rec.address, &rec.deposed, "attrs", &rec.sensitive))?;
             }
         }
         for (name, out) in snap.outputs.iter_mut() {
@@ -227,7 +265,7 @@ impl Store for Encrypted {
                     _ => continue,
                 };
                 if is_sealed(&stored) {
-                    let opened = self.open_map(&stored, self.aad(&format!("output.{name}"), "", "value"))?;
+                    let opened = self.open_map(&stored, self.output_aad(name, out.sensitive))?;
                     out.value = opened.get("value").map(Value::to_json).unwrap_or(serde_json::Value::Null);
                 }
             }
@@ -246,7 +284,7 @@ impl Store for Encrypted {
     fn write_intents(&mut self, serial: i64, intents: &mut [Intent]) -> Result<(), Diagnostic> {
         let mut sealed: Vec<Intent> = intents
             .iter()
-            .map(|i| Intent { inputs: self.seal_map(&i.inputs, self.aad(&i.address, &i.deposed, "intent")), ..i.clone() })
+            .map(|i| Intent { inputs: self.seal_map(&i.inputs, self.aad(&i.address, &i.deposed, "intent", &i.sensitive)), ..i.clone() })
             .collect();
         self.inner.write_intents(serial, &mut sealed)?;
         for (i, s) in intents.iter_mut().zip(sealed) {
@@ -268,14 +306,14 @@ impl Store for Encrypted {
         self.inner
             .unfinished_intents()?
             .into_iter()
-            .map(|i| Ok(Intent { inputs: self.open_map(&i.inputs, self.aad(&i.address, &i.deposed, "intent"))?, ..i }))
+            .map(|i| Ok(Intent { inputs: self.open_map(&i.inputs, self.aad(&i.address, &i.deposed, "intent", &i.sensitive))?, ..i }))
             .collect()
     }
     fn set_outputs(&mut self, outputs: &[(String, serde_json::Value, bool)]) -> Result<(), Diagnostic> {
         let sealed: Vec<(String, serde_json::Value, bool)> = outputs
             .iter()
             .map(|(name, value, sensitive)| match &self.keys {
-                Some(k) if k.sealing() => (name.clone(), Value::Map(self.seal_map(&output_map(value), self.aad(&format!("output.{name}"), "", "value"))).to_json(), *sensitive),
+                Some(k) if k.sealing() => (name.clone(), Value::Map(self.seal_map(&output_map(value), self.output_aad(name, *sensitive))).to_json(), *sensitive),
                 _ => (name.clone(), value.clone(), *sensitive),
             })
             .collect();
@@ -307,6 +345,9 @@ impl Store for Encrypted {
         self.inner.complete(snap.serial.max(1), &[remove, Completion::Upsert { intent: None, record: self.seal_record(&rec) }])?;
         Ok(1)
     }
+    fn purge(&mut self, full: bool) -> Result<(), Diagnostic> {
+        self.inner.purge(full)
+    }
     fn lock(&mut self, info: &LockInfo, lease_secs: i64) -> Result<Option<LockInfo>, Diagnostic> {
         self.inner.lock(info, lease_secs)
     }
@@ -320,7 +361,7 @@ impl Store for Encrypted {
         if !self.keys.as_ref().is_some_and(Keys::sealing) {
             return self.inner.record_drift(report);
         }
-        let sealed = DriftRecord { report: Value::Map(self.seal_map(&output_map(&report.report), self.aad(&format!("drift.{}", report.at), "", "report"))).to_json(), ..report.clone() };
+        let sealed = DriftRecord { report: Value::Map(self.seal_map(&output_map(&report.report), self.aad(&format!("drift.{}", report.at), "", "report", &[]))).to_json(), ..report.clone() };
         self.inner.record_drift(&sealed)
     }
     fn drift_history(&self) -> Result<Vec<DriftRecord>, Diagnostic> {
@@ -332,7 +373,7 @@ impl Store for Encrypted {
                     Value::Map(m) if is_sealed(&m) => m,
                     _ => return Ok(r),
                 };
-                let opened = self.open_map(&stored, self.aad(&format!("drift.{}", r.at), "", "report"))?;
+                let opened = self.open_map(&stored, self.aad(&format!("drift.{}", r.at), "", "report", &[]))?;
                 Ok(DriftRecord { report: opened.get("value").map(Value::to_json).unwrap_or(serde_json::Value::Null), ..r })
             })
             .collect()
@@ -350,16 +391,43 @@ mod tests {
     #[test]
     fn sealed_values_round_trip_and_bind_to_their_place() {
         let keys = Keys { current: Some(key(1)), previous: vec![] };
+        let at = |place: &str| Aad::new(place.to_string(), &["result".to_string()]);
         let mut m = Map::default();
         m.insert("result".into(), Value::str("hunter2-secret"));
-        let sealed = keys.seal(&m, "a");
+        let sealed = keys.seal(&m, &at("a"));
         assert!(!Value::Map(sealed.clone()).to_json().to_string().contains("hunter2"));
-        assert_eq!(keys.open(&sealed, "a").unwrap(), m);
-        assert_eq!(keys.open(&sealed, "b").unwrap_err().code, "P5006", "moved values do not open");
+        assert_eq!(keys.open(&sealed, &at("a")).unwrap(), m);
+        assert_eq!(keys.open(&sealed, &at("b")).unwrap_err().code, "P5006", "moved values do not open");
         let other = Keys { current: Some(key(2)), previous: vec![] };
-        assert_eq!(other.open(&sealed, "a").unwrap_err().code, "P5006");
+        assert_eq!(other.open(&sealed, &at("a")).unwrap_err().code, "P5006");
         let rotated = Keys { current: Some(key(2)), previous: vec![key(1)] };
-        assert_eq!(rotated.open(&sealed, "a").unwrap(), m, "the previous key still opens");
+        assert_eq!(rotated.open(&sealed, &at("a")).unwrap(), m, "the previous key still opens");
+    }
+
+    #[test]
+    fn sensitive_flags_are_bound_and_cannot_be_downgraded() {
+        let keys = Keys { current: Some(key(1)), previous: vec![] };
+        let flags = |names: &[&str]| Aad::new("p".to_string(), &names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+        let mut m = Map::default();
+        m.insert("result".into(), Value::str("hunter2-secret"));
+        let sealed = keys.seal(&m, &flags(&["result", "x"]));
+        assert_eq!(keys.open(&sealed, &flags(&["x", "result", "x"])).unwrap(), m, "order and repeats do not matter");
+        let err = keys.open(&sealed, &flags(&[])).unwrap_err();
+        assert_eq!(err.code, "P5006", "cleared flags: the value does not open");
+        assert!(!err.help.contains("hunter2"));
+        assert_eq!(keys.open(&sealed, &flags(&["x"])).unwrap_err().code, "P5006");
+        // Relabelled as a v1 value (bound to its place only): still refused.
+        let Some(Value::String(text)) = sealed.get(SEALED) else { panic!("sealed") };
+        let mut downgraded = Map::default();
+        downgraded.insert(SEALED.into(), Value::String(text.replacen("v2.", "v1.", 1)));
+        assert_eq!(keys.open(&downgraded, &flags(&[])).unwrap_err().code, "P5006");
+        // A genuine v1 value (sealed before flags were bound) still opens.
+        let current = keys.current.as_ref().unwrap();
+        let nonce = [7u8; 24];
+        let body = current.cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: br#"{"result":"old"}"#, aad: b"p" }).unwrap();
+        let mut v1 = Map::default();
+        v1.insert(SEALED.into(), Value::String(format!("v1.{}.{}", current.id, base64::engine::general_purpose::STANDARD.encode([nonce.to_vec(), body].concat()))));
+        assert_eq!(keys.open(&v1, &flags(&[])).unwrap()["result"], Value::str("old"));
     }
 
     #[test]

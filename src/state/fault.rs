@@ -107,6 +107,10 @@ impl Store for Faulty {
         let r = self.inner.unlock(pid);
         self.wrote(r)
     }
+    fn purge(&mut self, full: bool) -> Result<(), Diagnostic> {
+        let r = self.inner.purge(full);
+        self.wrote(r)
+    }
     fn record_drift(&mut self, report: &DriftRecord) -> Result<(), Diagnostic> {
         let r = self.inner.record_drift(report);
         self.wrote(r)

@@ -157,6 +157,16 @@ pub trait Store: Send {
     fn renew_lock(&mut self, pid: i64, lease_secs: i64) -> Result<(), Diagnostic>;
     /// Releases the lock (only this pid's, unless None: `plinth unlock`).
     fn unlock(&mut self, pid: Option<i64>) -> Result<bool, Diagnostic>;
+    /// Drops every copy the store keeps of values that are no longer part
+    /// of the state: the inputs of completed intents in the journal and,
+    /// where the backend can, the space that held deleted or rewritten
+    /// values (SQLite: checkpoint and truncate the WAL; `full`: also
+    /// `VACUUM`, for space freed before `secure_delete` was on; S3: compact
+    /// the journal into a new snapshot). `state rekey` and `state rm` call
+    /// it with `full`, a run that deleted or replaced objects without.
+    fn purge(&mut self, _full: bool) -> Result<(), Diagnostic> {
+        Ok(())
+    }
     /// Keeps a drift report.
     fn record_drift(&mut self, _report: &DriftRecord) -> Result<(), Diagnostic> {
         Err(no_drift_reports())
@@ -227,17 +237,84 @@ pub fn now_rfc3339() -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
+/// One instance row as the SQL backends store it: JSON text for the values
+/// and lists, decoded by [`StoredRecord::decode`] or refused (P5030).
+pub(crate) struct StoredRecord {
+    pub address: String,
+    pub deposed: String,
+    pub resource: String,
+    pub provider: String,
+    pub rtype: String,
+    pub inputs: String,
+    pub attrs: String,
+    pub sensitive: String,
+    pub deps: String,
+}
+
+impl StoredRecord {
+    pub fn decode(self) -> Result<InstanceRecord, Diagnostic> {
+        let at = if self.deposed.is_empty() { self.address.clone() } else { format!("{} (deposed {})", self.address, self.deposed) };
+        let what = |field: &str| format!("the {field} of {at}");
+        Ok(InstanceRecord {
+            inputs: map_from_json_text(&self.inputs, &what("inputs"))?,
+            attrs: map_from_json_text(&self.attrs, &what("attributes"))?,
+            sensitive: list_from_json_text(&self.sensitive, &what("sensitive attribute names"))?,
+            deps: list_from_json_text(&self.deps, &what("dependencies"))?,
+            address: self.address,
+            deposed: self.deposed,
+            resource: self.resource,
+            provider: self.provider,
+            rtype: self.rtype,
+        })
+    }
+}
+
 /// A map as the JSON text the SQL backends store.
 pub(crate) fn map_to_json_text(map: &Map) -> String {
     crate::value::Value::Map(map.clone()).to_json().to_string()
 }
 
-/// The map in stored JSON text (empty when the text is not a JSON object).
-pub(crate) fn map_from_json_text(text: &str) -> Map {
+/// The map in stored JSON text. Text that is not a JSON object is a damaged
+/// row (P5030 naming `what`), never an empty map: planning from `{}` would
+/// regenerate a secret and rewrite everything that uses it.
+pub(crate) fn map_from_json_text(text: &str, what: &str) -> Result<Map, Diagnostic> {
     match serde_json::from_str::<serde_json::Value>(text).map(|j| crate::value::Value::from_json(&j)) {
-        Ok(crate::value::Value::Map(m)) => m,
-        _ => Map::default(),
+        Ok(crate::value::Value::Map(m)) => Ok(m),
+        Ok(_) => Err(undecodable(what, "it is not a JSON object")),
+        Err(e) => Err(undecodable(what, &json_why(&e))),
     }
+}
+
+/// A list of strings in stored JSON text (sensitive attribute names,
+/// dependencies); anything else is a damaged row (P5030).
+pub(crate) fn list_from_json_text(text: &str, what: &str) -> Result<Vec<String>, Diagnostic> {
+    serde_json::from_str::<Vec<String>>(text).map_err(|e| undecodable(what, &json_why(&e)))
+}
+
+/// Any JSON value in stored text (an output's value, a drift report).
+pub(crate) fn json_from_text(text: &str, what: &str) -> Result<serde_json::Value, Diagnostic> {
+    serde_json::from_str(text).map_err(|e| undecodable(what, &json_why(&e)))
+}
+
+/// Why JSON did not decode, without quoting it (serde's messages may
+/// repeat the offending value).
+fn json_why(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Eof => "truncated JSON",
+        serde_json::error::Category::Data => "JSON of the wrong shape",
+        serde_json::error::Category::Io => "unreadable",
+    };
+    format!("{kind} at line {}, column {}", e.line(), e.column())
+}
+
+/// A stored row that does not decode: the state is damaged there. `what`
+/// names the row (`the attrs of random.password.pw`); `why` never holds the
+/// stored text (it may be a secret).
+pub(crate) fn undecodable(what: &str, why: &str) -> Diagnostic {
+    Diagnostic::new("P5030", "a state row does not decode").help(format!(
+        "The state holds {what}, which cannot be read ({why}). Nothing is planned from a damaged row: restore the state from its backup or history, or remove the instance with `plinth state rm` and import or recreate it."
+    ))
 }
 
 pub fn hash_hex(bytes: &[u8]) -> String {
@@ -285,6 +362,19 @@ pub(crate) fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// A saved plan recorded its state address redacted (it had credentials):
+/// the address resolved at apply time must be that state (P5032), so that a
+/// missing PLINTH_STATE never applies the plan to another state.
+pub fn check_saved_address(recorded: &str, now: &str) -> Result<(), Diagnostic> {
+    if crate::redact::url(now) == recorded {
+        return Ok(());
+    }
+    Err(Diagnostic::new("P5032", "the saved plan's state is not given").help(format!(
+        "The plan was made against {recorded}, whose credentials are not saved in plan files; now the state would be {}. Give the same address again (PLINTH_STATE, --state, or the environment's backend variable) to apply it.",
+        crate::redact::url(now)
+    )))
 }
 
 #[cfg(test)]

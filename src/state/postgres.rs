@@ -53,6 +53,14 @@ enum Error {
     Pg(postgres::Error),
     /// `schema_version` names a migration this Plinth does not know.
     Newer(i64),
+    /// A row that does not decode (P5030), or another diagnostic.
+    Diag(Diagnostic),
+}
+
+impl From<Diagnostic> for Error {
+    fn from(d: Diagnostic) -> Error {
+        Error::Diag(d)
+    }
 }
 
 impl From<postgres::Error> for Error {
@@ -91,45 +99,8 @@ pub struct PostgresStore {
     server: String,
 }
 
-/// The URL as it may be shown: the password (in the user info or a
-/// `password=` parameter) replaced by `***`.
-pub fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
-    };
-    let (before_query, query) = match rest.find('?') {
-        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-        None => (rest, None),
-    };
-    let mut out = String::from(scheme);
-    match before_query.rfind('@') {
-        Some(at) => {
-            let userinfo = &before_query[..at];
-            match userinfo.find(':') {
-                Some(colon) => {
-                    out.push_str(&userinfo[..colon]);
-                    out.push_str(":***");
-                }
-                None => out.push_str(userinfo),
-            }
-            out.push_str(&before_query[at..]);
-        }
-        None => out.push_str(before_query),
-    }
-    if let Some(query) = query {
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => kv.to_string(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&pairs.join("&"));
-    }
-    out
-}
+/// The URL as it may be shown (the password replaced by `***`).
+pub use crate::redact::url as redact;
 
 /// Splits `?schema=` off the URL: (URL for the driver, schema).
 fn split_schema(url: &str) -> Result<(String, String), String> {
@@ -208,9 +179,6 @@ fn list_json(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
-fn list_from_json(text: &str) -> Vec<String> {
-    serde_json::from_str(text).unwrap_or_default()
-}
 
 /// Creates the schema if needed and applies the missing migrations, in one
 /// transaction under an advisory lock on the schema's name.
@@ -258,7 +226,9 @@ const SQL_UPSERT: &str = "INSERT INTO instances (env, address, deposed, resource
        deps = EXCLUDED.deps, serial = EXCLUDED.serial";
 const SQL_REMOVE: &str = "DELETE FROM instances WHERE env = $1 AND address = $2 AND deposed = $3";
 const SQL_DEPOSE: &str = "UPDATE instances SET deposed = $4 WHERE env = $1 AND address = $2 AND deposed = $3";
-const SQL_DONE: &str = "UPDATE intents SET completed_at = $3, outcome = $4 WHERE env = $1 AND id = $2";
+// A completed intent keeps its action and hash, not its inputs (they may hold secrets).
+const SQL_DONE: &str = "UPDATE intents SET completed_at = $3, outcome = $4, inputs = '{}' WHERE env = $1 AND id = $2";
+const SQL_PURGE_INTENTS: &str = "UPDATE intents SET inputs = '{}' WHERE env = $1 AND completed_at IS NOT NULL AND inputs <> '{}'";
 const SQL_UNFINISHED: &str = "SELECT id, address, deposed, action, token, resource, provider, rtype, inputs, deps, sensitive
      FROM intents WHERE env = $1 AND completed_at IS NULL ORDER BY id";
 const SQL_CLEAR_OUTPUTS: &str = "DELETE FROM outputs WHERE env = $1";
@@ -315,6 +285,7 @@ impl PostgresStore {
                 "The PostgreSQL state server {server} (schema {schema}) has schema version {v}, this Plinth knows {}; upgrade Plinth.",
                 MIGRATIONS.len()
             )),
+            Error::Diag(d) => d,
         }
     }
 
@@ -336,17 +307,17 @@ impl Drop for PostgresStore {
     }
 }
 
-fn record_from_row(row: &postgres::Row) -> InstanceRecord {
-    InstanceRecord {
+fn record_from_row(row: &postgres::Row) -> super::StoredRecord {
+    super::StoredRecord {
         address: row.get(0),
         deposed: row.get(1),
         resource: row.get(2),
         provider: row.get(3),
         rtype: row.get(4),
-        inputs: from_json(row.get(5)),
-        attrs: from_json(row.get(6)),
-        sensitive: list_from_json(row.get(7)),
-        deps: list_from_json(row.get(8)),
+        inputs: row.get(5),
+        attrs: row.get(6),
+        sensitive: row.get(7),
+        deps: row.get(8),
     }
 }
 
@@ -363,12 +334,12 @@ impl Store for PostgresStore {
             let serial = tx.query_opt(&serial_q, &[&env])?.map(|r| r.get::<_, i64>(0)).unwrap_or(0);
             let mut snap = Snapshot { env: env.to_string(), serial, ..Snapshot::default() };
             for row in tx.query(&instances_q, &[&env])? {
-                let rec = record_from_row(&row);
+                let rec = record_from_row(&row).decode()?;
                 snap.instances.insert(rec.key(), rec);
             }
             for row in tx.query(&outputs_q, &[&env])? {
                 let name: String = row.get(0);
-                let value = serde_json::from_str(row.get(1)).unwrap_or(serde_json::Value::Null);
+                let value = super::json_from_text(row.get(1), &format!("the value of output `{name}`"))?;
                 snap.outputs.insert(name, OutputRecord { value, sensitive: row.get(2) });
             }
             tx.commit()?;
@@ -488,22 +459,25 @@ impl Store for PostgresStore {
         self.with(|c, env| {
             let q = c.prepare(SQL_UNFINISHED)?;
             let rows = c.client.query(&q, &[&env])?;
-            Ok(rows
-                .iter()
-                .map(|r| Intent {
+            let mut intents = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let (action, address): (String, String) = (r.get(3), r.get(1));
+                let what = |field: &str| format!("the {field} of the pending {action} of {address}");
+                intents.push(Intent {
                     id: r.get(0),
-                    address: r.get(1),
                     deposed: r.get(2),
-                    action: r.get(3),
                     token: r.get(4),
                     resource: r.get(5),
                     provider: r.get(6),
                     rtype: r.get(7),
-                    inputs: from_json(r.get(8)),
-                    deps: list_from_json(r.get(9)),
-                    sensitive: list_from_json(r.get(10)),
-                })
-                .collect())
+                    inputs: from_json(r.get(8), &what("inputs"))?,
+                    deps: super::list_from_json_text(r.get(9), &what("dependencies"))?,
+                    sensitive: super::list_from_json_text(r.get(10), &what("sensitive attribute names"))?,
+                    action: action.clone(),
+                    address: address.clone(),
+                });
+            }
+            Ok(intents)
         })
     }
 
@@ -552,6 +526,17 @@ impl Store for PostgresStore {
         self.with(|c, env| {
             let q = c.prepare(SQL_MOVE)?;
             Ok(c.client.execute(&q, &[&env, &from, &to, &resource])? as usize)
+        })
+    }
+
+    /// Clears the inputs of completed intents (journals written before
+    /// completion did). Dead row versions, the server's WAL and its backups
+    /// are the server's: PostgreSQL reuses that space after its own VACUUM.
+    fn purge(&mut self, _full: bool) -> Result<(), Diagnostic> {
+        self.with(|c, env| {
+            let q = c.prepare(SQL_PURGE_INTENTS)?;
+            c.client.execute(&q, &[&env])?;
+            Ok(())
         })
     }
 
@@ -622,17 +607,13 @@ impl Store for PostgresStore {
         self.with(|c, env| {
             let q = c.prepare("SELECT at, serial, checked, drifted, unmanaged, report FROM drift_reports WHERE env = $1 ORDER BY id")?;
             let rows = c.client.query(&q, &[&env])?;
-            Ok(rows
-                .iter()
-                .map(|r| DriftRecord {
-                    at: r.get(0),
-                    serial: r.get(1),
-                    checked: r.get(2),
-                    drifted: r.get(3),
-                    unmanaged: r.get(4),
-                    report: serde_json::from_str(r.get::<_, &str>(5)).unwrap_or(serde_json::Value::Null),
-                })
-                .collect())
+            let mut reports = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let at: String = r.get(0);
+                let report = super::json_from_text(r.get::<_, &str>(5), &format!("the drift report of {at}"))?;
+                reports.push(DriftRecord { at, serial: r.get(1), checked: r.get(2), drifted: r.get(3), unmanaged: r.get(4), report });
+            }
+            Ok(reports)
         })
     }
 }

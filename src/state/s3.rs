@@ -442,7 +442,7 @@ impl S3Store {
 
     fn endpoint_shown(&self) -> String {
         match &self.address.endpoint {
-            Some(e) => e.clone(),
+            Some(e) => crate::redact::url(e),
             None => format!("AWS S3 in {}", self.address.region),
         }
     }
@@ -567,6 +567,7 @@ impl S3Store {
         if let Some((body, etag)) = self.get("reading the state snapshot", key.clone())? {
             let doc: SnapshotDoc = self.parse(&key, &body)?;
             self.check_format(&key, doc.format)?;
+            doc.check()?;
             view.state = EnvState::from_doc(&doc);
             view.seq = doc.seq;
             view.snap_seq = doc.seq;
@@ -606,6 +607,7 @@ impl S3Store {
                 };
                 let entry: EntryDoc = self.parse(key, &body)?;
                 self.check_format(key, entry.format)?;
+                entry.op.check()?;
                 view.state.apply(&entry.op);
                 view.seq = *seq;
                 view.journal_bytes += (*size).max(0) as u64;
@@ -682,14 +684,21 @@ impl S3Store {
         if pending < COMPACT_MIN_ENTRIES || (view.journal_bytes < COMPACT_RATIO * view.snap_bytes && pending < COMPACT_MAX_ENTRIES) {
             return;
         }
-        let Ok(body) = serde_json::to_vec(&view.state.to_doc(&self.env, view.seq)) else { return };
+        let _ = self.compact(view);
+    }
+
+    /// Writes the view as the new snapshot and deletes the journal entries
+    /// before its newest one. Ok(false): another writer compacted first
+    /// (the view is marked to be reread).
+    fn compact(&self, view: &mut View) -> Result<bool, Diagnostic> {
+        let body = serde_json::to_vec(&view.state.to_doc(&self.env, view.seq)).map_err(|e| self.error("compacting the state", &e.to_string()))?;
         let len = body.len() as u64;
         let cond = match &view.snap_etag {
             Some(etag) => Cond::Etag(etag.clone()),
             None => Cond::Absent,
         };
-        match self.put("compacting the state", self.key("snapshot.json"), body, cond) {
-            Ok(Put::Written(etag)) => {
+        match self.put("compacting the state", self.key("snapshot.json"), body, cond)? {
+            Put::Written(etag) => {
                 {
                     let mut stats = lock(&self.stats);
                     stats.snapshot_puts += 1;
@@ -706,16 +715,19 @@ impl S3Store {
                 }
                 // Everything before the newest entry goes (the newest stays:
                 // see the module documentation).
-                let Ok(listed) = self.list("compacting the state", self.journal_prefix(), None) else { return };
+                let listed = self.list("compacting the state", self.journal_prefix(), None)?;
                 let old: Vec<String> = listed.into_iter().filter(|(k, _)| self.seq_of(k).is_some_and(|s| s < view.seq)).map(|(k, _)| k).collect();
                 if !old.is_empty() {
                     let bucket = self.address.bucket.clone();
-                    let _ = self.run(|c| delete_many(c, bucket, old));
+                    self.run(|c| delete_many(c, bucket, old))?.map_err(self.fail("compacting the state"))?;
                 }
+                Ok(true)
             }
             // Someone else compacted: reread their snapshot next time.
-            Ok(Put::Conflict) => view.loaded = false,
-            Err(_) => {}
+            Put::Conflict => {
+                view.loaded = false;
+                Ok(false)
+            }
         }
     }
 
@@ -856,6 +868,21 @@ impl Store for S3Store {
             }
         }
         Ok(reports)
+    }
+
+    /// Compacts now: the journal entries that held removed or re-sealed
+    /// values (and finished intents' inputs) are deleted; the new snapshot
+    /// holds only the current state. Versions kept by a versioned bucket are
+    /// the bucket's.
+    fn purge(&mut self, _full: bool) -> Result<(), Diagnostic> {
+        let mut view = lock(&self.view);
+        for _ in 0..WRITE_ATTEMPTS {
+            self.sync(&mut view)?;
+            if self.compact(&mut view)? {
+                return Ok(());
+            }
+        }
+        Err(self.error("compacting the state", "other writers kept compacting it at the same time"))
     }
 
     fn lock(&mut self, info: &LockInfo, lease_secs: i64) -> Result<Option<LockInfo>, Diagnostic> {

@@ -7,6 +7,7 @@
 use super::model::*;
 use super::{now_rfc3339, now_unix, Completion, Intent, LockInfo, Store};
 use crate::diagnostic::Diagnostic;
+use crate::value::Map;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -36,13 +37,27 @@ impl SqliteStore {
                 std::fs::create_dir_all(dir).map_err(|e| db_error(&shown, e))?;
             }
         }
+        // Created 0600 before SQLite opens it: SQLite gives the WAL and SHM
+        // files the database file's mode.
+        make_private(path).map_err(|e| db_error(&shown, e))?;
         let conn = Connection::open(path).map_err(|e| db_error(&shown, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_error(&shown, e))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db_error(&shown, e))?;
+        // Deleted and overwritten values are zeroed, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON").map_err(|e| db_error(&shown, e))?;
+        // Switching a new database to WAL upgrades a shared lock, which
+        // SQLite refuses at once (no busy handler) when another first run
+        // does the same: retry instead of failing with "database is locked".
+        retry_busy(|| conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))).map_err(|e| db_error(&shown, e))?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db_error(&shown, e))?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| db_error(&shown, e))?;
         let mut store = SqliteStore { conn, env: env.to_string(), path: shown };
         store.migrate()?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            // Only tightened when it exists (SQLite creates them with the database's mode).
+            let _ = tighten(Path::new(&side));
+        }
         Ok(store)
     }
 
@@ -64,7 +79,10 @@ impl SqliteStore {
     /// that re-reads the version first, so concurrent first runs on a new
     /// database apply each migration exactly once.
     fn migrate(&mut self) -> Result<(), Diagnostic> {
-        let current: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| self.err(e))?;
+        let current: i64 = retry_busy(|| self.conn.pragma_query_value(None, "user_version", |r| r.get(0))).map_err(|e| self.err(e))?;
+        if current < 0 {
+            return Err(damaged_version(&self.path, current));
+        }
         if current as usize == MIGRATIONS.len() {
             return Ok(());
         }
@@ -72,6 +90,9 @@ impl SqliteStore {
             let path = self.path.clone();
             let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_error(&path, e))?;
             let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| db_error(&path, e))?;
+            if version < 0 {
+                return Err(damaged_version(&path, version));
+            }
             if version as usize > MIGRATIONS.len() {
                 return Err(Diagnostic::new("P5003", "state written by a newer Plinth").help(format!(
                     "{path} has schema version {version}, this Plinth knows {}; upgrade Plinth.",
@@ -102,21 +123,74 @@ impl SqliteStore {
     }
 }
 
-fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRecord> {
-    let inputs: String = row.get(5)?;
-    let attrs: String = row.get(6)?;
-    let sensitive: String = row.get(7)?;
-    let deps: String = row.get(8)?;
-    Ok(InstanceRecord {
+fn damaged_version(path: &str, version: i64) -> Diagnostic {
+    Diagnostic::new("P5031", "the state database is damaged").help(format!(
+        "{path} has schema version {version}, which no Plinth writes: the file is damaged or not a Plinth state. Restore it from a backup, or move it away to start a new state."
+    ))
+}
+
+/// Runs a statement again while SQLite answers "busy" or "locked" without
+/// waiting itself (lock upgrades on a database being created); gives up
+/// after about ten seconds, as the busy timeout does.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5 + rand::random::<u64>() % 20));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Creates the state file readable and writable by its owner only, or
+/// takes group and other permissions off an existing one (best effort: a
+/// file owned by another user keeps its mode).
+fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let _ = tighten(path);
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Removes group and other permissions from an existing file.
+fn tighten(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<super::StoredRecord> {
+    Ok(super::StoredRecord {
         address: row.get(0)?,
         deposed: row.get(1)?,
         resource: row.get(2)?,
         provider: row.get(3)?,
         rtype: row.get(4)?,
-        inputs: from_json(&inputs),
-        attrs: from_json(&attrs),
-        sensitive: serde_json::from_str(&sensitive).unwrap_or_default(),
-        deps: serde_json::from_str(&deps).unwrap_or_default(),
+        inputs: row.get(5)?,
+        attrs: row.get(6)?,
+        sensitive: row.get(7)?,
+        deps: row.get(8)?,
     })
 }
 
@@ -135,7 +209,7 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))?;
         let rows = stmt.query_map([&self.env], record_from_row).map_err(|e| self.err(e))?;
         for row in rows {
-            let rec = row.map_err(|e| self.err(e))?;
+            let rec = row.map_err(|e| self.err(e))?.decode()?;
             snap.instances.insert(rec.key(), rec);
         }
         let mut stmt = self.conn.prepare_cached("SELECT name, value, sensitive FROM outputs WHERE env = ?1 ORDER BY name").map_err(|e| self.err(e))?;
@@ -149,7 +223,7 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))?;
         for row in rows {
             let (name, value, sensitive) = row.map_err(|e| self.err(e))?;
-            let value = serde_json::from_str(&value).unwrap_or(serde_json::Value::Null);
+            let value = super::json_from_text(&value, &format!("the value of output `{name}`"))?;
             snap.outputs.insert(name, OutputRecord { value, sensitive });
         }
         Ok(snap)
@@ -157,7 +231,7 @@ impl Store for SqliteStore {
 
     fn begin_run(&mut self, command: &str) -> Result<i64, Diagnostic> {
         let now = now_rfc3339();
-        let tx = self.conn.transaction().map_err(|e| db_error(&self.path, e))?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_error(&self.path, e))?;
         tx.execute(
             "INSERT INTO envs (env, serial, updated_at) VALUES (?1, 1, ?2)
              ON CONFLICT(env) DO UPDATE SET serial = serial + 1, updated_at = ?2",
@@ -190,7 +264,7 @@ impl Store for SqliteStore {
 
     fn write_intents(&mut self, serial: i64, intents: &mut [Intent]) -> Result<(), Diagnostic> {
         let now = now_rfc3339();
-        let tx = self.conn.transaction().map_err(|e| db_error(&self.path, e))?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_error(&self.path, e))?;
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -226,7 +300,7 @@ impl Store for SqliteStore {
 
     fn complete(&mut self, serial: i64, completions: &[Completion]) -> Result<(), Diagnostic> {
         let now = now_rfc3339();
-        let tx = self.conn.transaction().map_err(|e| db_error(&self.path, e))?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_error(&self.path, e))?;
         {
             let mut upsert = tx
                 .prepare_cached(
@@ -240,7 +314,7 @@ impl Store for SqliteStore {
             let mut depose = tx
                 .prepare_cached("UPDATE instances SET deposed = ?4 WHERE env = ?1 AND address = ?2 AND deposed = ?3")
                 .map_err(|e| db_error(&self.path, e))?;
-            let mut done = tx.prepare_cached("UPDATE intents SET completed_at = ?2, outcome = ?3 WHERE id = ?1").map_err(|e| db_error(&self.path, e))?;
+            let mut done = tx.prepare_cached("UPDATE intents SET completed_at = ?2, outcome = ?3, inputs = '{}' WHERE id = ?1").map_err(|e| db_error(&self.path, e))?;
             for c in completions {
                 match c {
                     Completion::Upsert { intent, record } => {
@@ -291,10 +365,8 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([&self.env], |r| {
-                let inputs: String = r.get(8)?;
-                let deps: String = r.get(9)?;
-                let sensitive: String = r.get(10)?;
-                Ok(Intent {
+                let text: [String; 3] = [r.get(8)?, r.get(9)?, r.get(10)?];
+                let intent = Intent {
                     id: r.get(0)?,
                     address: r.get(1)?,
                     deposed: r.get(2)?,
@@ -303,17 +375,27 @@ impl Store for SqliteStore {
                     resource: r.get(5)?,
                     provider: r.get(6)?,
                     rtype: r.get(7)?,
-                    inputs: from_json(&inputs),
-                    deps: serde_json::from_str(&deps).unwrap_or_default(),
-                    sensitive: serde_json::from_str(&sensitive).unwrap_or_default(),
-                })
+                    inputs: Map::default(),
+                    deps: Vec::new(),
+                    sensitive: Vec::new(),
+                };
+                Ok((intent, text))
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        let mut intents = Vec::new();
+        for row in rows {
+            let (mut intent, [inputs, deps, sensitive]) = row.map_err(|e| self.err(e))?;
+            let what = |field: &str| format!("the {field} of the pending {} of {}", intent.action, intent.address);
+            intent.inputs = from_json(&inputs, &what("inputs"))?;
+            intent.deps = super::list_from_json_text(&deps, &what("dependencies"))?;
+            intent.sensitive = super::list_from_json_text(&sensitive, &what("sensitive attribute names"))?;
+            intents.push(intent);
+        }
+        Ok(intents)
     }
 
     fn set_outputs(&mut self, outputs: &[(String, serde_json::Value, bool)]) -> Result<(), Diagnostic> {
-        let tx = self.conn.transaction().map_err(|e| db_error(&self.path, e))?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| db_error(&self.path, e))?;
         tx.execute("DELETE FROM outputs WHERE env = ?1", [&self.env]).map_err(|e| db_error(&self.path, e))?;
         for (name, value, sensitive) in outputs {
             tx.execute("INSERT INTO outputs (env, name, value, sensitive) VALUES (?1, ?2, ?3, ?4)", params![self.env, name, value.to_string(), sensitive])
@@ -353,6 +435,27 @@ impl Store for SqliteStore {
         self.conn
             .execute("UPDATE instances SET address = ?3, resource = ?4 WHERE env = ?1 AND address = ?2 AND deposed = ''", params![self.env, from, to, resource])
             .map_err(|e| self.err(e))
+    }
+
+    fn purge(&mut self, full: bool) -> Result<(), Diagnostic> {
+        // Completed intents keep their action and hash, not their inputs
+        // (journals written before completion cleared them).
+        self.conn
+            .execute("UPDATE intents SET inputs = '{}' WHERE env = ?1 AND completed_at IS NOT NULL AND inputs <> '{}'", [&self.env])
+            .map_err(|e| self.err(e))?;
+        if full {
+            // Rewrites every page: free space from before secure_delete goes.
+            self.conn.execute_batch("VACUUM").map_err(|e| self.err(e))?;
+        }
+        // Old page images live in the WAL until it is checkpointed and cut.
+        let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        if busy != 0 {
+            return Err(Diagnostic::new("P5033", "the state could not be compacted").help(format!(
+                "Another process kept reading {} while Plinth truncated its write-ahead log, so copies of removed or re-sealed values may remain in it. Run `plinth state rekey` when nothing else uses the state.",
+                self.path
+            )));
+        }
+        Ok(())
     }
 
     fn lock(&mut self, info: &LockInfo, lease_secs: i64) -> Result<Option<LockInfo>, Diagnostic> {
@@ -411,11 +514,19 @@ impl Store for SqliteStore {
                     checked: r.get(2)?,
                     drifted: r.get(3)?,
                     unmanaged: r.get(4)?,
-                    report: serde_json::from_str(&report).unwrap_or(serde_json::Value::Null),
+                    report: serde_json::Value::String(report),
                 })
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        let mut reports = Vec::new();
+        for row in rows {
+            let mut r = row.map_err(|e| self.err(e))?;
+            if let serde_json::Value::String(text) = &r.report {
+                r.report = super::json_from_text(text, &format!("the drift report of {}", r.at))?;
+            }
+            reports.push(r);
+        }
+        Ok(reports)
     }
 
     fn unlock(&mut self, pid: Option<i64>) -> Result<bool, Diagnostic> {
@@ -425,5 +536,37 @@ impl Store for SqliteStore {
         }
         .map_err(|e| self.err(e))?;
         Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Several first runs open a database that does not exist yet, at the
+    /// same instant: every one opens it (none fails with "database is
+    /// locked"), and each migration runs once.
+    #[test]
+    fn concurrent_first_opens_of_a_new_database_all_succeed() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(".plinth/state.db");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        SqliteStore::open(&path, "default").map(|_| ()).map_err(|d| d.help)
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e}"));
+            }
+            let store = SqliteStore::open(&path, "default").unwrap();
+            let version: i64 = store.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(version as usize, MIGRATIONS.len());
+        }
     }
 }

@@ -360,3 +360,41 @@ fn with_a_state_key_no_secret_byte_reaches_the_bucket() {
     assert_exit(&without, 1);
     assert!(stderr(&without).contains("P5006"), "{}", stderr(&without));
 }
+
+/// A state written in clear, then `state rekey` with a key, then `state rm`:
+/// no object in the bucket holds the secret in clear afterwards (the
+/// journal entries that held it were compacted away).
+#[test]
+fn rekey_and_state_rm_leave_no_secret_in_the_bucket() {
+    let Some(endpoint) = endpoint() else { return };
+    let bucket = fresh_bucket(&endpoint, "purge");
+    let addr = address(&endpoint, &bucket, "purge");
+    let src = "resource random.password pw {\n  length  = 36\n  special = false\n}\nresource file.file f {\n  path    = \"secret.txt\"\n  content = random.password.pw.result\n}\n";
+    let p = project(&[("main.plinth", src)]);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve", "--state", &addr]), 0);
+    let password = std::fs::read_to_string(p.path().join("secret.txt")).expect("secret file");
+    let client = client(&endpoint);
+    let holders = || -> Vec<String> {
+        objects(&endpoint, &bucket, "")
+            .into_iter()
+            .filter(|(k, _)| {
+                let body = block(async { client.get_object().bucket(&bucket).key(k).send().await.expect("get").body.collect().await.expect("body").into_bytes() });
+                body.windows(password.len()).any(|w| w == password.as_bytes())
+            })
+            .map(|(k, _)| k)
+            .collect()
+    };
+    assert!(!holders().is_empty(), "in clear, the bucket holds the password (the test sees it)");
+    let key = "BgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgY=";
+    let rekey = plinth().args(["state", "rekey", "--state", &addr]).env("PLINTH_STATE_KEY", key).current_dir(p.path()).output().expect("rekey");
+    assert_exit(&rekey, 0);
+    assert_eq!(holders(), Vec::<String>::new(), "objects still hold the secret in clear after rekey");
+    let plan = plinth().args(["plan", "--detailed-exitcode", "--state", &addr]).env("PLINTH_STATE_KEY", key).current_dir(p.path()).output().expect("plan");
+    assert_exit(&plan, 0);
+    // Back in clear, then removed: gone from every object again.
+    let decrypt = plinth().args(["state", "rekey", "--state", &addr]).env("PLINTH_STATE_KEY_PREVIOUS", key).current_dir(p.path()).output().expect("decrypt");
+    assert_exit(&decrypt, 0);
+    assert!(!holders().is_empty());
+    assert_exit(&run(p.path(), &["state", "rm", "--state", &addr, "random.password.pw", "file.file.f"]), 0);
+    assert_eq!(holders(), Vec::<String>::new(), "objects still hold a removed secret");
+}

@@ -21,6 +21,7 @@ mod provider_http;
 mod provider_kubernetes;
 mod provider_postgres;
 mod provider_s3;
+mod state_safety;
 mod templates;
 
 use std::path::{Path, PathBuf};

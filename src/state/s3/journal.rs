@@ -71,6 +71,44 @@ impl RecordDoc {
     }
 }
 
+/// Refuses (P5030) a record or intent whose values are not JSON objects:
+/// replaying it would record `{}` and plan from nothing.
+fn check_values(address: &str, fields: &[(&str, &serde_json::Value)]) -> Result<(), crate::diagnostic::Diagnostic> {
+    for (field, value) in fields {
+        if !value.is_object() {
+            return Err(crate::state::undecodable(&format!("the {field} of {address}"), "it is not a JSON object"));
+        }
+    }
+    Ok(())
+}
+
+impl SnapshotDoc {
+    /// Every value in the document decodes (see [`check_values`]).
+    pub fn check(&self) -> Result<(), crate::diagnostic::Diagnostic> {
+        for r in &self.instances {
+            check_values(&r.address, &[("inputs", &r.inputs), ("attributes", &r.attrs)])?;
+        }
+        for i in &self.intents {
+            check_values(&i.address, &[("pending inputs", &i.inputs)])?;
+        }
+        Ok(())
+    }
+}
+
+impl Op {
+    /// Every value in the entry decodes (see [`check_values`]).
+    pub fn check(&self) -> Result<(), crate::diagnostic::Diagnostic> {
+        match self {
+            Op::WriteIntents { intents } => intents.iter().try_for_each(|i| check_values(&i.address, &[("pending inputs", &i.inputs)])),
+            Op::Complete { completions, .. } => completions.iter().try_for_each(|c| match c {
+                CompletionDoc::Upsert { record: r, .. } => check_values(&r.address, &[("inputs", &r.inputs), ("attributes", &r.attrs)]),
+                _ => Ok(()),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A write-ahead intent as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IntentDoc {

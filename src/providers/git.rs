@@ -102,7 +102,9 @@ impl ProviderFactory for GitFactory {
             (Some(r), Some(b), Some(Ok(p))) => Value::String(object_id(r, b, &p)),
             _ => Value::Unknown,
         };
-        planned.insert("id".into(), id);
+        // The id is made of the repository, branch and path: as secret as they are.
+        let secret_id = ["repository", "branch", "path"].iter().any(|k| config.get(*k).is_some_and(Value::is_sensitive_deep));
+        planned.insert("id".into(), id.mark_if(secret_id));
         // The hash is known as soon as the files are; a `source` directory is
         // not read here (plan does no IO): its hash stays the recorded one
         // while nothing that could change it changed.

@@ -19,6 +19,7 @@ mod provider_http;
 mod provider_kubernetes;
 mod provider_postgres;
 mod provider_s3;
+mod secrets;
 mod templates;
 
 use std::path::{Path, PathBuf};

@@ -211,3 +211,147 @@ fn an_http_server_echoing_a_secret_in_its_error_is_redacted() {
     assert!(stderr(&runs[2]).contains("P6604"), "{}", stderr(&runs[2]));
     assert_hidden(&all, secret);
 }
+
+// ------------------------------------------------------ child processes
+
+const KEY_A: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const KEY_B: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+/// The names and values a child must never see.
+fn forbidden(token: &str) -> Vec<String> {
+    ["PLINTH_STATE_KEY", "PLINTH_STATE=", "PLINTH_VAR_", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "wJalrXUtnFEMI-child-secret", KEY_A, KEY_B, token]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn executable(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write script");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+}
+
+/// An exec provider, a git push to a repository whose hook dumps its
+/// environment, and a kubeconfig credential plugin: each writes what it
+/// was given to a file, and none holds Plinth's secrets.
+#[test]
+fn children_never_see_plinths_secrets() {
+    let token = "tok-child-0b8e4d";
+    let dumps = tempfile::tempdir().expect("tempdir");
+    let d = dumps.path().display().to_string();
+    let src = format!(
+        "{PARAM}provider exec {{\n  command = [\"sh\", \"provider.sh\"]\n  env = {{ DUMP = \"{d}/exec.env\" }}\n}}\nresource exec.resource x {{\n  type   = \"thing\"\n  config = {{ name = \"a\" }}\n}}\nresource git.commit c {{\n  repository = \"remote.git\"\n  path       = \"deploy\"\n  files      = {{ \"a.txt\" = \"a\" }}\n}}\nprovider kubernetes {{\n  kubeconfig = \"kube/config.yaml\"\n}}\nresource kubernetes.namespace n {{\n  name = \"team-a\"\n}}\n"
+    );
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: http://127.0.0.1:9\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ./plugin.sh\n      env:\n      - name: DUMP\n        value: {d}/plugin.env\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+    );
+    let p = project(&[
+        ("main.plinth", &src),
+        ("provider.sh", "env > \"$DUMP\"\ncat >/dev/null\necho '{\"id\":\"one\",\"state\":{}}'\n"),
+        ("kube/config.yaml", &kubeconfig),
+    ]);
+    executable(&p.path().join("kube/plugin.sh"), "#!/bin/sh\nenv > \"$DUMP\"\nprintf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\"}}'\n");
+    bare_repo(&p.path().join("remote.git"));
+    executable(&p.path().join("remote.git/hooks/pre-receive"), &format!("#!/bin/sh\nenv > {d}/git.env\ncat >/dev/null\n"));
+    let o = plinth()
+        .args(["apply", "--auto-approve"])
+        .current_dir(p.path())
+        .env("PLINTH_VAR_token", token)
+        .env("PLINTH_STATE_KEY", KEY_A)
+        .env("PLINTH_STATE_KEY_PREVIOUS", KEY_B)
+        .env("PLINTH_STATE", p.path().join("state.db"))
+        .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-child-secret")
+        .env("AWS_SESSION_TOKEN", "wJalrXUtnFEMI-child-secret")
+        .output()
+        .expect("run plinth");
+    // The namespace cannot be created (nothing listens): the plugin ran.
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    for name in ["exec", "git", "plugin"] {
+        let path = dumps.path().join(format!("{name}.env"));
+        let env = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("the {name} child did not run:\n{all}"));
+        assert!(env.contains("PATH="), "{name}: {env}");
+        for f in forbidden(token) {
+            assert!(!env.contains(&f), "the {name} child got {f:?}:\n{env}");
+        }
+    }
+}
+
+/// A `git` early on PATH that logs its arguments, then runs the real one.
+fn logging_git(dir: &Path) -> std::path::PathBuf {
+    let real = std::process::Command::new("sh").args(["-c", "command -v git"]).output().expect("sh");
+    let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
+    assert!(!real.is_empty(), "git is not installed");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    executable(&bin.join("git"), &format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}/argv.log\nexec {real} \"$@\"\n", dir.display()));
+    bin
+}
+
+/// The git provider and git module sources: a URL with a token (rewritten
+/// by git's `insteadOf` to a local repository) never puts the token on
+/// git's command line, where `ps` shows it to every local user.
+#[test]
+fn the_git_token_is_never_in_gits_arguments() {
+    let secret = "tok-argv-5e7a19";
+    // A token written in a module source (the source text shows it, git must not).
+    let literal = "tok-literal-93d0c2";
+    let p = project(&[]);
+    let bin = logging_git(p.path());
+    // A catalogue repository with a tagged module.
+    let cat = p.path().join("catalogue.git");
+    let work = p.path().join("work");
+    std::fs::create_dir_all(work.join("mod")).expect("mkdir");
+    std::fs::write(work.join("mod/main.plinth"), "param x: string = \"a\"\noutput y = x\n").expect("write");
+    let git = |dir: &Path, args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .status()
+            .expect("git");
+        assert!(ok.success(), "git {args:?}");
+    };
+    git(&work, &["init", "-q", "--initial-branch=main"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["tag", "v1.0.0"]);
+    git(p.path(), &["clone", "-q", "--bare", "work", "catalogue.git"]);
+    bare_repo(&p.path().join("remote.git"));
+    let src = format!(
+        "{PARAM}module m from \"git+https://bot:{literal}@example.invalid/catalogue.git//mod\" version \"^1\" {{\n  x = \"b\"\n}}\nresource git.commit c {{\n  repository = \"https://bot:${{token}}@example.invalid/remote.git\"\n  path       = \"deploy\"\n  files      = {{ \"a.txt\" = \"a\" }}\n}}\n"
+    );
+    std::fs::write(p.path().join("main.plinth"), src).expect("write");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let run_with = |args: &[&str]| {
+        plinth()
+        .args(args)
+        .current_dir(p.path())
+        .env("PATH", &path)
+        .env("PLINTH_VAR_token", secret)
+        .env("GIT_CONFIG_COUNT", "4")
+        .env("GIT_CONFIG_KEY_0", format!("url.{}.insteadOf", cat.display()))
+        .env("GIT_CONFIG_VALUE_0", "https://example.invalid/catalogue.git")
+        .env("GIT_CONFIG_KEY_1", format!("url.{}.insteadOf", p.path().join("remote.git").display()))
+        .env("GIT_CONFIG_VALUE_1", "https://example.invalid/remote.git")
+        // The same with the tokens (what a git given them would see).
+        .env("GIT_CONFIG_KEY_2", format!("url.{}.insteadOf", cat.display()))
+        .env("GIT_CONFIG_VALUE_2", format!("https://bot:{literal}@example.invalid/catalogue.git"))
+        .env("GIT_CONFIG_KEY_3", format!("url.{}.insteadOf", p.path().join("remote.git").display()))
+        .env("GIT_CONFIG_VALUE_3", format!("https://bot:{secret}@example.invalid/remote.git"))
+        .output()
+        .expect("run plinth")
+    };
+    assert_exit(&run_with(&["init"]), 0);
+    let o = run_with(&["apply", "--auto-approve"]);
+    assert_exit(&o, 0);
+    let argv = std::fs::read_to_string(p.path().join("argv.log")).expect("git ran");
+    assert!(argv.contains("ls-remote") && argv.contains("push") && argv.contains("fetch"), "{argv}");
+    assert!(!argv.contains(secret) && !argv.contains(literal), "a token is in git's arguments:\n{argv}");
+    assert_hidden(&format!("{}{}", stdout(&o), stderr(&o)), secret);
+}

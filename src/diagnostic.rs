@@ -10,6 +10,32 @@
 use std::fmt;
 use std::sync::Arc;
 
+/// Every sensitive text the run has seen (sensitive params and lets, the
+/// sensitive values of provider and resource configurations, recorded
+/// sensitive attributes). Every diagnostic is redacted of them when it is
+/// shown ([`Diagnostic::to_report`], [`Diagnostic::one_line`],
+/// [`Diagnostic::to_json`], `Display`): the last line of defence behind the
+/// sites that check sensitivity themselves, for messages that repeat a
+/// value derived from a secret (a server echoing a header built from a
+/// token, a path built from one).
+static SECRETS: std::sync::RwLock<std::collections::BTreeSet<String>> = std::sync::RwLock::new(std::collections::BTreeSet::new());
+
+/// Adds texts to the run's sensitive texts (see [`SECRETS`]); texts shorter
+/// than three characters are ignored (see [`Diagnostic::redact`]).
+pub fn register_secrets(texts: impl IntoIterator<Item = String>) {
+    let new: Vec<String> = texts.into_iter().filter(|t| t.chars().count() >= 3).collect();
+    if new.is_empty() {
+        return;
+    }
+    if let Ok(mut all) = SECRETS.write() {
+        all.extend(new);
+    }
+}
+
+fn known_secrets() -> Vec<String> {
+    SECRETS.read().map(|s| s.iter().cloned().collect()).unwrap_or_default()
+}
+
 /// Index of a file in [`Sources`].
 pub type FileId = u32;
 
@@ -111,6 +137,47 @@ impl Diagnostic {
         self.retryable = true;
         self
     }
+    /// Replaces every occurrence of a secret (and of its quoted-string
+    /// escapes) in the text of the diagnostic with `(sensitive)`. The
+    /// engine passes the sensitive values of the configuration a failing
+    /// call was given, so a message that echoes one (a provider repeating a
+    /// path, a mode, a server's answer) never shows it. Texts shorter than
+    /// three characters are not searched for (they would garble every
+    /// message); sites that show values check sensitivity themselves.
+    pub fn redact(mut self, secrets: &[String]) -> Self {
+        let mut needles: Vec<String> = Vec::new();
+        for s in secrets.iter().filter(|s| s.chars().count() >= 3) {
+            let debug = format!("{s:?}");
+            let json = serde_json::Value::String(s.clone()).to_string();
+            for n in [s.clone(), debug[1..debug.len() - 1].to_string(), json[1..json.len() - 1].to_string()] {
+                if !needles.contains(&n) {
+                    needles.push(n);
+                }
+            }
+        }
+        if needles.is_empty() {
+            return self;
+        }
+        // Longest first, so a secret that contains another goes whole.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        let scrub = |text: &mut String| {
+            for n in &needles {
+                if text.contains(n.as_str()) {
+                    *text = text.replace(n.as_str(), "(sensitive)");
+                }
+            }
+            // An excerpt cut in the middle of a secret ("abc…"): its start.
+            if text.contains('…') {
+                *text = scrub_cut_secrets(text, &needles);
+            }
+        };
+        scrub(&mut self.message);
+        scrub(&mut self.help);
+        self.labels.iter_mut().for_each(|l| scrub(&mut l.text));
+        self.notes.iter_mut().for_each(scrub);
+        self
+    }
+
     pub fn primary_span(&self) -> Option<Span> {
         self.labels.first().map(|l| l.span)
     }
@@ -118,7 +185,18 @@ impl Diagnostic {
     /// A miette report for terminal rendering. Labels in other files than the
     /// first label's become related reports so each shows its own source.
     pub fn to_report(&self, sources: &Sources) -> miette::Report {
-        miette::Report::new(self.rendered(sources))
+        miette::Report::new(self.shown().rendered(sources))
+    }
+
+    /// The diagnostic as it may be shown: redacted of every sensitive text
+    /// the run has seen.
+    fn shown(&self) -> Diagnostic {
+        let secrets = known_secrets();
+        if secrets.is_empty() {
+            self.clone()
+        } else {
+            self.clone().redact(&secrets)
+        }
     }
 
     fn rendered(&self, sources: &Sources) -> Rendered {
@@ -178,14 +256,18 @@ impl Diagnostic {
     /// Plain one-line text: `P2001 message (file:line:col)`; used in logs and
     /// JSON output.
     pub fn one_line(&self, sources: &Sources) -> String {
-        match self.primary_span().and_then(|s| Some((sources.get(s.file)?, sources.line_col(s)?))) {
-            Some((file, (line, col))) => format!("{} {} ({}:{}:{})", self.code, self.message, file.name, line, col),
-            None => format!("{} {}", self.code, self.message),
+        let d = self.shown();
+        let this = &d;
+        match this.primary_span().and_then(|s| Some((sources.get(s.file)?, sources.line_col(s)?))) {
+            Some((file, (line, col))) => format!("{} {} ({}:{}:{})", this.code, this.message, file.name, line, col),
+            None => format!("{} {}", this.code, this.message),
         }
     }
 
     pub fn to_json(&self, sources: &Sources) -> serde_json::Value {
-        let labels: Vec<serde_json::Value> = self
+        let d = self.shown();
+        let this = &d;
+        let labels: Vec<serde_json::Value> = this
             .labels
             .iter()
             .map(|l| {
@@ -199,15 +281,15 @@ impl Diagnostic {
             })
             .collect();
         serde_json::json!({
-            "code": self.code, "message": self.message, "help": self.help,
-            "labels": labels, "notes": self.notes,
+            "code": this.code, "message": this.message, "help": this.help,
+            "labels": labels, "notes": this.notes,
         })
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.code, self.message)
+        write!(f, "{} {}", self.code, self.shown().message)
     }
 }
 
@@ -253,6 +335,31 @@ impl miette::Diagnostic for Rendered {
             Some(Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)))
         }
     }
+}
+
+/// Replaces a start of a secret (three characters or more) that ends where
+/// an excerpt was cut with `…`.
+fn scrub_cut_secrets(text: &str, needles: &[String]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('…') {
+        let (before, after) = rest.split_at(at);
+        let mut cut = 0;
+        for n in needles {
+            let starts: Vec<usize> = n.char_indices().map(|(i, _)| i).skip(3).collect();
+            if let Some(&k) = starts.iter().rev().find(|&&k| before.ends_with(&n[..k])) {
+                cut = cut.max(k);
+            }
+        }
+        out.push_str(&before[..before.len() - cut]);
+        if cut > 0 {
+            out.push_str("(sensitive)");
+        }
+        out.push('…');
+        rest = &after['…'.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Closest candidate by edit distance, for "did you mean" help.

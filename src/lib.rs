@@ -23,6 +23,7 @@
 extern crate alloc;
 
 pub mod diagnostic;
+pub mod child;
 pub mod syntax;
 pub mod value;
 pub mod fsutil;

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// Name of the lock file at the project root.
 pub const LOCK_FILE: &str = "plinth.lock";
@@ -78,8 +78,13 @@ pub struct LockEntry {
 /// A parsed `git+…` source.
 #[derive(Debug, Clone)]
 struct GitSource {
-    /// What `git` is given (credentials included).
+    /// The URL with its credentials: the key of the tag cache. Never on
+    /// git's command line.
     url: String,
+    /// What `git` is given: `url` without credentials.
+    remote: String,
+    /// The credentials of `url`, given to git through its environment.
+    auth: Option<crate::child::GitAuth>,
     /// The URL with credentials redacted: shown and locked.
     shown_url: String,
     /// The module directory inside the repository, `/`-separated; "" is the root.
@@ -447,7 +452,7 @@ impl Resolver {
             return Ok(tags.clone());
         }
         let out = self
-            .git(src, None, &["ls-remote".into(), "--tags".into(), src.url.clone().into()])
+            .git(src, None, &["ls-remote".into(), "--tags".into(), src.remote.clone().into()])
             .map_err(|err| {
                 Diagnostic::new("P2065", "cannot list the tags of a git source")
                     .help(format!(
@@ -556,7 +561,7 @@ impl Resolver {
         let shallow = self.git(
             src,
             None,
-            &[git_dir_arg.clone(), "fetch".into(), "--quiet".into(), "--no-tags".into(), "--depth=1".into(), src.url.clone().into(), commit.into()],
+            &[git_dir_arg.clone(), "fetch".into(), "--quiet".into(), "--no-tags".into(), "--depth=1".into(), src.remote.clone().into(), commit.into()],
         );
         if shallow.is_err() {
             // Servers that refuse fetching by commit id: fetch every tag and
@@ -569,7 +574,7 @@ impl Resolver {
                     "fetch".into(),
                     "--quiet".into(),
                     "--no-tags".into(),
-                    src.url.clone().into(),
+                    src.remote.clone().into(),
                     "+refs/tags/*:refs/tags/*".into(),
                     "+refs/heads/*:refs/heads/*".into(),
                 ],
@@ -587,23 +592,23 @@ impl Resolver {
     /// Runs git with a clean, non-interactive environment; stdout on
     /// success, the scrubbed stderr on failure.
     fn git(&self, src: &GitSource, work_tree: Option<&OsString>, args: &[OsString]) -> Result<String, String> {
-        let mut cmd = Command::new("git");
+        // The allow-list of crate::child; the credentials of the URL
+        // through the environment of this git only, never its arguments.
+        let mut env: Vec<(String, String)> = vec![("GIT_TERMINAL_PROMPT".into(), "0".into()), ("GIT_ALLOW_PROTOCOL".into(), "https:http:ssh:git:file".into())];
+        env.extend(self.git_env.iter().cloned());
+        if let Some(a) = &src.auth {
+            env.extend(a.env());
+        }
+        let mut cmd = crate::child::command("git", crate::child::Kind::Git, &env);
+        if src.auth.is_some() {
+            cmd.args(crate::child::GitAuth::config_args());
+        }
         if let Some(w) = work_tree {
             cmd.arg(w);
         }
         // Deterministic checkouts, whatever the user's configuration says.
         cmd.args(["-c", "core.autocrlf=false", "-c", "core.symlinks=true"]);
-        cmd.args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_ALLOW_PROTOCOL", "https:http:ssh:git:file")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_INDEX_FILE")
-            .env_remove("GIT_OBJECT_DIRECTORY")
-            .stdin(Stdio::null());
-        for (k, v) in &self.git_env {
-            cmd.env(k, v);
-        }
+        cmd.args(args).stdin(Stdio::null());
         let out = cmd.output().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 "the `git` program is not installed or not on PATH".to_string()
@@ -818,7 +823,8 @@ fn parse_git(rest: &str) -> Result<GitSource, String> {
             }
         }
     };
-    Ok(GitSource { url, shown_url, path, secrets })
+    let (remote, auth) = crate::child::GitAuth::split(&url);
+    Ok(GitSource { url, remote, auth, shown_url, path, secrets })
 }
 
 /// Redacts every URL in a text, for messages about sources that failed to
@@ -1006,6 +1012,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::process::Command;
 
     /// Runs git in `dir` with a fixed identity and no user configuration.
     fn git(dir: &Path, args: &[&str]) -> String {
@@ -1527,14 +1534,15 @@ mod tests {
         let d = expect_err(r.resolve("git+ftp://alice:s3cr3t-t0ken@host/repo.git//x", Some("^1"), Path::new(""), span()), "P2061");
         assert!(!text(&d).contains("s3cr3t"), "{}", text(&d));
 
-        // A URL with a token that git rewrites to the fixture repository.
+        // A URL with a token whose host git rewrites to the fixture
+        // repository (git sees the URL without the token).
         let with_token = "https://alice:s3cr3t-t0ken@example.invalid/org/repo.git";
         let src = format!("git+{with_token}//stacks/core");
         let mut r = f.resolver(Mode::Init { upgrade: false });
         r.git_env = vec![
             ("GIT_CONFIG_COUNT".into(), "1".into()),
             ("GIT_CONFIG_KEY_0".into(), format!("url.{}.insteadOf", f.repo.display())),
-            ("GIT_CONFIG_VALUE_0".into(), with_token.into()),
+            ("GIT_CONFIG_VALUE_0".into(), "https://example.invalid/org/repo.git".into()),
         ];
         let dir = r.resolve(&src, Some("^1"), Path::new(""), span()).unwrap();
         assert!(!dir.to_string_lossy().contains("s3cr3t"));

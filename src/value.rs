@@ -124,6 +124,43 @@ impl Value {
         }
     }
 
+    /// The texts of every sensitive part of the value (strings, and numbers
+    /// and bools as they print), for redacting messages built from it:
+    /// see [`crate::diagnostic::Diagnostic::redact`].
+    pub fn sensitive_texts(&self, out: &mut Vec<String>) {
+        self.collect_texts(false, out);
+    }
+
+    fn collect_texts(&self, inside: bool, out: &mut Vec<String>) {
+        match self {
+            Value::Sensitive(v) => v.collect_texts(true, out),
+            Value::List(items) => items.iter().for_each(|v| v.collect_texts(inside, out)),
+            Value::Map(map) => {
+                for (k, v) in map {
+                    if inside {
+                        out.push(k.clone());
+                    }
+                    v.collect_texts(inside, out);
+                }
+            }
+            Value::String(s) if inside => out.push(s.clone()),
+            Value::Int(i) if inside => out.push(i.to_string()),
+            Value::Float(f) if inside => out.push(f.to_string()),
+            _ => {}
+        }
+    }
+
+    /// True when a string in the value (or a key) contains one of `texts`:
+    /// an attribute built from a secret (a path, a URL) is as secret.
+    pub fn contains_any_text(&self, texts: &[String]) -> bool {
+        match self.peel() {
+            Value::String(s) => texts.iter().any(|t| s.contains(t.as_str())),
+            Value::List(items) => items.iter().any(|v| v.contains_any_text(texts)),
+            Value::Map(map) => map.iter().any(|(k, v)| texts.iter().any(|t| k.contains(t.as_str())) || v.contains_any_text(texts)),
+            _ => false,
+        }
+    }
+
     /// Wraps the value in a sensitive mark when `sensitive` is true.
     pub fn mark_if(self, sensitive: bool) -> Value {
         if sensitive && !matches!(self, Value::Sensitive(_)) {

@@ -594,13 +594,14 @@ impl Flattener<'_, '_> {
     fn instances(&mut self, decl: &ComponentDecl, base: &str) -> Result<Vec<(Option<String>, String, Option<(&'static str, Value)>)>, Diagnostic> {
         if let Some(count) = decl.body.attr("count") {
             let v = self.static_value(&count.value)?;
+            let sensitive_count = v.is_sensitive_deep();
             let v = convert(v.clone(), &Type::Number).unwrap_or(v);
             return match v.peel() {
                 Value::Unknown if self.exp.lenient => Ok(vec![(None, format!("{base}[0]"), Some(("count", index_value(Value::Int(0)))))]),
                 Value::Unknown => Err(unknown_repetition("count", count.value.span)),
                 v => match v.as_i64() {
                     Some(n) if (0..=10_000).contains(&n) => Ok((0..n).map(|i| (None, format!("{base}[{i}]"), Some(("count", index_value(Value::Int(i)))))).collect()),
-                    _ => Err(Diagnostic::new("P2041", "invalid `count`").help("`count` of a component must be a whole number from 0 to 10000.").label(count.value.span, format!("this is {v}"))),
+                    _ => Err(Diagnostic::new("P2041", "invalid `count`").help("`count` of a component must be a whole number from 0 to 10000.").label(count.value.span, if sensitive_count { "this is a sensitive value".to_string() } else { format!("this is {v}") })),
                 },
             };
         }

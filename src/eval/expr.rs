@@ -20,12 +20,14 @@ pub struct Namespace {
 
 impl Namespace {
     pub fn set(&mut self, name: &str, value: Value) {
+        note_secrets(&value);
         self.vars.insert(name.to_string(), value);
     }
 
     /// Records the value of a resource declaration (an object, or a list/map
     /// of instance objects under `count`/`for_each`).
     pub fn set_resource(&mut self, provider: &str, rtype: &str, name: &str, value: Value) {
+        note_secrets(&value);
         let root = self.vars.entry(provider.to_string()).or_insert_with(|| Value::Map(Map::default()));
         if let Value::Map(types) = root {
             let by_name = types.entry(rtype.to_string()).or_insert_with(|| Value::Map(Map::default()));
@@ -43,6 +45,16 @@ impl Namespace {
             },
             _ => None,
         }
+    }
+}
+
+/// Every sensitive value that enters a namespace is a secret no diagnostic
+/// may show (see [`crate::diagnostic::register_secrets`]).
+fn note_secrets(value: &Value) {
+    if value.is_sensitive_deep() {
+        let mut texts = Vec::new();
+        value.sensitive_texts(&mut texts);
+        crate::diagnostic::register_secrets(texts);
     }
 }
 
@@ -91,29 +103,36 @@ impl<'a> Evaluator<'a> {
             }
             ExprKind::Object(entries) => {
                 let mut out = Map::with_capacity_and_hasher(entries.len(), Default::default());
+                // A key built from a sensitive value makes the whole object
+                // sensitive: keys are shown wherever the object is.
+                let mut key_sensitive = false;
                 for (key, value) in entries {
                     let k = match key {
                         ObjectKey::Literal(s, _) => s.clone(),
-                        ObjectKey::Expr(e) => match self.eval(e)?.unmark().0 {
-                            Value::Unknown => return Ok(Value::Unknown),
-                            v => match key_string(&v) {
-                                Some(s) => s,
-                                None => {
-                                    return Err(err(
-                                        "P2023",
-                                        e.span,
-                                        "invalid object key",
-                                        format!("this is {}", article_of_value(&v)),
-                                        "Object keys must be strings, numbers or bools.",
-                                    ))
-                                }
-                            },
-                        },
+                        ObjectKey::Expr(e) => {
+                            let (v, ks) = self.eval(e)?.unmark();
+                            key_sensitive |= ks;
+                            match v {
+                                Value::Unknown => return Ok(Value::Unknown.mark_if(key_sensitive)),
+                                v => match key_string(&v) {
+                                    Some(s) => s,
+                                    None => {
+                                        return Err(err(
+                                            "P2023",
+                                            e.span,
+                                            "invalid object key",
+                                            format!("this is {}", article_of_value(&v)),
+                                            "Object keys must be strings, numbers or bools.",
+                                        ))
+                                    }
+                                },
+                            }
+                        }
                     };
                     let v = self.eval(value)?;
                     out.insert(k, v);
                 }
-                Ok(Value::Map(out))
+                Ok(Value::Map(out).mark_if(key_sensitive))
             }
             ExprKind::Variable(_) | ExprKind::GetAttr(..) | ExprKind::Index(..) => self.traversal(expr),
             ExprKind::Splat(base, steps) => {
@@ -231,6 +250,8 @@ impl<'a> Evaluator<'a> {
                 let mut out = Map::default();
                 let mut unknown = false;
                 let mut cond_sensitive = false;
+                // A key built from a sensitive value makes the result sensitive.
+                let mut key_sensitive = false;
                 for (k, v) in pairs {
                     let bound = self.bind(key_var.as_ref(), value_var, k, v);
                     let result = (|| {
@@ -254,7 +275,8 @@ impl<'a> Evaluator<'a> {
                         self.pop_local();
                     }
                     if let Some((kv, vv)) = result? {
-                        let (kv, _) = kv.unmark();
+                        let (kv, ks) = kv.unmark();
+                        key_sensitive |= ks;
                         if matches!(kv, Value::Unknown) {
                             unknown = true;
                             continue;
@@ -267,7 +289,7 @@ impl<'a> Evaluator<'a> {
                                 "P2025",
                                 key.span,
                                 "duplicate key in for expression",
-                                format!("`{ks}` is produced twice"),
+                                if key_sensitive { "a key built from a sensitive value is produced twice".to_string() } else { format!("`{ks}` is produced twice") },
                                 "Each key of a `{for …}` result must be unique; filter with `if` or make the key expression unique.",
                             ));
                         }
@@ -275,9 +297,9 @@ impl<'a> Evaluator<'a> {
                     }
                 }
                 if unknown {
-                    return Ok(Value::Unknown.mark_if(sensitive || cond_sensitive));
+                    return Ok(Value::Unknown.mark_if(sensitive || cond_sensitive || key_sensitive));
                 }
-                Ok(Value::Map(out).mark_if(sensitive || cond_sensitive))
+                Ok(Value::Map(out).mark_if(sensitive || cond_sensitive || key_sensitive))
             }
         }
     }
@@ -380,13 +402,13 @@ impl<'a> Evaluator<'a> {
                 (TraversalStep::Attr(name), _) => match cur {
                     Value::Map(map) => match map.get(&name.name) {
                         Some(v) => v,
-                        None => return Err(missing_attr(map, name)),
+                        None => return Err(missing_attr(map, name, sensitive)),
                     },
                     Value::List(items) if name.name.parse::<usize>().is_ok() => {
                         let i = name.name.parse::<usize>().unwrap_or(0);
                         match items.get(i) {
                             Some(v) => v,
-                            None => return Err(out_of_range(i as i64, items.len(), name.span)),
+                            None => return Err(out_of_range(i as i64, items.len(), name.span, sensitive)),
                         }
                     }
                     other => return Err(no_attrs(other, name)),
@@ -402,7 +424,7 @@ impl<'a> Evaluator<'a> {
                             };
                             match usize::try_from(i).ok().and_then(|u| items.get(u)) {
                                 Some(v) => v,
-                                None => return Err(out_of_range(i, items.len(), span)),
+                                None => return Err(out_of_range(i, items.len(), span, sensitive)),
                             }
                         }
                         (Value::Map(map), k) => {
@@ -411,6 +433,7 @@ impl<'a> Evaluator<'a> {
                             };
                             match map.get(&ks) {
                                 Some(v) => v,
+                                None if sensitive => return Err(key_not_found_sensitive(span)),
                                 None => {
                                     return Err(err(
                                         "P2020",
@@ -596,7 +619,7 @@ fn get_attr(v: Value, name: &Ident) -> R {
         Value::Unknown => Ok(Value::Unknown.mark_if(sensitive)),
         Value::Map(mut map) => match map.shift_remove(&name.name) {
             Some(x) => Ok(x.mark_if(sensitive)),
-            None => Err(missing_attr(&map, name)),
+            None => Err(missing_attr(&map, name, sensitive)),
         },
         other => Err(no_attrs(&other, name)),
     }
@@ -615,7 +638,7 @@ fn index(v: Value, key: Value, span: Span) -> R {
             let len = items.len();
             match usize::try_from(i).ok().and_then(|u| items.into_iter().nth(u)) {
                 Some(v) => Ok(v.mark_if(sensitive)),
-                None => Err(out_of_range(i, len, span)),
+                None => Err(out_of_range(i, len, span, sensitive)),
             }
         }
         (Value::Map(mut map), k) => {
@@ -624,6 +647,7 @@ fn index(v: Value, key: Value, span: Span) -> R {
             };
             match map.shift_remove(&ks) {
                 Some(v) => Ok(v.mark_if(sensitive)),
+                None if sensitive => Err(key_not_found_sensitive(span)),
                 None => Err(err("P2020", span, "key not found", format!("no key {ks:?}"), format!("The keys are: {}.", preview_keys(&map)))),
             }
         }
@@ -642,7 +666,22 @@ fn preview_keys(map: &Map) -> String {
     keys.join(", ")
 }
 
-fn missing_attr(map: &Map, name: &Ident) -> Diagnostic {
+/// A lookup in a sensitive map, or with a sensitive key, that found
+/// nothing: neither the key nor the map's keys are shown.
+fn key_not_found_sensitive(span: Span) -> Diagnostic {
+    err(
+        "P2020",
+        span,
+        "key not found",
+        "the key, or the map, is sensitive",
+        "The key is not in the map; neither is shown because they are built from sensitive values. Check the key with `contains(keys(m), k)` or use `lookup(m, k, default)`.",
+    )
+}
+
+fn missing_attr(map: &Map, name: &Ident, sensitive: bool) -> Diagnostic {
+    if sensitive {
+        return err("P2006", name.span, "unsupported attribute", format!("no attribute `{}`", name.name), "This object is sensitive, so its attributes are not listed.");
+    }
     err(
         "P2006",
         name.span,
@@ -665,7 +704,10 @@ fn no_attrs(v: &Value, name: &Ident) -> Diagnostic {
     err("P2006", name.span, "unsupported attribute", format!("{} has no attributes", article_of_value(v)), format!("Only objects have attributes.{hint}"))
 }
 
-fn out_of_range(i: i64, len: usize, span: Span) -> Diagnostic {
+fn out_of_range(i: i64, len: usize, span: Span, sensitive: bool) -> Diagnostic {
+    if sensitive {
+        return err("P2020", span, "index out of range", "the index, or the list, is sensitive", "The index is outside the list; neither is shown because they are built from sensitive values.");
+    }
     err("P2020", span, "index out of range", format!("index {i}, but the list has {len} element{}", if len == 1 { "" } else { "s" }), "Valid indexes run from 0 to length - 1.")
 }
 

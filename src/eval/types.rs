@@ -1,6 +1,7 @@
 //! Conversion of values to declared types (params, schema attributes), with
 //! the implicit conversions a Terraform user expects (`"3"` → `3`,
-//! `true` → `"true"`). Unknown values pass; sensitive marks are kept.
+//! `true` → `"true"`). Unknown values pass; sensitive marks are kept, and
+//! the error for a sensitive value never quotes any part of it.
 
 use crate::syntax::ast::Type;
 use crate::value::{Map, Value};
@@ -24,7 +25,13 @@ fn convert_at(value: Value, ty: &Type, path: &mut Vec<String>) -> Result<Value, 
     };
     match value {
         Value::Unknown | Value::Null => return Ok(value),
-        Value::Sensitive(inner) => return Ok(Value::Sensitive(Box::new(convert_at(*inner, ty, path)?))),
+        // The error of a sensitive value never shows any part of it.
+        Value::Sensitive(inner) => {
+            let at = describe(path);
+            return convert_at(*inner, ty, path)
+                .map(|v| Value::Sensitive(Box::new(v)))
+                .map_err(|_| format!("{at}expected {}, found a sensitive value that does not convert to it", article(ty)));
+        }
         _ => {}
     }
     match ty {

@@ -611,6 +611,12 @@ fn sensitive_names(ctx: &ApplyContext<'_>, change: &plan::Change, config: &Map, 
     if let Some(after) = &change.after {
         names.extend(after.iter().filter(|(_, v)| v.is_sensitive_deep()).map(|(k, _)| k.clone()));
     }
+    // What the provider computed from a secret (an id that is a sensitive
+    // path, a URL with a token in it) is as sensitive as the secret.
+    let secrets: Vec<String> = crate::providers::secrets_of(config).into_iter().filter(|t| t.chars().count() >= 3).collect();
+    if !secrets.is_empty() {
+        names.extend(attrs.iter().filter(|(_, v)| v.contains_any_text(&secrets)).map(|(k, _)| k.clone()));
+    }
     names.into_iter().collect()
 }
 
@@ -661,10 +667,10 @@ fn start_task(
                     .help("The provider block uses values that were not known when it was needed; apply the resources it depends on first with `--only`.")
                     .label(decl.name.span, "unknown configuration")]);
             }
-            let (Value::Map(plain), _) = Value::Map(config.clone()).unmark() else { return Ok(vec![]) };
+            // Marked: the registry redacts the sensitive values from what the provider says.
             let p = ctx
                 .registry
-                .configure(&decl.name.name, &plain, ctx.provider_ctx)
+                .configure(&decl.name.name, &config, ctx.provider_ctx)
                 .map_err(|d| vec![if d.labels.is_empty() { d.label(decl.name.span, "while configuring this provider") } else { d }])?;
             providers.insert(key.clone(), p);
             Ok(vec![])
@@ -785,6 +791,13 @@ fn dispatch(
                 ("delete", prior_rec.map(|r| r.inputs.clone()).unwrap_or_default(), deposed)
             }
         };
+        // What the provider says about this object never shows its
+        // sensitive values (a path, a mode, a server's echo of a header).
+        let mut secrets = crate::providers::secrets_of(&inputs);
+        if let Some(r) = prior_rec {
+            secrets.extend(crate::providers::secrets_of_record(&r.attrs, &r.inputs, &r.sensitive));
+        }
+        crate::diagnostic::register_secrets(secrets.iter().cloned());
         let (Value::Map(plain_inputs), _) = Value::Map(inputs).unmark() else { continue };
         intents.push(Intent {
             id: 0,
@@ -802,7 +815,7 @@ fn dispatch(
         let provider = refresh::provider_for(ctx.registry, ctx.provider_ctx, ctx.provider_configs, &change.provider, providers)?;
         let object = ObjectRef { address: change.address.clone(), rtype: change.rtype.clone(), token };
         let prior_attrs = prior_rec.map(|r| r.attrs.clone()).unwrap_or_default();
-        calls.push((oi, step, provider, object, plain_inputs, prior_attrs));
+        calls.push((oi, step, provider, object, plain_inputs, prior_attrs, secrets));
     }
     if !deposes.is_empty() {
         store.complete(serial, &deposes)?;
@@ -812,7 +825,7 @@ fn dispatch(
         ops[*oi].intent_id = intent.id;
     }
     faults.hit(FaultPoint::Intent, intents.len());
-    for (oi, step, provider, object, config, prior_attrs) in calls {
+    for (oi, step, provider, object, config, prior_attrs, secrets) in calls {
         let tx = tx.clone();
         let semaphore = semaphore.clone();
         let interrupt = ctx.interrupt.clone();
@@ -827,6 +840,7 @@ fn dispatch(
                 Step::Update => provider.update(UpdateRequest { object, prior: prior_attrs, config }).await.map(Some),
                 Step::Delete => provider.delete(DeleteRequest { object, prior: prior_attrs }).await.map(|_| None),
             };
+            let result = result.map_err(|d| d.redact(&secrets));
             let _ = tx.send((oi, Answer::Done(result)));
         });
     }

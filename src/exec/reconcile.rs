@@ -54,7 +54,12 @@ pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx:
                 None => (intent.inputs.clone(), None),
             },
         };
-        let observed = provider.read(ReadRequest { object, inputs: inputs.clone(), prior }).await?;
+        let mut secrets = match recorded {
+            Some(r) => crate::providers::secrets_of_record(&r.attrs, &r.inputs, &r.sensitive),
+            None => vec![],
+        };
+        secrets.extend(crate::providers::secrets_of_record(&intent.inputs, &intent.inputs, &intent.sensitive));
+        let observed = provider.read(ReadRequest { object, inputs: inputs.clone(), prior }).await.map_err(|d| d.redact(&secrets))?;
         let completion = match (intent.action.as_str(), observed) {
             ("create", Some(attrs)) => {
                 out.recorded.push(intent.address.clone());

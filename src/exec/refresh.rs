@@ -45,9 +45,10 @@ pub async fn read_all(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderCo
         let key = key.clone();
         let object = ObjectRef { address: rec.address.clone(), rtype: rec.rtype.clone(), token: String::new() };
         let (inputs, prior) = (rec.inputs.clone(), Some(rec.attrs.clone()));
+        let secrets = crate::providers::secrets_of_record(&rec.attrs, &rec.inputs, &rec.sensitive);
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            (i, key, provider.read(ReadRequest { object, inputs, prior }).await)
+            (i, key, provider.read(ReadRequest { object, inputs, prior }).await.map_err(|d| d.redact(&secrets)))
         });
     }
     let mut out: Vec<(usize, (String, String), Option<Map>)> = Vec::with_capacity(snapshot.instances.len());

@@ -507,7 +507,10 @@ pub fn eval_param(cfg: &Config, name: &str, vars: &IndexMap<String, VarValue>, n
             }
         },
     };
-    let mut value = convert(raw, &ty).map_err(|msg| {
+    let body = decl.body.as_ref();
+    let sensitive = declared_sensitive(body);
+    // Marked before conversion, so a conversion error cannot quote it.
+    let mut value = convert(raw.mark_if(sensitive), &ty).map_err(|msg| {
         let mut d = Diagnostic::new("P2031", "param value has the wrong type")
             .help(format!("`{name}` is declared as `{ty}`; the value from {origin} does not fit: {msg}."))
             .label(span, format!("expected {ty}"));
@@ -516,15 +519,14 @@ pub fn eval_param(cfg: &Config, name: &str, vars: &IndexMap<String, VarValue>, n
         }
         vec![d]
     })?;
-    let body = decl.body.as_ref();
-    let sensitive = declared_sensitive(body);
     value = value.mark_if(sensitive);
     if let Some(rule) = body.and_then(|b| b.attr("validate")) {
         let mut ev = Evaluator::new(ns, host);
         ev.push_local(name, value.clone());
         let ok = ev.eval(&rule.value).map_err(|e| vec![e])?;
         let message = match body.and_then(|b| b.attr("message")) {
-            Some(m) => ev.eval(&m.value).ok().and_then(|v| v.as_str().map(String::from)),
+            // A message built from a sensitive value is not shown.
+            Some(m) => ev.eval(&m.value).ok().and_then(|v| if v.is_sensitive_deep() { None } else { v.as_str().map(String::from) }),
             None => None,
         };
         match ok.peel() {
@@ -673,6 +675,7 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
     let mut ev = Evaluator::new(ns, host);
     let keys: Vec<(InstanceKey, Option<(String, Value)>)> = if let Some(count) = &res.meta.count {
         let v = ev.eval(count).map_err(|e| vec![e])?;
+        let sensitive_count = v.is_sensitive_deep();
         let v = convert(v.clone(), &Type::Number).unwrap_or(v);
         match v.peel() {
             Value::Unknown if lenient => vec![(InstanceKey::Int(0), None)],
@@ -680,9 +683,10 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
             v => match v.as_i64() {
                 Some(n) if (0..=100_000).contains(&n) => (0..n).map(|i| (InstanceKey::Int(i), None)).collect(),
                 _ => {
+                    let shown = if sensitive_count { "a sensitive value".to_string() } else { v.to_string() };
                     return Err(vec![Diagnostic::new("P2041", "invalid `count`")
                         .help("`count` must be a whole number from 0 to 100000.")
-                        .label(count.span, format!("this is {v}"))])
+                        .label(count.span, format!("this is {shown}"))])
                 }
             },
         }

@@ -103,6 +103,12 @@ impl ProviderFactory for FileFactory {
             _ => Value::Unknown,
         };
         planned.insert("sha256".into(), hash.mark_if(content.is_sensitive_deep()));
+        // The id is the path: as secret as the path.
+        if config.get("path").is_some_and(Value::is_sensitive_deep) {
+            if let Some(id) = planned.get_mut("id") {
+                *id = std::mem::replace(id, Value::Null).mark_if(true);
+            }
+        }
         planned
     }
     fn configure(&self, _config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic> {

@@ -29,7 +29,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use crate::child::GitAuth;
+use std::process::Stdio;
 
 /// How many times a push rejected as non-fast-forward is redone on the new head.
 const PUSH_ATTEMPTS: usize = 5;
@@ -109,7 +110,9 @@ impl ProviderFactory for GitFactory {
             (Some(r), Some(b), Some(Ok(p))) => Value::String(object_id(r, b, &p)),
             _ => Value::Unknown,
         };
-        planned.insert("id".into(), id);
+        // The id is made of the repository, branch and path: as secret as they are.
+        let secret_id = ["repository", "branch", "path"].iter().any(|k| config.get(*k).is_some_and(Value::is_sensitive_deep));
+        planned.insert("id".into(), id.mark_if(secret_id));
         // The hash is known as soon as the files are; a `source` directory is
         // not read here (plan does no IO): its hash stays the recorded one
         // while nothing that could change it changed.
@@ -489,20 +492,25 @@ const REPO_ENV: &[&str] = &[
 
 /// Runs `git` with `args` (never a shell); `input` is written to its stdin
 /// from another thread so that neither side can block the other.
-fn git_raw(git_dir: Option<&Path>, index: Option<&Path>, env: &[(&str, &str)], args: &[OsString], input: Option<Vec<u8>>) -> Result<Out, Diagnostic> {
-    let mut cmd = Command::new("git");
+/// `auth`: credentials of the remote, given to this git through its
+/// environment and a credential helper, never its command line.
+fn git_raw(git_dir: Option<&Path>, index: Option<&Path>, env: &[(&str, &str)], auth: Option<&GitAuth>, args: &[OsString], input: Option<Vec<u8>>) -> Result<Out, Diagnostic> {
+    let mut extra: Vec<(String, String)> = [("GIT_TERMINAL_PROMPT", "0"), ("GCM_INTERACTIVE", "never"), ("LC_ALL", "C"), ("LANGUAGE", "C")].iter().chain(env).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if let Some(a) = auth {
+        extra.extend(a.env());
+    }
+    let mut cmd = crate::child::command("git", crate::child::Kind::Git, &extra);
     for k in REPO_ENV {
         cmd.env_remove(k);
     }
-    cmd.env("GIT_TERMINAL_PROMPT", "0").env("GCM_INTERACTIVE", "never").env("LC_ALL", "C").env("LANGUAGE", "C");
+    if auth.is_some() {
+        cmd.args(GitAuth::config_args());
+    }
     if let Some(dir) = git_dir {
         cmd.arg("--git-dir").arg(dir);
     }
     if let Some(index) = index {
         cmd.env("GIT_INDEX_FILE", index);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
     }
     cmd.args(args).stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {
@@ -539,8 +547,13 @@ where
 struct Target {
     /// As configured (shown redacted).
     repository: String,
-    /// What git is given: the URL, or the absolute path of a local repository.
+    /// The URL (credentials included), or the absolute path of a local
+    /// repository: names the cache. Never on git's command line.
     url: String,
+    /// What git is given: `url` without credentials.
+    remote: String,
+    /// The credentials of `url`, for the git that talks to the remote.
+    auth: Option<GitAuth>,
     branch: String,
     path: String,
 }
@@ -566,7 +579,8 @@ impl Target {
             return Err(bad_config(format!("`branch` {branch:?} is not a valid git branch name (see `git check-ref-format`).")));
         }
         let path = normalize_path(text(config, "path").unwrap_or("")).map_err(|e| bad_config(format!("`path` {e}; give a directory inside the repository, or \"\" for all of it.")))?;
-        Ok(Target { repository, url, branch, path })
+        let (remote, auth) = GitAuth::split(&url);
+        Ok(Target { repository, url, remote, auth, branch, path })
     }
 
     fn shown(&self) -> String {
@@ -662,7 +676,7 @@ impl Cache {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(|e| cache_error(&dir, e))?;
             }
-            let out = git_raw(None, None, &[], &[OsString::from("init"), "--bare".into(), "-q".into(), dir.clone().into_os_string()], None)?;
+            let out = git_raw(None, None, &[], None, &[OsString::from("init"), "--bare".into(), "-q".into(), dir.clone().into_os_string()], None)?;
             if !out.ok {
                 return Err(cache_error(&dir, format!("git init failed: {}", shorten(&out.stderr))));
             }
@@ -674,7 +688,12 @@ impl Cache {
     }
 
     fn git(&self, a: &[OsString], input: Option<Vec<u8>>) -> Result<Out, Diagnostic> {
-        git_raw(Some(&self.dir), Some(&self.index), &[], a, input)
+        git_raw(Some(&self.dir), Some(&self.index), &[], None, a, input)
+    }
+
+    /// A git that talks to the remote of `t`, with its credentials.
+    fn remote_git(&self, t: &Target, a: &[OsString]) -> Result<Out, Diagnostic> {
+        git_raw(Some(&self.dir), Some(&self.index), &[], t.auth.as_ref(), a, None)
     }
 
     /// Runs plumbing that must succeed; its failure is unexpected.
@@ -695,7 +714,7 @@ impl Cache {
     /// (shallow); None when the branch does not exist.
     fn fetch(&self, t: &Target) -> Result<Option<String>, Diagnostic> {
         let remote_ref = format!("refs/heads/{}", t.branch);
-        let ls = self.git(&args(["ls-remote", "--exit-code", "--", t.url.as_str(), remote_ref.as_str()]), None)?;
+        let ls = self.remote_git(t, &args(["ls-remote", "--exit-code", "--", t.remote.as_str(), remote_ref.as_str()]))?;
         if ls.code == Some(2) {
             return Ok(None);
         }
@@ -708,7 +727,7 @@ impl Cache {
         let have = self.git(&args(["cat-file", "-e", &format!("{sha}^{{commit}}")]), None)?.ok;
         if !have {
             let refspec = format!("+{remote_ref}:{}", t.local_ref());
-            let f = self.git(&args(["fetch", "-q", "--depth=1", "--no-tags", "--", t.url.as_str(), refspec.as_str()]), None)?;
+            let f = self.remote_git(t, &args(["fetch", "-q", "--depth=1", "--no-tags", "--", t.remote.as_str(), refspec.as_str()]))?;
             if !f.ok {
                 return Err(self.remote_error("fetch", t, &f.stderr));
             }
@@ -857,13 +876,13 @@ fn converge(settings: &Settings, t: &Target, entries: Option<&[Entry]>, message:
             a.extend(args(["-p", h.as_str()]));
         }
         a.extend(args(["-m", message]));
-        let out = git_raw(Some(&cache.dir), None, &ident, &a, None)?;
+        let out = git_raw(Some(&cache.dir), None, &ident, None, &a, None)?;
         if !out.ok {
             return Err(provider_error("P6808", "a git command failed unexpectedly", format!("`git commit-tree` failed: {}", redact(&shorten(&out.stderr)))));
         }
         let commit = out.text();
         let dest = format!("{commit}:refs/heads/{}", t.branch);
-        let push = cache.git(&args(["push", "--porcelain", "--", t.url.as_str(), dest.as_str()]), None)?;
+        let push = cache.remote_git(t, &args(["push", "--porcelain", "--", t.remote.as_str(), dest.as_str()]))?;
         match push_result(&push) {
             Ok(Pushed::Yes) => {
                 cache.must(&args(["update-ref", t.local_ref().as_str(), commit.as_str()]), None)?;
@@ -1042,6 +1061,7 @@ impl Provider for GitProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     #[test]
     fn credentials_in_urls_are_redacted() {

@@ -255,17 +255,21 @@ fn exec_credential(exec: &Json, kubeconfig_dir: &std::path::Path) -> Result<(Opt
     // A relative path with a separator is relative to the kubeconfig's directory.
     let program = if command.contains('/') && std::path::Path::new(command).is_relative() { kubeconfig_dir.join(command) } else { std::path::PathBuf::from(command) };
     let api_version = exec["apiVersion"].as_str().unwrap_or("client.authentication.k8s.io/v1");
-    let mut cmd = std::process::Command::new(&program);
-    for a in exec["args"].as_array().into_iter().flatten() {
-        cmd.arg(a.as_str().unwrap_or_default());
-    }
+    // The plugin gets the allow-list of crate::child, the kubeconfig's
+    // `env` entries and KUBERNETES_EXEC_INFO: never Plinth's own secrets.
+    let mut env: Vec<(String, String)> = Vec::new();
     for e in exec["env"].as_array().into_iter().flatten() {
         if let (Some(k), Some(v)) = (e["name"].as_str(), e["value"].as_str()) {
-            cmd.env(k, v);
+            env.push((k.to_string(), v.to_string()));
         }
     }
     let info = json!({ "apiVersion": api_version, "kind": "ExecCredential", "spec": { "interactive": false } });
-    cmd.env("KUBERNETES_EXEC_INFO", info.to_string()).stdin(std::process::Stdio::null());
+    env.push(("KUBERNETES_EXEC_INFO".into(), info.to_string()));
+    let mut cmd = crate::child::command(&program, crate::child::Kind::CredentialPlugin, &env);
+    for a in exec["args"].as_array().into_iter().flatten() {
+        cmd.arg(a.as_str().unwrap_or_default());
+    }
+    cmd.stdin(std::process::Stdio::null());
     let out = cmd.output().map_err(|e| format!("cannot run `{}`: {e}", program.display()))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);

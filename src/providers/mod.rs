@@ -305,9 +305,72 @@ impl Registry {
         let factory = self.get(name).ok_or_else(|| {
             Diagnostic::new("P6001", "unknown provider").help(format!("This Plinth has no provider `{name}`; the providers are {}.", self.names().collect::<Vec<_>>().join(", ")))
         })?;
-        let (policy, rest) = governed::Policy::split(config)?;
-        let provider = factory.configure(&rest, ctx)?;
-        Ok(governed::Governed::wrap(provider, policy))
+        // The provider sees plain values; what it says never shows the
+        // sensitive ones (a token it repeats, a server echoing a header).
+        let secrets = secrets_of(config);
+        crate::diagnostic::register_secrets(secrets.iter().cloned());
+        let (plain, _) = Value::Map(config.clone()).unmark();
+        let Value::Map(plain) = plain else { return Err(Diagnostic::new("P6001", "invalid provider configuration")) };
+        let (policy, rest) = governed::Policy::split(&plain).map_err(|d| d.redact(&secrets))?;
+        let provider = factory.configure(&rest, ctx).map_err(|d| d.redact(&secrets))?;
+        let provider = governed::Governed::wrap(provider, policy);
+        Ok(if secrets.is_empty() { provider } else { Arc::new(Redacted { inner: provider, secrets }) })
+    }
+}
+
+/// The texts of the sensitive values in a configuration (marked values),
+/// for [`Diagnostic::redact`].
+pub fn secrets_of(config: &Map) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in config.values() {
+        v.sensitive_texts(&mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The texts of a recorded object's sensitive attributes and inputs.
+pub fn secrets_of_record(attrs: &Map, inputs: &Map, sensitive: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in sensitive {
+        for m in [attrs, inputs] {
+            if let Some(v) = m.get(name) {
+                v.clone().mark_if(true).sensitive_texts(&mut out);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A provider configured with sensitive values: every diagnostic it returns
+/// is redacted of them.
+struct Redacted {
+    inner: Arc<dyn Provider>,
+    secrets: Vec<String>,
+}
+
+#[async_trait]
+impl Provider for Redacted {
+    fn schema_of(&self, rtype: &str) -> Option<&ResourceSchema> {
+        self.inner.schema_of(rtype)
+    }
+    async fn read(&self, req: ReadRequest) -> Result<Option<Observed>, Diagnostic> {
+        self.inner.read(req).await.map_err(|d| d.redact(&self.secrets))
+    }
+    async fn create(&self, req: CreateRequest) -> Result<Observed, Diagnostic> {
+        self.inner.create(req).await.map_err(|d| d.redact(&self.secrets))
+    }
+    async fn update(&self, req: UpdateRequest) -> Result<Observed, Diagnostic> {
+        self.inner.update(req).await.map_err(|d| d.redact(&self.secrets))
+    }
+    async fn delete(&self, req: DeleteRequest) -> Result<(), Diagnostic> {
+        self.inner.delete(req).await.map_err(|d| d.redact(&self.secrets))
+    }
+    async fn list(&self, req: ListRequest) -> Result<Vec<String>, Diagnostic> {
+        self.inner.list(req).await.map_err(|d| d.redact(&self.secrets))
     }
 }
 

@@ -3,12 +3,14 @@
 //!
 //! Every object has a deterministic identity (its name; a grant is
 //! role/database/type/schema/objects), so `read` with no prior finds an object
-//! an interrupted create made, and creates are idempotent (an existing role or
-//! database is altered to match). Reads come from the catalogs (`pg_roles`,
-//! `pg_auth_members`, `pg_database`, `aclexplode` of the ACLs,
-//! `pg_extension`), so changes made
-//! outside Plinth show as drift; a role's password cannot be read back and
-//! never drifts.
+//! an interrupted create made, and creates are idempotent (an existing
+//! database is altered to match); a role that exists outside this state is
+//! refused (`P6325`), not taken over. Reads come from the catalogs
+//! (`pg_roles`, `pg_auth_members`, `pg_database`, `aclexplode` of the ACLs,
+//! `pg_extension`), so changes made outside Plinth show as drift; a role's
+//! password is sent as a SCRAM-SHA-256 verifier computed here (never as
+//! text) and, where `pg_authid` is readable, verified against the stored
+//! one on refresh.
 //!
 //! SQL safety: identifiers go through [`quote_ident`], values are bound
 //! parameters where PostgreSQL allows them, and the few literals utilities
@@ -22,6 +24,9 @@
 
 use super::*;
 use crate::pgtls::{self, ConnectError, TlsOptions};
+
+#[path = "pg_scram.rs"]
+mod scram;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -462,6 +467,43 @@ fn read_role<C: ::postgres::GenericClient>(c: &mut C, name: &str) -> Result<Opti
     }))
 }
 
+/// Roles this process created: a retried create (the first attempt's
+/// answer lost) finds its own role, which is not someone else's.
+static CREATED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+fn note_created(name: &str) {
+    if let Ok(mut c) = CREATED.lock() {
+        c.insert(name.to_string());
+    }
+}
+
+fn created_here(name: &str) -> bool {
+    CREATED.lock().map(|c| c.contains(name)).unwrap_or(false)
+}
+
+/// Creating a role that already exists would take over someone else's.
+fn already_exists(name: &str) -> Diagnostic {
+    provider_error(
+        "P6325",
+        format!("role `{name}` already exists"),
+        format!(
+            "Role `{name}` exists on the server but not in this state: it is managed elsewhere (another project, by hand), and Plinth does not take it over. Choose another `name`, or, to manage that role from here, drop it (`DROP ROLE {}`) and apply again, or remove the resource; a way to import existing objects will come later.",
+            quote_ident(name)
+        ),
+    )
+}
+
+/// Whether the role's stored password (`pg_authid.rolpassword`) is made
+/// from `password`; None when it cannot be told (the provider's role may
+/// not read `pg_authid`, or the format is unknown).
+fn password_matches<C: ::postgres::GenericClient>(c: &mut C, name: &str, password: &str) -> Option<bool> {
+    let row = c.query_opt("SELECT rolpassword FROM pg_authid WHERE rolname = $1", &[&name]).ok()??;
+    match row.get::<_, Option<String>>(0) {
+        None => Some(false),
+        Some(stored) => scram::verifies(password, name, &stored),
+    }
+}
+
 /// `base` is the configuration or the recorded state: its `roles` list
 /// stands when it names the same set as the server holds (order-insensitive).
 fn role_observed(base: Map, name: &str, row: &RoleRow) -> Map {
@@ -479,8 +521,9 @@ fn role_observed(base: Map, name: &str, row: &RoleRow) -> Map {
     o
 }
 
-/// `WITH …` options of CREATE/ALTER ROLE; the password clause is built apart
-/// and never logged.
+/// `WITH …` options of CREATE/ALTER ROLE. The password goes as a
+/// SCRAM-SHA-256 verifier computed here, never as its text: statements can
+/// land in the server's log.
 fn role_options(cfg: &Map, prior: Option<&Map>) -> String {
     let yes = |k: &str, on: &'static str, off: &'static str| if b(cfg, k) { on } else { off };
     let mut sql = format!(
@@ -494,7 +537,7 @@ fn role_options(cfg: &Map, prior: Option<&Map>) -> String {
     match s(cfg, "password") {
         Some(pw) => {
             sql.push_str(" PASSWORD ");
-            sql.push_str(&quote_literal(pw));
+            sql.push_str(&quote_literal(&scram::verifier(pw)));
         }
         None if prior.and_then(|p| s(p, "password")).is_some() => sql.push_str(" PASSWORD NULL"),
         None => {}
@@ -512,6 +555,9 @@ fn write_role(c: &mut ::postgres::Client, cfg: &Map, prior: Option<&Map>) -> Res
     }
     let mut tx = c.transaction()?;
     let exists = tx.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])?.is_some();
+    if exists && prior.is_none() && !created_here(name) {
+        return Err(already_exists(name).into());
+    }
     let verb = if exists { "ALTER" } else { "CREATE" };
     tx.batch_execute(&format!("{verb} ROLE {} WITH {}", quote_ident(name), role_options(cfg, prior)))?;
     let held = read_memberships(&mut tx, name)?;
@@ -522,6 +568,11 @@ fn write_role(c: &mut ::postgres::Client, cfg: &Map, prior: Option<&Map>) -> Res
         tx.batch_execute(&format!("GRANT {} TO {}", quote_ident(role), quote_ident(name)))?;
     }
     let row = read_role(&mut tx, name)?.ok_or_else(|| invalid(format!("role {name:?} vanished right after it was written")))?;
+    if !exists {
+        // Before the commit: if the answer to it is lost, a retry of this
+        // create finds the role and knows it is ours.
+        note_created(name);
+    }
     tx.commit()?;
     Ok(role_observed(cfg.clone(), name, &row))
 }
@@ -917,13 +968,28 @@ impl Provider for PgProvider {
         match req.object.rtype.as_str() {
             "role" => {
                 let name = need(&inputs, "name", "role")?.to_string();
-                let row = self.blocking(move |i| i.run(&i.default_db.clone(), |c| read_role(c, &name).map(|r| r.map(|r| (name.clone(), r))))).await?;
-                Ok(row.map(|(name, row)| {
+                let recorded = req.prior.as_ref().and_then(|p| p.get("password")).or_else(|| inputs.get("password")).cloned();
+                let password = recorded.as_ref().and_then(Value::as_str).map(str::to_string);
+                let row = self
+                    .blocking(move |i| {
+                        i.run(&i.default_db.clone(), |c| {
+                            let Some(row) = read_role(c, &name)? else { return Ok(None) };
+                            let matches = password.as_deref().and_then(|pw| password_matches(c, &name, pw));
+                            Ok(Some((name.clone(), row, matches)))
+                        })
+                    })
+                    .await?;
+                Ok(row.map(|(name, row, matches)| {
                     let mut o = role_observed(base, &name, &row);
-                    // The password cannot be read back: what was recorded stands.
-                    match req.prior.as_ref().and_then(|p| p.get("password")).or_else(|| inputs.get("password")) {
-                        Some(pw) => o.insert("password".into(), pw.clone()),
-                        None => o.shift_remove("password"),
+                    // The password cannot be read back: it is verified
+                    // against the stored verifier where the provider may
+                    // read it; one that no longer verifies was changed
+                    // outside Plinth (shown as null, so a refresh plan
+                    // sets it again). Otherwise what was recorded stands.
+                    match (recorded, matches) {
+                        (Some(_), Some(false)) => o.insert("password".into(), Value::Null),
+                        (Some(pw), _) => o.insert("password".into(), pw),
+                        (None, _) => o.shift_remove("password"),
                     };
                     o
                 }))

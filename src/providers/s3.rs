@@ -375,18 +375,37 @@ fn strip_etag(e: Option<&str>) -> Value {
 
 // ---- buckets -------------------------------------------------------------
 
-async fn bucket_create(c: &Client, name: &str, region: &str) -> R<()> {
+/// Buckets this process created: a retried create (the first attempt's
+/// answer lost) finds its own bucket, which is not someone else's.
+fn created() -> &'static Mutex<std::collections::BTreeSet<String>> {
+    static CREATED: std::sync::OnceLock<Mutex<std::collections::BTreeSet<String>>> = std::sync::OnceLock::new();
+    CREATED.get_or_init(|| Mutex::new(std::collections::BTreeSet::new()))
+}
+
+/// Ok(false) when the bucket already exists in the account and this
+/// process did not create it.
+async fn bucket_create(c: &Client, name: &str, region: &str) -> R<bool> {
+    // us-east-1 (AWS and moto) answers a create of a bucket one already
+    // owns with success: ask first.
+    if c.head_bucket().bucket(name).send().await.is_ok() {
+        return Ok(lock(created()).contains(name));
+    }
     let mut req = c.create_bucket().bucket(name);
     if region != "us-east-1" {
         req = req.create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region)).build());
     }
     match req.send().await {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            lock(created()).insert(name.to_string());
+            Ok(true)
+        }
         Err(e) => {
             let f = Fail::of(e);
-            // Ours already (a retried or reconciled create): carry on.
             if f.code_is(&["BucketAlreadyOwnedByYou"]) {
-                Ok(())
+                // Ours only when this process made it (a retried create);
+                // an interrupted run's bucket is found by reconciliation,
+                // which reads instead of creating.
+                Ok(lock(created()).contains(name))
             } else {
                 Err(f)
             }
@@ -746,6 +765,49 @@ async fn bucket_empty(c: &Client, name: &str) -> R<()> {
     }
 }
 
+/// Deletes an object with every version and delete marker its key holds
+/// (as Terraform's AWS provider does), so that a versioned bucket it was in
+/// can be deleted afterwards. A plain delete first: on a bucket that never
+/// had versioning that is all; one that answers with a delete marker or a
+/// version id keeps versions, and those of this key are deleted one by one.
+async fn object_delete(c: &Client, bucket: &str, key: &str) -> R<()> {
+    let out = match c.delete_object().bucket(bucket).key(key).send().await {
+        Ok(out) => out,
+        Err(e) => {
+            let f = Fail::of(e);
+            return if f.not_found() { Ok(()) } else { Err(f) };
+        }
+    };
+    if out.delete_marker() != Some(true) && out.version_id().is_none_or(|v| v.is_empty() || v == "null") {
+        return Ok(());
+    }
+    let mut key_marker: Option<String> = None;
+    let mut version_marker: Option<String> = None;
+    loop {
+        let page = match c.list_object_versions().bucket(bucket).prefix(key).set_key_marker(key_marker.take()).set_version_id_marker(version_marker.take()).send().await {
+            Ok(p) => p,
+            Err(e) => {
+                let f = Fail::of(e);
+                if f.not_implemented() {
+                    return Ok(());
+                }
+                return Err(f);
+            }
+        };
+        // The prefix also lists longer keys: only this key's versions.
+        let mut ids: Vec<(String, Option<String>)> = page.versions().iter().filter(|v| v.key() == Some(key)).map(|v| (key.to_string(), v.version_id().map(str::to_string))).collect();
+        ids.extend(page.delete_markers().iter().filter(|m| m.key() == Some(key)).map(|m| (key.to_string(), m.version_id().map(str::to_string))));
+        delete_batch(c, bucket, ids).await?;
+        let past_key = page.next_key_marker().is_some_and(|k| k > key);
+        if page.is_truncated() == Some(true) && !past_key && (page.next_key_marker().is_some() || page.next_version_id_marker().is_some()) {
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+        } else {
+            return Ok(());
+        }
+    }
+}
+
 async fn delete_batch(c: &Client, bucket: &str, ids: Vec<(String, Option<String>)>) -> R<()> {
     for chunk in ids.chunks(BATCH) {
         let objects: Result<Vec<ObjectIdentifier>, _> = chunk.iter().map(|(k, v)| ObjectIdentifier::builder().key(k).set_version_id(v.clone()).build()).collect();
@@ -932,13 +994,23 @@ impl S3Provider {
         }
         parse_rules(config.get("lifecycle_rules"), &name)?;
         if prior.is_none() {
-            bucket_create(&client, &name, &loc.region).await.map_err(|f| {
+            let ours = bucket_create(&client, &name, &loc.region).await.map_err(|f| {
                 if f.code_is(&["BucketAlreadyExists"]) {
                     provider_error("P6405", format!("bucket name `{name}` is taken"), format!("Bucket names are global at {}: `{name}` belongs to another account. Choose another name.", loc.shown()))
                 } else {
                     self.error("create", &what, &loc, f)
                 }
             })?;
+            if !ours {
+                return Err(provider_error(
+                    "P6410",
+                    format!("bucket `{name}` already exists"),
+                    format!(
+                        "Bucket `{name}` at {} exists but is not in this state: it is managed elsewhere (another project, by hand), and Plinth does not take it over. Choose another `name`, or, to manage that bucket from here, delete it (after moving what it holds) and apply again, or remove the resource; a way to import existing objects will come later.",
+                        loc.shown()
+                    ),
+                ));
+            }
         }
         bucket_settle(&client, &name, &config, prior.is_none()).await.map_err(|f| self.error("configure", &what, &loc, f))?;
         let mut observed = config;
@@ -1028,16 +1100,10 @@ impl Provider for S3Provider {
                 let loc = self.located(&bucket, Some(&req.prior));
                 let what = format!("object `{key}` in bucket `{bucket}`");
                 let client = self.client(&loc, &what)?;
-                match client.delete_object().bucket(&bucket).key(&key).send().await {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        let f = Fail::of(e);
-                        if f.not_found() {
-                            Ok(())
-                        } else {
-                            Err(self.error("delete", &what, &loc, f))
-                        }
-                    }
+                match object_delete(&client, &bucket, &key).await {
+                    Ok(()) => Ok(()),
+                    Err(f) if f.not_found() => Ok(()),
+                    Err(f) => Err(self.error("delete", &what, &loc, f)),
                 }
             }
         }

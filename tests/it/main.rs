@@ -21,6 +21,7 @@ mod provider_http;
 mod provider_kubernetes;
 mod provider_postgres;
 mod provider_s3;
+mod secrets;
 mod state_safety;
 mod templates;
 

@@ -474,3 +474,78 @@ fn tls_verify_full_refuses_a_host_the_certificate_does_not_name() {
     let mut c = plinth::pgtls::connect(&config, &ca_only).unwrap_or_else(|e| panic!("verify-ca ignores the host name: {e}"));
     assert!(pg_session_is_tls(&mut c));
 }
+
+/// `postgres://<user>:<password>@<the test server's host, port and database>`.
+fn url_as(url: &str, user: &str, password: &str) -> String {
+    let rest = url.rsplit_once('@').map(|(_, r)| r).unwrap_or(url);
+    format!("postgres://{user}:{password}@{rest}")
+}
+
+/// The password goes to the server as a SCRAM-SHA-256 verifier computed by
+/// Plinth, never as text (statements may be logged). The provider connects
+/// as a role whose sessions hash passwords with md5: a password sent as text
+/// would be stored as md5, a verifier is stored as sent. The role logs in
+/// with its password; a password changed outside Plinth is drift, detected
+/// by verifying against the stored verifier, and a refresh sets it again.
+#[test]
+fn role_passwords_are_sent_as_scram_verifiers_and_verified_on_refresh() {
+    let Some(url) = server() else { return };
+    let admin = fresh("admin");
+    let admin_pw = "admin-pw-0c1d";
+    client(&url)
+        .batch_execute(&format!("CREATE ROLE \"{admin}\" LOGIN SUPERUSER PASSWORD '{admin_pw}'; ALTER ROLE \"{admin}\" SET password_encryption = 'md5'"))
+        .unwrap();
+    let admin_url = url_as(&url, &admin, admin_pw);
+    let role = fresh("scram");
+    let password = "pw-scram-7d3f9a'x";
+    let config = format!(
+        "{}param pw: string {{\n  sensitive = true\n}}\nresource postgres.role r {{\n  name     = \"{role}\"\n  login    = true\n  password = pw\n}}\n",
+        provider_block(&admin_url, false)
+    );
+    let p = project(&[("main.plinth", &config)]);
+    let run_pw = |args: &[&str]| plinth().args(args).env("PLINTH_VAR_pw", password).current_dir(p.path()).output().expect("run plinth");
+    let applied = run_pw(&["apply", "--auto-approve"]);
+    assert_exit(&applied, 0);
+    let stored: Option<String> = client(&url).query_one("SELECT rolpassword FROM pg_authid WHERE rolname = $1", &[&role]).unwrap().get(0);
+    let stored = stored.expect("a password is set");
+    assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "the server got a verifier, not the text: {stored}");
+    let role_url = url_as(&url, &role, "pw-scram-7d3f9a%27x");
+    assert!(postgres::Client::connect(&role_url, postgres::NoTls).is_ok(), "the role logs in with its password");
+    let quiet = run_pw(&["drift"]);
+    assert_exit(&quiet, 0);
+
+    // Changed outside Plinth: drift, and a refresh sets it again.
+    client(&url).batch_execute(&format!("ALTER ROLE \"{role}\" PASSWORD 'changed-by-hand'")).unwrap();
+    let drift = run_pw(&["drift"]);
+    assert_exit(&drift, 2);
+    assert!(stdout(&drift).contains("password"), "{}", stdout(&drift));
+    assert_exit(&run_pw(&["apply", "--auto-approve", "--refresh"]), 0);
+    assert!(postgres::Client::connect(&role_url, postgres::NoTls).is_ok(), "the password is set again");
+    assert_exit(&run_pw(&["drift"]), 0);
+    for o in [&applied, &drift] {
+        assert!(!stdout(o).contains("pw-scram") && !stderr(o).contains("pw-scram"), "{}{}", stdout(o), stderr(o));
+    }
+    assert_exit(&run_pw(&["destroy", "--auto-approve"]), 0);
+    client(&url).batch_execute(&format!("DROP ROLE \"{admin}\"")).unwrap();
+}
+
+/// A role that exists outside this state is not taken over: creating it is
+/// a coded error naming it, and the role is left as it was.
+#[test]
+fn creating_a_role_that_already_exists_is_refused_not_adopted() {
+    let Some(url) = server() else { return };
+    let role = fresh("theirs");
+    client(&url).batch_execute(&format!("CREATE ROLE \"{role}\" CONNECTION LIMIT 3")).unwrap();
+    let config = format!("{}resource postgres.role r {{\n  name             = \"{role}\"\n  connection_limit = 9\n}}\n", provider_block(&url, false));
+    let p = project(&[("main.plinth", &config)]);
+    let out = cmd(p.path(), &url, &["apply", "--auto-approve"]);
+    assert_exit(&out, 1);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("P6325") && text.contains(&role) && text.contains("already exists"), "{text}");
+    let limit: i32 = client(&url).query_one("SELECT rolconnlimit FROM pg_roles WHERE rolname = $1", &[&role]).unwrap().get(0);
+    assert_eq!(limit, 3, "the role was not altered");
+    assert!(stdout(&cmd(p.path(), &url, &["state", "list"])).trim().is_empty(), "nothing recorded");
+    assert_exit(&cmd(p.path(), &url, &["destroy", "--auto-approve"]), 0);
+    assert!(client(&url).query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role]).unwrap().is_some(), "a destroy leaves it");
+    client(&url).batch_execute(&format!("DROP ROLE \"{role}\"")).unwrap();
+}

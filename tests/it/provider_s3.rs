@@ -287,3 +287,54 @@ fn lifecycle_rules_are_applied_drift_is_seen_and_removal_deletes_them() {
     assert_exit(&cmd(p.path(), &["destroy", "--auto-approve"]), 0);
     assert!(bucket_tags(&ep, &bucket).is_none(), "the bucket is gone");
 }
+
+#[test]
+fn creating_a_bucket_that_already_exists_is_refused_not_adopted() {
+    let Some(ep) = endpoint() else { return };
+    let bucket = unique("theirs");
+    block(client(&ep).create_bucket().bucket(&bucket).send()).expect("create");
+    block(client(&ep).put_object().bucket(&bucket).key("theirs.txt").body(ByteStream::from_static(b"x")).send()).expect("put");
+    let config = format!("{}resource s3.bucket b {{\n  name          = \"{bucket}\"\n  force_destroy = true\n}}\n", provider_block(&ep));
+    let p = project(&[("main.plinth", &config)]);
+    let out = cmd(p.path(), &["apply", "--auto-approve"]);
+    assert_exit(&out, 1);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("P6410") && text.contains(&bucket) && text.contains("already exists"), "{text}");
+    assert!(stdout(&cmd(p.path(), &["state", "list"])).trim().is_empty(), "nothing recorded");
+    // Nothing of it is Plinth's: a destroy leaves it and what it holds.
+    assert_exit(&cmd(p.path(), &["destroy", "--auto-approve"]), 0);
+    block(client(&ep).head_object().bucket(&bucket).key("theirs.txt").send()).expect("the bucket and its object are still there");
+    block(client(&ep).delete_object().bucket(&bucket).key("theirs.txt").send()).expect("delete");
+    block(client(&ep).delete_bucket().bucket(&bucket).send()).expect("delete bucket");
+}
+
+#[test]
+fn destroying_objects_of_a_versioned_bucket_deletes_their_versions_then_the_bucket() {
+    let Some(ep) = endpoint() else { return };
+    let bucket = unique("versioned");
+    let config = |v: &str| {
+        format!(
+            "{}resource s3.bucket b {{\n  name       = \"{bucket}\"\n  versioning = true\n}}\nresource s3.object o {{\n  bucket  = s3.bucket.b.name\n  key     = \"dir/app.json\"\n  content = \"{v}\"\n}}\nresource s3.object p {{\n  bucket  = s3.bucket.b.name\n  key     = \"dir/app.json.bak\"\n  content = \"{v}\"\n}}\n",
+            provider_block(&ep)
+        )
+    };
+    let p = project(&[("main.plinth", &config("one"))]);
+    assert_exit(&cmd(p.path(), &["apply", "--auto-approve"]), 0);
+    std::fs::write(p.path().join("main.plinth"), config("two")).expect("write");
+    assert_exit(&cmd(p.path(), &["apply", "--auto-approve"]), 0);
+    let versions = |key: &str| {
+        let page = block(client(&ep).list_object_versions().bucket(&bucket).prefix(key).send()).expect("list versions");
+        page.versions().iter().filter(|v| v.key() == Some(key)).count() + page.delete_markers().iter().filter(|m| m.key() == Some(key)).count()
+    };
+    assert_eq!(versions("dir/app.json"), 2, "two versions of the object");
+    // Only the object: its versions go, its neighbour's stay.
+    std::fs::write(p.path().join("main.plinth"), config("two").split("resource s3.object p").next().unwrap()).expect("write");
+    // (the neighbour leaves the configuration: destroy it alone first)
+    let out = cmd(p.path(), &["apply", "--auto-approve"]);
+    assert_exit(&out, 0);
+    assert_eq!(versions("dir/app.json.bak"), 0, "{}", stdout(&out));
+    assert_eq!(versions("dir/app.json"), 2, "the other key's versions stay");
+    let out = cmd(p.path(), &["destroy", "--auto-approve"]);
+    assert_exit(&out, 0);
+    assert!(block(client(&ep).head_bucket().bucket(&bucket).send()).is_err(), "the bucket is gone");
+}

@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -49,9 +49,9 @@ fn program_path(spec: &Spec) -> std::path::PathBuf {
 }
 
 async fn run(spec: &Spec, input: Vec<u8>) -> std::io::Result<Output> {
-    let mut child = Command::new(program_path(spec))
+    // Only the allow-list of crate::child and the configured `env`.
+    let mut child = crate::child::command(program_path(spec), crate::child::Kind::ExecProvider, &spec.env)
         .args(&spec.command[1..])
-        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(&spec.dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

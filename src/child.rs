@@ -1,0 +1,243 @@
+//! The environment of every child process Plinth starts: exec providers,
+//! `git`, and kubeconfig `exec` credential plugins.
+//!
+//! Invariants:
+//! - Every spawn goes through [`command`]: it clears the inherited
+//!   environment and passes an explicit allow-list (what the kind of child
+//!   needs: `PATH`, `HOME`, locale, temporary directory, proxies and CA
+//!   settings; for git its SSH agent and git's own configuration variables;
+//!   for credential plugins the *pointers* to cloud profiles, never keys),
+//!   plus what the configuration passes.
+//! - Plinth's own secrets never reach a child: the state keys
+//!   (`PLINTH_STATE_KEY`, `_FILE`, `_PREVIOUS`), the state address
+//!   (`PLINTH_STATE`, which may hold a password), the `PLINTH_VAR_*` param
+//!   values, and cloud credentials in Plinth's environment
+//!   (`AWS_SECRET_ACCESS_KEY`…) are not on any allow-list, and the state
+//!   variables are removed even when a configuration names them.
+//! - Git credentials from a URL (`https://user:token@host/…`) never go on
+//!   git's command line (every local user sees it through `ps`): the URL is
+//!   given without them and [`GitAuth`] hands them to that one git through
+//!   its environment and a credential helper that reads it.
+
+use std::ffi::{OsStr, OsString};
+use std::process::Command;
+
+/// What a child is, which decides what of Plinth's environment it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An `exec` provider program.
+    ExecProvider,
+    /// The `git` program (the git provider and git module sources).
+    Git,
+    /// A kubeconfig `exec` credential plugin.
+    CredentialPlugin,
+}
+
+/// Every child: the program search path, the home directory, the user,
+/// locale and time zone, where temporary files go, proxies and CA bundles.
+const COMMON: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP", "http_proxy", "https_proxy", "no_proxy", "all_proxy", "HTTP_PROXY",
+    "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR",
+];
+
+/// Git: its SSH agent and SSH command, its CA settings and its own
+/// configuration (files, and `GIT_CONFIG_*` given in the environment).
+const GIT: &[&str] = &[
+    "SSH_AUTH_SOCK",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_SSH_VARIANT",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_CAPATH",
+    "GIT_SSL_NO_VERIFY",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_SYSTEM",
+    "GIT_CONFIG_NOSYSTEM",
+    "GIT_CONFIG_COUNT",
+    "GIT_EXEC_PATH",
+    "XDG_CONFIG_HOME",
+];
+
+/// Credential plugins (`aws eks get-token`, `gke-gcloud-auth-plugin`,
+/// `kubelogin`): which profile and configuration to use — never the keys
+/// themselves; a plugin that needs more gets it from the kubeconfig's `env`.
+const CREDENTIAL_PLUGIN: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CA_BUNDLE",
+    "CLOUDSDK_CONFIG",
+    "CLOUDSDK_CORE_PROJECT",
+    "AZURE_CONFIG_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+];
+
+/// Plinth's own secrets: never in a child's environment, even when a
+/// configuration names them.
+const NEVER: &[&str] = &["PLINTH_STATE_KEY", "PLINTH_STATE_KEY_FILE", "PLINTH_STATE_KEY_PREVIOUS", "PLINTH_STATE"];
+
+fn allowed(kind: Kind, name: &str) -> bool {
+    if COMMON.contains(&name) || name.starts_with("LC_") {
+        return true;
+    }
+    match kind {
+        Kind::ExecProvider => false,
+        Kind::Git => GIT.contains(&name) || name.starts_with("GIT_CONFIG_KEY_") || name.starts_with("GIT_CONFIG_VALUE_"),
+        Kind::CredentialPlugin => CREDENTIAL_PLUGIN.contains(&name),
+    }
+}
+
+/// The environment of a child of `kind`: the allowed part of `inherited`,
+/// then `extra` (what the configuration passes), without Plinth's secrets.
+pub fn environment<I>(kind: Kind, inherited: I, extra: &[(String, String)]) -> Vec<(OsString, OsString)>
+where
+    I: IntoIterator<Item = (OsString, OsString)>,
+{
+    let mut out: Vec<(OsString, OsString)> = inherited.into_iter().filter(|(k, _)| k.to_str().is_some_and(|k| allowed(kind, k))).collect();
+    for (k, v) in extra {
+        out.retain(|(have, _)| have.as_os_str() != OsStr::new(k));
+        out.push((k.into(), v.into()));
+    }
+    out.retain(|(k, _)| !k.to_str().is_some_and(|k| NEVER.contains(&k)));
+    out
+}
+
+/// A command for `program` whose environment is exactly [`environment`]
+/// of Plinth's own. The one way Plinth starts a child process.
+pub fn command(program: impl AsRef<OsStr>, kind: Kind, extra: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear().envs(environment(kind, std::env::vars_os(), extra));
+    cmd
+}
+
+/// Credentials taken out of a git URL, for one git process.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GitAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GitAuth([redacted])")
+    }
+}
+
+/// The credential helper git runs (through `sh`, as git runs every `!`
+/// helper): it answers `get` with what the environment of that git holds.
+const HELPER: &str = "credential.helper=!f() { test \"$1\" = get || exit 0; printf 'username=%s\\npassword=%s\\n' \"$PLINTH_GIT_USERNAME\" \"$PLINTH_GIT_PASSWORD\"; }; f";
+
+impl GitAuth {
+    /// Splits the user information out of an `http(s)://` URL: the URL git
+    /// is given, and the credentials (percent-decoded, as git decodes them).
+    /// Other URLs are returned as they are (an `ssh://git@host` user name is
+    /// no secret; SSH authenticates with keys).
+    pub fn split(url: &str) -> (String, Option<GitAuth>) {
+        let Some((scheme, rest)) = url.split_once("://") else { return (url.to_string(), None) };
+        if !(scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")) {
+            return (url.to_string(), None);
+        }
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let Some(at) = rest[..authority_end].rfind('@') else { return (url.to_string(), None) };
+        let userinfo = &rest[..at];
+        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+        // `+` is itself in user information, not a space.
+        let decode = |s: &str| crate::state::percent_decode(&s.replace('+', "%2B")).unwrap_or_else(|| s.to_string());
+        (format!("{scheme}://{}", &rest[at + 1..]), Some(GitAuth { username: decode(user), password: decode(password) }))
+    }
+
+    /// Options for git's command line (before the subcommand): only the
+    /// helper above answers for credentials. They hold no secret.
+    pub fn config_args() -> [&'static str; 4] {
+        ["-c", "credential.helper=", "-c", HELPER]
+    }
+
+    /// The variables the helper reads, for that git's environment only.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![("PLINTH_GIT_USERNAME".into(), self.username.clone()), ("PLINTH_GIT_PASSWORD".into(), self.password.clone())]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(kind: Kind, extra: &[(String, String)]) -> Vec<(String, String)> {
+        let inherited = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/home/u"),
+            ("LC_ALL", "C"),
+            ("PLINTH_STATE_KEY", "k"),
+            ("PLINTH_STATE_KEY_FILE", "/k"),
+            ("PLINTH_STATE_KEY_PREVIOUS", "p"),
+            ("PLINTH_STATE", "postgres://u:pw@h/db"),
+            ("PLINTH_VAR_token", "t"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_PROFILE", "prod"),
+            ("SSH_AUTH_SOCK", "/sock"),
+            ("GIT_CONFIG_KEY_0", "x"),
+        ];
+        environment(kind, inherited.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))), extra)
+            .into_iter()
+            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn children_get_the_allow_list_and_never_plinths_secrets() {
+        for kind in [Kind::ExecProvider, Kind::Git, Kind::CredentialPlugin] {
+            let names: Vec<String> = env_of(kind, &[("PLINTH_STATE_KEY".into(), "k".into()), ("MINE".into(), "1".into())]).into_iter().map(|(k, _)| k).collect();
+            for gone in ["PLINTH_STATE_KEY", "PLINTH_STATE_KEY_FILE", "PLINTH_STATE_KEY_PREVIOUS", "PLINTH_STATE", "PLINTH_VAR_token", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"] {
+                assert!(!names.iter().any(|n| n == gone), "{kind:?} got {gone}");
+            }
+            for kept in ["PATH", "HOME", "LC_ALL", "MINE"] {
+                assert!(names.iter().any(|n| n == kept), "{kind:?} lacks {kept}");
+            }
+            assert_eq!(names.iter().any(|n| n == "SSH_AUTH_SOCK" || n == "GIT_CONFIG_KEY_0"), kind == Kind::Git, "{kind:?}");
+            assert_eq!(names.iter().any(|n| n == "AWS_PROFILE"), kind == Kind::CredentialPlugin, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn git_credentials_leave_the_url() {
+        let (url, auth) = GitAuth::split("https://x-access-token:s3cr%2Bt+1@github.com/org/repo.git");
+        assert_eq!(url, "https://github.com/org/repo.git");
+        assert_eq!(auth, Some(GitAuth { username: "x-access-token".into(), password: "s3cr+t+1".into() }));
+        let (url, auth) = GitAuth::split("https://tok3n@host/r.git");
+        assert_eq!((url.as_str(), auth.map(|a| a.username)), ("https://host/r.git", Some("tok3n".into())));
+        assert_eq!(GitAuth::split("https://host/a@b").1, None);
+        assert_eq!(GitAuth::split("ssh://git@host/r.git"), ("ssh://git@host/r.git".into(), None));
+        assert_eq!(GitAuth::split("/local/path").1, None);
+        assert!(!GitAuth::config_args().concat().contains("s3cr"));
+    }
+
+    /// The real git asks the helper and gets the credentials from the
+    /// environment, ahead of any helper the user configured.
+    #[test]
+    fn the_helper_gives_git_the_credentials() {
+        let auth = GitAuth { username: "bot".into(), password: "pa ss'w\"rd$1".into() };
+        let mut env = auth.env();
+        env.push(("GIT_CONFIG_NOSYSTEM".into(), "1".into()));
+        env.push(("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()));
+        // A helper the user configured, which answers first otherwise.
+        env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
+        env.push(("GIT_CONFIG_KEY_0".into(), "credential.helper".into()));
+        env.push(("GIT_CONFIG_VALUE_0".into(), "!printf 'username=other\\npassword=wrong\\n'; :".into()));
+        let mut cmd = command("git", Kind::Git, &env);
+        cmd.args(GitAuth::config_args()).args(["credential", "fill"]);
+        let Ok(mut child) = cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn() else {
+            eprintln!("skipped: no git");
+            return;
+        };
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"protocol=https\nhost=example.invalid\n\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("username=bot\n") && text.contains("password=pa ss'w\"rd$1\n"), "{text}");
+    }
+}

@@ -2,7 +2,7 @@
 //! render as `(sensitive)` everywhere; unknown ones as `(known after apply)`.
 
 use crate::plan::{Action, Change, Plan};
-use crate::value::{Map, Value};
+use crate::value::{escape_line, quoted, Map, Value};
 use std::fmt::Write;
 
 #[derive(Clone, Copy)]
@@ -140,7 +140,7 @@ fn changes_text(out: &mut String, changed: &[&Change], style: Style) {
             Action::Delete if !c.deposed.is_empty() => format!("{} (deposed object {}) will be destroyed", c.address, c.deposed),
             a => format!("{} will be {}", c.address, a.verb()),
         };
-        let _ = writeln!(*out, "  {} {}", style.action(c.action, c.create_before_destroy), style.bold(&header));
+        let _ = writeln!(*out, "  {} {}", style.action(c.action, c.create_before_destroy), style.bold(&escape_line(&header)));
         match c.action {
             Action::Create => {
                 if let Some(after) = &c.after {
@@ -189,16 +189,16 @@ fn map_lines(out: &mut String, k: &str, old: &Map, new: &Map, style: Style) {
         match old.get(key) {
             Some(o) if o == v => {}
             Some(o) => {
-                let _ = writeln!(out, "      ~ {k}[{key:?}] = {o} → {v}");
+                let _ = writeln!(out, "      ~ {k}[{}] = {o} → {v}", quoted(key));
             }
             None => {
-                let _ = writeln!(out, "      {} {k}[{key:?}] = {v}", style.green("+"));
+                let _ = writeln!(out, "      {} {k}[{}] = {v}", style.green("+"), quoted(key));
             }
         }
     }
     for (key, o) in old {
         if !new.contains_key(key) {
-            let _ = writeln!(out, "      {} {k}[{key:?}] = {o}", style.red("-"));
+            let _ = writeln!(out, "      {} {k}[{}] = {o}", style.red("-"), quoted(key));
         }
     }
 }
@@ -213,7 +213,7 @@ fn attr_line(out: &mut String, w: usize, k: &str, old: Option<&Value>, new: &Val
                 for group in diff.grouped_ops(2) {
                     for op in group {
                         for change in diff.iter_changes(&op) {
-                            let line = change.value().trim_end_matches('\n');
+                            let line = escape_line(change.value().trim_end_matches('\n'));
                             match change.tag() {
                                 similar::ChangeTag::Delete => {
                                     let _ = writeln!(out, "          {}", style.red(&format!("- {line}")));
@@ -239,7 +239,7 @@ fn attr_line(out: &mut String, w: usize, k: &str, old: Option<&Value>, new: &Val
             let Value::String(s) = new else { return };
             let _ = writeln!(out, "      {sym} {k}{pad} = <<EOT");
             for line in s.lines() {
-                let _ = writeln!(out, "            {line}");
+                let _ = writeln!(out, "            {}", escape_line(line));
             }
             let _ = writeln!(out, "          EOT");
         }

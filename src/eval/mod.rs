@@ -12,6 +12,7 @@ pub mod components;
 pub mod config;
 pub mod expr;
 pub mod functions;
+pub mod limits;
 pub mod types;
 
 pub use config::{declare, declare_with, Config, DeclId, Reference, ResourceMeta};

@@ -781,11 +781,25 @@ impl Builder {
                 Expr { kind: ExprKind::List(items), span }
             }
             Rule::object => {
-                let mut entries = Vec::new();
+                let mut entries: Vec<(ObjectKey, Expr)> = Vec::new();
                 for item in pair.into_inner() {
                     let mut inner = item.into_inner();
                     let (Some(key), Some(value)) = (inner.next(), inner.next()) else { continue };
                     let key = self.object_key(key);
+                    if let ObjectKey::Literal(name, again) = &key {
+                        let first = entries.iter().find_map(|(k, _)| match k {
+                            ObjectKey::Literal(n, s) if n == name => Some(*s),
+                            _ => None,
+                        });
+                        if let Some(first) = first {
+                            self.diags.push(
+                                Diagnostic::new("P1010", "duplicate object key")
+                                    .help(format!("`{name}` is set twice in this object; keep one (Terraform refuses this too). To let a later value win, use `merge(a, b)`."))
+                                    .label(*again, "set again here")
+                                    .label(first, "first set here"),
+                            );
+                        }
+                    }
                     entries.push((key, self.expr(value)));
                 }
                 Expr { kind: ExprKind::Object(entries), span }

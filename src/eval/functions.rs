@@ -867,12 +867,90 @@ fn f_trim(a: &Args) -> Result<Value, FnError> {
 }
 
 fn compile_regex(pattern: &str, arg: usize) -> Result<regex::Regex, FnError> {
-    regex::Regex::new(pattern).map_err(|e| {
+    regex::Regex::new(&re2_classes(pattern)).map_err(|e| {
         FnError::at(
             arg,
             format!("{} is not a valid regular expression: {e}", quote(pattern)),
         )
     })
+}
+
+/// Rewrites the Perl classes of a pattern to their RE2 (Terraform) meaning:
+/// `\w`, `\d`, `\s` and `\b` are ASCII-only there, while the regex crate
+/// makes them Unicode-aware (`\d` would match Arabic-Indic digits, `\w`
+/// accented letters). Literals and everything else keep full UTF-8
+/// matching. Inside a bracket class the positive classes become ranges
+/// and the negated ones POSIX classes (ASCII by definition).
+fn re2_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    // Inside `[...]`; `class_start` while `]` would still be a literal.
+    let mut in_class = false;
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(e) = chars.next() else {
+                    out.push('\\');
+                    break;
+                };
+                let replacement = match (in_class, e) {
+                    (false, 'w') => Some("[0-9A-Za-z_]"),
+                    (false, 'W') => Some("[^0-9A-Za-z_]"),
+                    (false, 'd') => Some("[0-9]"),
+                    (false, 'D') => Some("[^0-9]"),
+                    (false, 's') => Some("[\\t\\n\\f\\r ]"),
+                    (false, 'S') => Some("[^\\t\\n\\f\\r ]"),
+                    (false, 'b') => Some("(?-u:\\b)"),
+                    (false, 'B') => Some("(?-u:\\B)"),
+                    (true, 'w') => Some("0-9A-Za-z_"),
+                    (true, 'W') => Some("[:^word:]"),
+                    (true, 'd') => Some("0-9"),
+                    (true, 'D') => Some("[:^digit:]"),
+                    (true, 's') => Some("\\t\\n\\f\\r "),
+                    (true, 'S') => Some("[:^space:]"),
+                    _ => None,
+                };
+                match replacement {
+                    Some(r) => out.push_str(r),
+                    None => {
+                        out.push('\\');
+                        out.push(e);
+                    }
+                }
+                class_start = false;
+            }
+            '[' if !in_class => {
+                out.push('[');
+                in_class = true;
+                class_start = true;
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+            }
+            '[' if chars.peek() == Some(&':') => {
+                // A POSIX class `[:name:]` inside a bracket class.
+                out.push('[');
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == ']' {
+                        break;
+                    }
+                }
+                class_start = false;
+            }
+            ']' if in_class && !class_start => {
+                out.push(']');
+                in_class = false;
+            }
+            c => {
+                out.push(c);
+                class_start = false;
+            }
+        }
+    }
+    out
 }
 
 /// `replace(s, substr, replacement)`; a `substr` wrapped in slashes is a

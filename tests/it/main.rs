@@ -20,6 +20,7 @@ mod provider_kubernetes;
 mod provider_postgres;
 mod provider_s3;
 mod templates;
+mod terraform_parity;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

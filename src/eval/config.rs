@@ -747,6 +747,20 @@ impl<'c> Checker<'c> {
         if name.contains(':') || !prefix.is_empty() || name.contains('.') {
             return; // a name the component rewriter resolved or already reported
         }
+        if let ("var" | "local", Some(TraversalStep::Attr(attr))) = (name, steps.first()) {
+            let n = &attr.name;
+            let declared = if name == "var" { self.cfg.params.contains_key(n.as_str()) } else { self.cfg.lets.contains_key(n.as_str()) };
+            let (decl, kind) = if name == "var" { (format!("param {n}: string"), "a param") } else { (format!("let {n} = …"), "a let") };
+            self.diags.push(
+                Diagnostic::new("P2145", "Terraform reference syntax")
+                    .help(format!(
+                        "Plinth refers to {kind} by its bare name: `{name}.{n}` → `{n}`.{}",
+                        if declared { String::new() } else { format!(" Declare it with `{decl}`.") }
+                    ))
+                    .label(root.span.to(attr.span), format!("write `{n}`")),
+            );
+            return;
+        }
         let mut candidates: Vec<String> = Vec::new();
         if !crate::diagnostic::suggestions_exhausted() {
             candidates.extend(self.cfg.lets.keys().chain(self.cfg.params.keys()).filter(|n| !n.contains('.') && !n.contains(':')).cloned());

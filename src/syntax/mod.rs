@@ -42,7 +42,69 @@ pub fn parse_file(file: FileId, text: &str) -> Result<File, Diags> {
             return parsed;
         }
     }
-    parse_items(file, text, 0).map_err(|e| vec![syntax_error(file, text, e)])?
+    parse_items(file, text, 0).map_err(|e| {
+        // Terraform written where Plinth is expected: say how Plinth writes
+        // it instead of where pest stopped.
+        let idioms = terraform_idioms(file, text);
+        if idioms.is_empty() {
+            vec![syntax_error(file, text, e)]
+        } else {
+            idioms
+        }
+    })?
+}
+
+/// `P1011` for each line that starts a Terraform block (`variable "x" {`,
+/// `resource "t" "n" {`, `locals {`, …), with the Plinth form in the help.
+fn terraform_idioms(file: FileId, text: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let Some(brace) = line.find('{') else { continue };
+        let head = &line[..brace];
+        let words: Vec<&str> = head.split_whitespace().collect();
+        let quoted = |w: &str| -> Option<String> {
+            let inner = w.strip_prefix('"')?.strip_suffix('"')?;
+            (!inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')).then(|| inner.to_string())
+        };
+        if line.starts_with(char::is_whitespace) {
+            continue;
+        }
+        let help = match words.as_slice() {
+            ["variable", n] => quoted(n).map(|n| format!("Terraform's `variable` is Plinth's `param`: write `param {n}: string` (with its type; `= default` and a `{{ description = … }}` block are optional), and refer to it as `{n}`, not `var.{n}`.")),
+            ["output", n] => quoted(n).map(|n| format!("Write `output {n} = <value>`: the value follows `=` (a `{{ sensitive = true }}` block may follow it).")),
+            ["locals"] => Some("Plinth has no `locals` block: write each local as its own declaration, `let name = value`, and refer to it as `name`: `local.y` → `y`.".to_string()),
+            ["provider", n] => quoted(n).map(|n| format!("Write `provider {n} {{`: names are not quoted in Plinth.")),
+            ["module", n] => quoted(n).map(|n| format!("Write `module {n} from \"./path\" {{ … }}`: the source follows `from` instead of a `source = …` attribute, and the name is not quoted.")),
+            ["resource", t, n] => match (quoted(t), quoted(n)) {
+                (Some(t), Some(n)) => {
+                    let plinth = match t.split_once('_') {
+                        Some((p, rest)) => format!("{p}.{rest}"),
+                        None => format!("<provider>.{t}"),
+                    };
+                    Some(format!("Write `resource {plinth} {n} {{`: the provider and the type are joined by a dot and nothing is quoted (e.g. `random_password` → `random.password`)."))
+                }
+                _ => None,
+            },
+            ["data", t, n] => match (quoted(t), quoted(n)) {
+                (Some(_), Some(n)) => Some(format!("Plinth has no data sources: read values with functions (`file`, `env`, `yamldecode`, …) in a `let {n} = …`, or manage the object with `resource <provider>.<type> {n} {{`; references drop `data.`.")),
+                _ => None,
+            },
+            ["terraform"] => Some("Plinth has no `terraform` block: providers are built in, and the state backend is configured per environment (`backend \"<kind>\" { … }` in `envs/<name>.plinth`).".to_string()),
+            _ => None,
+        };
+        if let Some(help) = help {
+            let end = start + head.trim_end().len();
+            out.push(
+                Diagnostic::new("P1011", "Terraform syntax")
+                    .help(help)
+                    .label(Span::new(file, start, end), format!("`{}` is Terraform syntax", words.first().copied().unwrap_or(""))),
+            );
+        }
+    }
+    out
 }
 
 /// Parses `text` (a run of whole declarations starting at byte `base` of the

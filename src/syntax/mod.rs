@@ -12,6 +12,7 @@
 
 pub mod ast;
 pub mod fmt;
+pub mod lexical;
 
 use crate::diagnostic::{Diagnostic, Diags, FileId, Span};
 use ast::*;
@@ -170,81 +171,21 @@ fn parse_in_chunks(file: FileId, text: &str) -> Option<Result<File, Diags>> {
     Some(if diags.is_empty() { Ok(File { items }) } else { Err(diags) })
 }
 
-/// Byte offsets of lines that start a top-level declaration, as far as a
-/// light scan can tell (outside brackets, strings, comments and heredocs).
+/// Byte offsets of lines that start a top-level declaration: a keyword at
+/// the start of a line that [`lexical::walk`] finds outside brackets,
+/// strings, comments and heredocs.
 fn declaration_starts(text: &str) -> Vec<usize> {
     const KEYWORDS: [&str; 5] = ["param ", "let ", "provider ", "resource ", "output "];
-    let bytes = text.as_bytes();
     let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut i = 0;
-    let mut line_start = true;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if line_start && depth == 0 && KEYWORDS.iter().any(|k| bytes[i..].starts_with(k.as_bytes())) {
-            out.push(i);
+    lexical::walk(text, |event| {
+        if let lexical::Event::TopLevelLine { at } = event {
+            if KEYWORDS.iter().any(|k| text.as_bytes()[at..].starts_with(k.as_bytes())) {
+                out.push(at);
+            }
         }
-        line_start = false;
-        match b {
-            b'\n' => line_start = true,
-            b'#' => i = skip_to_eol(bytes, i),
-            b'/' if bytes.get(i + 1) == Some(&b'/') => i = skip_to_eol(bytes, i),
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = match text[i + 2..].find("*/") {
-                    Some(p) => i + 2 + p + 1,
-                    None => bytes.len(),
-                }
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    if bytes[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'<' if bytes.get(i + 1) == Some(&b'<') => {
-                let mut j = i + 2;
-                if bytes.get(j) == Some(&b'-') {
-                    j += 1;
-                }
-                let tag_start = j;
-                while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
-                    j += 1;
-                }
-                if j > tag_start {
-                    let tag = &text[tag_start..j];
-                    // Skip to the line holding only the tag.
-                    let mut k = match text[j..].find('\n') {
-                        Some(p) => j + p + 1,
-                        None => bytes.len(),
-                    };
-                    while k < bytes.len() {
-                        let end = text[k..].find('\n').map_or(bytes.len(), |p| k + p);
-                        if text[k..end].trim() == tag {
-                            break;
-                        }
-                        k = end + 1;
-                    }
-                    i = k.saturating_sub(1);
-                }
-            }
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        i += 1;
-    }
+        true
+    });
     out
-}
-
-fn skip_to_eol(bytes: &[u8], i: usize) -> usize {
-    let mut j = i;
-    while j < bytes.len() && bytes[j] != b'\n' {
-        j += 1;
-    }
-    j.saturating_sub(1).max(i)
 }
 
 /// Parses a values file: only `name = expr` assignments.
@@ -380,45 +321,25 @@ fn shift_expr(expr: &mut Expr, by: i64) {
 }
 
 /// Refuses input that would make the recursive-descent parser or the tree
-/// walkers recurse too deeply.
+/// walkers recurse too deeply. Only code brackets and interpolations count
+/// (see [`lexical`]): brackets in comments, strings and heredoc text do not.
 fn precheck(file: FileId, text: &str) -> Result<(), Diags> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            } else if b == b'$' && bytes.get(i + 1) == Some(&b'{') {
-                depth += 1;
-                in_string = false;
-                i += 1;
-            }
-        } else {
-            match b {
-                b'"' => in_string = true,
-                b'(' | b'[' | b'{' => depth += 1,
-                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
+    let mut too_deep = None;
+    lexical::walk(text, |event| match event {
+        lexical::Event::Open { at, depth } if depth > MAX_DEPTH => {
+            too_deep = Some(at);
+            false
         }
-        if depth > MAX_DEPTH {
-            return Err(vec![Diagnostic::new("P1003", "nesting too deep")
-                .help(format!(
-                    "Expressions may nest at most {MAX_DEPTH} levels of brackets, braces and parentheses; split the value into `let` declarations."
-                ))
-                .label(Span::new(file, i, (i + 1).min(text.len())), "this opening is too deep")]);
-        }
-        i += 1;
+        _ => true,
+    });
+    match too_deep {
+        Some(i) => Err(vec![Diagnostic::new("P1003", "nesting too deep")
+            .help(format!(
+                "Expressions may nest at most {MAX_DEPTH} levels of brackets, braces and parentheses; split the value into `let` declarations."
+            ))
+            .label(Span::new(file, i, (i + 1).min(text.len())), "this opening is too deep")]),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Diagnostic {

@@ -202,3 +202,13 @@ fn sigint_stops_a_long_evaluation() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("P2143") && err.contains("interrupted"), "{err}");
 }
+
+#[test]
+fn brackets_in_comments_and_heredocs_are_not_nesting() {
+    // One lexer decides: a comment or heredoc full of `[` gave a false P1003.
+    let src = format!("# {}\nlet x = <<EOT\n{}\nEOT\nlet y = \"{}\"\noutput x = x\n", "[".repeat(5_000), "{".repeat(5_000), "(".repeat(5_000));
+    no_crash(src.as_bytes(), None);
+    // Real depth inside a heredoc interpolation still counts.
+    let deep = format!("let x = <<EOT\n${{{}1{}}}\nEOT\n", "[".repeat(5_000), "]".repeat(5_000));
+    no_crash(deep.as_bytes(), Some("P1003"));
+}

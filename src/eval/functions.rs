@@ -1460,53 +1460,10 @@ fn f_yamlencode(a: &Args) -> Result<Value, FnError> {
         .map_err(|e| FnError::at(0, format!("the value cannot be encoded as YAML: {e}")))
 }
 
-fn yaml_key(key: serde_yaml::Value) -> Result<String, String> {
-    use serde_yaml::Value as Y;
-    match key {
-        Y::String(s) => Ok(s),
-        Y::Number(n) => Ok(n.to_string()),
-        Y::Bool(b) => Ok(b.to_string()),
-        Y::Null => Ok("null".to_string()),
-        Y::Tagged(t) => yaml_key(t.value),
-        Y::Sequence(_) | Y::Mapping(_) => Err(
-            "a mapping key is a list or map; only strings, numbers and bools can be keys"
-                .to_string(),
-        ),
-    }
-}
-
-fn from_yaml(v: serde_yaml::Value) -> Result<Value, String> {
-    use serde_yaml::Value as Y;
-    Ok(match v {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => Value::Int(i),
-            (None, Some(f)) if f.is_finite() => num_value(f),
-            _ => return Err(format!("the number {n} is not finite")),
-        },
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => {
-            Value::List(items.into_iter().map(from_yaml).collect::<Result<_, _>>()?)
-        }
-        Y::Mapping(mapping) => {
-            let mut out = Map::default();
-            for (k, v) in mapping {
-                out.insert(yaml_key(k)?, from_yaml(v)?);
-            }
-            Value::Map(out)
-        }
-        Y::Tagged(t) => from_yaml(t.value)?,
-    })
-}
-
+/// YAML 1.1 scalars resolved as Terraform resolves them (see `eval::yaml`).
 fn f_yamldecode(a: &Args) -> Result<Value, FnError> {
     let s = a.string(0)?;
-    let invalid = |e: String| FnError::at(0, format!("the string is not valid YAML: {e}"));
-    let mut yaml: serde_yaml::Value =
-        serde_yaml::from_str(&s).map_err(|e| invalid(e.to_string()))?;
-    yaml.apply_merge().map_err(|e| invalid(e.to_string()))?;
-    from_yaml(yaml).map_err(invalid)
+    crate::eval::yaml::decode(&s).map_err(|e| FnError::at(0, format!("the string is not valid YAML: {e}")))
 }
 
 fn f_uuidv5(a: &Args) -> Result<Value, FnError> {
@@ -3126,30 +3083,34 @@ mod tests {
             "yamldecode",
             vec![s("b: 1\na: [x, y]\n1: one\ntrue: yes\nn: ~\n")],
         );
+        // YAML 1.1 scalars as Terraform resolves them: `y`, `yes` are true
+        // and the key `n` is false (tests/it/terraform_parity.rs checks
+        // these against `terraform console`).
         assert_eq!(
             decoded,
             map(&[
                 ("b", i(1)),
-                ("a", slist(&["x", "y"])),
+                ("a", list(vec![s("x"), Value::Bool(true)])),
                 ("1", s("one")),
-                ("true", s("yes")),
-                ("n", Value::Null)
+                ("true", Value::Bool(true)),
+                ("false", Value::Null)
             ])
         );
         if let Value::Map(m) = &decoded {
-            assert_eq!(m.keys().collect::<Vec<_>>(), ["b", "a", "1", "true", "n"]);
+            assert_eq!(m.keys().collect::<Vec<_>>(), ["b", "a", "1", "true", "false"]);
         }
         assert_eq!(
             ok(
                 "yamldecode",
-                vec![s("base: &b {x: 1}\nderived:\n  <<: *b\n  y: 2\n")]
+                vec![s("base: &b {x: 1}\nderived:\n  <<: *b\n  z: 2\n")]
             ),
             map(&[
                 ("base", map(&[("x", i(1))])),
-                ("derived", map(&[("x", i(1)), ("y", i(2))]))
+                ("derived", map(&[("x", i(1)), ("z", i(2))]))
             ])
         );
-        assert_eq!(ok("yamldecode", vec![s("!custom 5")]), i(5));
+        // Terraform: `unsupported tag "!custom"`.
+        err_has("yamldecode", vec![s("!custom 5")], Some(0), "unsupported tag");
         same(&ok("yamldecode", vec![s("")]), &Value::Null);
         err_has(
             "yamldecode",

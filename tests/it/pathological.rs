@@ -212,3 +212,14 @@ fn brackets_in_comments_and_heredocs_are_not_nesting() {
     let deep = format!("let x = <<EOT\n${{{}1{}}}\nEOT\n", "[".repeat(5_000), "]".repeat(5_000));
     no_crash(deep.as_bytes(), Some("P1003"));
 }
+
+#[test]
+fn a_yaml_alias_bomb_is_refused() {
+    // Nine levels of ten aliases each expand to 10^9 values.
+    let mut yaml = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\\n");
+    for i in 1..10 {
+        let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+        yaml.push_str(&format!("l{i}: &l{i} [{refs}]\\n"));
+    }
+    plan_fails_with(&format!("output x = length(yamldecode(\"{yaml}\"))\n"), &[], "more than 1000000 values");
+}

@@ -146,3 +146,21 @@ fn integer_overflow_is_an_error_where_terraform_is_exact() {
         assert!(stderr(&out).contains("P2140"), "{e}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn yamldecode_resolves_yaml_1_1_scalars_as_terraform_does() {
+    compare(&[
+        r#"yamldecode("[yes, no, on, off, y, n, Y, N, YES, Yes, True, TRUE, true, false, Off, ON, NO, No]")"#,
+        r#"yamldecode("[\"yes\", 'no', !!str yes, \"on\", 'y']")"#,
+        r#"yamldecode("[0o17, 017, 0x1F, 1_000, 0b101, +1, 1.5e3, .5, 1., 0017, 08, 1:20, 190:20:30, 0x_1F, 1_0.5]")"#,
+        r#"yamldecode("[-0x1F, +0o17, 0X1F, 0O17, 1e, 1.5.5, -.5, 12e03, 0x, 0xG, 00, -017, 1E3, 0.0, 3.0, 5, -5]")"#,
+        r#"yamldecode("[~, null, Null, NULL, \"\", \"null\", =, <<, yes please, nothing]")"#,
+        r#"yamldecode("[2001-12-14, 2001-12-14t21:59:43.10-05:00, 2001-12-14 21:59:43.10, 2001-1-2, 2001-12-14T21:59:43Z, 2001-12-14T21:59:43.5+01:00, 2001-12-14x, 2002-13-40, 2001-02-29, \"2001-12-14\"]")"#,
+        r#"yamldecode("a: &x {b: 1, c: on}\nd:\n  <<: *x\n  b: 2\ne: *x")"#,
+        r#"yamldecode("{yes: 1, 3: 4, off: 5}")"#,
+        r#"yamldecode("a: |\n  yes\nb: >-\n  on\nc: 'off'\n")"#,
+        r#"yamldecode("[!!bool yes, !!timestamp 2001-12-14, !!null x, !!str 12]")"#,
+        r#"yamldecode("enabled: yes\nreplicas: 03\nmode: 0o644\nversion: 1.10\nname: n\n")"#,
+        r#"yamldecode("plain text")"#,
+    ]);
+}

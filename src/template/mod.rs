@@ -607,8 +607,12 @@ impl Renderer<'_, '_> {
                             ))
                         }
                     };
+                    // One unit per iteration and per 64 bytes it wrote.
+                    let mut written = self.out.len();
                     for (k, v) in pairs {
-                        if let Err(stop) = crate::eval::limits::charge(1 + (self.out.len() / 4096) as u64) {
+                        let grown = self.out.len().saturating_sub(written) / 64;
+                        written = self.out.len();
+                        if let Err(stop) = crate::eval::limits::charge(1 + grown as u64) {
                             let d = crate::eval::limits::diagnostic(stop, None);
                             let help = d.help.clone();
                             return Err(self.src.error(d.code, "template rendering stopped", collection.at, help));

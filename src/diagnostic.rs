@@ -8,7 +8,36 @@
 //! turns them into `miette` reports with [`Diagnostic::to_report`].
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+thread_local! {
+    /// Bytes of source text examined (by this thread) while locating and
+    /// rendering diagnostics (line index builds, line/column lookups,
+    /// windows handed to miette). A deterministic measure of rendering work:
+    /// the rendering-scales-linearly test compares it for 1,000 and 8,000
+    /// diagnostics.
+    static SCANNED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Work done by this thread locating and rendering diagnostics (see
+/// `SCANNED`).
+pub fn scanned_bytes() -> u64 {
+    SCANNED.with(std::cell::Cell::get)
+}
+
+/// Edit-distance cells one thread may compute for "did you mean" help.
+/// Each unknown name is compared with every name in scope, so a storm of n
+/// unknown names in a scope of n names is n² work; past this budget (far
+/// beyond any real mistake count) suggestions are simply left out.
+const SUGGESTION_CELLS: u64 = 5_000_000;
+
+thread_local! {
+    static SUGGESTION_SPENT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn scanned(n: usize) {
+    SCANNED.with(|c| c.set(c.get() + n as u64));
+}
 
 /// Every sensitive text the run has seen (sensitive params and lets, the
 /// sensitive values of provider and resource configurations, recorded
@@ -65,6 +94,59 @@ pub struct SourceFile {
     /// Path as shown to users (relative to the project where possible).
     pub name: String,
     pub text: Arc<str>,
+    /// Byte offsets of line starts, built once on first use: each lookup is
+    /// then a binary search, so reporting n diagnostics costs O(n log n)
+    /// plus their own lines, not O(n × file size).
+    lines: Arc<OnceLock<Vec<usize>>>,
+}
+
+impl SourceFile {
+    fn line_starts(&self) -> &[usize] {
+        self.lines.get_or_init(|| {
+            scanned(self.text.len());
+            let mut starts = vec![0];
+            starts.extend(self.text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1));
+            starts
+        })
+    }
+
+    /// 0-based line holding byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.line_starts().partition_point(|&s| s <= offset).saturating_sub(1)
+    }
+}
+
+/// A source for miette that hands it only the lines around a span (miette
+/// scans what it is given from the start; given the whole file, rendering n
+/// diagnostics was quadratic).
+#[derive(Debug)]
+struct Window {
+    file: SourceFile,
+}
+
+impl miette::SourceCode for Window {
+    fn read_span<'a>(&'a self, span: &miette::SourceSpan, before: usize, after: usize) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let text: &str = &self.file.text;
+        let starts = self.file.line_starts();
+        let first = self.file.line_of(span.offset()).saturating_sub(before);
+        let last = self.file.line_of((span.offset() + span.len()).min(text.len())) + after + 2;
+        let ws = starts[first.min(starts.len() - 1)];
+        let we = starts.get(last).copied().unwrap_or(text.len()).max(ws);
+        let window = text.get(ws..we).ok_or(miette::MietteError::OutOfBounds)?;
+        scanned(window.len());
+        let shifted = miette::SourceSpan::new(span.offset().saturating_sub(ws).into(), span.len());
+        let inner = <str as miette::SourceCode>::read_span(window, &shifted, before, after)?;
+        let contents = miette::MietteSpanContents::new_named(
+            self.file.name.clone(),
+            inner.data(),
+            miette::SourceSpan::new((inner.span().offset() + ws).into(), inner.span().len()),
+            inner.line() + first,
+            inner.column(),
+            inner.line_count() + first,
+        )
+        .with_language("plinth");
+        Ok(Box::new(contents))
+    }
 }
 
 /// Every file loaded in a run, addressed by [`FileId`].
@@ -75,7 +157,7 @@ pub struct Sources {
 
 impl Sources {
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<Arc<str>>) -> FileId {
-        self.files.push(SourceFile { name: name.into(), text: text.into() });
+        self.files.push(SourceFile { name: name.into(), text: text.into(), lines: Arc::default() });
         (self.files.len() - 1) as FileId
     }
     pub fn get(&self, id: FileId) -> Option<&SourceFile> {
@@ -84,10 +166,13 @@ impl Sources {
     /// 1-based line and column of a span's start.
     pub fn line_col(&self, span: Span) -> Option<(usize, usize)> {
         let file = self.get(span.file)?;
-        let upto = file.text.get(..span.start as usize)?;
-        let line = upto.matches('\n').count() + 1;
-        let col = upto.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-        Some((line, col))
+        let start = span.start as usize;
+        file.text.get(..start)?;
+        let line = file.line_of(start);
+        let line_start = file.line_starts()[line];
+        let prefix = file.text.get(line_start..start)?;
+        scanned(prefix.len());
+        Some((line + 1, prefix.chars().count() + 1))
     }
     pub fn snippet(&self, span: Span) -> &str {
         self.get(span.file)
@@ -214,9 +299,7 @@ impl Diagnostic {
         }
         let mut groups = by_file.into_iter();
         let make = |file: FileId, labels: Vec<&Label>| {
-            let source = sources.get(file).map(|f| {
-                Arc::new(miette::NamedSource::new(f.name.clone(), f.text.to_string()).with_language("plinth"))
-            });
+            let source = sources.get(file).map(|f| Arc::new(Window { file: f.clone() }));
             let labels = labels
                 .into_iter()
                 .map(|l| {
@@ -298,7 +381,7 @@ struct Rendered {
     code: &'static str,
     message: String,
     help: Option<String>,
-    source: Option<Arc<miette::NamedSource<String>>>,
+    source: Option<Arc<Window>>,
     labels: Vec<miette::LabeledSpan>,
     related: Vec<Rendered>,
 }
@@ -364,10 +447,28 @@ fn scrub_cut_secrets(text: &str, needles: &[String]) -> String {
 
 /// Closest candidate by edit distance, for "did you mean" help.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    if SUGGESTION_SPENT.with(std::cell::Cell::get) > SUGGESTION_CELLS {
+        return None;
+    }
     let mut best: Option<(usize, &str)> = None;
+    let len = name.chars().count();
     for candidate in candidates {
+        let clen = candidate.chars().count();
+        let limit = (len.max(clen) / 3).max(1);
+        // The distance is at least the difference in length.
+        if len.abs_diff(clen) > limit {
+            continue;
+        }
+        let cells = ((len + 1) * (clen + 1)) as u64;
+        let spent = SUGGESTION_SPENT.with(|c| {
+            c.set(c.get() + cells);
+            c.get()
+        });
+        if spent > SUGGESTION_CELLS {
+            return None;
+        }
+        scanned(cells as usize);
         let distance = edit_distance(name, candidate);
-        let limit = (name.chars().count().max(candidate.chars().count()) / 3).max(1);
         if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
@@ -391,10 +492,82 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// True once this thread's suggestion budget is spent: callers that build a
+/// candidate list per mistake skip building it (keeps a storm of mistakes
+/// linear).
+pub fn suggestions_exhausted() -> bool {
+    SUGGESTION_SPENT.with(std::cell::Cell::get) > SUGGESTION_CELLS
+}
+
 /// " Did you mean `x`?" or "" — for appending to help sentences.
 pub fn suggestion<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     match did_you_mean(name, candidates) {
         Some(c) => format!(" Did you mean `{c}`?"),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checks and renders `n` unknown-name mistakes the way `plinth
+    /// validate` does; returns the work counted and the rendered text.
+    fn check_and_render(n: usize) -> (u64, String) {
+        let text: String = (0..n).map(|i| format!("let v{i} = v{i}x\n")).collect();
+        let mut sources = Sources::default();
+        let file = sources.add("main.plinth", text.as_str());
+        let parsed = crate::syntax::parse_file(file, &text).expect("parses");
+        let before = scanned_bytes();
+        let (_, diags) = crate::eval::declare(vec![parsed], sources.clone(), &crate::providers::Registry::empty());
+        assert_eq!(diags.len(), n);
+        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor()).with_context_lines(1);
+        let mut out = String::new();
+        for d in &diags {
+            let _ = handler.render_report(&mut out, d.to_report(&sources).as_ref());
+            out.push_str(&d.to_json(&sources).to_string());
+        }
+        (scanned_bytes() - before, out)
+    }
+
+    #[test]
+    fn reporting_diagnostics_scales_linearly() {
+        // Work per diagnostic (bytes of source examined, edit-distance cells
+        // for suggestions) must not grow with the number of diagnostics:
+        // before the line index and the windowed source, each report scanned
+        // the file from its start (8,000 reports: 64 times the work of 1,000).
+        let (small, _) = check_and_render(1_000);
+        let (large, _) = check_and_render(8_000);
+        let ratio = large as f64 / small as f64;
+        assert!(ratio < 10.0, "1,000 diagnostics: {small} units, 8,000: {large} units (×{ratio:.1})");
+    }
+
+    #[test]
+    fn windowed_sources_render_exactly_as_whole_files() {
+        let text = "let a = 1\nlet b = nope\n\nlet c = [\n  zz,\n]\nlet d = 2\n";
+        let mut sources = Sources::default();
+        let file = sources.add("main.plinth", text);
+        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor()).with_context_lines(1);
+        for (start, end) in [(18, 22), (37, 39), (0, 3), (text.len() - 2, text.len() - 1), (8, 30)] {
+            let d = Diagnostic::new("P0000", "m").help("h").label(Span::new(file, start, end), "here");
+            let mut windowed = String::new();
+            handler.render_report(&mut windowed, d.to_report(&sources).as_ref()).unwrap();
+            let whole = miette::Report::new(Rendered {
+                code: "P0000",
+                message: "m".into(),
+                help: Some("h".into()),
+                source: None,
+                labels: vec![miette::LabeledSpan::new(Some("here".into()), start, end - start)],
+                related: vec![],
+            })
+            .with_source_code(miette::NamedSource::new("main.plinth", text.to_string()).with_language("plinth"));
+            let mut expected = String::new();
+            handler.render_report(&mut expected, whole.as_ref()).unwrap();
+            assert_eq!(windowed, expected, "span {start}..{end}");
+            assert_eq!(sources.line_col(Span::new(file, start, end)), {
+                let upto = &text[..start];
+                Some((upto.matches('\n').count() + 1, upto.rsplit('\n').next().unwrap().chars().count() + 1))
+            });
+        }
     }
 }

@@ -437,7 +437,7 @@ pub fn load(project_dir: &Path, name: &str, sources: &mut Sources, params: &[&st
     let mut read = Vec::new();
     for path in &chain {
         let shown = display_path(path);
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::project::read_capped(path) {
             Ok(b) => b,
             Err(e) => {
                 diags.push(Diagnostic::new("P2080", "cannot read an environment file").help(format!("{shown}: {e}. Check its permissions.")));

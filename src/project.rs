@@ -86,7 +86,7 @@ fn parse_files(sources: &mut Sources, paths: Vec<PathBuf>, ids: &mut Vec<u32>) -
     let mut diags = Vec::new();
     for path in paths {
         let name = display_path(&path);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match read_capped(&path) {
             Ok(b) => b,
             Err(e) => {
                 diags.push(Diagnostic::new("P2050", "cannot read a configuration file").help(format!("{name}: {e}.")));
@@ -271,7 +271,7 @@ pub fn collect_vars(
     }
     for path in var_files {
         let name = display_path(path);
-        let bytes = match std::fs::read(path) {
+        let bytes = match read_capped(path) {
             Ok(b) => b,
             Err(e) => {
                 diags.push(Diagnostic::new("P2052", "cannot read a var file").help(format!("{name}: {e}.")));
@@ -410,6 +410,24 @@ impl RunHost {
     }
 }
 
+/// Largest file Plinth reads as configuration, values or through `file()`
+/// and `template()`: reading stops one byte past it, so `/dev/zero` or a
+/// huge file costs at most this much memory.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads at most [`MAX_FILE_BYTES`]; a larger file (or an endless device)
+/// is an error naming the limit.
+pub fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("the file is larger than {} MiB, the most Plinth reads", MAX_FILE_BYTES >> 20)));
+    }
+    Ok(out)
+}
+
 impl FnHost for RunHost {
     fn env(&mut self, name: &str) -> Option<String> {
         if self.replay {
@@ -424,7 +442,9 @@ impl FnHost for RunHost {
     }
     fn read_file(&mut self, path: &str) -> Result<String, String> {
         let full = self.confined(path)?;
-        std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", self.resolve(path).display()))
+        read_capped(&full)
+            .and_then(|b| String::from_utf8(b).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8")))
+            .map_err(|e| format!("cannot read {}: {e}", self.resolve(path).display()))
     }
     fn fileset(&mut self, dir: &str, pattern: &str) -> Result<Vec<String>, String> {
         let base = self.confined(dir)?;

@@ -296,7 +296,7 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(x) => write!(f, "{x}"),
-            Value::String(s) => write!(f, "{}", serde_json::Value::String(s.clone())),
+            Value::String(s) => f.write_str(&quoted(s)),
             Value::List(items) => {
                 write!(f, "[")?;
                 for (i, v) in items.iter().enumerate() {
@@ -327,6 +327,60 @@ impl fmt::Display for Value {
     }
 }
 
+/// Characters that change how a terminal lays out the text around them
+/// without showing themselves: bidirectional overrides, embeddings and
+/// isolates, and the direction marks. A plan that printed them raw could show
+/// reviewers text in an order other than the bytes applied ("Trojan Source").
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn must_escape(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+/// A string as a quoted literal for display: quotes and backslashes escaped,
+/// control and bidi characters as `\uXXXX` (newlines as `\n`).
+pub fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if must_escape(c) => push_u(&mut out, c),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One line of text shown as is (a line of a multi-line diff or heredoc):
+/// tabs stay, other control and bidi characters become `\uXXXX`.
+pub fn escape_line(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c != '\t' && must_escape(c)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c != '\t' && must_escape(c) {
+            push_u(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn push_u(out: &mut String, c: char) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "\\u{:04x}", c as u32);
+}
+
 pub(crate) fn display_key(k: &str) -> String {
     let ident = !k.is_empty()
         && k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
@@ -334,6 +388,6 @@ pub(crate) fn display_key(k: &str) -> String {
     if ident {
         k.to_string()
     } else {
-        serde_json::Value::String(k.to_string()).to_string()
+        quoted(k)
     }
 }

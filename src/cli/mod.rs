@@ -491,6 +491,7 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    crate::eval::limits::arm();
     match runtime.block_on(async {
         let interrupt = exec::Interrupt::install();
         run(cli.command, &ui, &interrupt).await

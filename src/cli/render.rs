@@ -3,7 +3,7 @@
 
 use crate::plan::{Action, Change, Plan};
 use crate::providers::ContentPreview;
-use crate::value::{Map, Value};
+use crate::value::{escape_line, quoted, Map, Value};
 use std::fmt::Write;
 
 #[derive(Clone, Copy)]
@@ -143,7 +143,7 @@ fn changes_text(out: &mut String, changed: &[&Change], style: Style) {
             Action::Delete if !c.deposed.is_empty() => format!("{} (deposed object {}) will be destroyed", c.address, c.deposed),
             a => format!("{} will be {}", c.address, a.verb()),
         };
-        let _ = writeln!(*out, "  {} {}", style.action(c.action, c.create_before_destroy), style.bold(&header));
+        let _ = writeln!(*out, "  {} {}", style.action(c.action, c.create_before_destroy), style.bold(&escape_line(&header)));
         match c.action {
             Action::Create => {
                 if let Some(after) = &c.after {
@@ -214,7 +214,7 @@ fn map_lines(out: &mut String, k: &str, old: &Map, new: &Map, previews: &[&Conte
         }
     };
     for (key, v) in new {
-        let path = format!("{k}[{key:?}]");
+        let path = format!("{k}[{}]", quoted(key));
         match old.get(key) {
             Some(o) if o == v => {}
             Some(Value::Map(a)) if matches!(v, Value::Map(_)) => {
@@ -236,7 +236,7 @@ fn map_lines(out: &mut String, k: &str, old: &Map, new: &Map, previews: &[&Conte
     }
     for (key, o) in old {
         if !new.contains_key(key) {
-            let _ = writeln!(out, "      {} {k}[{key:?}] = {o}", style.red("-"));
+            let _ = writeln!(out, "      {} {k}[{}] = {o}", style.red("-"), quoted(key));
         }
     }
 }
@@ -247,7 +247,7 @@ fn line_diff(out: &mut String, a: &str, b: &str, style: Style) {
     for group in diff.grouped_ops(2) {
         for op in group {
             for change in diff.iter_changes(&op) {
-                let line = change.value().trim_end_matches('\n');
+                let line = escape_line(change.value().trim_end_matches('\n'));
                 match change.tag() {
                     similar::ChangeTag::Delete => {
                         let _ = writeln!(out, "          {}", style.red(&format!("- {line}")));
@@ -304,7 +304,7 @@ fn attr_line(out: &mut String, w: usize, k: &str, old: Option<&Value>, new: &Val
             let Value::String(s) = new else { return };
             let _ = writeln!(out, "      {sym} {k}{pad} = <<EOT");
             for line in s.lines() {
-                let _ = writeln!(out, "            {line}");
+                let _ = writeln!(out, "            {}", escape_line(line));
             }
             let _ = writeln!(out, "          EOT");
         }

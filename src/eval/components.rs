@@ -36,6 +36,10 @@ use std::sync::Arc;
 
 /// Nesting depth of components (a module that instantiates itself stops here).
 const MAX_DEPTH: usize = 24;
+/// Component instances in one configuration, all levels together: a module
+/// that calls itself twice doubles at every level, which the depth limit
+/// alone lets grow to 2^24 instances.
+pub const MAX_INSTANCES: usize = 10_000;
 
 /// Functions whose first argument is a path relative to the module.
 const PATH_FUNCTIONS: &[&str] = &["file", "fileset", "template"];
@@ -553,6 +557,14 @@ impl Flattener<'_, '_> {
                         rw.expr(&mut v);
                         child_inputs.insert(a.name.name.clone(), v);
                     }
+                }
+                if self.flat.components.len() >= MAX_INSTANCES {
+                    self.sink.diags.push(
+                        Diagnostic::new("P2144", "too many component instances")
+                            .help(format!("A configuration may hold at most {MAX_INSTANCES} component instances in all; a module that instantiates itself (directly or through others) more than once grows exponentially with depth."))
+                            .label(decl.name.span, "instantiated here"),
+                    );
+                    return;
                 }
                 self.flat.components.push(ComponentInstance { address: address.clone(), kind: kind.to_string(), source: decl.source.value.clone(), span: decl.name.span });
                 let child_prefix = format!("{address}.");

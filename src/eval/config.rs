@@ -714,10 +714,10 @@ impl<'c> Checker<'c> {
             };
             let address = format!("{prefix}{name}.{}.{}", rtype.name, rname.name);
             let Some(resource) = self.cfg.resources.get(&address) else {
-                let candidates: Vec<&str> = self.cfg.resources.keys().map(String::as_str).collect();
+                let hint = if crate::diagnostic::suggestions_exhausted() { String::new() } else { suggestion(&address, self.cfg.resources.keys().map(String::as_str)) };
                 self.diags.push(
                     Diagnostic::new("P2003", "reference to an undeclared resource")
-                        .help(format!("No resource `{address}` is declared in this project.{}", suggestion(&address, candidates)))
+                        .help(format!("No resource `{address}` is declared in this project.{hint}"))
                         .label(root.span.to(rname.span), format!("`{address}` is not declared")),
                 );
                 return;
@@ -747,9 +747,26 @@ impl<'c> Checker<'c> {
         if name.contains(':') || !prefix.is_empty() || name.contains('.') {
             return; // a name the component rewriter resolved or already reported
         }
-        let mut candidates: Vec<String> = self.cfg.lets.keys().chain(self.cfg.params.keys()).filter(|n| !n.contains('.') && !n.contains(':')).cloned().collect();
-        candidates.extend(scope.locals.iter().map(|s| s.to_string()));
-        candidates.extend(self.registry.names().map(String::from));
+        if let ("var" | "local", Some(TraversalStep::Attr(attr))) = (name, steps.first()) {
+            let n = &attr.name;
+            let declared = if name == "var" { self.cfg.params.contains_key(n.as_str()) } else { self.cfg.lets.contains_key(n.as_str()) };
+            let (decl, kind) = if name == "var" { (format!("param {n}: string"), "a param") } else { (format!("let {n} = …"), "a let") };
+            self.diags.push(
+                Diagnostic::new("P2145", "Terraform reference syntax")
+                    .help(format!(
+                        "Plinth refers to {kind} by its bare name: `{name}.{n}` → `{n}`.{}",
+                        if declared { String::new() } else { format!(" Declare it with `{decl}`.") }
+                    ))
+                    .label(root.span.to(attr.span), format!("write `{n}`")),
+            );
+            return;
+        }
+        let mut candidates: Vec<String> = Vec::new();
+        if !crate::diagnostic::suggestions_exhausted() {
+            candidates.extend(self.cfg.lets.keys().chain(self.cfg.params.keys()).filter(|n| !n.contains('.') && !n.contains(':')).cloned());
+            candidates.extend(scope.locals.iter().map(|s| s.to_string()));
+            candidates.extend(self.registry.names().map(String::from));
+        }
         self.diags.push(
             Diagnostic::new("P2003", "unknown name")
                 .help(format!(

@@ -6,6 +6,7 @@
 
 use crate::diagnostic::{suggestion, Diagnostic, Span};
 use crate::eval::functions::{self, FnHost};
+use crate::eval::limits;
 use crate::eval::types::article_of_value;
 use crate::syntax::ast::*;
 use crate::value::{Map, Value};
@@ -95,6 +96,7 @@ impl<'a> Evaluator<'a> {
             ExprKind::Float(f) => Ok(Value::Float(*f)),
             ExprKind::Template(parts) => self.template(parts),
             ExprKind::List(items) => {
+                limits::charge(items.len() as u64).map_err(|stop| limits::diagnostic(stop, Some(expr.span)))?;
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
                     out.push(self.eval(item)?);
@@ -102,11 +104,17 @@ impl<'a> Evaluator<'a> {
                 Ok(Value::List(out))
             }
             ExprKind::Object(entries) => {
+                limits::charge(entries.len() as u64).map_err(|stop| limits::diagnostic(stop, Some(expr.span)))?;
                 let mut out = Map::with_capacity_and_hasher(entries.len(), Default::default());
                 // A key built from a sensitive value makes the whole object
                 // sensitive: keys are shown wherever the object is.
                 let mut key_sensitive = false;
+                let mut key_spans: Vec<Span> = Vec::with_capacity(entries.len());
                 for (key, value) in entries {
+                    let key_span = match key {
+                        ObjectKey::Literal(_, span) => *span,
+                        ObjectKey::Expr(e) => e.span,
+                    };
                     let k = match key {
                         ObjectKey::Literal(s, _) => s.clone(),
                         ObjectKey::Expr(e) => {
@@ -130,6 +138,16 @@ impl<'a> Evaluator<'a> {
                         }
                     };
                     let v = self.eval(value)?;
+                    // Literal keys are checked by the parser (P1010); this
+                    // catches computed ones, as Terraform does.
+                    if let Some(i) = out.get_index_of(&k) {
+                        let first = key_spans.get(i).copied().unwrap_or(key_span);
+                        return Err(Diagnostic::new("P2141", "duplicate object key")
+                            .help("An object constructor may set each key once; a computed key produced the same key as another one. Remove one, or merge objects with `merge(a, b)` when a later value should win.")
+                            .label(key_span, "this key is set again here")
+                            .label(first, "first set here"));
+                    }
+                    key_spans.push(key_span);
                     out.insert(k, v);
                 }
                 Ok(Value::Map(out).mark_if(key_sensitive))
@@ -142,9 +160,10 @@ impl<'a> Evaluator<'a> {
                     Value::Unknown => return Ok(Value::Unknown.mark_if(sensitive)),
                     Value::Null => vec![],
                     Value::List(items) => items,
-                    Value::Map(m) if matches!(base.kind, ExprKind::Splat(..)) => m.into_values().collect(),
+                    Value::Map(m) if matches!(base.kind, ExprKind::Splat(..)) => sorted_entries(m).into_iter().map(|(_, v)| v).collect(),
                     other => vec![other],
                 };
+                limits::charge(items.len() as u64).map_err(|stop| limits::diagnostic(stop, Some(expr.span)))?;
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
                     let mut cur = item;
@@ -169,7 +188,7 @@ impl<'a> Evaluator<'a> {
                     (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
                     (UnaryOp::Neg, Value::Int(i)) => match i.checked_neg() {
                         Some(n) => Value::Int(n),
-                        None => Value::Float(-(i as f64)),
+                        None => return Err(overflow(expr.span)),
                     },
                     (UnaryOp::Neg, Value::Float(f)) => Value::Float(-f),
                     (op, v) => {
@@ -213,6 +232,7 @@ impl<'a> Evaluator<'a> {
                 let mut out = Vec::new();
                 let mut cond_sensitive = false;
                 for (k, v) in pairs {
+                    limits::charge(1).map_err(|stop| limits::diagnostic(stop, Some(expr.span)))?;
                     let bound = self.bind(key_var.as_ref(), value_var, k, v);
                     let result = (|| {
                         if let Some(c) = cond {
@@ -253,6 +273,7 @@ impl<'a> Evaluator<'a> {
                 // A key built from a sensitive value makes the result sensitive.
                 let mut key_sensitive = false;
                 for (k, v) in pairs {
+                    limits::charge(1).map_err(|stop| limits::diagnostic(stop, Some(expr.span)))?;
                     let bound = self.bind(key_var.as_ref(), value_var, k, v);
                     let result = (|| {
                         if let Some(c) = cond {
@@ -510,7 +531,10 @@ impl<'a> Evaluator<'a> {
                 if r.as_f64().is_none() {
                     return Err(type_error(rhs, &r, "numbers"));
                 }
-                arithmetic(op, &l, &r).map_err(|msg| err("P2027", rhs.span, "arithmetic error", msg, "Check the operands of this operation."))?
+                arithmetic(op, &l, &r).map_err(|e| match e {
+                    ArithError::Overflow => overflow(lhs.span.to(rhs.span)),
+                    ArithError::Other(msg) => err("P2027", rhs.span, "arithmetic error", msg, "Check the operands of this operation."),
+                })?
             }
         };
         Ok(out.mark_if(sensitive))
@@ -568,7 +592,10 @@ impl<'a> Evaluator<'a> {
             return Ok(Value::Unknown.mark_if(sensitive));
         }
         match functions::call(&name.name, values, self.host) {
-            Ok(v) => Ok(v.mark_if(sensitive)),
+            Ok(v) => {
+                limits::charge(1 + limits::size_of(&v)).map_err(|stop| limits::diagnostic(stop, Some(span)))?;
+                Ok(v.mark_if(sensitive))
+            }
             Err(e) => {
                 let at = e.arg.and_then(|i| args.get(i)).map(|a| a.span).unwrap_or(span);
                 if let Some(d) = e.diagnostic {
@@ -597,10 +624,36 @@ fn iter_pairs(coll: Value, span: Span) -> Result<Option<Vec<(Value, Value)>>, Di
     match coll {
         Value::Unknown => Ok(None),
         Value::List(items) => Ok(Some(items.into_iter().enumerate().map(|(i, v)| (Value::Int(i as i64), v)).collect())),
-        Value::Map(map) => Ok(Some(map.into_iter().map(|(k, v)| (Value::String(k), v)).collect())),
+        Value::Map(map) => Ok(Some(sorted_entries(map).into_iter().map(|(k, v)| (Value::String(k), v)).collect())),
         Value::Null => Ok(Some(vec![])),
         other => Err(err("P2024", span, "cannot iterate", format!("this is {}", article_of_value(&other)), "A `for` expression iterates over a list or a map.")),
     }
+}
+
+/// The entries of a map in lexical key order: every iteration over a map
+/// (`for`, splats, `keys()`, `values()`, template loops) walks it this way,
+/// as Terraform does, so `zipmap(keys(m), [for k, v in m : v])` is `m`.
+pub fn sorted_entries(map: Map) -> Vec<(String, Value)> {
+    let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
+/// Whole-number arithmetic that leaves the 64-bit range is an error, never a
+/// silent float (see docs/language.md, "Numbers").
+fn overflow(span: Span) -> Diagnostic {
+    err(
+        "P2140",
+        span,
+        "integer overflow",
+        "the result does not fit in a 64-bit integer",
+        "Whole numbers range from -9223372036854775808 to 9223372036854775807; Terraform would compute the exact value, Plinth refuses rather than lose precision. Use smaller numbers or floats (e.g. `1.0 * x`).",
+    )
+}
+
+enum ArithError {
+    Overflow,
+    Other(String),
 }
 
 pub fn key_string(v: &Value) -> Option<String> {
@@ -711,7 +764,7 @@ fn out_of_range(i: i64, len: usize, span: Span, sensitive: bool) -> Diagnostic {
     err("P2020", span, "index out of range", format!("index {i}, but the list has {len} element{}", if len == 1 { "" } else { "s" }), "Valid indexes run from 0 to length - 1.")
 }
 
-fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, String> {
+fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, ArithError> {
     if let (Value::Int(a), Value::Int(b)) = (l, r) {
         let (a, b) = (*a, *b);
         let checked = match op {
@@ -720,26 +773,27 @@ fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, String> {
             BinaryOp::Mul => a.checked_mul(b),
             BinaryOp::Div => {
                 if b == 0 {
-                    return Err("division by zero".into());
+                    return Err(ArithError::Other("division by zero".into()));
                 }
-                if a % b == 0 {
-                    a.checked_div(b)
-                } else {
-                    return Ok(Value::Float(a as f64 / b as f64));
+                // `i64::MIN / -1` (and `% -1`) overflow: checked, never a panic.
+                match a.checked_rem(b) {
+                    Some(0) => a.checked_div(b),
+                    Some(_) => return Ok(Value::Float(a as f64 / b as f64)),
+                    None => None,
                 }
             }
             BinaryOp::Mod => {
                 if b == 0 {
-                    return Err("modulo by zero".into());
+                    return Err(ArithError::Other("modulo by zero".into()));
                 }
-                a.checked_rem(b)
+                // `i64::MIN % -1` is 0 mathematically.
+                Some(a.checked_rem(b).unwrap_or(0))
             }
             _ => None,
         };
-        if let Some(v) = checked {
-            return Ok(Value::Int(v));
-        }
+        return checked.map(Value::Int).ok_or(ArithError::Overflow);
     }
+    let other = |m: &str| ArithError::Other(m.to_string());
     let a = l.as_f64().unwrap_or(0.0);
     let b = r.as_f64().unwrap_or(0.0);
     let v = match op {
@@ -748,20 +802,20 @@ fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, String> {
         BinaryOp::Mul => a * b,
         BinaryOp::Div => {
             if b == 0.0 {
-                return Err("division by zero".into());
+                return Err(other("division by zero"));
             }
             a / b
         }
         BinaryOp::Mod => {
             if b == 0.0 {
-                return Err("modulo by zero".into());
+                return Err(other("modulo by zero"));
             }
             a % b
         }
         _ => 0.0,
     };
     if !v.is_finite() {
-        return Err("the result is not a finite number".into());
+        return Err(other("the result is not a finite number"));
     }
     if v.fract() == 0.0 && v.abs() < 9.0e15 {
         Ok(Value::Int(v as i64))

@@ -890,12 +890,90 @@ fn f_trim(a: &Args) -> Result<Value, FnError> {
 }
 
 fn compile_regex(pattern: &str, arg: usize) -> Result<regex::Regex, FnError> {
-    regex::Regex::new(pattern).map_err(|e| {
+    regex::Regex::new(&re2_classes(pattern)).map_err(|e| {
         FnError::at(
             arg,
             format!("{} is not a valid regular expression: {e}", quote(pattern)),
         )
     })
+}
+
+/// Rewrites the Perl classes of a pattern to their RE2 (Terraform) meaning:
+/// `\w`, `\d`, `\s` and `\b` are ASCII-only there, while the regex crate
+/// makes them Unicode-aware (`\d` would match Arabic-Indic digits, `\w`
+/// accented letters). Literals and everything else keep full UTF-8
+/// matching. Inside a bracket class the positive classes become ranges
+/// and the negated ones POSIX classes (ASCII by definition).
+fn re2_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    // Inside `[...]`; `class_start` while `]` would still be a literal.
+    let mut in_class = false;
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(e) = chars.next() else {
+                    out.push('\\');
+                    break;
+                };
+                let replacement = match (in_class, e) {
+                    (false, 'w') => Some("[0-9A-Za-z_]"),
+                    (false, 'W') => Some("[^0-9A-Za-z_]"),
+                    (false, 'd') => Some("[0-9]"),
+                    (false, 'D') => Some("[^0-9]"),
+                    (false, 's') => Some("[\\t\\n\\f\\r ]"),
+                    (false, 'S') => Some("[^\\t\\n\\f\\r ]"),
+                    (false, 'b') => Some("(?-u:\\b)"),
+                    (false, 'B') => Some("(?-u:\\B)"),
+                    (true, 'w') => Some("0-9A-Za-z_"),
+                    (true, 'W') => Some("[:^word:]"),
+                    (true, 'd') => Some("0-9"),
+                    (true, 'D') => Some("[:^digit:]"),
+                    (true, 's') => Some("\\t\\n\\f\\r "),
+                    (true, 'S') => Some("[:^space:]"),
+                    _ => None,
+                };
+                match replacement {
+                    Some(r) => out.push_str(r),
+                    None => {
+                        out.push('\\');
+                        out.push(e);
+                    }
+                }
+                class_start = false;
+            }
+            '[' if !in_class => {
+                out.push('[');
+                in_class = true;
+                class_start = true;
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+            }
+            '[' if chars.peek() == Some(&':') => {
+                // A POSIX class `[:name:]` inside a bracket class.
+                out.push('[');
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == ']' {
+                        break;
+                    }
+                }
+                class_start = false;
+            }
+            ']' if in_class && !class_start => {
+                out.push(']');
+                in_class = false;
+            }
+            c => {
+                out.push(c);
+                class_start = false;
+            }
+        }
+    }
+    out
 }
 
 /// `replace(s, substr, replacement)`; a `substr` wrapped in slashes is a
@@ -1405,53 +1483,10 @@ fn f_yamlencode(a: &Args) -> Result<Value, FnError> {
         .map_err(|e| FnError::at(0, format!("the value cannot be encoded as YAML: {e}")))
 }
 
-fn yaml_key(key: serde_yaml::Value) -> Result<String, String> {
-    use serde_yaml::Value as Y;
-    match key {
-        Y::String(s) => Ok(s),
-        Y::Number(n) => Ok(n.to_string()),
-        Y::Bool(b) => Ok(b.to_string()),
-        Y::Null => Ok("null".to_string()),
-        Y::Tagged(t) => yaml_key(t.value),
-        Y::Sequence(_) | Y::Mapping(_) => Err(
-            "a mapping key is a list or map; only strings, numbers and bools can be keys"
-                .to_string(),
-        ),
-    }
-}
-
-fn from_yaml(v: serde_yaml::Value) -> Result<Value, String> {
-    use serde_yaml::Value as Y;
-    Ok(match v {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => Value::Int(i),
-            (None, Some(f)) if f.is_finite() => num_value(f),
-            _ => return Err(format!("the number {n} is not finite")),
-        },
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => {
-            Value::List(items.into_iter().map(from_yaml).collect::<Result<_, _>>()?)
-        }
-        Y::Mapping(mapping) => {
-            let mut out = Map::default();
-            for (k, v) in mapping {
-                out.insert(yaml_key(k)?, from_yaml(v)?);
-            }
-            Value::Map(out)
-        }
-        Y::Tagged(t) => from_yaml(t.value)?,
-    })
-}
-
+/// YAML 1.1 scalars resolved as Terraform resolves them (see `eval::yaml`).
 fn f_yamldecode(a: &Args) -> Result<Value, FnError> {
     let s = a.string(0)?;
-    let invalid = |e: String| FnError::at(0, format!("the string is not valid YAML: {e}"));
-    let mut yaml: serde_yaml::Value =
-        serde_yaml::from_str(&s).map_err(|e| invalid(e.to_string()))?;
-    yaml.apply_merge().map_err(|e| invalid(e.to_string()))?;
-    from_yaml(yaml).map_err(invalid)
+    crate::eval::yaml::decode(&s).map_err(|e| FnError::at(0, format!("the string is not valid YAML: {e}")))
 }
 
 fn f_uuidv5(a: &Args) -> Result<Value, FnError> {
@@ -3074,30 +3109,34 @@ mod tests {
             "yamldecode",
             vec![s("b: 1\na: [x, y]\n1: one\ntrue: yes\nn: ~\n")],
         );
+        // YAML 1.1 scalars as Terraform resolves them: `y`, `yes` are true
+        // and the key `n` is false (tests/it/terraform_parity.rs checks
+        // these against `terraform console`).
         assert_eq!(
             decoded,
             map(&[
                 ("b", i(1)),
-                ("a", slist(&["x", "y"])),
+                ("a", list(vec![s("x"), Value::Bool(true)])),
                 ("1", s("one")),
-                ("true", s("yes")),
-                ("n", Value::Null)
+                ("true", Value::Bool(true)),
+                ("false", Value::Null)
             ])
         );
         if let Value::Map(m) = &decoded {
-            assert_eq!(m.keys().collect::<Vec<_>>(), ["b", "a", "1", "true", "n"]);
+            assert_eq!(m.keys().collect::<Vec<_>>(), ["b", "a", "1", "true", "false"]);
         }
         assert_eq!(
             ok(
                 "yamldecode",
-                vec![s("base: &b {x: 1}\nderived:\n  <<: *b\n  y: 2\n")]
+                vec![s("base: &b {x: 1}\nderived:\n  <<: *b\n  z: 2\n")]
             ),
             map(&[
                 ("base", map(&[("x", i(1))])),
-                ("derived", map(&[("x", i(1)), ("y", i(2))]))
+                ("derived", map(&[("x", i(1)), ("z", i(2))]))
             ])
         );
-        assert_eq!(ok("yamldecode", vec![s("!custom 5")]), i(5));
+        // Terraform: `unsupported tag "!custom"`.
+        err_has("yamldecode", vec![s("!custom 5")], Some(0), "unsupported tag");
         same(&ok("yamldecode", vec![s("")]), &Value::Null);
         err_has(
             "yamldecode",

@@ -12,7 +12,9 @@ pub mod components;
 pub mod config;
 pub mod expr;
 pub mod functions;
+pub mod limits;
 pub mod types;
+pub mod yaml;
 
 pub use config::{declare, declare_with, Config, DeclId, Reference, ResourceMeta};
 pub use expr::{Evaluator, Namespace};

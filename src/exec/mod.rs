@@ -523,6 +523,8 @@ impl Interrupt {
                     tokio::spawn(async move {
                         while stream.recv().await.is_some() {
                             me.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                            // Evaluation and rendering poll this one.
+                            crate::eval::limits::interrupt();
                             me.notify.notify_one();
                         }
                     });

@@ -669,6 +669,15 @@ pub fn eval_output(cfg: &Config, name: &str, ns: &Namespace, host: &mut dyn FnHo
 /// Evaluates `count`/`for_each` and every attribute of a resource: one
 /// configuration per instance, with schema defaults filled in and values
 /// converted to the schema's types.
+/// Instances one resource may have, through `count` or `for_each` alike.
+const MAX_INSTANCES: usize = 100_000;
+
+fn too_many_instances(n: usize, span: Span) -> Diagnostic {
+    Diagnostic::new("P2041", "invalid `for_each`")
+        .help(format!("`for_each` may create at most {MAX_INSTANCES} instances (as `count` may); this one has {n} keys."))
+        .label(span, format!("{n} keys"))
+}
+
 pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Namespace, host: &mut dyn FnHost, lenient: bool) -> Result<Vec<(InstanceKey, Map)>, Diags> {
     let Some(res) = cfg.resources.get(address) else { return Ok(vec![]) };
     let schema = registry.resource_schema(&res.decl.provider.name, &res.decl.rtype.name);
@@ -681,7 +690,7 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
             Value::Unknown if lenient => vec![(InstanceKey::Int(0), None)],
             Value::Unknown => return Err(vec![unknown_repetition("count", count.span)]),
             v => match v.as_i64() {
-                Some(n) if (0..=100_000).contains(&n) => (0..n).map(|i| (InstanceKey::Int(i), None)).collect(),
+                Some(n) if (0..=MAX_INSTANCES as i64).contains(&n) => (0..n).map(|i| (InstanceKey::Int(i), None)).collect(),
                 _ => {
                     let shown = if sensitive_count { "a sensitive value".to_string() } else { v.to_string() };
                     return Err(vec![Diagnostic::new("P2041", "invalid `count`")
@@ -700,6 +709,8 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
         match v {
             Value::Unknown if lenient => vec![(InstanceKey::Str("*".into()), Some(("*".into(), Value::Unknown)))],
             Value::Unknown => return Err(vec![unknown_repetition("for_each", fe.span)]),
+            Value::Map(m) if m.len() > MAX_INSTANCES => return Err(vec![too_many_instances(m.len(), fe.span)]),
+            Value::List(items) if items.len() > MAX_INSTANCES => return Err(vec![too_many_instances(items.len(), fe.span)]),
             Value::Map(m) => {
                 m.into_iter().map(|(k, v)| (InstanceKey::Str(k.clone()), Some((k, v)))).collect()
             }

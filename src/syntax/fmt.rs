@@ -186,28 +186,9 @@ struct Token {
     blank_before: bool,
 }
 
-fn is_ident_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_'
-}
-
-fn is_ident_continue(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
-}
-
-/// The end of the identifier starting at `start`: `[A-Za-z_]` then letters,
-/// digits, `_`, and `-` when a letter, digit or `_` follows it (so `a-b` is
-/// one name but `a- b` and `a--b` subtract), as in `grammar/plinth.pest`.
-fn ident_end(b: &[u8], start: usize) -> usize {
-    let word = |c: &u8| c.is_ascii_alphanumeric() || *c == b'_';
-    let mut i = start + 1;
-    loop {
-        match b.get(i) {
-            Some(c) if word(c) => i += 1,
-            Some(b'-') if b.get(i + 1).is_some_and(word) => i += 2,
-            _ => return i,
-        }
-    }
-}
+// Names, line ends, comment ends and heredoc ends are decided by the one
+// shared scanner's rules (`syntax::lexical`).
+use super::lexical::{ident_end, is_ident_continue, is_ident_start, line_end};
 
 fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\r')
@@ -220,12 +201,6 @@ fn scan_while(b: &[u8], mut i: usize, pred: impl Fn(u8) -> bool) -> usize {
     i
 }
 
-/// The offset of the next `\n` at or after `from`, or the end of the text.
-fn line_end(b: &[u8], from: usize) -> usize {
-    b.get(from..)
-        .and_then(|rest| rest.iter().position(|&c| c == b'\n'))
-        .map_or(b.len(), |p| from + p)
-}
 
 fn lex(src: &str) -> Result<Vec<Token>, FmtError> {
     use Kind::*;
@@ -339,9 +314,7 @@ fn number_end(b: &[u8], start: usize) -> usize {
 }
 
 fn block_comment_end(b: &[u8], start: usize) -> Result<usize, FmtError> {
-    b.get(start + 2..)
-        .and_then(|rest| rest.windows(2).position(|w| w == b"*/"))
-        .map(|p| start + 2 + p + 2)
+    super::lexical::block_comment_end(b, start)
         .ok_or_else(|| {
             error(
                 "unterminated block comment: `/*` has no matching `*/`",
@@ -467,15 +440,8 @@ fn heredoc_end(b: &[u8], start: usize) -> Result<(usize, usize), FmtError> {
     let body = i;
     loop {
         let end = line_end(b, i);
-        let line = b.get(i..end).unwrap_or_default();
-        let indent = line
-            .iter()
-            .take_while(|&&c| c == b' ' || c == b'\t')
-            .count();
-        let rest = line.get(indent..).unwrap_or_default();
-        let after = rest.get(marker.len()).copied();
-        if rest.starts_with(marker) && !after.is_some_and(is_ident_continue) {
-            return Ok((body, i + indent + marker.len()));
+        if let Some(after) = super::lexical::heredoc_closing(b, i, marker) {
+            return Ok((body, after));
         }
         if end >= b.len() {
             return Err(error(

@@ -12,6 +12,7 @@
 
 pub mod ast;
 pub mod fmt;
+pub mod lexical;
 
 use crate::diagnostic::{Diagnostic, Diags, FileId, Span};
 use ast::*;
@@ -42,7 +43,69 @@ pub fn parse_file(file: FileId, text: &str) -> Result<File, Diags> {
             return parsed;
         }
     }
-    parse_items(file, text, 0).map_err(|e| vec![syntax_error(file, text, e)])?
+    parse_items(file, text, 0).map_err(|e| {
+        // Terraform written where Plinth is expected: say how Plinth writes
+        // it instead of where pest stopped.
+        let idioms = terraform_idioms(file, text);
+        if idioms.is_empty() {
+            vec![syntax_error(file, text, e)]
+        } else {
+            idioms
+        }
+    })?
+}
+
+/// `P1011` for each line that starts a Terraform block (`variable "x" {`,
+/// `resource "t" "n" {`, `locals {`, …), with the Plinth form in the help.
+fn terraform_idioms(file: FileId, text: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let Some(brace) = line.find('{') else { continue };
+        let head = &line[..brace];
+        let words: Vec<&str> = head.split_whitespace().collect();
+        let quoted = |w: &str| -> Option<String> {
+            let inner = w.strip_prefix('"')?.strip_suffix('"')?;
+            (!inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')).then(|| inner.to_string())
+        };
+        if line.starts_with(char::is_whitespace) {
+            continue;
+        }
+        let help = match words.as_slice() {
+            ["variable", n] => quoted(n).map(|n| format!("Terraform's `variable` is Plinth's `param`: write `param {n}: string` (with its type; `= default` and a `{{ description = … }}` block are optional), and refer to it as `{n}`, not `var.{n}`.")),
+            ["output", n] => quoted(n).map(|n| format!("Write `output {n} = <value>`: the value follows `=` (a `{{ sensitive = true }}` block may follow it).")),
+            ["locals"] => Some("Plinth has no `locals` block: write each local as its own declaration, `let name = value`, and refer to it as `name`: `local.y` → `y`.".to_string()),
+            ["provider", n] => quoted(n).map(|n| format!("Write `provider {n} {{`: names are not quoted in Plinth.")),
+            ["module", n] => quoted(n).map(|n| format!("Write `module {n} from \"./path\" {{ … }}`: the source follows `from` instead of a `source = …` attribute, and the name is not quoted.")),
+            ["resource", t, n] => match (quoted(t), quoted(n)) {
+                (Some(t), Some(n)) => {
+                    let plinth = match t.split_once('_') {
+                        Some((p, rest)) => format!("{p}.{rest}"),
+                        None => format!("<provider>.{t}"),
+                    };
+                    Some(format!("Write `resource {plinth} {n} {{`: the provider and the type are joined by a dot and nothing is quoted (e.g. `random_password` → `random.password`)."))
+                }
+                _ => None,
+            },
+            ["data", t, n] => match (quoted(t), quoted(n)) {
+                (Some(_), Some(n)) => Some(format!("Plinth has no data sources: read values with functions (`file`, `env`, `yamldecode`, …) in a `let {n} = …`, or manage the object with `resource <provider>.<type> {n} {{`; references drop `data.`.")),
+                _ => None,
+            },
+            ["terraform"] => Some("Plinth has no `terraform` block: providers are built in, and the state backend is configured per environment (`backend \"<kind>\" { … }` in `envs/<name>.plinth`).".to_string()),
+            _ => None,
+        };
+        if let Some(help) = help {
+            let end = start + head.trim_end().len();
+            out.push(
+                Diagnostic::new("P1011", "Terraform syntax")
+                    .help(help)
+                    .label(Span::new(file, start, end), format!("`{}` is Terraform syntax", words.first().copied().unwrap_or(""))),
+            );
+        }
+    }
+    out
 }
 
 /// Parses `text` (a run of whole declarations starting at byte `base` of the
@@ -108,81 +171,21 @@ fn parse_in_chunks(file: FileId, text: &str) -> Option<Result<File, Diags>> {
     Some(if diags.is_empty() { Ok(File { items }) } else { Err(diags) })
 }
 
-/// Byte offsets of lines that start a top-level declaration, as far as a
-/// light scan can tell (outside brackets, strings, comments and heredocs).
+/// Byte offsets of lines that start a top-level declaration: a keyword at
+/// the start of a line that [`lexical::walk`] finds outside brackets,
+/// strings, comments and heredocs.
 fn declaration_starts(text: &str) -> Vec<usize> {
     const KEYWORDS: [&str; 5] = ["param ", "let ", "provider ", "resource ", "output "];
-    let bytes = text.as_bytes();
     let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut i = 0;
-    let mut line_start = true;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if line_start && depth == 0 && KEYWORDS.iter().any(|k| bytes[i..].starts_with(k.as_bytes())) {
-            out.push(i);
+    lexical::walk(text, |event| {
+        if let lexical::Event::TopLevelLine { at } = event {
+            if KEYWORDS.iter().any(|k| text.as_bytes()[at..].starts_with(k.as_bytes())) {
+                out.push(at);
+            }
         }
-        line_start = false;
-        match b {
-            b'\n' => line_start = true,
-            b'#' => i = skip_to_eol(bytes, i),
-            b'/' if bytes.get(i + 1) == Some(&b'/') => i = skip_to_eol(bytes, i),
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = match text[i + 2..].find("*/") {
-                    Some(p) => i + 2 + p + 1,
-                    None => bytes.len(),
-                }
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    if bytes[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'<' if bytes.get(i + 1) == Some(&b'<') => {
-                let mut j = i + 2;
-                if bytes.get(j) == Some(&b'-') {
-                    j += 1;
-                }
-                let tag_start = j;
-                while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
-                    j += 1;
-                }
-                if j > tag_start {
-                    let tag = &text[tag_start..j];
-                    // Skip to the line holding only the tag.
-                    let mut k = match text[j..].find('\n') {
-                        Some(p) => j + p + 1,
-                        None => bytes.len(),
-                    };
-                    while k < bytes.len() {
-                        let end = text[k..].find('\n').map_or(bytes.len(), |p| k + p);
-                        if text[k..end].trim() == tag {
-                            break;
-                        }
-                        k = end + 1;
-                    }
-                    i = k.saturating_sub(1);
-                }
-            }
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        i += 1;
-    }
+        true
+    });
     out
-}
-
-fn skip_to_eol(bytes: &[u8], i: usize) -> usize {
-    let mut j = i;
-    while j < bytes.len() && bytes[j] != b'\n' {
-        j += 1;
-    }
-    j.saturating_sub(1).max(i)
 }
 
 /// Parses a values file: only `name = expr` assignments.
@@ -318,45 +321,25 @@ fn shift_expr(expr: &mut Expr, by: i64) {
 }
 
 /// Refuses input that would make the recursive-descent parser or the tree
-/// walkers recurse too deeply.
+/// walkers recurse too deeply. Only code brackets and interpolations count
+/// (see [`lexical`]): brackets in comments, strings and heredoc text do not.
 fn precheck(file: FileId, text: &str) -> Result<(), Diags> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            } else if b == b'$' && bytes.get(i + 1) == Some(&b'{') {
-                depth += 1;
-                in_string = false;
-                i += 1;
-            }
-        } else {
-            match b {
-                b'"' => in_string = true,
-                b'(' | b'[' | b'{' => depth += 1,
-                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
+    let mut too_deep = None;
+    lexical::walk(text, |event| match event {
+        lexical::Event::Open { at, depth } if depth > MAX_DEPTH => {
+            too_deep = Some(at);
+            false
         }
-        if depth > MAX_DEPTH {
-            return Err(vec![Diagnostic::new("P1003", "nesting too deep")
-                .help(format!(
-                    "Expressions may nest at most {MAX_DEPTH} levels of brackets, braces and parentheses; split the value into `let` declarations."
-                ))
-                .label(Span::new(file, i, (i + 1).min(text.len())), "this opening is too deep")]);
-        }
-        i += 1;
+        _ => true,
+    });
+    match too_deep {
+        Some(i) => Err(vec![Diagnostic::new("P1003", "nesting too deep")
+            .help(format!(
+                "Expressions may nest at most {MAX_DEPTH} levels of brackets, braces and parentheses; split the value into `let` declarations."
+            ))
+            .label(Span::new(file, i, (i + 1).min(text.len())), "this opening is too deep")]),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Diagnostic {
@@ -781,11 +764,25 @@ impl Builder {
                 Expr { kind: ExprKind::List(items), span }
             }
             Rule::object => {
-                let mut entries = Vec::new();
+                let mut entries: Vec<(ObjectKey, Expr)> = Vec::new();
                 for item in pair.into_inner() {
                     let mut inner = item.into_inner();
                     let (Some(key), Some(value)) = (inner.next(), inner.next()) else { continue };
                     let key = self.object_key(key);
+                    if let ObjectKey::Literal(name, again) = &key {
+                        let first = entries.iter().find_map(|(k, _)| match k {
+                            ObjectKey::Literal(n, s) if n == name => Some(*s),
+                            _ => None,
+                        });
+                        if let Some(first) = first {
+                            self.diags.push(
+                                Diagnostic::new("P1010", "duplicate object key")
+                                    .help(format!("`{name}` is set twice in this object; keep one (Terraform refuses this too). To let a later value win, use `merge(a, b)`."))
+                                    .label(*again, "set again here")
+                                    .label(first, "first set here"),
+                            );
+                        }
+                    }
                     entries.push((key, self.expr(value)));
                 }
                 Expr { kind: ExprKind::Object(entries), span }

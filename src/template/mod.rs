@@ -626,7 +626,7 @@ impl Renderer<'_, '_> {
                         }
                         Value::Null => Vec::new(),
                         Value::List(items) => items.into_iter().enumerate().map(|(i, v)| (Value::Int(i as i64), v)).collect(),
-                        Value::Map(map) => map.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+                        Value::Map(map) => crate::eval::expr::sorted_entries(map).into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
                         other => {
                             return Err(self.src.error(
                                 "P2074",
@@ -636,7 +636,16 @@ impl Renderer<'_, '_> {
                             ))
                         }
                     };
+                    // One unit per iteration and per 64 bytes it wrote.
+                    let mut written = self.out.len();
                     for (k, v) in pairs {
+                        let grown = self.out.len().saturating_sub(written) / 64;
+                        written = self.out.len();
+                        if let Err(stop) = crate::eval::limits::charge(1 + grown as u64) {
+                            let d = crate::eval::limits::diagnostic(stop, None);
+                            let help = d.help.clone();
+                            return Err(self.src.error(d.code, "template rendering stopped", collection.at, help));
+                        }
                         let mut bound = 1;
                         if let Some(key) = key {
                             self.ev.push_local(key, k);

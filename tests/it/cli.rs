@@ -694,3 +694,18 @@ fn a_refreshed_saved_plan_applies_from_any_working_directory() {
     assert_exit(&run(elsewhere.path(), &["apply", plan_file.to_str().unwrap()]), 0);
     assert_eq!(std::fs::read_to_string(p.path().join("out/f.txt")).unwrap(), "wanted");
 }
+
+#[test]
+fn terraform_syntax_is_answered_with_the_plinth_form() {
+    let p = project(&[("main.plinth", "variable \"region\" {\n  type = string\n}\nresource \"random_password\" \"db\" {\n  length = 16\n}\noutput \"o\" {\n  value = 1\n}\nlocals {\n  a = 1\n}\nmodule \"m\" {\n  source = \"./m\"\n}\n")]);
+    let out = run(p.path(), &["validate"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    for want in ["P1011", "param region: string", "resource random.password db {", "output o = <value>", "`local.y` → `y`", "module m from \"./path\""] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("P1001"), "{err}");
+    let p = project(&[("main.plinth", "param x: string = \"a\"\nlet y = 1\noutput o = \"${var.x}-${local.y}\"\n")]);
+    let err = stderr(&run(p.path(), &["validate"]));
+    assert!(err.contains("P2145") && err.contains("`var.x` → `x`") && err.contains("`local.y` → `y`"), "{err}");
+}

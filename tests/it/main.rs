@@ -24,6 +24,7 @@ mod provider_s3;
 mod secrets;
 mod state_safety;
 mod templates;
+mod terraform_parity;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -36,8 +36,26 @@ pub enum Kind {
 /// Every child: the program search path, the home directory, the user,
 /// locale and time zone, where temporary files go, proxies and CA bundles.
 const COMMON: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP", "http_proxy", "https_proxy", "no_proxy", "all_proxy", "HTTP_PROXY",
-    "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// Git: its SSH agent and SSH command, its CA settings and its own
@@ -129,7 +147,8 @@ impl std::fmt::Debug for GitAuth {
 
 /// The credential helper git runs (through `sh`, as git runs every `!`
 /// helper): it answers `get` with what the environment of that git holds.
-const HELPER: &str = "credential.helper=!f() { test \"$1\" = get || exit 0; printf 'username=%s\\npassword=%s\\n' \"$PLINTH_GIT_USERNAME\" \"$PLINTH_GIT_PASSWORD\"; }; f";
+const HELPER: &str =
+    "credential.helper=!f() { test \"$1\" = get || exit 0; printf 'username=%s\\npassword=%s\\n' \"$PLINTH_GIT_USERNAME\" \"$PLINTH_GIT_PASSWORD\"; }; f";
 
 impl GitAuth {
     /// Splits the user information out of an `http(s)://` URL: the URL git
@@ -191,8 +210,17 @@ mod tests {
     #[test]
     fn children_get_the_allow_list_and_never_plinths_secrets() {
         for kind in [Kind::ExecProvider, Kind::Git, Kind::CredentialPlugin] {
-            let names: Vec<String> = env_of(kind, &[("PLINTH_STATE_KEY".into(), "k".into()), ("MINE".into(), "1".into())]).into_iter().map(|(k, _)| k).collect();
-            for gone in ["PLINTH_STATE_KEY", "PLINTH_STATE_KEY_FILE", "PLINTH_STATE_KEY_PREVIOUS", "PLINTH_STATE", "PLINTH_VAR_token", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"] {
+            let names: Vec<String> =
+                env_of(kind, &[("PLINTH_STATE_KEY".into(), "k".into()), ("MINE".into(), "1".into())]).into_iter().map(|(k, _)| k).collect();
+            for gone in [
+                "PLINTH_STATE_KEY",
+                "PLINTH_STATE_KEY_FILE",
+                "PLINTH_STATE_KEY_PREVIOUS",
+                "PLINTH_STATE",
+                "PLINTH_VAR_token",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_ACCESS_KEY_ID",
+            ] {
                 assert!(!names.iter().any(|n| n == gone), "{kind:?} got {gone}");
             }
             for kept in ["PATH", "HOME", "LC_ALL", "MINE"] {

@@ -175,9 +175,7 @@ impl Sources {
         Some((line + 1, prefix.chars().count() + 1))
     }
     pub fn snippet(&self, span: Span) -> &str {
-        self.get(span.file)
-            .and_then(|f| f.text.get(span.start as usize..span.end as usize))
-            .unwrap_or("")
+        self.get(span.file).and_then(|f| f.text.get(span.start as usize..span.end as usize)).unwrap_or("")
     }
 }
 
@@ -316,24 +314,10 @@ impl Diagnostic {
         let related = groups
             .map(|(file, labels)| {
                 let (source, labels) = make(file, labels);
-                Rendered {
-                    code: self.code,
-                    message: "also here".into(),
-                    help: None,
-                    source,
-                    labels,
-                    related: vec![],
-                }
+                Rendered { code: self.code, message: "also here".into(), help: None, source, labels, related: vec![] }
             })
             .collect();
-        Rendered {
-            code: self.code,
-            message: self.message.clone(),
-            help: if help.is_empty() { None } else { Some(help) },
-            source,
-            labels,
-            related,
-        }
+        Rendered { code: self.code, message: self.message.clone(), help: if help.is_empty() { None } else { Some(help) }, source, labels, related }
     }
 
     /// Plain one-line text: `P2001 message (file:line:col)`; used in logs and

@@ -78,7 +78,9 @@ fn settings_of(kind: &str) -> &'static [&'static str] {
 fn settings_help(kind: &str) -> &'static str {
     match kind {
         "sqlite" => "A `sqlite` backend takes `path` (default `.plinth/state.db`, relative to the project directory).",
-        "postgres" => "A `postgres` backend takes `url = \"postgres://USER@HOST/DATABASE\"` or `url_env = \"NAME\"` (an environment variable holding that URL).",
+        "postgres" => {
+            "A `postgres` backend takes `url = \"postgres://USER@HOST/DATABASE\"` or `url_env = \"NAME\"` (an environment variable holding that URL)."
+        }
         _ => "An `s3` backend takes `bucket` (required), `prefix`, `endpoint` (an http:// or https:// URL), `region` (strings) and `path_style` (a bool).",
     }
 }
@@ -166,9 +168,7 @@ impl Backend {
     }
 
     fn invalid(&self, why: &str) -> Diagnostic {
-        Diagnostic::new("P2085", "invalid backend setting")
-            .help(format!("{why}. {}", settings_help(&self.kind)))
-            .label(self.span, "this backend")
+        Diagnostic::new("P2085", "invalid backend setting").help(format!("{why}. {}", settings_help(&self.kind))).label(self.span, "this backend")
     }
 }
 
@@ -298,10 +298,10 @@ fn walk(dir: &Path, prefix: &str, depth: usize, ancestors: &mut Vec<(u64, u64)>,
         };
         let path = entry.path();
         let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
-            diags.push(Diagnostic::new("P2087", "invalid environment file name").help(format!(
-                "{} is not valid UTF-8, so it cannot name an environment; rename it.",
-                display_path(&path)
-            )));
+            diags.push(
+                Diagnostic::new("P2087", "invalid environment file name")
+                    .help(format!("{} is not valid UTF-8, so it cannot name an environment; rename it.", display_path(&path))),
+            );
             continue;
         };
         if file_name.starts_with('.') {
@@ -485,7 +485,10 @@ pub fn load(project_dir: &Path, name: &str, sources: &mut Sources, params: &[&st
             if i > 0 {
                 diags.push(
                     Diagnostic::new("P2084", "invalid backend block")
-                        .help(format!("{} has more than one `backend` block; an environment file has at most one (a nearer file overrides a farther one as a whole).", file.shown))
+                        .help(format!(
+                            "{} has more than one `backend` block; an environment file has at most one (a nearer file overrides a farther one as a whole).",
+                            file.shown
+                        ))
                         .label(header_span(block), "second backend block")
                         .label(header_span(&file.ast.backends[0]), "first backend block"),
                 );
@@ -811,10 +814,7 @@ mod tests {
 
     #[test]
     fn a_value_for_an_undeclared_param_names_its_file_and_line() {
-        let dir = project(&[
-            ("envs/defaults.plinth", "tenant = \"t\"\n"),
-            ("envs/prod/edp.plinth", "name = \"edp\"\n\nreplcas = 3\n"),
-        ]);
+        let dir = project(&[("envs/defaults.plinth", "tenant = \"t\"\n"), ("envs/prod/edp.plinth", "name = \"edp\"\n\nreplcas = 3\n")]);
         let (diags, sources) = failure(dir.path(), "prod/edp");
         assert_eq!(diags.len(), 1, "{diags:?}");
         let d = &diags[0];
@@ -853,12 +853,7 @@ mod tests {
 
     #[test]
     fn an_unknown_environment_lists_the_environments_with_a_suggestion() {
-        let dir = project(&[
-            ("envs/defaults.plinth", ""),
-            ("envs/prod/edp.plinth", ""),
-            ("envs/prod/other.plinth", ""),
-            ("envs/dev.plinth", ""),
-        ]);
+        let dir = project(&[("envs/defaults.plinth", ""), ("envs/prod/edp.plinth", ""), ("envs/prod/other.plinth", ""), ("envs/dev.plinth", "")]);
         let (diags, _) = failure(dir.path(), "prod/edq");
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].code, "P2081");
@@ -1015,10 +1010,7 @@ mod tests {
 
     #[test]
     fn declarations_are_refused_with_a_clear_message() {
-        let dir = project(&[(
-            "envs/prod.plinth",
-            "name = \"x\"\nparam region = \"eu\"\nresource core.data d {\n  input = 1\n}\nlet x = 1\n",
-        )]);
+        let dir = project(&[("envs/prod.plinth", "name = \"x\"\nparam region = \"eu\"\nresource core.data d {\n  input = 1\n}\nlet x = 1\n")]);
         let (diags, sources) = failure(dir.path(), "prod");
         let found: Vec<(&str, &str, usize)> = diags.iter().map(|d| (d.code, sources.snippet(d.labels[0].span), place(d, &sources).1)).collect();
         assert_eq!(found, [("P2082", "param region", 2), ("P2082", "resource core.data d", 3), ("P2082", "let x", 6)]);

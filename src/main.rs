@@ -11,12 +11,8 @@ fn main() {
     }
     // Deeply nested input is refused with a diagnostic long before this stack
     // could run out; the large stack is a second line of defence.
-    let code = std::thread::Builder::new()
-        .name("plinth".into())
-        .stack_size(256 << 20)
-        .spawn(plinth::cli::main)
-        .map(|h| h.join().unwrap_or(101))
-        .unwrap_or_else(|e| {
+    let code =
+        std::thread::Builder::new().name("plinth".into()).stack_size(256 << 20).spawn(plinth::cli::main).map(|h| h.join().unwrap_or(101)).unwrap_or_else(|e| {
             eprintln!("error: cannot start: {e}");
             1
         });

@@ -4,8 +4,8 @@
 //! plan replays those answers).
 
 use crate::diagnostic::{Diagnostic, Diags, Sources, Span};
-use crate::eval::functions::FnHost;
 use crate::eval::components::{Module, ModuleLoader};
+use crate::eval::functions::FnHost;
 use crate::eval::{Evaluator, Namespace};
 use crate::plan::VarValue;
 use crate::syntax::{self, ast};
@@ -67,10 +67,8 @@ fn config_paths(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
         Diagnostic::new("P2050", "cannot read the project directory")
             .help(format!("{}: {e}. Pass the project directory as the last argument, or run Plinth inside it.", dir.display()))
     })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "plinth"))
-        .collect();
+    let mut paths: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "plinth")).collect();
     paths.sort();
     if paths.is_empty() {
         return Err(Diagnostic::new("P2050", "no configuration files").help(format!(
@@ -423,7 +421,10 @@ pub fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     file.take(MAX_FILE_BYTES + 1).read_to_end(&mut out)?;
     if out.len() as u64 > MAX_FILE_BYTES {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("the file is larger than {} MiB, the most Plinth reads", MAX_FILE_BYTES >> 20)));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the file is larger than {} MiB, the most Plinth reads", MAX_FILE_BYTES >> 20),
+        ));
     }
     Ok(out)
 }

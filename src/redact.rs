@@ -115,7 +115,10 @@ mod tests {
 
     #[test]
     fn every_url_in_a_text_is_redacted() {
-        assert_eq!(text("fatal: unable to access 'https://u:p@ss@git.example:8443/a/b/': 403"), "fatal: unable to access 'https://***@git.example:8443/a/b/': 403");
+        assert_eq!(
+            text("fatal: unable to access 'https://u:p@ss@git.example:8443/a/b/': 403"),
+            "fatal: unable to access 'https://***@git.example:8443/a/b/': 403"
+        );
         assert_eq!(text("https://host/x and ssh://git@host/y"), "https://host/x and ssh://***@host/y");
         assert_eq!(text("no url here"), "no url here");
         assert_eq!(text("a://"), "a://");

@@ -3,9 +3,9 @@
 //! aws-config: credentials come from the caller) and reducing SDK errors to
 //! text without credentials.
 
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::config::http::HttpResponse;
 use std::time::Duration;
 
 /// Where and how to reach an S3-compatible server.
@@ -24,7 +24,10 @@ pub struct Access<'a> {
 
 /// A client configuration builder for `access`; callers may add to it.
 pub fn config(access: Access<'_>) -> Builder {
-    let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder().connect_timeout(Duration::from_secs(10)).operation_attempt_timeout(access.attempt_timeout).build();
+    let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .operation_attempt_timeout(access.attempt_timeout)
+        .build();
     let mut builder = Builder::new()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(access.region.to_string()))
@@ -67,7 +70,10 @@ impl SdkFailure {
                     (None, false) => format!("HTTP {status}: {message}"),
                     (None, true) => format!("HTTP {status}"),
                 };
-                let throttled = matches!(code.as_deref(), Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestTimeout" | "InternalError" | "ServiceUnavailable"));
+                let throttled = matches!(
+                    code.as_deref(),
+                    Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestTimeout" | "InternalError" | "ServiceUnavailable")
+                );
                 let transient = throttled || status == 429 || (status >= 500 && status != 501);
                 SdkFailure { status: Some(status), code, text, transient }
             }

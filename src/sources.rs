@@ -180,8 +180,7 @@ impl Resolver {
     /// diagnostic).
     pub fn new(project_dir: &Path, mode: Mode) -> Result<Resolver, Diagnostic> {
         let root = std::path::absolute(project_dir).map(|p| normalize(&p)).map_err(|e| {
-            Diagnostic::new("P2067", "cannot read the project directory")
-                .help(format!("{}: {e}. Run Plinth in an existing directory.", project_dir.display()))
+            Diagnostic::new("P2067", "cannot read the project directory").help(format!("{}: {e}. Run Plinth in an existing directory.", project_dir.display()))
         })?;
         let canonical_root = std::fs::canonicalize(&root).ok().filter(|c| *c != root);
         let lock_path = root.join(LOCK_FILE);
@@ -189,10 +188,8 @@ impl Resolver {
             Ok(text) => Some(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
-                return Err(Diagnostic::new("P2067", "cannot read plinth.lock").help(format!(
-                    "{}: {e}. Check the file's permissions, or delete it and run `plinth init`.",
-                    lock_path.display()
-                )))
+                return Err(Diagnostic::new("P2067", "cannot read plinth.lock")
+                    .help(format!("{}: {e}. Check the file's permissions, or delete it and run `plinth init`.", lock_path.display())))
             }
         };
         let locked = match &lock_text {
@@ -207,35 +204,19 @@ impl Resolver {
             for entry in locked.values() {
                 if let Some(rest) = entry.source.strip_prefix("git+") {
                     if let Ok(src) = parse_git(rest) {
-                        pins.entry((src.shown_url, entry.constraint.clone()))
-                            .or_insert_with(|| Pin { tag: entry.tag.clone(), commit: entry.commit.clone() });
+                        pins.entry((src.shown_url, entry.constraint.clone())).or_insert_with(|| Pin { tag: entry.tag.clone(), commit: entry.commit.clone() });
                     }
                 }
             }
         }
-        Ok(Resolver {
-            root,
-            canonical_root,
-            mode,
-            lock_text,
-            locked,
-            used: BTreeMap::new(),
-            tags: HashMap::new(),
-            pins,
-            catalogue: None,
-            git_env: Vec::new(),
-        })
+        Ok(Resolver { root, canonical_root, mode, lock_text, locked, used: BTreeMap::new(), tags: HashMap::new(), pins, catalogue: None, git_env: Vec::new() })
     }
 
     /// `import catalogue from "<git url>" version "<constraint>"`: from now on
     /// `catalogue/…` sources resolve inside that repository.
     pub fn import_catalogue(&mut self, url: &str, version: Option<&str>, span: Span) -> Result<(), Diagnostic> {
         let rest = url.strip_prefix("git+").unwrap_or(url);
-        let src = parse_git(rest).map_err(|help| {
-            Diagnostic::new("P2061", "invalid catalogue source")
-                .help(help)
-                .label(span, "this catalogue source")
-        })?;
+        let src = parse_git(rest).map_err(|help| Diagnostic::new("P2061", "invalid catalogue source").help(help).label(span, "this catalogue source"))?;
         let constraint = git_constraint(&src, version, span)?;
         if let Some(existing) = &self.catalogue {
             if existing.key == src.key() && existing.constraint == constraint {
@@ -262,9 +243,7 @@ impl Resolver {
     /// returns them).
     pub fn resolve(&mut self, source: &str, version: Option<&str>, from_dir: &Path, span: Span) -> Result<PathBuf, Diagnostic> {
         if let Some(rest) = source.strip_prefix("git+") {
-            let src = parse_git(rest).map_err(|help| {
-                Diagnostic::new("P2061", "invalid module source").help(help).label(span, "this source")
-            })?;
+            let src = parse_git(rest).map_err(|help| Diagnostic::new("P2061", "invalid module source").help(help).label(span, "this source"))?;
             let constraint = git_constraint(&src, version, span)?;
             return self.pin_git(&src, &constraint, span, true);
         }
@@ -293,9 +272,7 @@ impl Resolver {
         if is_relative_source(source) {
             if version.is_some() {
                 return Err(Diagnostic::new("P2061", "version on a local source")
-                    .help(format!(
-                        "`{source}` is a directory of this project: it has no versions. Remove `version`, or use a `git+<url>//<path>` source."
-                    ))
+                    .help(format!("`{source}` is a directory of this project: it has no versions. Remove `version`, or use a `git+<url>//<path>` source."))
                     .label(span, "this source"));
             }
             let from = self.absolute_from(from_dir);
@@ -340,15 +317,13 @@ impl Resolver {
             // A project without git sources gets no lock file.
             return Ok(Some(lock));
         }
-        let mut text = serde_json::to_string_pretty(&lock).map_err(|e| {
-            Diagnostic::new("P2067", "cannot write plinth.lock").help(format!("{e}. This is a bug in Plinth; please report it."))
-        })?;
+        let mut text = serde_json::to_string_pretty(&lock)
+            .map_err(|e| Diagnostic::new("P2067", "cannot write plinth.lock").help(format!("{e}. This is a bug in Plinth; please report it.")))?;
         text.push('\n');
         if self.lock_text.as_deref() != Some(text.as_str()) {
             let path = self.root.join(LOCK_FILE);
             write_atomic(&path, text.as_bytes()).map_err(|e| {
-                Diagnostic::new("P2067", "cannot write plinth.lock")
-                    .help(format!("{}: {e}. Check the project directory's permissions.", path.display()))
+                Diagnostic::new("P2067", "cannot write plinth.lock").help(format!("{}: {e}. Check the project directory's permissions.", path.display()))
             })?;
         }
         Ok(Some(lock))
@@ -451,16 +426,14 @@ impl Resolver {
         if let Some(tags) = self.tags.get(&src.url) {
             return Ok(tags.clone());
         }
-        let out = self
-            .git(src, None, &["ls-remote".into(), "--tags".into(), src.remote.clone().into()])
-            .map_err(|err| {
-                Diagnostic::new("P2065", "cannot list the tags of a git source")
-                    .help(format!(
-                        "`git ls-remote --tags {}` failed: {err}. Check the URL, your network and your git credentials (Plinth never prompts for them).",
-                        src.shown_url
-                    ))
-                    .label(span, "this source")
-            })?;
+        let out = self.git(src, None, &["ls-remote".into(), "--tags".into(), src.remote.clone().into()]).map_err(|err| {
+            Diagnostic::new("P2065", "cannot list the tags of a git source")
+                .help(format!(
+                    "`git ls-remote --tags {}` failed: {err}. Check the URL, your network and your git credentials (Plinth never prompts for them).",
+                    src.shown_url
+                ))
+                .label(span, "this source")
+        })?;
         let tags = parse_tags(&out);
         self.tags.insert(src.url.clone(), tags.clone());
         Ok(tags)
@@ -488,10 +461,7 @@ impl Resolver {
                     format!("available tags: {}", names.join(", "))
                 };
                 Err(Diagnostic::new("P2062", "no tag matches the version constraint")
-                    .help(format!(
-                        "No tag of `{}` matches \"{constraint}\"; {available}. Change the constraint, or publish a matching tag.",
-                        src.shown_url
-                    ))
+                    .help(format!("No tag of `{}` matches \"{constraint}\"; {available}. Change the constraint, or publish a matching tag.", src.shown_url))
                     .label(span, "this source"))
             }
         }
@@ -554,8 +524,7 @@ impl Resolver {
             s.push(&work);
             s
         };
-        self.git(src, None, &["init".into(), "--quiet".into(), "--bare".into(), git_dir.clone().into()])
-            .map_err(FetchError::Git)?;
+        self.git(src, None, &["init".into(), "--quiet".into(), "--bare".into(), git_dir.clone().into()]).map_err(FetchError::Git)?;
         // The URL is given on the command line only, never stored as a
         // remote, so no credential lands in the cache.
         let shallow = self.git(
@@ -584,8 +553,7 @@ impl Resolver {
         self.git(src, None, &[git_dir_arg.clone(), "cat-file".into(), "-e".into(), format!("{commit}^{{commit}}").into()])
             .map_err(|_| FetchError::Git(format!("the repository has no commit {commit} (it may have been rewritten)")))?;
         self.git(src, Some(&work_arg), &[git_dir_arg.clone(), "read-tree".into(), commit.into()]).map_err(FetchError::Git)?;
-        self.git(src, Some(&work_arg), &[git_dir_arg, "checkout-index".into(), "--all".into(), "--force".into()])
-            .map_err(FetchError::Git)?;
+        self.git(src, Some(&work_arg), &[git_dir_arg, "checkout-index".into(), "--all".into(), "--force".into()]).map_err(FetchError::Git)?;
         Ok(())
     }
 
@@ -690,22 +658,18 @@ impl Resolver {
             Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) || abs.is_file() => {
                 return Err(Diagnostic::new("P2060", "module directory not found")
                     .help(format!(
-                        "`{source}` resolves to {}, which is not a directory. Check the path (relative sources start from the directory of the file that names them).",
-                        shown.display()
-                    ))
+                "`{source}` resolves to {}, which is not a directory. Check the path (relative sources start from the directory of the file that names them).",
+                shown.display()
+            ))
                     .label(span, format!("{} does not exist", shown.display())))
             }
             Err(e) => return Err(io_diag("cannot read a module directory", &shown, &e, span)),
         };
-        let has_plinth = entries.filter_map(|e| e.ok()).any(|e| {
-            e.path().extension().is_some_and(|x| x == "plinth") && e.file_type().is_ok_and(|t| t.is_file())
-        });
+        let has_plinth =
+            entries.filter_map(|e| e.ok()).any(|e| e.path().extension().is_some_and(|x| x == "plinth") && e.file_type().is_ok_and(|t| t.is_file()));
         if !has_plinth {
             return Err(Diagnostic::new("P2060", "module directory has no configuration files")
-                .help(format!(
-                    "`{source}` resolves to {}, which contains no `*.plinth` file. Point the source at the module's directory.",
-                    shown.display()
-                ))
+                .help(format!("`{source}` resolves to {}, which contains no `*.plinth` file. Point the source at the module's directory.", shown.display()))
                 .label(span, format!("no *.plinth files in {}", shown.display())));
         }
         Ok(())
@@ -766,9 +730,7 @@ fn is_relative_source(source: &str) -> bool {
 fn parse_git(rest: &str) -> Result<GitSource, String> {
     let shown_rest = redact_text(rest);
     let bad = |why: &str| {
-        format!(
-            "`git+{shown_rest}`: {why}. Write `git+https://host/repo.git//path`, `git+ssh://…`, `git+file:///abs/repo.git//path` or `git+/abs/repo//path`."
-        )
+        format!("`git+{shown_rest}`: {why}. Write `git+https://host/repo.git//path`, `git+ssh://…`, `git+file:///abs/repo.git//path` or `git+/abs/repo//path`.")
     };
     let (scheme, after) = if rest.starts_with("//") {
         return Err(bad("a local repository is an absolute path with a single leading `/`"));
@@ -839,9 +801,7 @@ fn normalize_subpath(path: &str) -> Result<String, String> {
         match part {
             "" | "." => {}
             ".." => return Err("the path may not contain `..`".to_string()),
-            p if p.contains('\\') || p.chars().any(char::is_control) => {
-                return Err("the path contains a backslash or a control character".to_string())
-            }
+            p if p.contains('\\') || p.chars().any(char::is_control) => return Err("the path contains a backslash or a control character".to_string()),
             p => parts.push(p),
         }
     }
@@ -910,17 +870,14 @@ fn is_commit_id(s: &str) -> bool {
 
 fn parse_lock(text: &str) -> Result<BTreeMap<String, LockEntry>, Diagnostic> {
     let invalid = |why: String| {
-        Diagnostic::new("P2066", "invalid plinth.lock").help(format!(
-            "{why}. plinth.lock is written by `plinth init`: restore it from version control, or delete it and run `plinth init`."
-        ))
+        Diagnostic::new("P2066", "invalid plinth.lock")
+            .help(format!("{why}. plinth.lock is written by `plinth init`: restore it from version control, or delete it and run `plinth init`."))
     };
     let lock: Lock = serde_json::from_str(text).map_err(|e| invalid(format!("plinth.lock is not a valid lock file: {e}")))?;
     if lock.version != LOCK_VERSION {
         return Err(if lock.version > LOCK_VERSION {
-            Diagnostic::new("P2066", "plinth.lock written by a newer Plinth").help(format!(
-                "plinth.lock has format version {}, this Plinth reads version {LOCK_VERSION}. Upgrade Plinth.",
-                lock.version
-            ))
+            Diagnostic::new("P2066", "plinth.lock written by a newer Plinth")
+                .help(format!("plinth.lock has format version {}, this Plinth reads version {LOCK_VERSION}. Upgrade Plinth.", lock.version))
         } else {
             invalid(format!("plinth.lock has unknown format version {}", lock.version))
         });
@@ -928,19 +885,11 @@ fn parse_lock(text: &str) -> Result<BTreeMap<String, LockEntry>, Diagnostic> {
     let mut out = BTreeMap::new();
     for entry in lock.sources {
         let shown = redact_text(&entry.source);
-        let src = entry
-            .source
-            .strip_prefix("git+")
-            .ok_or_else(|| format!("`{shown}` is not a git source"))
-            .and_then(parse_git)
-            .map_err(invalid)?;
+        let src = entry.source.strip_prefix("git+").ok_or_else(|| format!("`{shown}` is not a git source")).and_then(parse_git).map_err(invalid)?;
         if !is_commit_id(&entry.commit) {
             return Err(invalid(format!("the commit of `{}` is not a commit id", src.key())));
         }
-        let hash_ok = entry
-            .hash
-            .strip_prefix("sha256:")
-            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let hash_ok = entry.hash.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         if !hash_ok {
             return Err(invalid(format!("the hash of `{}` is not `sha256:<64 hex digits>`", src.key())));
         }
@@ -1169,15 +1118,9 @@ mod tests {
     #[test]
     fn constraints_pick_the_highest_matching_tag() {
         let f = fixture();
-        for (constraint, tag) in [
-            ("^1", "1.2.0"),
-            ("~1.0", "v1.0.0"),
-            ("~1.1", "v1.1.0"),
-            (">=1.1, <2", "1.2.0"),
-            ("=1.1.0", "v1.1.0"),
-            (">=1", "v2.0.0"),
-            ("~> 1.0", "1.2.0"),
-        ] {
+        for (constraint, tag) in
+            [("^1", "1.2.0"), ("~1.0", "v1.0.0"), ("~1.1", "v1.1.0"), (">=1.1, <2", "1.2.0"), ("=1.1.0", "v1.1.0"), (">=1", "v2.0.0"), ("~> 1.0", "1.2.0")]
+        {
             let mut r = f.resolver(Mode::Init { upgrade: false });
             let dir = r.resolve(&f.src("stacks/core"), Some(constraint), Path::new(""), span()).unwrap();
             assert!(dir.starts_with(CACHE_DIR), "{}", dir.display());
@@ -1321,8 +1264,7 @@ mod tests {
         let lock_path = f.project.join(LOCK_FILE);
         let good_hash = format!("sha256:{}", "a".repeat(64));
         let entry = |source: &str, commit: &str, hash: &str| {
-            serde_json::json!({"version": 1, "sources": [{"source": source, "constraint": "^1", "tag": "v1.0.0", "commit": commit, "hash": hash}]})
-                .to_string()
+            serde_json::json!({"version": 1, "sources": [{"source": source, "constraint": "^1", "tag": "v1.0.0", "commit": commit, "hash": hash}]}).to_string()
         };
         let cases = [
             "{not json".to_string(),

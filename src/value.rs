@@ -215,14 +215,10 @@ impl Value {
             Value::Null | Value::Unknown => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Int(i) => serde_json::Value::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
             Value::String(s) => serde_json::Value::String(s.clone()),
             Value::List(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
-            Value::Map(map) => serde_json::Value::Object(
-                map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
-            ),
+            Value::Map(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
             Value::Sensitive(v) => v.to_json(),
         }
     }
@@ -237,9 +233,7 @@ impl Value {
             },
             serde_json::Value::String(s) => Value::String(s.clone()),
             serde_json::Value::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
-            serde_json::Value::Object(map) => Value::Map(
-                map.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
-            ),
+            serde_json::Value::Object(map) => Value::Map(map.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()),
         }
     }
 
@@ -278,9 +272,7 @@ impl Value {
             }
             Value::Unknown => out.push_str("<unknown>"),
             Value::Sensitive(v) => v.write_canonical(out),
-            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                out.push_str(&(*f as i64).to_string())
-            }
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => out.push_str(&(*f as i64).to_string()),
             other => out.push_str(&other.to_json().to_string()),
         }
     }

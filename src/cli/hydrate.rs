@@ -39,7 +39,8 @@ fn fail(d: Diagnostic, json: bool) -> Failure {
 }
 
 fn invalid_var(arg: &str) -> Diagnostic {
-    Diagnostic::new("P2076", "invalid --var").help(format!("`--var {arg}` is not of the form `key=value`; write e.g. `--var domain=example.org` or `--var db.host=pg`."))
+    Diagnostic::new("P2076", "invalid --var")
+        .help(format!("`--var {arg}` is not of the form `key=value`; write e.g. `--var domain=example.org` or `--var db.host=pg`."))
 }
 
 /// Sets `value` at the dotted `key` (`a.b.c`), creating objects on the way.
@@ -69,7 +70,8 @@ pub fn collect_vars(values: Option<&PathBuf>, vars: &[String]) -> Result<Map, Di
         let text = std::fs::read_to_string(path)
             .map_err(|e| Diagnostic::new("P2077", "cannot read the values file").help(format!("{}: {e}. Check the path given to --values.", path.display())))?;
         let parsed: serde_json::Value = serde_yaml::from_str(&text).map_err(|e| {
-            Diagnostic::new("P2076", "invalid values file").help(format!("{} is not valid JSON or YAML: {e}. It must hold one object of variables.", path.display()))
+            Diagnostic::new("P2076", "invalid values file")
+                .help(format!("{} is not valid JSON or YAML: {e}. It must hold one object of variables.", path.display()))
         })?;
         match Value::from_json(&parsed) {
             Value::Map(m) => out = m,

@@ -667,7 +667,8 @@ fn init_cmd(dir: &Path, upgrade: bool, json: bool) -> Result<i32, Failure> {
     use eval::components::ModuleLoader as _;
     let mut project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
     let files = std::mem::take(&mut project.files);
-    let mut loader = project::Loader::new(dir, std::mem::take(&mut project.sources), crate::sources::Mode::Init { upgrade }).map_err(|d| Failure::bare(d, json))?;
+    let mut loader =
+        project::Loader::new(dir, std::mem::take(&mut project.sources), crate::sources::Mode::Init { upgrade }).map_err(|d| Failure::bare(d, json))?;
     let mut diags = Vec::new();
     for item in files.iter().flat_map(|f| f.items.iter()) {
         if let crate::syntax::ast::Item::Import(imp) = item {
@@ -738,10 +739,8 @@ fn envs_cmd(dir: &Path, json: bool) -> Result<i32, Failure> {
         rows.push((name.clone(), env.backend.as_ref().map(|b| b.kind.clone()).unwrap_or_else(|| "sqlite".into()), address, files, env.values.len()));
     }
     if json {
-        let list: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(n, k, a, f, v)| serde_json::json!({ "name": n, "backend": k, "state": redact_url(a), "files": f, "values": v }))
-            .collect();
+        let list: Vec<serde_json::Value> =
+            rows.iter().map(|(n, k, a, f, v)| serde_json::json!({ "name": n, "backend": k, "state": redact_url(a), "files": f, "values": v })).collect();
         println!("{}", serde_json::json!({ "environments": list }));
     } else if rows.is_empty() {
         println!("No environments: add envs/<name>.plinth files (see docs/language.md, Environments).");
@@ -950,7 +949,8 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
             let mut host = RunHost::new(dir);
             host.replay = true;
             host.env_lookups = pf.env_lookups.clone();
-            let vars = pf.vars.iter().map(|(k, (v, origin))| (k.clone(), VarValue { value: Value::from_json(v), origin: origin.clone(), span: None })).collect();
+            let vars =
+                pf.vars.iter().map(|(k, (v, origin))| (k.clone(), VarValue { value: Value::from_json(v), origin: origin.clone(), span: None })).collect();
             let (loaded, vars) = load_project(dir, json, Vars::Given(vars), &mut host)?;
             Prepared { loaded, vars, host }
         }
@@ -962,7 +962,9 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
     let mut snapshot = if reconciled.is_empty() { recorded } else { store.snapshot().map_err(|d| Failure::bare(d, json))? };
     let mut drifted = None;
     if common.refresh {
-        let seen = exec::refresh::read_all(&snapshot, &prepared.loaded.registry, &provider_ctx, &configs, 10).await.map_err(|d| Failure::new(&prepared.loaded.cfg.sources, d, json))?;
+        let seen = exec::refresh::read_all(&snapshot, &prepared.loaded.registry, &provider_ctx, &configs, 10)
+            .await
+            .map_err(|d| Failure::new(&prepared.loaded.cfg.sources, d, json))?;
         if common.remediate {
             drifted = Some(plan::drift::compare(&snapshot, &seen, &prepared.loaded.registry));
         }
@@ -971,7 +973,8 @@ async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut d
         store.renew_lock(std::process::id() as i64, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))?;
     }
     let loaded = &prepared.loaded;
-    let inputs = PlanInputs { env: common.state.env_name(), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &snapshot, vars: &prepared.vars };
+    let inputs =
+        PlanInputs { env: common.state.env_name(), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &snapshot, vars: &prepared.vars };
     let options = PlanOptions { destroy, only: common.only.clone(), lenient: false };
     let plan = plan::plan(&inputs, &options, &mut prepared.host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     let plan = match &drifted {
@@ -1034,7 +1037,17 @@ fn provider_context(dir: &Path) -> ProviderContext {
 
 /// Writes a plan file that `plinth apply FILE` applies exactly.
 #[allow(clippy::too_many_arguments)]
-fn save_plan(path: &Path, dir: &Path, state: &StateArg, only: &[String], refresh: bool, remediate: bool, plan: &Plan, prepared: &Prepared, json: bool) -> Result<(), Failure> {
+fn save_plan(
+    path: &Path,
+    dir: &Path,
+    state: &StateArg,
+    only: &[String],
+    refresh: bool,
+    remediate: bool,
+    plan: &Plan,
+    prepared: &Prepared,
+    json: bool,
+) -> Result<(), Failure> {
     let address = state_address(dir, state)?;
     let shown = redact_url(&address);
     let pf = PlanFile {
@@ -1082,11 +1095,14 @@ async fn apply_cmd(args: ApplyArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
     let ApplyArgs { target, common, auto_approve, parallelism } = args;
     if target.is_file() {
         let json = common.json;
-        let text = std::fs::read_to_string(&target).map_err(|e| Failure::bare(Diagnostic::new("P4009", "cannot read the plan file").help(format!("{}: {e}.", target.display())), json))?;
-        let pf: PlanFile = serde_json::from_str(&text)
-            .ok()
-            .filter(|p: &PlanFile| p.format == PLAN_FORMAT && p.version == 1)
-            .ok_or_else(|| Failure::bare(Diagnostic::new("P4009", "not a Plinth plan file").help(format!("{} was not written by `plinth plan --out`.", target.display())), json))?;
+        let text = std::fs::read_to_string(&target)
+            .map_err(|e| Failure::bare(Diagnostic::new("P4009", "cannot read the plan file").help(format!("{}: {e}.", target.display())), json))?;
+        let pf: PlanFile = serde_json::from_str(&text).ok().filter(|p: &PlanFile| p.format == PLAN_FORMAT && p.version == 1).ok_or_else(|| {
+            Failure::bare(
+                Diagnostic::new("P4009", "not a Plinth plan file").help(format!("{} was not written by `plinth plan --out`.", target.display())),
+                json,
+            )
+        })?;
         let mut common = common;
         common.only = pf.only.clone();
         common.refresh = pf.refresh;
@@ -1264,7 +1280,8 @@ async fn run_apply(
     }
     let report = result.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     if json {
-        let failures: Vec<serde_json::Value> = report.failures.iter().map(|(a, d)| serde_json::json!({ "address": a, "diagnostic": d.to_json(&loaded.cfg.sources) })).collect();
+        let failures: Vec<serde_json::Value> =
+            report.failures.iter().map(|(a, d)| serde_json::json!({ "address": a, "diagnostic": d.to_json(&loaded.cfg.sources) })).collect();
         println!(
             "{}",
             serde_json::json!({
@@ -1343,15 +1360,19 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
     let reconciled = exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::bare(d, json))?;
     let prior = if reconciled.is_empty() { recorded } else { store.snapshot().map_err(|d| Failure::bare(d, json))? };
     let loaded = &prepared.loaded;
-    let observations = exec::refresh::read_all(&prior, &loaded.registry, &provider_ctx, &configs, args.parallelism).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    let observations = exec::refresh::read_all(&prior, &loaded.registry, &provider_ctx, &configs, args.parallelism)
+        .await
+        .map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     let drift = plan::drift::compare(&prior, &observations, &loaded.registry);
-    let unmanaged = exec::refresh::unmanaged(&prior, &loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    let unmanaged =
+        exec::refresh::unmanaged(&prior, &loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     // Reading everything back may take long: keep the lease alive.
     store.renew_lock(std::process::id() as i64, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))?;
     // What it would take to bring reality back to the configuration.
     let mut refreshed = prior.clone();
     exec::refresh::apply_observations(&mut refreshed, observations.clone(), &loaded.registry);
-    let inputs = PlanInputs { env: args.state.env_name(), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &refreshed, vars: &prepared.vars };
+    let inputs =
+        PlanInputs { env: args.state.env_name(), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &refreshed, vars: &prepared.vars };
     let remediation = plan::plan(&inputs, &PlanOptions::default(), &mut prepared.host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
     let remediation = plan::drift::remediation(remediation, &drift);
     let summary = remediation.summary();
@@ -1536,7 +1557,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             let (addresses, dir) = args::split_dir(args, dir, usize::MAX);
             if addresses.is_empty() {
                 return Err(Failure::bare(
-                    Diagnostic::new("P5055", "no address to remove").help(format!("`{}` is the project directory; name the instances to forget: `plinth state rm ADDRESS... [DIR]`.", dir.display())),
+                    Diagnostic::new("P5055", "no address to remove")
+                        .help(format!("`{}` is the project directory; name the instances to forget: `plinth state rm ADDRESS... [DIR]`.", dir.display())),
                     false,
                 ));
             }
@@ -1556,7 +1578,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             guard.store.purge(true).map_err(|d| Failure::bare(d, false))?;
             if !missing.is_empty() {
                 return Err(Failure::bare(
-                    Diagnostic::new("P5004", "no such instance in the state").help(format!("{} not recorded; `plinth state list` shows what is.", missing.join(", "))),
+                    Diagnostic::new("P5004", "no such instance in the state")
+                        .help(format!("{} not recorded; `plinth state list` shows what is.", missing.join(", "))),
                     false,
                 ));
             }
@@ -1569,11 +1592,18 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             refuse_unfinished(guard.store, "move")?;
             let snap = guard.store.snapshot().map_err(|d| Failure::bare(d, false))?;
             if snap.get(&to).is_some() {
-                return Err(Failure::bare(Diagnostic::new("P5005", "destination already recorded").help(format!("`{to}` is already in the state; remove it first with `plinth state rm`.")), false));
+                return Err(Failure::bare(
+                    Diagnostic::new("P5005", "destination already recorded")
+                        .help(format!("`{to}` is already in the state; remove it first with `plinth state rm`.")),
+                    false,
+                ));
             }
             let resource = to.split('[').next().unwrap_or(&to).to_string();
             if resource.split('.').count() != 3 {
-                return Err(Failure::bare(Diagnostic::new("P5005", "invalid address").help(format!("`{to}` is not an address like `file.file.name` or `file.file.name[\"key\"]`.")), false));
+                return Err(Failure::bare(
+                    Diagnostic::new("P5005", "invalid address").help(format!("`{to}` is not an address like `file.file.name` or `file.file.name[\"key\"]`.")),
+                    false,
+                ));
             }
             let n = guard.store.move_instance(&from, &to, &resource).map_err(|d| Failure::bare(d, false))?;
             if n == 0 {
@@ -1592,7 +1622,10 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             let from_address = state_address(&dir, &state)?;
             let to_address = state_address(&dir, &StateArg { address: Some(to), env: None })?;
             if from_address == to_address {
-                return Err(Failure::bare(Diagnostic::new("P5008", "cannot migrate state onto itself").help("Give --to a different address than the current state."), false));
+                return Err(Failure::bare(
+                    Diagnostic::new("P5008", "cannot migrate state onto itself").help("Give --to a different address than the current state."),
+                    false,
+                ));
             }
             let mut source = open_store(&dir, &state, false)?;
             let source = acquire(source.as_mut(), "state migrate", Duration::ZERO, false)?;
@@ -1641,7 +1674,10 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             if json {
                 println!("{}", serde_json::to_string(&history).unwrap_or_default());
             } else {
-                println!("{:>6}  {:<20}  {:<8}  {:<11}  {:>7} {:>7} {:>7} {:>7}", "serial", "started", "command", "status", "created", "updated", "replaced", "deleted");
+                println!(
+                    "{:>6}  {:<20}  {:<8}  {:<11}  {:>7} {:>7} {:>7} {:>7}",
+                    "serial", "started", "command", "status", "created", "updated", "replaced", "deleted"
+                );
                 for h in history {
                     println!(
                         "{:>6}  {:<20}  {:<8}  {:<11}  {:>7} {:>7} {:>7} {:>7}",
@@ -1692,7 +1728,14 @@ fn refuse_unfinished(store: &mut dyn Store, verb: &str) -> Result<(), Failure> {
 
 /// Writes `snap` (instances and outputs) into `store` as one recorded run,
 /// removing what `replaced` recorded there first.
-fn write_snapshot(store: &mut dyn Store, snap: &crate::state::model::Snapshot, replaced: &crate::state::model::Snapshot, command: &str, status: &str, counts: [i64; 4]) -> Result<(), Failure> {
+fn write_snapshot(
+    store: &mut dyn Store,
+    snap: &crate::state::model::Snapshot,
+    replaced: &crate::state::model::Snapshot,
+    command: &str,
+    status: &str,
+    counts: [i64; 4],
+) -> Result<(), Failure> {
     use crate::state::Completion;
     let fail = |d| Failure::bare(d, false);
     let serial = store.begin_run(command).map_err(fail)?;
@@ -1799,11 +1842,8 @@ fn fmt_cmd(path: &Path, check: bool) -> Result<i32, Failure> {
                 unformatted.push(name);
             }
             Ok(_) => {}
-            Err(e) => diags.push(
-                Diagnostic::new("P1001", "cannot format this file")
-                    .help(e.message)
-                    .label(crate::diagnostic::Span::new(id, e.offset, e.offset), "here"),
-            ),
+            Err(e) => diags
+                .push(Diagnostic::new("P1001", "cannot format this file").help(e.message).label(crate::diagnostic::Span::new(id, e.offset, e.offset), "here")),
         }
     }
     if !diags.is_empty() {

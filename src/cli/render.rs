@@ -99,15 +99,7 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         }
     }
     let s = plan.summary();
-    let _ = writeln!(
-        out,
-        "{} {} to create, {} to update, {} to replace, {} to destroy.",
-        style.bold("Plan:"),
-        s.create,
-        s.update,
-        s.replace,
-        s.delete
-    );
+    let _ = writeln!(out, "{} {} to create, {} to update, {} to replace, {} to destroy.", style.bold("Plan:"), s.create, s.update, s.replace, s.delete);
     let mut changed_outputs: Vec<_> = plan
         .outputs
         .iter()
@@ -384,7 +376,14 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
 use crate::plan::drift::{ObjectDrift, Status};
 
 /// The drift report as text.
-pub fn drift_text(env: &str, serial: i64, drift: &[ObjectDrift], unmanaged: &[(String, String)], remediation: Option<&crate::plan::Summary>, style: Style) -> String {
+pub fn drift_text(
+    env: &str,
+    serial: i64,
+    drift: &[ObjectDrift],
+    unmanaged: &[(String, String)],
+    remediation: Option<&crate::plan::Summary>,
+    style: Style,
+) -> String {
     let mut out = String::new();
     let drifted: Vec<&ObjectDrift> = drift.iter().filter(|d| d.status != Status::InSync).collect();
     let _ = writeln!(out, "Drift in `{env}` (state serial {serial}): {} object(s) read back.\n", drift.len());
@@ -429,7 +428,13 @@ pub fn drift_text(env: &str, serial: i64, drift: &[ObjectDrift], unmanaged: &[(S
     out
 }
 
-pub fn drift_json(env: &str, serial: i64, drift: &[ObjectDrift], unmanaged: &[(String, String)], remediation: Option<&crate::plan::Summary>) -> serde_json::Value {
+pub fn drift_json(
+    env: &str,
+    serial: i64,
+    drift: &[ObjectDrift],
+    unmanaged: &[(String, String)],
+    remediation: Option<&crate::plan::Summary>,
+) -> serde_json::Value {
     let drifted: Vec<&ObjectDrift> = drift.iter().filter(|d| d.status != Status::InSync).collect();
     serde_json::json!({
         "env": env,
@@ -475,7 +480,11 @@ pub fn drift_junit(env: &str, at: &str, drift: &[ObjectDrift], unmanaged: &[(Str
                 let _ = writeln!(out, "    <testcase classname=\"{}\" name=\"{name}\"/>", xml_escape(&class));
             }
             Status::Deleted => {
-                let _ = writeln!(out, "    <testcase classname=\"{}\" name=\"{name}\">\n      <failure type=\"deleted\" message=\"deleted outside Plinth\"/>\n    </testcase>", xml_escape(&class));
+                let _ = writeln!(
+                    out,
+                    "    <testcase classname=\"{}\" name=\"{name}\">\n      <failure type=\"deleted\" message=\"deleted outside Plinth\"/>\n    </testcase>",
+                    xml_escape(&class)
+                );
             }
             Status::Changed => {
                 let detail: Vec<String> = d.attributes.iter().map(|a| format!("{}: {} -> {}", a.name, a.recorded, a.actual)).collect();
@@ -514,8 +523,20 @@ mod tests {
         let style = Style { color: false };
         let old = map(&[("a.yaml", "h1"), ("s.yaml", "h3")]);
         let new = map(&[("a.yaml", "h2"), ("s.yaml", "h4")]);
-        let a = ContentPreview { attribute: "files".into(), key: "a.yaml".into(), before: Some("x: 1\ny: 2\n".into()), after: Some("x: 1\ny: 3\n".into()), sensitive: false };
-        let s = ContentPreview { attribute: "files".into(), key: "s.yaml".into(), before: Some("pw: old-secret\n".into()), after: Some("pw: new-secret\n".into()), sensitive: true };
+        let a = ContentPreview {
+            attribute: "files".into(),
+            key: "a.yaml".into(),
+            before: Some("x: 1\ny: 2\n".into()),
+            after: Some("x: 1\ny: 3\n".into()),
+            sensitive: false,
+        };
+        let s = ContentPreview {
+            attribute: "files".into(),
+            key: "s.yaml".into(),
+            before: Some("pw: old-secret\n".into()),
+            after: Some("pw: new-secret\n".into()),
+            sensitive: true,
+        };
         let mut out = String::new();
         map_lines(&mut out, "files", &old, &new, &[&a, &s], style);
         assert!(out.contains("~ files[\"a.yaml\"]:\n") && out.contains("- y: 2") && out.contains("+ y: 3") && out.contains("  x: 1"), "{out}");

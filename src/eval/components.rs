@@ -252,7 +252,15 @@ impl Flattener<'_, '_> {
     /// Places one module instance. `call` is None for the root; `inputs`
     /// are the call's input expressions, already rewritten in the caller's
     /// scope.
-    fn module(&mut self, module: &Arc<Module>, prefix: String, call: Option<(&ComponentDecl, String)>, inputs: &HashMap<String, Expr>, extra_deps: Vec<Expr>, depth: usize) {
+    fn module(
+        &mut self,
+        module: &Arc<Module>,
+        prefix: String,
+        call: Option<(&ComponentDecl, String)>,
+        inputs: &HashMap<String, Expr>,
+        extra_deps: Vec<Expr>,
+        depth: usize,
+    ) {
         let is_root = call.is_none();
         let instance = prefix.trim_end_matches('.').to_string();
         // The scope: names, then the components it calls (their modules are
@@ -324,7 +332,10 @@ impl Flattener<'_, '_> {
             }
             let repeated = c.body.attr("for_each").is_some() || c.body.attr("count").is_some();
             let outputs = loaded.as_ref().map(|m| m.outputs()).unwrap_or_default();
-            by_kind.insert(c.name.name.clone(), CompRef { known: loaded.is_some(), repeated, outputs, keys: vec![], base: format!("{prefix}{kind}.{}", c.name.name) });
+            by_kind.insert(
+                c.name.name.clone(),
+                CompRef { known: loaded.is_some(), repeated, outputs, keys: vec![], base: format!("{prefix}{kind}.{}", c.name.name) },
+            );
             calls.push((c, loaded));
         }
 
@@ -566,7 +577,12 @@ impl Flattener<'_, '_> {
                     );
                     return;
                 }
-                self.flat.components.push(ComponentInstance { address: address.clone(), kind: kind.to_string(), source: decl.source.value.clone(), span: decl.name.span });
+                self.flat.components.push(ComponentInstance {
+                    address: address.clone(),
+                    kind: kind.to_string(),
+                    source: decl.source.value.clone(),
+                    span: decl.name.span,
+                });
                 let child_prefix = format!("{address}.");
                 self.module(&child, child_prefix.clone(), Some((&decl, address.clone())), &child_inputs, child_deps.clone(), depth + 1);
                 // The instance as a value: an object of its outputs.
@@ -591,12 +607,19 @@ impl Flattener<'_, '_> {
                 let value = if decl.body.attr("count").is_some() {
                     Expr { kind: ExprKind::List(members.iter().map(|(_, a)| var(a, span)).collect()), span }
                 } else {
-                    Expr { kind: ExprKind::Object(members.iter().map(|(k, a)| (ObjectKey::Literal(k.clone().unwrap_or_default(), span), var(a, span))).collect()), span }
+                    Expr {
+                        kind: ExprKind::Object(members.iter().map(|(k, a)| (ObjectKey::Literal(k.clone().unwrap_or_default(), span), var(a, span))).collect()),
+                        span,
+                    }
                 };
                 let name = format!("{base}:*");
                 self.flat.aggregates.insert(name.clone(), format!("{base}["));
                 self.defs.insert(name.clone(), Def::Let(value.clone()));
-                self.flat.items.push(Placed { item: Item::Let(LetDecl { name: Ident { name, span }, value, span: decl.span }), prefix: prefix.clone(), extra_deps: vec![] });
+                self.flat.items.push(Placed {
+                    item: Item::Let(LetDecl { name: Ident { name, span }, value, span: decl.span }),
+                    prefix: prefix.clone(),
+                    extra_deps: vec![],
+                });
             }
         }
     }
@@ -612,8 +635,12 @@ impl Flattener<'_, '_> {
                 Value::Unknown if self.exp.lenient => Ok(vec![(None, format!("{base}[0]"), Some(("count", index_value(Value::Int(0)))))]),
                 Value::Unknown => Err(unknown_repetition("count", count.value.span)),
                 v => match v.as_i64() {
-                    Some(n) if (0..=10_000).contains(&n) => Ok((0..n).map(|i| (None, format!("{base}[{i}]"), Some(("count", index_value(Value::Int(i)))))).collect()),
-                    _ => Err(Diagnostic::new("P2041", "invalid `count`").help("`count` of a component must be a whole number from 0 to 10000.").label(count.value.span, if sensitive_count { "this is a sensitive value".to_string() } else { format!("this is {v}") })),
+                    Some(n) if (0..=10_000).contains(&n) => {
+                        Ok((0..n).map(|i| (None, format!("{base}[{i}]"), Some(("count", index_value(Value::Int(i)))))).collect())
+                    }
+                    _ => Err(Diagnostic::new("P2041", "invalid `count`")
+                        .help("`count` of a component must be a whole number from 0 to 10000.")
+                        .label(count.value.span, if sensitive_count { "this is a sensitive value".to_string() } else { format!("this is {v}") })),
                 },
             };
         }
@@ -634,7 +661,9 @@ impl Flattener<'_, '_> {
                         match item {
                             Value::String(s) if !out.iter().any(|(k, _)| *k == s) => out.push((s.clone(), Value::String(s))),
                             Value::String(_) => {}
-                            Value::Unknown if self.exp.lenient => return Ok(vec![(Some("*".into()), format!("{base}[\"*\"]"), Some(("each", each_value("*", Value::Unknown))))]),
+                            Value::Unknown if self.exp.lenient => {
+                                return Ok(vec![(Some("*".into()), format!("{base}[\"*\"]"), Some(("each", each_value("*", Value::Unknown))))])
+                            }
                             Value::Unknown => return Err(unknown_repetition("for_each", fe.value.span)),
                             other => {
                                 return Err(Diagnostic::new("P2041", "invalid `for_each`")
@@ -710,7 +739,9 @@ impl Flattener<'_, '_> {
 
 fn unknown_repetition(what: &str, span: Span) -> Diagnostic {
     Diagnostic::new("P2092", format!("`{what}` of a component is not known when planning"))
-        .help(format!("The instances of a component must be known to plan: build `{what}` from params and lets, not from resource attributes or component outputs."))
+        .help(format!(
+            "The instances of a component must be known to plan: build `{what}` from params and lets, not from resource attributes or component outputs."
+        ))
         .label(span, "not known before apply")
 }
 
@@ -893,7 +924,8 @@ impl<'s, 'd> Rewriter<'s, 'd> {
                     if let Some(first) = args.first_mut() {
                         let span = first.span;
                         let inner = std::mem::replace(first, Expr { kind: ExprKind::Null, span });
-                        *first = Expr { kind: ExprKind::Call(Ident { name: "__in_module".into(), span }, vec![string_lit(&self.scope.dir, span), inner]), span };
+                        *first =
+                            Expr { kind: ExprKind::Call(Ident { name: "__in_module".into(), span }, vec![string_lit(&self.scope.dir, span), inner]), span };
                     }
                 }
                 args.iter_mut().for_each(|x| self.expr(x));
@@ -977,7 +1009,15 @@ impl<'s, 'd> Rewriter<'s, 'd> {
         }
     }
 
-    fn classify(&mut self, name: &str, span: Span, nsteps: usize, s0: Option<(String, Span)>, s1: Option<(String, Span)>, keyed: Option<(String, (String, Span))>) -> Action {
+    fn classify(
+        &mut self,
+        name: &str,
+        span: Span,
+        nsteps: usize,
+        s0: Option<(String, Span)>,
+        s1: Option<(String, Span)>,
+        keyed: Option<(String, (String, Span))>,
+    ) -> Action {
         if self.locals.iter().any(|l| l == name) {
             return Action::Keep;
         }
@@ -1004,7 +1044,11 @@ impl<'s, 'd> Rewriter<'s, 'd> {
             let Some(comp) = by_name.get(&cname) else {
                 self.sink.diags.push(
                     Diagnostic::new("P2093", "reference to an undeclared component")
-                        .help(format!("No `{name} {cname} from …` is declared in this module; the `{name}` components here are {}.{}", list(by_name.keys()), suggestion(&cname, by_name.keys().map(String::as_str))))
+                        .help(format!(
+                            "No `{name} {cname} from …` is declared in this module; the `{name}` components here are {}.{}",
+                            list(by_name.keys()),
+                            suggestion(&cname, by_name.keys().map(String::as_str))
+                        ))
                         .label(span.to(cspan), "not declared"),
                 );
                 return Action::Rename(format!("{name}:unresolved"));

@@ -1,10 +1,10 @@
 //! Declarations of a project, static checks and references.
 
 use crate::diagnostic::{suggestion, Diagnostic, Diags, Sources, Span};
+use crate::eval::components::{self, ComponentInstance, Expansion, ModuleInput};
 use crate::eval::functions;
 use crate::providers::{Registry, ResourceSchema};
 use crate::syntax::ast::*;
-use crate::eval::components::{self, ComponentInstance, Expansion, ModuleInput};
 use crate::value::FxIndexMap as IndexMap;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
@@ -182,7 +182,8 @@ pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, exp
                         if !prefix.is_empty() {
                             cfg.ns_roots.insert(ns_root.clone(), (prefix.clone(), r.provider.name.clone()));
                         }
-                        cfg.resources.insert(address.clone(), Resource { decl: r, address, meta: ResourceMeta::default(), ns_root, extra_deps: placed.extra_deps });
+                        cfg.resources
+                            .insert(address.clone(), Resource { decl: r, address, meta: ResourceMeta::default(), ns_root, extra_deps: placed.extra_deps });
                     }
                 }
                 Item::Output(o) => {
@@ -430,20 +431,10 @@ impl<'c> Checker<'c> {
                                 refs.push(Reference { target: DeclId::Provider(key.clone()), span: a.value.span });
                                 meta.provider_config = Some(key);
                             } else {
-                                let aliases: Vec<&str> = self
-                                    .cfg
-                                    .providers
-                                    .keys()
-                                    .filter_map(|k| k.strip_prefix(&format!("{}.", root.name)))
-                                    .collect();
+                                let aliases: Vec<&str> = self.cfg.providers.keys().filter_map(|k| k.strip_prefix(&format!("{}.", root.name))).collect();
                                 self.diags.push(
                                     Diagnostic::new("P2015", "unknown provider configuration")
-                                        .help(format!(
-                                            "Declare it with `provider {} {} {{ … }}`.{}",
-                                            root.name,
-                                            alias.name,
-                                            suggestion(&alias.name, aliases)
-                                        ))
+                                        .help(format!("Declare it with `provider {} {} {{ … }}`.{}", root.name, alias.name, suggestion(&alias.name, aliases)))
                                         .label(a.value.span, "no such provider configuration"),
                                 );
                             }
@@ -451,7 +442,10 @@ impl<'c> Checker<'c> {
                     }
                     _ => self.diags.push(
                         Diagnostic::new("P2015", "invalid provider reference")
-                            .help(format!("Write `provider = {}.<alias>`, naming a `provider {} <alias> {{ … }}` block.", decl.provider.name, decl.provider.name))
+                            .help(format!(
+                                "Write `provider = {}.<alias>`, naming a `provider {} <alias> {{ … }}` block.",
+                                decl.provider.name, decl.provider.name
+                            ))
                             .label(a.value.span, "expected `<provider>.<alias>`"),
                     ),
                 },
@@ -577,7 +571,12 @@ impl<'c> Checker<'c> {
     fn component_resources(&self, target: &Reference) -> Vec<Reference> {
         let DeclId::Let(name) = &target.target else { return vec![] };
         let Some(prefix) = self.cfg.aggregates.get(name) else { return vec![] };
-        self.cfg.resources.keys().filter(|a| a.starts_with(prefix.as_str())).map(|a| Reference { target: DeclId::Resource(a.clone()), span: target.span }).collect()
+        self.cfg
+            .resources
+            .keys()
+            .filter(|a| a.starts_with(prefix.as_str()))
+            .map(|a| Reference { target: DeclId::Resource(a.clone()), span: target.span })
+            .collect()
     }
 
     /// Collects references of an expression and reports undeclared names.
@@ -694,9 +693,15 @@ impl<'c> Checker<'c> {
         }
         if matches!(name, "each" | "count") {
             let (what, help) = if name == "each" {
-                ("`each` is only defined in a resource with `for_each`", "`each.key` and `each.value` exist only inside a resource that sets `for_each`; set it there, or refer to a value that exists here.")
+                (
+                    "`each` is only defined in a resource with `for_each`",
+                    "`each.key` and `each.value` exist only inside a resource that sets `for_each`; set it there, or refer to a value that exists here.",
+                )
             } else {
-                ("`count` is only defined in a resource with `count`", "`count.index` exists only inside a resource that sets `count`; set it there, or refer to a value that exists here.")
+                (
+                    "`count` is only defined in a resource with `count`",
+                    "`count.index` exists only inside a resource that sets `count`; set it there, or refer to a value that exists here.",
+                )
             };
             self.diags.push(Diagnostic::new("P2007", "meta value out of context").help(help).label(root.span, what));
             return;
@@ -707,14 +712,21 @@ impl<'c> Checker<'c> {
             let (Some(TraversalStep::Attr(rtype)), Some(TraversalStep::Attr(rname))) = (steps.first(), steps.get(1)) else {
                 self.diags.push(
                     Diagnostic::new("P2003", "incomplete resource reference")
-                        .help(format!("Reference a resource as `{name}.<type>.<name>`, e.g. `{name}.{}.<name>.<attribute>`.", factory.schema().resources.keys().next().copied().unwrap_or("type")))
+                        .help(format!(
+                            "Reference a resource as `{name}.<type>.<name>`, e.g. `{name}.{}.<name>.<attribute>`.",
+                            factory.schema().resources.keys().next().copied().unwrap_or("type")
+                        ))
                         .label(span, "incomplete reference"),
                 );
                 return;
             };
             let address = format!("{prefix}{name}.{}.{}", rtype.name, rname.name);
             let Some(resource) = self.cfg.resources.get(&address) else {
-                let hint = if crate::diagnostic::suggestions_exhausted() { String::new() } else { suggestion(&address, self.cfg.resources.keys().map(String::as_str)) };
+                let hint = if crate::diagnostic::suggestions_exhausted() {
+                    String::new()
+                } else {
+                    suggestion(&address, self.cfg.resources.keys().map(String::as_str))
+                };
                 self.diags.push(
                     Diagnostic::new("P2003", "reference to an undeclared resource")
                         .help(format!("No resource `{address}` is declared in this project.{hint}"))
@@ -726,9 +738,7 @@ impl<'c> Checker<'c> {
             // optional instance index).
             let mut rest = steps[2..].iter();
             let mut next = rest.next();
-            if (resource.decl.body.attr("count").is_some() || resource.decl.body.attr("for_each").is_some())
-                && matches!(next, Some(TraversalStep::Index(_)))
-            {
+            if (resource.decl.body.attr("count").is_some() || resource.decl.body.attr("for_each").is_some()) && matches!(next, Some(TraversalStep::Index(_))) {
                 next = rest.next();
             }
             if let (Some(TraversalStep::Attr(attr)), Some(schema)) = (next, self.cfg.resource_schema(self.registry, &address)) {
@@ -736,7 +746,13 @@ impl<'c> Checker<'c> {
                     let names: Vec<&str> = schema.attributes.keys().copied().collect();
                     self.diags.push(
                         Diagnostic::new("P2006", "unsupported attribute")
-                            .help(format!("`{}.{}` has the attributes {}.{}", name, rtype.name, list_names(&names), suggestion(&attr.name, names.iter().copied())))
+                            .help(format!(
+                                "`{}.{}` has the attributes {}.{}",
+                                name,
+                                rtype.name,
+                                list_names(&names),
+                                suggestion(&attr.name, names.iter().copied())
+                            ))
                             .label(attr.span, format!("no attribute `{}`", attr.name)),
                     );
                 }

@@ -243,7 +243,13 @@ impl<'a> Evaluator<'a> {
                                 Value::Bool(false) => return Ok(None),
                                 Value::Unknown => return Ok(Some(Value::Unknown)),
                                 other => {
-                                    return Err(err("P2024", c.span, "condition is not a bool", format!("this is {}", article_of_value(&other)), "An `if` clause must be true or false."))
+                                    return Err(err(
+                                        "P2024",
+                                        c.span,
+                                        "condition is not a bool",
+                                        format!("this is {}", article_of_value(&other)),
+                                        "An `if` clause must be true or false.",
+                                    ))
                                 }
                             }
                         }
@@ -284,7 +290,13 @@ impl<'a> Evaluator<'a> {
                                 Value::Bool(false) => return Ok(None),
                                 Value::Unknown => return Ok(Some((Value::Unknown, Value::Unknown))),
                                 other => {
-                                    return Err(err("P2024", c.span, "condition is not a bool", format!("this is {}", article_of_value(&other)), "An `if` clause must be true or false."))
+                                    return Err(err(
+                                        "P2024",
+                                        c.span,
+                                        "condition is not a bool",
+                                        format!("this is {}", article_of_value(&other)),
+                                        "An `if` clause must be true or false.",
+                                    ))
                                 }
                             }
                         }
@@ -303,14 +315,24 @@ impl<'a> Evaluator<'a> {
                             continue;
                         }
                         let Some(ks) = key_string(&kv) else {
-                            return Err(err("P2023", key.span, "invalid object key", format!("this is {}", article_of_value(&kv)), "Keys of a `{for …}` result must be strings."));
+                            return Err(err(
+                                "P2023",
+                                key.span,
+                                "invalid object key",
+                                format!("this is {}", article_of_value(&kv)),
+                                "Keys of a `{for …}` result must be strings.",
+                            ));
                         };
                         if out.contains_key(&ks) {
                             return Err(err(
                                 "P2025",
                                 key.span,
                                 "duplicate key in for expression",
-                                if key_sensitive { "a key built from a sensitive value is produced twice".to_string() } else { format!("`{ks}` is produced twice") },
+                                if key_sensitive {
+                                    "a key built from a sensitive value is produced twice".to_string()
+                                } else {
+                                    format!("`{ks}` is produced twice")
+                                },
                                 "Each key of a `{for …}` result must be unique; filter with `if` or make the key expression unique.",
                             ));
                         }
@@ -441,7 +463,13 @@ impl<'a> Evaluator<'a> {
                         (_, Value::Unknown) => return Ok(Value::Unknown.mark_if(sensitive)),
                         (Value::List(items), k) => {
                             let Some(i) = k.as_i64() else {
-                                return Err(err("P2020", span, "invalid index", format!("this is {}", article_of_value(&k)), "Lists are indexed by whole numbers from 0."));
+                                return Err(err(
+                                    "P2020",
+                                    span,
+                                    "invalid index",
+                                    format!("this is {}", article_of_value(&k)),
+                                    "Lists are indexed by whole numbers from 0.",
+                                ));
                             };
                             match usize::try_from(i).ok().and_then(|u| items.get(u)) {
                                 Some(v) => v,
@@ -450,7 +478,13 @@ impl<'a> Evaluator<'a> {
                         }
                         (Value::Map(map), k) => {
                             let Some(ks) = key_string(&k) else {
-                                return Err(err("P2020", span, "invalid key", format!("this is {}", article_of_value(&k)), "Objects and maps are indexed by strings."));
+                                return Err(err(
+                                    "P2020",
+                                    span,
+                                    "invalid key",
+                                    format!("this is {}", article_of_value(&k)),
+                                    "Objects and maps are indexed by strings.",
+                                ));
                             };
                             match map.get(&ks) {
                                 Some(v) => v,
@@ -467,7 +501,13 @@ impl<'a> Evaluator<'a> {
                             }
                         }
                         (other, _) => {
-                            return Err(err("P2020", span, "value cannot be indexed", format!("this is {}", article_of_value(other)), "Only lists and maps can be indexed with `[…]`."))
+                            return Err(err(
+                                "P2020",
+                                span,
+                                "value cannot be indexed",
+                                format!("this is {}", article_of_value(other)),
+                                "Only lists and maps can be indexed with `[…]`.",
+                            ))
                         }
                     }
                 }
@@ -505,7 +545,11 @@ impl<'a> Evaluator<'a> {
                 which.span,
                 "wrong operand type",
                 format!("this is {}", article_of_value(v)),
-                format!("`{}` needs {want}.{}", op.symbol(), if op == BinaryOp::Add && matches!(v, Value::String(_)) { " Join strings with interpolation: \"${a}${b}\"." } else { "" }),
+                format!(
+                    "`{}` needs {want}.{}",
+                    op.symbol(),
+                    if op == BinaryOp::Add && matches!(v, Value::String(_)) { " Join strings with interpolation: \"${a}${b}\"." } else { "" }
+                ),
             )
         };
         let out = match op {
@@ -606,7 +650,13 @@ impl<'a> Evaluator<'a> {
                 }
                 // Never echo a sensitive argument's content in a message.
                 let message = if sensitive { "the function rejected a sensitive argument".to_string() } else { e.message };
-                Err(err("P2022", at, format!("call to `{}` failed", name.name), message, format!("Check the arguments of `{}` (docs/language.md lists each function).", name.name)))
+                Err(err(
+                    "P2022",
+                    at,
+                    format!("call to `{}` failed", name.name),
+                    message,
+                    format!("Check the arguments of `{}` (docs/language.md lists each function).", name.name),
+                ))
             }
         }
     }
@@ -626,7 +676,9 @@ fn iter_pairs(coll: Value, span: Span) -> Result<Option<Vec<(Value, Value)>>, Di
         Value::List(items) => Ok(Some(items.into_iter().enumerate().map(|(i, v)| (Value::Int(i as i64), v)).collect())),
         Value::Map(map) => Ok(Some(sorted_entries(map).into_iter().map(|(k, v)| (Value::String(k), v)).collect())),
         Value::Null => Ok(Some(vec![])),
-        other => Err(err("P2024", span, "cannot iterate", format!("this is {}", article_of_value(&other)), "A `for` expression iterates over a list or a map.")),
+        other => {
+            Err(err("P2024", span, "cannot iterate", format!("this is {}", article_of_value(&other)), "A `for` expression iterates over a list or a map."))
+        }
     }
 }
 
@@ -704,7 +756,13 @@ fn index(v: Value, key: Value, span: Span) -> R {
                 None => Err(err("P2020", span, "key not found", format!("no key {ks:?}"), format!("The keys are: {}.", preview_keys(&map)))),
             }
         }
-        (other, _) => Err(err("P2020", span, "value cannot be indexed", format!("this is {}", article_of_value(&other)), "Only lists and maps can be indexed with `[…]`.")),
+        (other, _) => Err(err(
+            "P2020",
+            span,
+            "value cannot be indexed",
+            format!("this is {}", article_of_value(&other)),
+            "Only lists and maps can be indexed with `[…]`.",
+        )),
     }
 }
 
@@ -733,7 +791,13 @@ fn key_not_found_sensitive(span: Span) -> Diagnostic {
 
 fn missing_attr(map: &Map, name: &Ident, sensitive: bool) -> Diagnostic {
     if sensitive {
-        return err("P2006", name.span, "unsupported attribute", format!("no attribute `{}`", name.name), "This object is sensitive, so its attributes are not listed.");
+        return err(
+            "P2006",
+            name.span,
+            "unsupported attribute",
+            format!("no attribute `{}`", name.name),
+            "This object is sensitive, so its attributes are not listed.",
+        );
     }
     err(
         "P2006",
@@ -742,7 +806,11 @@ fn missing_attr(map: &Map, name: &Ident, sensitive: bool) -> Diagnostic {
         format!("no attribute `{}`", name.name),
         format!(
             "This object has {}.{}",
-            if map.is_empty() { "no attributes".to_string() } else { format!("the attributes {}", map.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")) },
+            if map.is_empty() {
+                "no attributes".to_string()
+            } else {
+                format!("the attributes {}", map.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+            },
             suggestion(&name.name, map.keys().map(String::as_str))
         ),
     )
@@ -759,9 +827,21 @@ fn no_attrs(v: &Value, name: &Ident) -> Diagnostic {
 
 fn out_of_range(i: i64, len: usize, span: Span, sensitive: bool) -> Diagnostic {
     if sensitive {
-        return err("P2020", span, "index out of range", "the index, or the list, is sensitive", "The index is outside the list; neither is shown because they are built from sensitive values.");
+        return err(
+            "P2020",
+            span,
+            "index out of range",
+            "the index, or the list, is sensitive",
+            "The index is outside the list; neither is shown because they are built from sensitive values.",
+        );
     }
-    err("P2020", span, "index out of range", format!("index {i}, but the list has {len} element{}", if len == 1 { "" } else { "s" }), "Valid indexes run from 0 to length - 1.")
+    err(
+        "P2020",
+        span,
+        "index out of range",
+        format!("index {i}, but the list has {len} element{}", if len == 1 { "" } else { "s" }),
+        "Valid indexes run from 0 to length - 1.",
+    )
 }
 
 fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, ArithError> {

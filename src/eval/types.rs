@@ -20,9 +20,7 @@ fn describe(path: &[String]) -> String {
 }
 
 fn convert_at(value: Value, ty: &Type, path: &mut Vec<String>) -> Result<Value, String> {
-    let mismatch = |v: &Value, path: &Vec<String>| {
-        Err(format!("{}expected {}, found {}", describe(path), article(ty), article_of_value(v)))
-    };
+    let mismatch = |v: &Value, path: &Vec<String>| Err(format!("{}expected {}, found {}", describe(path), article(ty), article_of_value(v)));
     match value {
         Value::Unknown | Value::Null => return Ok(value),
         // The error of a sensitive value never shows any part of it.

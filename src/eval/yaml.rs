@@ -263,10 +263,12 @@ fn number(text: &str) -> Option<Result<Value, String>> {
     let b = text.as_bytes();
     let digits = |s: &[u8], ok: fn(&u8) -> bool| !s.is_empty() && s.iter().all(ok);
     if let Some(hex) = text.strip_prefix("0x") {
-        return digits(hex.as_bytes(), u8::is_ascii_hexdigit).then(|| i64::from_str_radix(hex, 16).map(Value::Int).map_err(|_| format!("the number {text} does not fit in 64 bits")));
+        return digits(hex.as_bytes(), u8::is_ascii_hexdigit)
+            .then(|| i64::from_str_radix(hex, 16).map(Value::Int).map_err(|_| format!("the number {text} does not fit in 64 bits")));
     }
     if let Some(oct) = text.strip_prefix("0o") {
-        return digits(oct.as_bytes(), |c| (b'0'..=b'7').contains(c)).then(|| i64::from_str_radix(oct, 8).map(Value::Int).map_err(|_| format!("the number {text} does not fit in 64 bits")));
+        return digits(oct.as_bytes(), |c| (b'0'..=b'7').contains(c))
+            .then(|| i64::from_str_radix(oct, 8).map(Value::Int).map_err(|_| format!("the number {text} does not fit in 64 bits")));
     }
     let unsigned = b.strip_prefix(b"+").or_else(|| b.strip_prefix(b"-")).unwrap_or(b);
     if digits(unsigned, u8::is_ascii_digit) {

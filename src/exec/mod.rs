@@ -176,7 +176,13 @@ enum Answer {
 
 /// Applies a plan. Diagnostics are returned only for errors that stop the
 /// whole run (state store failures); per-resource failures are in the report.
-pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, host: &mut dyn FnHost, on_event: &mut dyn FnMut(Event)) -> Result<ApplyReport, Diags> {
+pub async fn apply(
+    ctx: &ApplyContext<'_>,
+    plan: &Plan,
+    store: &mut dyn Store,
+    host: &mut dyn FnHost,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<ApplyReport, Diags> {
     let cfg = ctx.cfg;
     let mut report = ApplyReport::default();
     let serial = store.begin_run(ctx.command).map_err(|d| vec![d])?;
@@ -185,7 +191,8 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
     let prior = store.snapshot().map_err(|d| vec![d])?;
 
     // ---- tasks: one per declaration (unless destroying), one per delete.
-    let by_address: HashMap<&str, usize> = plan.changes.iter().enumerate().filter(|(_, c)| c.action != Action::Delete).map(|(i, c)| (c.address.as_str(), i)).collect();
+    let by_address: HashMap<&str, usize> =
+        plan.changes.iter().enumerate().filter(|(_, c)| c.action != Action::Delete).map(|(i, c)| (c.address.as_str(), i)).collect();
     let planned_resources: HashSet<&str> = plan.resources.iter().map(String::as_str).chain(plan.changes.iter().map(|c| c.resource.as_str())).collect();
     let mut changes_by_resource: HashMap<&str, Vec<usize>> = HashMap::default();
     for (i, c) in plan.changes.iter().enumerate() {
@@ -195,7 +202,8 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
     }
     let mut tasks: Vec<Task> = Vec::new();
     let mut node_task: HashMap<NodeIndex, usize> = HashMap::default();
-    let new_task = |kind| Task { kind, deps: vec![], dependents: vec![], pending_deps: 0, open_ops: 0, failed: false, done: false, values: vec![], values_for: None };
+    let new_task =
+        |kind| Task { kind, deps: vec![], dependents: vec![], pending_deps: 0, open_ops: 0, failed: false, done: false, values: vec![], values_for: None };
     if !plan.destroy {
         for &n in &ctx.graph.order {
             // Outputs are planned only when the whole configuration is.
@@ -259,7 +267,9 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
         }
         for rec in prior.instances.values() {
             if rec.deps.iter().any(|d| d == resource) {
-                if let Some(&u) = cfg.resources.get(&rec.resource).and_then(|_| ctx.graph.node(&DeclId::Resource(rec.resource.clone()))).and_then(|n| node_task.get(&n)) {
+                if let Some(&u) =
+                    cfg.resources.get(&rec.resource).and_then(|_| ctx.graph.node(&DeclId::Resource(rec.resource.clone()))).and_then(|n| node_task.get(&n))
+                {
                     deps.push(u);
                 }
             }
@@ -469,7 +479,8 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
 
     // Outputs: record what could be evaluated, keep the rest as recorded.
     if !plan.destroy {
-        let mut recorded: IndexMap<String, (serde_json::Value, bool)> = prior.outputs.iter().map(|(k, o)| (k.clone(), (o.value.clone(), o.sensitive))).collect();
+        let mut recorded: IndexMap<String, (serde_json::Value, bool)> =
+            prior.outputs.iter().map(|(k, o)| (k.clone(), (o.value.clone(), o.sensitive))).collect();
         recorded.retain(|k, _| cfg.outputs.contains_key(k));
         for (name, value, sensitive) in &report.outputs {
             recorded.insert(name.clone(), (value.to_json(), *sensitive));
@@ -486,9 +497,7 @@ pub async fn apply(ctx: &ApplyContext<'_>, plan: &Plan, store: &mut dyn Store, h
     } else {
         "failed"
     };
-    store
-        .finish_run(serial, status, [report.created as i64, report.updated as i64, report.replaced as i64, report.deleted as i64])
-        .map_err(|d| vec![d])?;
+    store.finish_run(serial, status, [report.created as i64, report.updated as i64, report.replaced as i64, report.deleted as i64]).map_err(|d| vec![d])?;
     // What was deleted or replaced may have held secrets: no copy stays.
     if report.deleted + report.replaced > 0 {
         store.purge(false).map_err(|d| vec![d])?;
@@ -608,7 +617,8 @@ fn finish_task(cfg: &Config, t: usize, tasks: &mut [Task], ns: &mut Namespace, r
 /// value, as planned (providers mark derived secrets, e.g. a hash of secret
 /// content), and as recorded before.
 fn sensitive_names(ctx: &ApplyContext<'_>, change: &plan::Change, config: &Map, attrs: &Map, prior: &[String]) -> Vec<String> {
-    let mut names: std::collections::BTreeSet<String> = plan::sensitive_attrs(ctx.registry, &change.provider_name, &change.rtype, attrs, prior).into_iter().collect();
+    let mut names: std::collections::BTreeSet<String> =
+        plan::sensitive_attrs(ctx.registry, &change.provider_name, &change.rtype, attrs, prior).into_iter().collect();
     names.extend(config.iter().filter(|(_, v)| v.is_sensitive_deep()).map(|(k, _)| k.clone()));
     if let Some(after) = &change.after {
         names.extend(after.iter().filter(|(_, v)| v.is_sensitive_deep()).map(|(k, _)| k.clone()));
@@ -789,7 +799,11 @@ fn dispatch(
             Step::Create => ("create", op.config.clone(), String::new()),
             Step::Update => ("update", op.config.clone(), String::new()),
             Step::Delete => {
-                let deposed = if change.action == Action::Replace && change.create_before_destroy { op.deposed_token.clone().unwrap_or_default() } else { change.deposed.clone() };
+                let deposed = if change.action == Action::Replace && change.create_before_destroy {
+                    op.deposed_token.clone().unwrap_or_default()
+                } else {
+                    change.deposed.clone()
+                };
                 ("delete", prior_rec.map(|r| r.inputs.clone()).unwrap_or_default(), deposed)
             }
         };

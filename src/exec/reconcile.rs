@@ -33,7 +33,12 @@ impl Reconciled {
     }
 }
 
-pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx: &ProviderContext, configs: &super::refresh::Configs) -> Result<Reconciled, Diagnostic> {
+pub async fn reconcile(
+    store: &mut dyn Store,
+    registry: &Registry,
+    provider_ctx: &ProviderContext,
+    configs: &super::refresh::Configs,
+) -> Result<Reconciled, Diagnostic> {
     let intents = store.unfinished_intents()?;
     let mut out = Reconciled::default();
     if intents.is_empty() {
@@ -115,7 +120,13 @@ pub async fn reconcile(store: &mut dyn Store, registry: &Registry, provider_ctx:
 /// it as a completed update. Otherwise it did not (or not entirely): keep the attributes as last
 /// applied, and record the inputs as observed (as `--refresh` does) so that
 /// plans see the difference with the configuration and update again.
-fn settle_update(registry: &Registry, provider_name: &str, intent: &crate::state::Intent, recorded: &InstanceRecord, observed: crate::value::Map) -> InstanceRecord {
+fn settle_update(
+    registry: &Registry,
+    provider_name: &str,
+    intent: &crate::state::Intent,
+    recorded: &InstanceRecord,
+    observed: crate::value::Map,
+) -> InstanceRecord {
     // A provider that reports none of the inputs cannot tell: not applied.
     let reported: Vec<bool> = intent.inputs.iter().filter_map(|(k, v)| observed.get(k).map(|seen| seen == v)).collect();
     let applied = !reported.is_empty() && reported.iter().all(|same| *same);

@@ -16,7 +16,13 @@ pub type Observations = Vec<((String, String), Option<Map>)>;
 pub type Configs = indexmap::IndexMap<String, Map>;
 
 /// The configured provider for a key, configured once per run.
-pub fn provider_for(registry: &Registry, ctx: &ProviderContext, configs: &Configs, key: &str, cache: &mut BTreeMap<String, Arc<dyn Provider>>) -> Result<Arc<dyn Provider>, Diagnostic> {
+pub fn provider_for(
+    registry: &Registry,
+    ctx: &ProviderContext,
+    configs: &Configs,
+    key: &str,
+    cache: &mut BTreeMap<String, Arc<dyn Provider>>,
+) -> Result<Arc<dyn Provider>, Diagnostic> {
     if let Some(p) = cache.get(key) {
         return Ok(p.clone());
     }
@@ -100,7 +106,8 @@ pub async fn unmanaged(snapshot: &Snapshot, registry: &Registry, ctx: &ProviderC
         }
     }
     for ((provider, rtype), (managed, recorded)) in by_type {
-        let others: Vec<(String, Map)> = snapshot.instances.values().filter(|r| r.provider == provider && r.rtype != rtype).map(|r| (r.rtype.clone(), r.inputs.clone())).collect();
+        let others: Vec<(String, Map)> =
+            snapshot.instances.values().filter(|r| r.provider == provider && r.rtype != rtype).map(|r| (r.rtype.clone(), r.inputs.clone())).collect();
         let p = match provider_for(registry, ctx, configs, &provider, &mut cache) {
             Ok(p) => p,
             Err(d) => {

@@ -23,8 +23,8 @@ use crate::syntax::ast::Type;
 use crate::value::{Map, Value};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
-use serde::{Deserialize, Serialize};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -236,7 +236,12 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
             continue;
         }
         let result: Result<(), Diags> = match &graph.dag[n] {
-            DeclId::Param(name) if options.lenient && !vars.contains_key(name) && !cfg.module_params.contains_key(name) && cfg.params.get(name).is_some_and(|p| p.default.is_none()) => {
+            DeclId::Param(name)
+                if options.lenient
+                    && !vars.contains_key(name)
+                    && !cfg.module_params.contains_key(name)
+                    && cfg.params.get(name).is_some_and(|p| p.default.is_none()) =>
+            {
                 ns.set(name, Value::Unknown);
                 Ok(())
             }
@@ -253,9 +258,22 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
                     Ok(())
                 } else {
                     {
-                    resources.push(address.clone());
-                    plan_resource(cfg, registry, prior, address, &selection, &deps_of, &mut ns, host, &mut changes, &mut planned_instances, &mut unchanged, options.lenient)
-                }
+                        resources.push(address.clone());
+                        plan_resource(
+                            cfg,
+                            registry,
+                            prior,
+                            address,
+                            &selection,
+                            &deps_of,
+                            &mut ns,
+                            host,
+                            &mut changes,
+                            &mut planned_instances,
+                            &mut unchanged,
+                            options.lenient,
+                        )
+                    }
                 }
             }
             DeclId::Output(name) => {
@@ -433,7 +451,8 @@ pub fn unmatched_only<'a>(cfg: &Config, prior: &Snapshot, only: &'a [String]) ->
         .filter(|target| {
             let resource_part = only_resource_part(target);
             let in_config = cfg.resources.keys().any(|a| in_component(target, a) || glob_match(resource_part, a));
-            let in_state = prior.instances.values().any(|r| glob_match(target, &r.address) || glob_match(resource_part, &r.resource) || in_component(target, &r.address));
+            let in_state =
+                prior.instances.values().any(|r| glob_match(target, &r.address) || glob_match(resource_part, &r.resource) || in_component(target, &r.address));
             !in_config && !in_state
         })
         .collect()
@@ -536,7 +555,7 @@ pub fn eval_param(cfg: &Config, name: &str, vars: &IndexMap<String, VarValue>, n
                 return Err(vec![Diagnostic::new("P2032", "param value is invalid")
                     .help(message.unwrap_or_else(|| format!("The value {shown} of `{name}` does not satisfy its `validate` rule.")))
                     .label(rule.value.span, "this rule is false")
-                    .note(format!("`{name}` = {shown} (from {origin})"))])
+                    .note(format!("`{name}` = {shown} (from {origin})"))]);
             }
             other => {
                 return Err(vec![Diagnostic::new("P2024", "validation rule is not a bool")
@@ -587,7 +606,13 @@ pub fn eval_provider_config(cfg: &Config, key: &str, ns: &Namespace, host: &mut 
 /// reading objects back, deleting what the configuration no longer has.
 /// Blocks whose values are not known from state are left out (the apply
 /// configures them when it reaches them). Keyed by `name` or `name.alias`.
-pub fn provider_configs_from_state(cfg: &Config, graph: &Graph, prior: &Snapshot, vars: &IndexMap<String, VarValue>, host: &mut dyn FnHost) -> IndexMap<String, Map> {
+pub fn provider_configs_from_state(
+    cfg: &Config,
+    graph: &Graph,
+    prior: &Snapshot,
+    vars: &IndexMap<String, VarValue>,
+    host: &mut dyn FnHost,
+) -> IndexMap<String, Map> {
     let mut ns = Namespace::default();
     let mut out = IndexMap::new();
     // Only provider blocks and what they depend on: usually nothing at all.
@@ -660,7 +685,9 @@ pub fn eval_output(cfg: &Config, name: &str, ns: &Namespace, host: &mut dyn FnHo
     let declared = declared_sensitive(decl.body.as_ref());
     if v.is_sensitive_deep() && !declared {
         return Err(vec![Diagnostic::new("P2034", "output exposes a sensitive value")
-            .help(format!("`{name}` is built from sensitive data; declare it `output {name} = … {{ sensitive = true }}` so it is redacted, or output something else."))
+            .help(format!(
+                "`{name}` is built from sensitive data; declare it `output {name} = … {{ sensitive = true }}` so it is redacted, or output something else."
+            ))
             .label(decl.value.span, "contains a sensitive value")]);
     }
     Ok((v, declared))
@@ -678,7 +705,14 @@ fn too_many_instances(n: usize, span: Span) -> Diagnostic {
         .label(span, format!("{n} keys"))
 }
 
-pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Namespace, host: &mut dyn FnHost, lenient: bool) -> Result<Vec<(InstanceKey, Map)>, Diags> {
+pub fn expand_resource(
+    cfg: &Config,
+    registry: &Registry,
+    address: &str,
+    ns: &Namespace,
+    host: &mut dyn FnHost,
+    lenient: bool,
+) -> Result<Vec<(InstanceKey, Map)>, Diags> {
     let Some(res) = cfg.resources.get(address) else { return Ok(vec![]) };
     let schema = registry.resource_schema(&res.decl.provider.name, &res.decl.rtype.name);
     let mut ev = Evaluator::new(ns, host);
@@ -695,7 +729,7 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
                     let shown = if sensitive_count { "a sensitive value".to_string() } else { v.to_string() };
                     return Err(vec![Diagnostic::new("P2041", "invalid `count`")
                         .help("`count` must be a whole number from 0 to 100000.")
-                        .label(count.span, format!("this is {shown}"))])
+                        .label(count.span, format!("this is {shown}"))]);
                 }
             },
         }
@@ -711,9 +745,7 @@ pub fn expand_resource(cfg: &Config, registry: &Registry, address: &str, ns: &Na
             Value::Unknown => return Err(vec![unknown_repetition("for_each", fe.span)]),
             Value::Map(m) if m.len() > MAX_INSTANCES => return Err(vec![too_many_instances(m.len(), fe.span)]),
             Value::List(items) if items.len() > MAX_INSTANCES => return Err(vec![too_many_instances(items.len(), fe.span)]),
-            Value::Map(m) => {
-                m.into_iter().map(|(k, v)| (InstanceKey::Str(k.clone()), Some((k, v)))).collect()
-            }
+            Value::Map(m) => m.into_iter().map(|(k, v)| (InstanceKey::Str(k.clone()), Some((k, v)))).collect(),
             Value::List(items) => {
                 let mut out = Vec::new();
                 let mut seen = HashSet::default();
@@ -923,11 +955,8 @@ fn plan_resource(
                 if changed.is_empty() {
                     (Action::NoOp, vec![], config)
                 } else {
-                    let forcing: Vec<String> = changed
-                        .iter()
-                        .filter(|n| schema.and_then(|s| s.attributes.get(n.as_str())).is_some_and(|a| a.forces_replacement))
-                        .cloned()
-                        .collect();
+                    let forcing: Vec<String> =
+                        changed.iter().filter(|n| schema.and_then(|s| s.attributes.get(n.as_str())).is_some_and(|a| a.forces_replacement)).cloned().collect();
                     if forcing.is_empty() {
                         (Action::Update, vec![], config)
                     } else {
@@ -951,13 +980,12 @@ fn plan_resource(
         let mut planned_early = None;
         let action = match (action, prior_rec) {
             (Action::NoOp, Some(rec)) if factory.plans_beyond_config(&rtype) => {
-                let after = factory
-                    .plan_checked(&rtype, Some(&rec.attrs), &config)
-                    .map_err(|d| vec![locate_provider_diagnostic(d, &res.decl, &inst_address)])?;
+                let after =
+                    factory.plan_checked(&rtype, Some(&rec.attrs), &config).map_err(|d| vec![locate_provider_diagnostic(d, &res.decl, &inst_address)])?;
                 let differs = schema.is_some_and(|s| {
-                    s.attributes.iter().any(|(name, attr)| {
-                        attr.computed && after.get(*name).is_some_and(|v| v.is_unknown_deep() || Some(v) != rec.attrs.get(*name))
-                    })
+                    s.attributes
+                        .iter()
+                        .any(|(name, attr)| attr.computed && after.get(*name).is_some_and(|v| v.is_unknown_deep() || Some(v) != rec.attrs.get(*name)))
                 });
                 if differs {
                     planned_early = Some(after);

@@ -32,7 +32,10 @@ impl ExecFactory {
             .attr("id", AttrSchema::computed(Type::String, "the identity the program gave the object"))
             .attr("state", AttrSchema::computed(Type::Any, "whatever the program reports about the object"));
         let mut schema = ProviderSchema::default();
-        schema.config.insert("command", AttrSchema::required(Type::List(Box::new(Type::String)), "the program and its arguments; relative paths resolve against the project directory"));
+        schema.config.insert(
+            "command",
+            AttrSchema::required(Type::List(Box::new(Type::String)), "the program and its arguments; relative paths resolve against the project directory"),
+        );
         schema.config.insert("env", AttrSchema::optional(Type::Map(Box::new(Type::String)), "extra environment variables for the program"));
         schema.resources.insert("resource", resource);
         ExecFactory { schema }
@@ -110,7 +113,6 @@ impl Spec {
         }
         Ok(Spec { command, env, dir: dir.to_path_buf() })
     }
-
 }
 
 struct ExecProvider {
@@ -200,7 +202,14 @@ impl Provider for ExecProvider {
     async fn delete(&self, req: DeleteRequest) -> Result<(), Diagnostic> {
         let spec = self.spec()?;
         let rtype = json_of(Some(&req.prior), "type");
-        let r = self.request("delete", &req.object, &rtype, json_of(Some(&req.prior), "id"), json_of(Some(&req.prior), "config"), json_of(Some(&req.prior), "state"));
+        let r = self.request(
+            "delete",
+            &req.object,
+            &rtype,
+            json_of(Some(&req.prior), "id"),
+            json_of(Some(&req.prior), "config"),
+            json_of(Some(&req.prior), "state"),
+        );
         run::call(spec, "delete", &r).await?;
         Ok(())
     }

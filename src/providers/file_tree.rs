@@ -19,9 +19,9 @@
 //! files only inside the project directory and the source (`P2100`).
 
 use super::{get_mode, io_error, sha256_hex};
-use crate::fsutil::{self, Within};
 use crate::diagnostic::Diagnostic;
 use crate::eval::functions::FnHost;
+use crate::fsutil::{self, Within};
 use crate::providers::{provider_error, AttrSchema, Observed, ResourceSchema};
 use crate::syntax::ast::Type;
 use crate::template::{self, Delimiters};
@@ -38,11 +38,20 @@ pub fn schema() -> ResourceSchema {
         .attr("source", AttrSchema::required(Type::String, "the template directory; relative to the project directory"))
         .attr("target", AttrSchema::required(Type::String, "the output directory; relative to the project directory").forces_replacement())
         .attr("vars", AttrSchema::optional(Type::Any, "template variables: `vars.x`, `.Values.x` and bare top-level names").default(Value::Map(Map::default())))
-        .attr("env", AttrSchema::optional(Type::Map(Box::new(Type::String)), "the map templates read as `env.X` / `.Env.X`").default(Value::Map(Map::default())))
+        .attr(
+            "env",
+            AttrSchema::optional(Type::Map(Box::new(Type::String)), "the map templates read as `env.X` / `.Env.X`").default(Value::Map(Map::default())),
+        )
         .attr("delimiters", AttrSchema::optional(Type::List(Box::new(Type::String)), "opening and closing tag markers").default(strings(&["{{", "}}"])))
-        .attr("include", AttrSchema::optional(Type::List(Box::new(Type::String)), "globs of template paths to render, relative to `source`").default(strings(&["**"])))
+        .attr(
+            "include",
+            AttrSchema::optional(Type::List(Box::new(Type::String)), "globs of template paths to render, relative to `source`").default(strings(&["**"])),
+        )
         .attr("exclude", AttrSchema::optional(Type::List(Box::new(Type::String)), "globs of template paths to skip").default(strings(&[])))
-        .attr("follow_symlinks", AttrSchema::optional(Type::Bool, "render templates that are symbolic links to files outside `source`").default(Value::Bool(false)))
+        .attr(
+            "follow_symlinks",
+            AttrSchema::optional(Type::Bool, "render templates that are symbolic links to files outside `source`").default(Value::Bool(false)),
+        )
         .attr("files", AttrSchema::computed(Type::Map(Box::new(Type::String)), "relative path → SHA-256 (hex) of the rendered file"))
         .attr("modes", AttrSchema::computed(Type::Map(Box::new(Type::String)), "relative path → permissions of the rendered file (octal, the template's)"))
         .attr("hash", AttrSchema::computed(Type::String, "SHA-256 over every rendered path and its hash: one value to depend on").derived())
@@ -130,7 +139,9 @@ pub fn target_dir(base: &Path, config: &Map) -> Result<PathBuf, Diagnostic> {
 
 /// True when every setting rendering depends on is known.
 pub fn renderable(config: &Map) -> bool {
-    ["source", "target", "vars", "env", "delimiters", "include", "exclude", "follow_symlinks"].iter().all(|k| !config.get(*k).is_some_and(Value::is_unknown_deep))
+    ["source", "target", "vars", "env", "delimiters", "include", "exclude", "follow_symlinks"]
+        .iter()
+        .all(|k| !config.get(*k).is_some_and(Value::is_unknown_deep))
 }
 
 /// What the rendering directory is: a project (`file.tree`, or `plinth
@@ -144,8 +155,7 @@ pub enum Base {
 
 /// True when `dir` holds a Plinth project (`*.plinth` files or `.plinth/`).
 pub fn is_project(dir: &Path) -> bool {
-    dir.join(".plinth").exists()
-        || std::fs::read_dir(dir).is_ok_and(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "plinth")))
+    dir.join(".plinth").exists() || std::fs::read_dir(dir).is_ok_and(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "plinth")))
 }
 
 /// `P2101` unless the target stays clear of the project's configuration and
@@ -299,7 +309,9 @@ pub fn render_tree_in(base: &Path, base_kind: Base, config: &Map) -> Result<Rend
     let compile = |name: &str, globs: Vec<String>| -> Result<Vec<glob::Pattern>, Diagnostic> {
         globs
             .iter()
-            .map(|g| glob::Pattern::new(g).map_err(|e| config_error("invalid file.tree setting", format!("`{name}` holds {g:?}, which is not a valid glob: {e}."))))
+            .map(|g| {
+                glob::Pattern::new(g).map_err(|e| config_error("invalid file.tree setting", format!("`{name}` holds {g:?}, which is not a valid glob: {e}.")))
+            })
             .collect()
     };
     let include = compile("include", string_list(config, "include", &["**"])?)?;
@@ -329,7 +341,8 @@ pub fn render_tree_in(base: &Path, base_kind: Base, config: &Map) -> Result<Rend
         let path = source.join(&rel);
         let name = format!("{}/{rel}", source_text.trim_end_matches('/'));
         check_source_link(&source, &source_real, &rel, &name, follow)?;
-        let unreadable = |e: std::io::Error| provider_error("P2077", "cannot read a template", format!("{}: {e}. Check that the file is readable.", path.display()));
+        let unreadable =
+            |e: std::io::Error| provider_error("P2077", "cannot read a template", format!("{}: {e}. Check that the file is readable.", path.display()));
         let bytes = std::fs::read(&path).map_err(&unreadable)?;
         let meta = std::fs::metadata(&path).map_err(&unreadable)?;
         rendered.modes.insert(rel.clone(), get_mode(&meta) & 0o777);
@@ -444,7 +457,10 @@ fn inside(target: &Path, rel: &str) -> Result<PathBuf, Diagnostic> {
     let p = Path::new(rel);
     let escapes = p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
     if escapes || rel.is_empty() {
-        return Err(config_error("invalid file.tree path", format!("{rel:?} is not a path inside the target directory; the state may have been edited by hand.")));
+        return Err(config_error(
+            "invalid file.tree path",
+            format!("{rel:?} is not a path inside the target directory; the state may have been edited by hand."),
+        ));
     }
     Ok(target.join(p))
 }

@@ -24,12 +24,12 @@
 //! `repository` sensitive.
 
 use super::*;
+use crate::child::GitAuth;
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use crate::child::GitAuth;
 use std::process::Stdio;
 
 /// How many times a push rejected as non-fast-forward is redone on the new head.
@@ -70,8 +70,13 @@ impl GitFactory {
             .attr("id", AttrSchema::computed(Type::String, "<repository>#<branch>:<path>"));
         let mut schema = ProviderSchema::default();
         schema.config.insert("author_name", AttrSchema::optional(Type::String, "author and committer name of Plinth's commits").default(Value::str("Plinth")));
-        schema.config.insert("author_email", AttrSchema::optional(Type::String, "author and committer email of Plinth's commits").default(Value::str("plinth@localhost")));
-        schema.config.insert("cache_dir", AttrSchema::optional(Type::String, "where the cache clones live, relative to the project directory; default .plinth/git"));
+        schema.config.insert(
+            "author_email",
+            AttrSchema::optional(Type::String, "author and committer email of Plinth's commits").default(Value::str("plinth@localhost")),
+        );
+        schema
+            .config
+            .insert("cache_dir", AttrSchema::optional(Type::String, "where the cache clones live, relative to the project directory; default .plinth/git"));
         schema.resources.insert("commit", commit);
         GitFactory { schema }
     }
@@ -272,7 +277,9 @@ fn rendered_set(config: &Map) -> Result<Option<BTreeMap<String, String>>, Diagno
     for (k, v) in m {
         let rel = normalize_path(&k).map_err(|e| bad_config(format!("The key of `source_files` {e}; give paths relative to `source`.")))?;
         let sum = v.as_str().map(str::to_ascii_lowercase).filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-        let Some(sum) = sum else { return Err(bad_config(format!("The value of `source_files` entry `{rel}` must be a SHA-256 in hex (a `file.tree`'s `files` gives them)."))) };
+        let Some(sum) = sum else {
+            return Err(bad_config(format!("The value of `source_files` entry `{rel}` must be a SHA-256 in hex (a `file.tree`'s `files` gives them).")));
+        };
         if rel.is_empty() || out.insert(rel.clone(), sum).is_some() {
             return Err(bad_config(format!("The key `{k}` of `source_files` names no file or the same file as another key.")));
         }
@@ -430,7 +437,10 @@ fn parse_cat_file(mut out: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// `path` contains `entry` (or they are the same), or `entry` is a file on
 /// the way to `path`: what replacing `path` must remove.
 fn overlaps(path: &str, entry: &str) -> bool {
-    path.is_empty() || entry == path || entry.strip_prefix(path).is_some_and(|r| r.starts_with('/')) || path.strip_prefix(entry).is_some_and(|r| r.starts_with('/'))
+    path.is_empty()
+        || entry == path
+        || entry.strip_prefix(path).is_some_and(|r| r.starts_with('/'))
+        || path.strip_prefix(entry).is_some_and(|r| r.starts_with('/'))
 }
 
 fn under<'a>(path: &str, entry: &'a str) -> Option<&'a str> {
@@ -456,7 +466,9 @@ fn shorten(text: &str) -> String {
 /// A transient network failure worth retrying (`max_retries`).
 fn transient(stderr: &str) -> bool {
     let s = stderr.to_ascii_lowercase();
-    ["timed out", "connection reset", "early eof", "temporary failure", "the remote end hung up unexpectedly", "returned error: 5", "returned error: 429"].iter().any(|w| s.contains(w))
+    ["timed out", "connection reset", "early eof", "temporary failure", "the remote end hung up unexpectedly", "returned error: 5", "returned error: 429"]
+        .iter()
+        .any(|w| s.contains(w))
 }
 
 // ---------------------------------------------------------------- running git
@@ -494,8 +506,19 @@ const REPO_ENV: &[&str] = &[
 /// from another thread so that neither side can block the other.
 /// `auth`: credentials of the remote, given to this git through its
 /// environment and a credential helper, never its command line.
-fn git_raw(git_dir: Option<&Path>, index: Option<&Path>, env: &[(&str, &str)], auth: Option<&GitAuth>, args: &[OsString], input: Option<Vec<u8>>) -> Result<Out, Diagnostic> {
-    let mut extra: Vec<(String, String)> = [("GIT_TERMINAL_PROMPT", "0"), ("GCM_INTERACTIVE", "never"), ("LC_ALL", "C"), ("LANGUAGE", "C")].iter().chain(env).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+fn git_raw(
+    git_dir: Option<&Path>,
+    index: Option<&Path>,
+    env: &[(&str, &str)],
+    auth: Option<&GitAuth>,
+    args: &[OsString],
+    input: Option<Vec<u8>>,
+) -> Result<Out, Diagnostic> {
+    let mut extra: Vec<(String, String)> = [("GIT_TERMINAL_PROMPT", "0"), ("GCM_INTERACTIVE", "never"), ("LC_ALL", "C"), ("LANGUAGE", "C")]
+        .iter()
+        .chain(env)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     if let Some(a) = auth {
         extra.extend(a.env());
     }
@@ -578,7 +601,8 @@ impl Target {
         if !valid_branch(&branch) {
             return Err(bad_config(format!("`branch` {branch:?} is not a valid git branch name (see `git check-ref-format`).")));
         }
-        let path = normalize_path(text(config, "path").unwrap_or("")).map_err(|e| bad_config(format!("`path` {e}; give a directory inside the repository, or \"\" for all of it.")))?;
+        let path = normalize_path(text(config, "path").unwrap_or(""))
+            .map_err(|e| bad_config(format!("`path` {e}; give a directory inside the repository, or \"\" for all of it.")))?;
         let (remote, auth) = GitAuth::split(&url);
         Ok(Target { repository, url, remote, auth, branch, path })
     }
@@ -610,7 +634,9 @@ fn desired(config: &Map, base: &Path) -> Result<Vec<Entry>, Diagnostic> {
             }
             entries
         }
-        (false, true) if is_set(config, "source_files") => return Err(bad_config("`source_files` describes a `source` directory; with `files`, leave it out.")),
+        (false, true) if is_set(config, "source_files") => {
+            return Err(bad_config("`source_files` describes a `source` directory; with `files`, leave it out."))
+        }
         (false, true) => files_of(config.get("files").unwrap_or(&Value::Null))?,
     };
     if entries.is_empty() {
@@ -637,7 +663,10 @@ fn cache_error(path: &Path, e: impl std::fmt::Display) -> Diagnostic {
     provider_error(
         "P6807",
         "cannot use the git cache directory",
-        format!("{}: {e}. The git provider keeps clones under `cache_dir` (default .plinth/git in the project): make it writable, or point `cache_dir` elsewhere.", path.display()),
+        format!(
+            "{}: {e}. The git provider keeps clones under `cache_dir` (default .plinth/git in the project): make it writable, or point `cache_dir` elsewhere.",
+            path.display()
+        ),
     )
 }
 
@@ -706,7 +735,11 @@ impl Cache {
         Err(provider_error(
             "P6808",
             "a git command failed unexpectedly",
-            format!("`git {cmd}` in the cache clone {} failed: {}. Removing that directory makes Plinth clone afresh.", self.dir.display(), redact(&shorten(&out.stderr))),
+            format!(
+                "`git {cmd}` in the cache clone {} failed: {}. Removing that directory makes Plinth clone afresh.",
+                self.dir.display(),
+                redact(&shorten(&out.stderr))
+            ),
         ))
     }
 
@@ -773,7 +806,11 @@ impl Cache {
         let input: Vec<u8> = found.iter().flat_map(|(_, _, o)| format!("{o}\n").into_bytes()).collect();
         let cat = self.must(&args(["cat-file", "--batch"]), Some(input))?;
         let contents = parse_cat_file(&cat.stdout).filter(|c| c.len() == found.len()).ok_or_else(|| {
-            provider_error("P6808", "a git command failed unexpectedly", format!("`git cat-file --batch` in {} gave output Plinth cannot read.", self.dir.display()))
+            provider_error(
+                "P6808",
+                "a git command failed unexpectedly",
+                format!("`git cat-file --batch` in {} gave output Plinth cannot read.", self.dir.display()),
+            )
         })?;
         Ok(found.into_iter().zip(contents).map(|((rel, executable, _), bytes)| Entry { rel, executable, bytes, disk: None }).collect())
     }
@@ -833,7 +870,11 @@ impl Cache {
         let _ = std::fs::remove_dir_all(&self.stage);
         let ids: Vec<String> = out?.text().lines().map(str::to_string).collect();
         if ids.len() != entries.len() {
-            return Err(provider_error("P6808", "a git command failed unexpectedly", "`git hash-object` did not write every file; is the cache directory full?"));
+            return Err(provider_error(
+                "P6808",
+                "a git command failed unexpectedly",
+                "`git hash-object` did not write every file; is the cache directory full?",
+            ));
         }
         Ok(ids)
     }
@@ -1066,7 +1107,10 @@ mod tests {
     #[test]
     fn credentials_in_urls_are_redacted() {
         assert_eq!(redact("https://user:token@host/x.git"), "https://***@host/x.git");
-        assert_eq!(redact("fatal: unable to access 'https://u:p@ss@git.example:8443/a/b/': 403"), "fatal: unable to access 'https://***@git.example:8443/a/b/': 403");
+        assert_eq!(
+            redact("fatal: unable to access 'https://u:p@ss@git.example:8443/a/b/': 403"),
+            "fatal: unable to access 'https://***@git.example:8443/a/b/': 403"
+        );
         assert_eq!(redact("https://host/x and ssh://git@host/y"), "https://host/x and ssh://***@host/y");
         assert_eq!(redact("no url here"), "no url here");
         assert_eq!(redact("a://"), "a://");
@@ -1090,7 +1134,9 @@ mod tests {
         for ok in ["main", "feature/x", "release-1.2", "a@b"] {
             assert!(valid_branch(ok), "{ok}");
         }
-        for bad in ["", "-x", "a..b", "a/", "/a", "a//b", ".a", "a/.b", "a.lock", "a b", "a:b", "a~1", "a^", "a?", "a*", "a[", "a\\b", "@", "a@{1}", "a.", "a\u{7f}"] {
+        for bad in
+            ["", "-x", "a..b", "a/", "/a", "a//b", ".a", "a/.b", "a.lock", "a b", "a:b", "a~1", "a^", "a?", "a*", "a[", "a\\b", "@", "a@{1}", "a.", "a\u{7f}"]
+        {
             assert!(!valid_branch(bad), "{bad:?}");
         }
     }
@@ -1275,7 +1321,12 @@ mod tests {
         let remote = tmp.path().join("remote.git");
         assert!(Command::new("git").args(["init", "-q", "--bare"]).arg(&remote).status().unwrap().success());
         let ctx = ProviderContext { project_dir: tmp.path().to_path_buf() };
-        let settings = Settings { author_name: "Plinth".into(), author_email: "plinth@localhost".into(), cache_dir: ctx.project_dir.join(".plinth/git"), base: ctx.project_dir.clone() };
+        let settings = Settings {
+            author_name: "Plinth".into(),
+            author_email: "plinth@localhost".into(),
+            cache_dir: ctx.project_dir.join(".plinth/git"),
+            base: ctx.project_dir.clone(),
+        };
         Fixture { _tmp: tmp, remote, provider: GitProvider { schema: GitFactory::new().schema, settings: Arc::new(settings) } }
     }
 
@@ -1300,20 +1351,25 @@ mod tests {
         }
         let fx = fixture();
         let p = &fx.provider;
-        let created = p.create(CreateRequest { object: object("git.commit.a"), config: config(&[("a.yaml", "1"), ("b/c.yaml", "2")], "apps/x") }).await.unwrap();
+        let created =
+            p.create(CreateRequest { object: object("git.commit.a"), config: config(&[("a.yaml", "1"), ("b/c.yaml", "2")], "apps/x") }).await.unwrap();
         let head = sh_git(&fx.remote, &["rev-parse", "main"]);
         assert_eq!(created["commit"], Value::String(head.clone()));
         assert_eq!(sh_git(&fx.remote, &["show", "main:apps/x/b/c.yaml"]), "2");
         assert_eq!(sh_git(&fx.remote, &["log", "--format=%an <%ae> %s", "main"]), "Plinth <plinth@localhost> plinth: update apps/x");
         // The same content again: no commit.
-        let again = p.update(UpdateRequest { object: object("git.commit.a"), prior: created.clone(), config: config(&[("a.yaml", "1"), ("b/c.yaml", "2")], "apps/x") }).await.unwrap();
+        let again = p
+            .update(UpdateRequest { object: object("git.commit.a"), prior: created.clone(), config: config(&[("a.yaml", "1"), ("b/c.yaml", "2")], "apps/x") })
+            .await
+            .unwrap();
         assert_eq!(again["commit"], Value::String(head.clone()));
         assert_eq!(sh_git(&fx.remote, &["rev-list", "--count", "main"]), "1");
         let read = p.read(ReadRequest { object: object("git.commit.a"), inputs: config(&[], "apps/x"), prior: Some(created.clone()) }).await.unwrap().unwrap();
         assert_eq!(read["content_hash"], created["content_hash"]);
         // Another resource beside it; then a change removes a file.
         p.create(CreateRequest { object: object("git.commit.b"), config: config(&[("z", "z")], "apps/y") }).await.unwrap();
-        let changed = p.update(UpdateRequest { object: object("git.commit.a"), prior: created.clone(), config: config(&[("a.yaml", "3")], "apps/x") }).await.unwrap();
+        let changed =
+            p.update(UpdateRequest { object: object("git.commit.a"), prior: created.clone(), config: config(&[("a.yaml", "3")], "apps/x") }).await.unwrap();
         assert_eq!(sh_git(&fx.remote, &["ls-tree", "-r", "--name-only", "main"]), "apps/x/a.yaml\napps/y/z");
         assert_ne!(changed["commit"], created["commit"]);
         // Unmanaged: a top-level directory nobody manages.

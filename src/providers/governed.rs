@@ -141,7 +141,9 @@ impl Governed {
                     let jitter = rand::thread_rng().gen_range(0.0..base / 2.0);
                     tokio::time::sleep(Duration::from_secs_f64((base + jitter).min(10.0))).await;
                 }
-                Err(d) if d.retryable && attempt > 0 => return Err(d.note(format!("gave up after {} attempts (max_retries = {})", attempt + 1, self.policy.max_retries))),
+                Err(d) if d.retryable && attempt > 0 => {
+                    return Err(d.note(format!("gave up after {} attempts (max_retries = {})", attempt + 1, self.policy.max_retries)))
+                }
                 other => return other,
             }
         }

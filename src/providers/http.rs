@@ -54,7 +54,10 @@ impl HttpFactory {
         schema.config.insert("username", AttrSchema::optional(Type::String, "user for HTTP basic authentication"));
         schema.config.insert("password", AttrSchema::optional(Type::String, "password for HTTP basic authentication").sensitive());
         schema.config.insert("insecure_skip_verify", AttrSchema::optional(Type::Bool, "accept any TLS certificate (tests only)").default(Value::Bool(false)));
-        schema.config.insert("attempts", AttrSchema::optional(Type::Number, "tries per request on 429, 5xx and connection errors (1 to 10)").default(Value::Int(DEFAULT_ATTEMPTS as i64)));
+        schema.config.insert(
+            "attempts",
+            AttrSchema::optional(Type::Number, "tries per request on 429, 5xx and connection errors (1 to 10)").default(Value::Int(DEFAULT_ATTEMPTS as i64)),
+        );
         schema.resources.insert("resource", resource);
         HttpFactory { schema }
     }
@@ -97,7 +100,9 @@ impl ProviderFactory for HttpFactory {
     }
     fn configure(&self, config: &Map, _ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic> {
         let text = |k: &str| config.get(k).and_then(Value::as_str).map(str::to_string);
-        let base = text("base_url").filter(|s| !s.is_empty()).ok_or_else(|| config_error("Set `base_url` to the API's root URL, e.g. \"https://forgejo.example/api/v1\"."))?;
+        let base = text("base_url")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| config_error("Set `base_url` to the API's root URL, e.g. \"https://forgejo.example/api/v1\"."))?;
         let mut url = reqwest::Url::parse(&base).map_err(|e| config_error(format!("`base_url` is not a URL ({e}); give it as \"https://host/api/v1\".")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(config_error("`base_url` must start with http:// or https://."));
@@ -313,11 +318,7 @@ fn project(want: &J, got: &J, ignore: &[String], at: &str) -> J {
             w.iter()
                 .map(|(k, wv)| {
                     let p = format!("{at}/{}", escape_pointer(k));
-                    let v = if ignore.contains(&p) {
-                        wv.clone()
-                    } else {
-                        g.get(k).map_or(J::Null, |gv| project(wv, gv, ignore, &p))
-                    };
+                    let v = if ignore.contains(&p) { wv.clone() } else { g.get(k).map_or(J::Null, |gv| project(wv, gv, ignore, &p)) };
                     (k.clone(), v)
                 })
                 .collect(),
@@ -495,15 +496,27 @@ impl HttpProvider {
             return Err(self.refused(&get, list_path, &reply));
         }
         let shown = self.redact(&self.url(list_path));
-        let bad = |what: String, help: &str| provider_error("P6608", format!("the answer to GET {shown} {what}"), format!("{help} The server said: {}", self.excerpt(&reply.text)));
+        let bad = |what: String, help: &str| {
+            provider_error("P6608", format!("the answer to GET {shown} {what}"), format!("{help} The server said: {}", self.excerpt(&reply.text)))
+        };
         let json = reply.json().unwrap_or(J::Null);
         let Some(J::Array(items)) = json.pointer(&spec.list_items_pointer) else {
             let at = if spec.list_items_pointer.is_empty() { "as a whole".to_string() } else { format!("at {:?}", spec.list_items_pointer) };
-            return Err(bad(format!("is not a list of objects {at}"), "Set `list_items_pointer` to the JSON pointer of the array of items (e.g. \"/data\"), or `list_path` to a collection the API lists."));
+            return Err(bad(
+                format!("is not a list of objects {at}"),
+                "Set `list_items_pointer` to the JSON pointer of the array of items (e.g. \"/data\"), or `list_path` to a collection the API lists.",
+            ));
         };
         items
             .iter()
-            .map(|item| item.pointer(&spec.id_pointer).and_then(id_text).ok_or_else(|| bad(format!("has an item without an id at {:?}", spec.id_pointer), "Each listed item needs its id where `id_pointer` points; point `list_items_pointer` at the items themselves.")))
+            .map(|item| {
+                item.pointer(&spec.id_pointer).and_then(id_text).ok_or_else(|| {
+                    bad(
+                        format!("has an item without an id at {:?}", spec.id_pointer),
+                        "Each listed item needs its id where `id_pointer` points; point `list_items_pointer` at the items themselves.",
+                    )
+                })
+            })
             .collect()
     }
 
@@ -578,7 +591,11 @@ impl Provider for HttpProvider {
     async fn update(&self, req: UpdateRequest) -> Result<Observed, Diagnostic> {
         let spec = Spec::from(&req.config)?;
         let id = req.prior.get("id").and_then(Value::as_str).map(str::to_string).or_else(|| spec.object_id.clone()).ok_or_else(|| {
-            provider_error("P6606", "the recorded object has no id", "Plinth cannot address this object; run `plinth state rm` on it and import or recreate it.")
+            provider_error(
+                "P6606",
+                "the recorded object has no id",
+                "Plinth cannot address this object; run `plinth state rm` on it and import or recreate it.",
+            )
         })?;
         let path = spec.item(&id);
         let reply = self.write(&spec, &spec.update_method, &path).await?;

@@ -108,7 +108,8 @@ impl ProviderFactory for KubernetesFactory {
             let same = prior.is_some_and(|p| p.get("manifest") == config.get("manifest"));
             if !same {
                 planned.insert("object".into(), Value::Unknown);
-                let same_identity = prior.and_then(|p| p.get("manifest")).map(|m| identity_of(&m.to_json())) == config.get("manifest").map(|m| identity_of(&m.to_json()));
+                let same_identity =
+                    prior.and_then(|p| p.get("manifest")).map(|m| identity_of(&m.to_json())) == config.get("manifest").map(|m| identity_of(&m.to_json()));
                 if !same_identity {
                     planned.insert("uid".into(), Value::Unknown);
                 }
@@ -145,7 +146,12 @@ impl ProviderFactory for KubernetesFactory {
                 return Err(config_error(format!("invalid host {host:?}"), "Give `host` as a URL such as \"https://10.0.0.1:6443\"."));
             }
         }
-        Ok(Arc::new(KubernetesProvider { schema: self.schema.clone(), settings, client: tokio::sync::OnceCell::new(), kinds: std::sync::Mutex::new(HashMap::new()) }))
+        Ok(Arc::new(KubernetesProvider {
+            schema: self.schema.clone(),
+            settings,
+            client: tokio::sync::OnceCell::new(),
+            kinds: std::sync::Mutex::new(HashMap::new()),
+        }))
     }
 }
 
@@ -213,7 +219,11 @@ fn api_error(action: &str, what: &str, e: ApiError) -> Diagnostic {
             "Check `host` (or the kubeconfig's server), the network, the TLS settings, and that the cluster is up. This is retried.",
         )
         .retryable(),
-        ApiError::Decode(msg) => provider_error("P6510", format!("cannot {action} {what}: the answer is not a Kubernetes object: {msg}"), "Check that `host` points at a Kubernetes API server and not a proxy or web page."),
+        ApiError::Decode(msg) => provider_error(
+            "P6510",
+            format!("cannot {action} {what}: the answer is not a Kubernetes object: {msg}"),
+            "Check that `host` points at a Kubernetes API server and not a proxy or web page.",
+        ),
     }
 }
 
@@ -253,7 +263,8 @@ pub struct ConnectionSettings {
 fn exec_credential(exec: &Json, kubeconfig_dir: &std::path::Path) -> Result<(Option<String>, Option<Vec<u8>>), String> {
     let command = exec["command"].as_str().filter(|c| !c.is_empty()).ok_or("the exec entry has no `command`")?;
     // A relative path with a separator is relative to the kubeconfig's directory.
-    let program = if command.contains('/') && std::path::Path::new(command).is_relative() { kubeconfig_dir.join(command) } else { std::path::PathBuf::from(command) };
+    let program =
+        if command.contains('/') && std::path::Path::new(command).is_relative() { kubeconfig_dir.join(command) } else { std::path::PathBuf::from(command) };
     let api_version = exec["apiVersion"].as_str().unwrap_or("client.authentication.k8s.io/v1");
     // The plugin gets the allow-list of crate::child, the kubeconfig's
     // `env` entries and KUBERNETES_EXEC_INFO: never Plinth's own secrets.
@@ -289,15 +300,19 @@ fn exec_credential(exec: &Json, kubeconfig_dir: &std::path::Path) -> Result<(Opt
 
 impl Connection {
     pub fn new(s: ConnectionSettings) -> Result<Connection, Diagnostic> {
-        let mut b = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(Duration::from_secs(60)).danger_accept_invalid_certs(s.insecure);
+        let mut b =
+            reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(Duration::from_secs(60)).danger_accept_invalid_certs(s.insecure);
         if let Some(pem) = &s.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| config_error("invalid CA certificate", format!("{e}. Give `ca_cert` (or the kubeconfig's certificate-authority) as PEM.")))?;
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| config_error("invalid CA certificate", format!("{e}. Give `ca_cert` (or the kubeconfig's certificate-authority) as PEM.")))?;
             for c in certs {
                 b = b.add_root_certificate(c);
             }
         }
         if let Some(pem) = &s.identity_pem {
-            let id = reqwest::Identity::from_pem(pem).map_err(|e| config_error("invalid client certificate or key", format!("{e}. The kubeconfig user's client-certificate and client-key must be PEM.")))?;
+            let id = reqwest::Identity::from_pem(pem).map_err(|e| {
+                config_error("invalid client certificate or key", format!("{e}. The kubeconfig user's client-certificate and client-key must be PEM."))
+            })?;
             b = b.identity(id);
         }
         let http = b.build().map_err(|e| config_error("cannot create the HTTP client", format!("{e}. Check the TLS settings.")))?;
@@ -308,29 +323,43 @@ impl Connection {
     /// cluster's server and CA, its user's token or client certificate.
     pub fn settings_from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> Result<ConnectionSettings, Diagnostic> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| config_error(format!("cannot read kubeconfig {shown}"), format!("The file system said: {e}. Check `kubeconfig` in the `provider kubernetes` block.")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            config_error(
+                format!("cannot read kubeconfig {shown}"),
+                format!("The file system said: {e}. Check `kubeconfig` in the `provider kubernetes` block."),
+            )
+        })?;
         let kc: Json = serde_yaml::from_str(&text).map_err(|e| config_error(format!("kubeconfig {shown} is not valid YAML"), format!("{e}.")))?;
         let dir = path.parent().unwrap_or(std::path::Path::new("."));
         let find = |list: &str, name: &str, field: &str| -> Option<Json> { kc[list].as_array()?.iter().find(|e| e["name"] == name).map(|e| e[field].clone()) };
-        let ctx_name = context.map(str::to_string).or_else(|| kc["current-context"].as_str().map(str::to_string)).ok_or_else(|| {
-            config_error(format!("kubeconfig {shown} has no current context"), "Set `context` in the `provider kubernetes` block.")
-        })?;
+        let ctx_name = context
+            .map(str::to_string)
+            .or_else(|| kc["current-context"].as_str().map(str::to_string))
+            .ok_or_else(|| config_error(format!("kubeconfig {shown} has no current context"), "Set `context` in the `provider kubernetes` block."))?;
         let ctx = find("contexts", &ctx_name, "context").ok_or_else(|| {
-            let names: Vec<String> = kc["contexts"].as_array().map(|a| a.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect()).unwrap_or_default();
+            let names: Vec<String> =
+                kc["contexts"].as_array().map(|a| a.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect()).unwrap_or_default();
             config_error(format!("kubeconfig {shown} has no context {ctx_name:?}"), format!("Its contexts are: {}.", names.join(", ")))
         })?;
-        let cluster = find("clusters", ctx["cluster"].as_str().unwrap_or(""), "cluster").ok_or_else(|| config_error(format!("context {ctx_name:?} names no known cluster"), "Fix the kubeconfig's context entry."))?;
+        let cluster = find("clusters", ctx["cluster"].as_str().unwrap_or(""), "cluster")
+            .ok_or_else(|| config_error(format!("context {ctx_name:?} names no known cluster"), "Fix the kubeconfig's context entry."))?;
         let user = find("users", ctx["user"].as_str().unwrap_or(""), "user").unwrap_or(Json::Null);
         let b64 = |v: &Json, what: &str| -> Result<Option<Vec<u8>>, Diagnostic> {
             v.as_str()
-                .map(|s| base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|_| config_error(format!("kubeconfig {shown}: {what} is not base64"), "Fix the kubeconfig.")))
+                .map(|s| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(s.trim())
+                        .map_err(|_| config_error(format!("kubeconfig {shown}: {what} is not base64"), "Fix the kubeconfig."))
+                })
                 .transpose()
         };
         let file = |v: &Json| -> Result<Option<Vec<u8>>, Diagnostic> {
             v.as_str()
                 .map(|p| {
                     let p = dir.join(p);
-                    std::fs::read(&p).map_err(|e| config_error(format!("cannot read {}", p.display()), format!("The file system said: {e}. The kubeconfig {shown} names it.")))
+                    std::fs::read(&p).map_err(|e| {
+                        config_error(format!("cannot read {}", p.display()), format!("The file system said: {e}. The kubeconfig {shown} names it."))
+                    })
                 })
                 .transpose()
         };
@@ -361,12 +390,18 @@ impl Connection {
         let mut identity_pem = identity_pem;
         if token.is_none() && identity_pem.is_none() && !user["exec"].is_null() {
             let credential = exec_credential(&user["exec"], dir).map_err(|why| {
-                config_error(format!("kubeconfig {shown}: the exec credential plugin of context {ctx_name:?} failed"), format!("{why}. Run the plugin by hand to check it (e.g. that you are logged in to the cloud's CLI)."))
+                config_error(
+                    format!("kubeconfig {shown}: the exec credential plugin of context {ctx_name:?} failed"),
+                    format!("{why}. Run the plugin by hand to check it (e.g. that you are logged in to the cloud's CLI)."),
+                )
             })?;
             token = credential.0;
             identity_pem = credential.1;
         }
-        let host = cluster["server"].as_str().filter(|s| !s.is_empty()).ok_or_else(|| config_error(format!("kubeconfig {shown}: the cluster of context {ctx_name:?} has no server"), "Fix the kubeconfig."))?;
+        let host = cluster["server"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| config_error(format!("kubeconfig {shown}: the cluster of context {ctx_name:?} has no server"), "Fix the kubeconfig."))?;
         Ok(ConnectionSettings { host: host.to_string(), token, ca_pem, insecure: cluster["insecure-skip-tls-verify"].as_bool().unwrap_or(false), identity_pem })
     }
 
@@ -421,7 +456,12 @@ impl KubernetesProvider {
                 Some(ca) if ca.contains("-----BEGIN") => Some(ca.clone().into_bytes()),
                 Some(ca) => {
                     let path = self.resolve_path(ca);
-                    Some(std::fs::read(&path).map_err(|e| config_error(format!("cannot read ca_cert {}", path.display()), format!("The file system said: {e}. Give `ca_cert` as PEM text or the path of a PEM file.")))?)
+                    Some(std::fs::read(&path).map_err(|e| {
+                        config_error(
+                            format!("cannot read ca_cert {}", path.display()),
+                            format!("The file system said: {e}. Give `ca_cert` as PEM text or the path of a PEM file."),
+                        )
+                    })?)
                 }
                 None => None,
             };
@@ -457,7 +497,9 @@ impl KubernetesProvider {
 
 /// The service account of a pod, when Plinth runs inside the cluster.
 fn in_cluster() -> Result<ConnectionSettings, Diagnostic> {
-    let none = || config_error("no Kubernetes cluster configured", "Set `kubeconfig` (and `context`) or `host` and `token` in the `provider kubernetes` block; no kubeconfig was found and Plinth is not running in a cluster.");
+    let none = || {
+        config_error("no Kubernetes cluster configured", "Set `kubeconfig` (and `context`) or `host` and `token` in the `provider kubernetes` block; no kubeconfig was found and Plinth is not running in a cluster.")
+    };
     let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| none())?;
     let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
     let dir = std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount");
@@ -558,7 +600,10 @@ impl KubernetesProvider {
         let kind = obj["kind"].as_str().filter(|s| !s.is_empty());
         let name = obj["metadata"]["name"].as_str().filter(|s| !s.is_empty());
         let (Some(api_version), Some(kind), Some(name)) = (api_version, kind, name) else {
-            return Err(object_error("the manifest lacks apiVersion, kind or metadata.name", "A manifest is a full Kubernetes object: `apiVersion`, `kind` and `metadata = { name = … }` (and `namespace` for namespaced kinds)."));
+            return Err(object_error(
+                "the manifest lacks apiVersion, kind or metadata.name",
+                "A manifest is a full Kubernetes object: `apiVersion`, `kind` and `metadata = { name = … }` (and `namespace` for namespaced kinds).",
+            ));
         };
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
         let namespace = obj["metadata"]["namespace"].as_str().filter(|s| !s.is_empty());
@@ -588,7 +633,9 @@ impl KubernetesProvider {
         let client = self.client().await?;
         let found = match client.send(reqwest::Method::GET, &group_version_path(api_version), None, None).await {
             Ok(list) => list["resources"].as_array().and_then(|rs| {
-                rs.iter().find(|r| r["kind"] == kind && r["name"].as_str().is_some_and(|n| !n.contains('/'))).map(|r| (r["name"].as_str().unwrap_or_default().to_string(), r["namespaced"].as_bool().unwrap_or(has_namespace)))
+                rs.iter()
+                    .find(|r| r["kind"] == kind && r["name"].as_str().is_some_and(|n| !n.contains('/')))
+                    .map(|r| (r["name"].as_str().unwrap_or_default().to_string(), r["namespaced"].as_bool().unwrap_or(has_namespace)))
             }),
             Err(ApiError::Status(404, _)) => None,
             Err(e) => return Err(api_error("discover", api_version, e)),
@@ -667,7 +714,8 @@ impl KubernetesProvider {
         let condition = spec["condition"].as_str().unwrap_or("Ready").to_string();
         let timeout = match &spec["timeout"] {
             Json::Null => Duration::from_secs(300),
-            v => governed::parse_duration(&Value::from_json(v)).ok_or_else(|| object_error(format!("invalid wait_for.timeout {v}"), "Give the timeout as \"30s\", \"5m\" or a number of seconds."))?,
+            v => governed::parse_duration(&Value::from_json(v))
+                .ok_or_else(|| object_error(format!("invalid wait_for.timeout {v}"), "Give the timeout as \"30s\", \"5m\" or a number of seconds."))?,
         };
         let start = std::time::Instant::now();
         loop {
@@ -689,7 +737,6 @@ impl KubernetesProvider {
     }
 }
 
-
 // ---------------------------------------------------------------- objects
 
 fn input_json(m: &Map, key: &str) -> Json {
@@ -710,7 +757,12 @@ fn string_entries(v: &Json, attr: &str) -> Result<serde_json::Map<String, Json>,
                     out.insert(k.clone(), v.clone());
                 }
                 Json::Null => {}
-                other => return Err(object_error(format!("`{attr}.{k}` must be a string, not {other}"), format!("Kubernetes {attr} values are strings: quote them or use tostring()."))),
+                other => {
+                    return Err(object_error(
+                        format!("`{attr}.{k}` must be a string, not {other}"),
+                        format!("Kubernetes {attr} values are strings: quote them or use tostring()."),
+                    ))
+                }
             }
         }
     }
@@ -747,7 +799,12 @@ fn desired(rtype: &str, m: &Map) -> Result<Json, Diagnostic> {
             }
             manifest
         }
-        other => return Err(object_error(format!("unknown resource type kubernetes.{other}"), "The kubernetes provider has namespace, secret, config_map and manifest.")),
+        other => {
+            return Err(object_error(
+                format!("unknown resource type kubernetes.{other}"),
+                "The kubernetes provider has namespace, secret, config_map and manifest.",
+            ))
+        }
     })
 }
 
@@ -758,9 +815,7 @@ fn desired(rtype: &str, m: &Map) -> Result<Json, Diagnostic> {
 pub fn project(desired: &Json, live: &Json) -> Json {
     match (desired, live) {
         (Json::Null, _) => Json::Null,
-        (Json::Object(d), Json::Object(l)) => {
-            Json::Object(d.iter().filter_map(|(k, dv)| l.get(k).map(|lv| (k.clone(), project(dv, lv)))).collect())
-        }
+        (Json::Object(d), Json::Object(l)) => Json::Object(d.iter().filter_map(|(k, dv)| l.get(k).map(|lv| (k.clone(), project(dv, lv)))).collect()),
         (Json::Array(d), Json::Array(l)) if d.len() == l.len() => Json::Array(d.iter().zip(l).map(|(d, l)| project(d, l)).collect()),
         _ => live.clone(),
     }
@@ -864,13 +919,16 @@ impl Provider for KubernetesProvider {
         let rtype = req.object.rtype.as_str();
         let t = self.target(&desired(rtype, &req.inputs)?).await?;
         let Some(live) = self.get(&t).await? else { return Ok(None) };
-        let base = req.prior.as_ref().map_or_else(|| req.inputs.clone(), |p| {
-            let mut b = p.clone();
-            for (k, v) in &req.inputs {
-                b.insert(k.clone(), v.clone());
-            }
-            b
-        });
+        let base = req.prior.as_ref().map_or_else(
+            || req.inputs.clone(),
+            |p| {
+                let mut b = p.clone();
+                for (k, v) in &req.inputs {
+                    b.insert(k.clone(), v.clone());
+                }
+                b
+            },
+        );
         Ok(Some(observe(rtype, &base, &live)))
     }
     async fn create(&self, req: CreateRequest) -> Result<Observed, Diagnostic> {

@@ -9,9 +9,9 @@
 
 pub mod core;
 pub mod exec;
-pub mod governed;
 pub mod file;
 pub mod git;
+pub mod governed;
 pub mod http;
 pub mod kubernetes;
 pub mod postgres;
@@ -49,13 +49,43 @@ pub struct AttrSchema {
 
 impl AttrSchema {
     pub fn required(ty: Type, description: &'static str) -> Self {
-        AttrSchema { ty, required: true, computed: false, sensitive: false, forces_replacement: false, default: None, description, derived: false, sensitive_default: None }
+        AttrSchema {
+            ty,
+            required: true,
+            computed: false,
+            sensitive: false,
+            forces_replacement: false,
+            default: None,
+            description,
+            derived: false,
+            sensitive_default: None,
+        }
     }
     pub fn optional(ty: Type, description: &'static str) -> Self {
-        AttrSchema { ty, required: false, computed: false, sensitive: false, forces_replacement: false, default: None, description, derived: false, sensitive_default: None }
+        AttrSchema {
+            ty,
+            required: false,
+            computed: false,
+            sensitive: false,
+            forces_replacement: false,
+            default: None,
+            description,
+            derived: false,
+            sensitive_default: None,
+        }
     }
     pub fn computed(ty: Type, description: &'static str) -> Self {
-        AttrSchema { ty, required: false, computed: true, sensitive: false, forces_replacement: false, default: None, description, derived: false, sensitive_default: None }
+        AttrSchema {
+            ty,
+            required: false,
+            computed: true,
+            sensitive: false,
+            forces_replacement: false,
+            default: None,
+            description,
+            derived: false,
+            sensitive_default: None,
+        }
     }
     pub fn default(mut self, v: Value) -> Self {
         self.default = Some(v);
@@ -303,7 +333,8 @@ impl Registry {
     /// `max_requests_per_second`) wrap the provider, the rest configures it.
     pub fn configure(&self, name: &str, config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic> {
         let factory = self.get(name).ok_or_else(|| {
-            Diagnostic::new("P6001", "unknown provider").help(format!("This Plinth has no provider `{name}`; the providers are {}.", self.names().collect::<Vec<_>>().join(", ")))
+            Diagnostic::new("P6001", "unknown provider")
+                .help(format!("This Plinth has no provider `{name}`; the providers are {}.", self.names().collect::<Vec<_>>().join(", ")))
         })?;
         // The provider sees plain values; what it says never shows the
         // sensitive ones (a token it repeats, a server echoing a header).

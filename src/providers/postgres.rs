@@ -53,7 +53,8 @@ impl PostgresFactory {
             .attr("connection_limit", AttrSchema::optional(Type::Number, "concurrent connections allowed; -1 for no limit").default(Value::Int(-1)))
             .attr(
                 "roles",
-                AttrSchema::optional(Type::List(Box::new(Type::String)), "roles this role is a member of (GRANT … TO it); order does not matter").default(Value::List(vec![])),
+                AttrSchema::optional(Type::List(Box::new(Type::String)), "roles this role is a member of (GRANT … TO it); order does not matter")
+                    .default(Value::List(vec![])),
             )
             .attr("id", AttrSchema::computed(Type::String, "the role name"));
         let database = ResourceSchema::new("A PostgreSQL database.")
@@ -69,7 +70,10 @@ impl PostgresFactory {
             .attr("object_type", AttrSchema::required(Type::String, "\"database\", \"schema\" or \"table\"").forces_replacement())
             .attr("schema", AttrSchema::optional(Type::String, "the schema (for object_type schema and table)").forces_replacement())
             .attr("privileges", AttrSchema::required(Type::List(Box::new(Type::String)), "privileges, e.g. [\"CONNECT\"]; order does not matter"))
-            .attr("objects", AttrSchema::optional(Type::List(Box::new(Type::String)), "tables (object_type table); empty: every table of the schema").forces_replacement())
+            .attr(
+                "objects",
+                AttrSchema::optional(Type::List(Box::new(Type::String)), "tables (object_type table); empty: every table of the schema").forces_replacement(),
+            )
             .attr("id", AttrSchema::computed(Type::String, "role/database/object_type[/schema[/objects]]"));
         let extension = ResourceSchema::new("A PostgreSQL extension installed in a database.")
             .attr("name", AttrSchema::required(Type::String, "the extension name").forces_replacement())
@@ -85,12 +89,14 @@ impl PostgresFactory {
         );
         schema.config.insert(
             "sslrootcert",
-            AttrSchema::optional(Type::String, "a PEM file of the CA certificate(s) verify-ca and verify-full check the server against (`system`: the system trust store)"),
+            AttrSchema::optional(
+                Type::String,
+                "a PEM file of the CA certificate(s) verify-ca and verify-full check the server against (`system`: the system trust store)",
+            ),
         );
-        schema.config.insert(
-            "list_unmanaged",
-            AttrSchema::optional(Type::Bool, "list roles and databases Plinth does not manage as drift").default(Value::Bool(true)),
-        );
+        schema
+            .config
+            .insert("list_unmanaged", AttrSchema::optional(Type::Bool, "list roles and databases Plinth does not manage as drift").default(Value::Bool(true)));
         schema.resources.insert("role", role);
         schema.resources.insert("database", database);
         schema.resources.insert("grant", grant);
@@ -191,16 +197,16 @@ fn tls_options(config: &Map, url: pgtls::UrlTls) -> Result<TlsOptions, Diagnosti
     let mut tls = url.options();
     if let Some(mode) = s(config, "sslmode") {
         tls.mode = pgtls::SslMode::parse(mode).ok_or_else(|| {
-            provider_error(
-                "P6300",
-                format!("the postgres provider's `sslmode` is `{mode}`"),
-                format!("Set `sslmode` to one of {}.", pgtls::SslMode::NAMES),
-            )
+            provider_error("P6300", format!("the postgres provider's `sslmode` is `{mode}`"), format!("Set `sslmode` to one of {}.", pgtls::SslMode::NAMES))
         })?;
     }
     if let Some(root) = s(config, "sslrootcert") {
         if root.is_empty() {
-            return Err(provider_error("P6300", "the postgres provider's `sslrootcert` is empty", "Set `sslrootcert` to the path of a PEM file of CA certificates, or remove it."));
+            return Err(provider_error(
+                "P6300",
+                "the postgres provider's `sslrootcert` is empty",
+                "Set `sslrootcert` to the path of a PEM file of CA certificates, or remove it.",
+            ));
         }
         tls.root_cert = Some(pgtls::RootCert::parse(root));
     }
@@ -304,19 +310,47 @@ fn pg_diag(e: &::postgres::Error) -> Diagnostic {
         let code = db.code().code();
         let msg = db.message();
         return match code {
-            "42501" => provider_error("P6304", format!("permission denied: {msg}"), "The role in the provider's `url` lacks the privilege; connect as a superuser or a role with CREATEROLE/CREATEDB and the needed grants."),
-            "2BP01" => provider_error("P6305", format!("the object is still in use: {msg}"), "Other objects depend on it (owned objects, privileges); remove or reassign them first, e.g. with REASSIGN OWNED / DROP OWNED."),
-            "3D000" => provider_error("P6306", format!("database missing: {msg}"), "Create the database first (a `postgres.database` resource referenced by this one orders it)."),
-            "58P01" | "0A000" => provider_error("P6307", format!("not available on this server: {msg}"), "Install the extension's files on the server (for contrib extensions, the postgresql-contrib package) or pick a version it has."),
-            c if c.starts_with("08") || c.starts_with("57P") || matches!(c, "53300" | "55006" | "40001" | "40P01") => {
-                provider_error("P6301", format!("PostgreSQL is unavailable: {msg} (SQLSTATE {c})"), "This is usually transient (too many connections, a restart, a lock): retry the run.").retryable()
-            }
-            c => provider_error("P6302", format!("PostgreSQL refused the statement: {msg} (SQLSTATE {c})"), "Check the resource's attributes against what the server allows (names, owners, encodings, versions)."),
+            "42501" => provider_error(
+                "P6304",
+                format!("permission denied: {msg}"),
+                "The role in the provider's `url` lacks the privilege; connect as a superuser or a role with CREATEROLE/CREATEDB and the needed grants.",
+            ),
+            "2BP01" => provider_error(
+                "P6305",
+                format!("the object is still in use: {msg}"),
+                "Other objects depend on it (owned objects, privileges); remove or reassign them first, e.g. with REASSIGN OWNED / DROP OWNED.",
+            ),
+            "3D000" => provider_error(
+                "P6306",
+                format!("database missing: {msg}"),
+                "Create the database first (a `postgres.database` resource referenced by this one orders it).",
+            ),
+            "58P01" | "0A000" => provider_error(
+                "P6307",
+                format!("not available on this server: {msg}"),
+                "Install the extension's files on the server (for contrib extensions, the postgresql-contrib package) or pick a version it has.",
+            ),
+            c if c.starts_with("08") || c.starts_with("57P") || matches!(c, "53300" | "55006" | "40001" | "40P01") => provider_error(
+                "P6301",
+                format!("PostgreSQL is unavailable: {msg} (SQLSTATE {c})"),
+                "This is usually transient (too many connections, a restart, a lock): retry the run.",
+            )
+            .retryable(),
+            c => provider_error(
+                "P6302",
+                format!("PostgreSQL refused the statement: {msg} (SQLSTATE {c})"),
+                "Check the resource's attributes against what the server allows (names, owners, encodings, versions).",
+            ),
         };
     }
     // No server error: connection refused/reset, timeouts, a closed connection.
     let cause = std::error::Error::source(e).map(|s| format!(": {s}")).unwrap_or_default();
-    provider_error("P6301", format!("cannot talk to PostgreSQL: {e}{cause}"), "Check that the server in the provider's `url` is running and reachable; the failure is retried as transient.").retryable()
+    provider_error(
+        "P6301",
+        format!("cannot talk to PostgreSQL: {e}{cause}"),
+        "Check that the server in the provider's `url` is running and reachable; the failure is retried as transient.",
+    )
+    .retryable()
 }
 
 struct Inner {
@@ -414,7 +448,11 @@ impl PgProvider {
         let inner = self.inner.clone();
         match tokio::task::spawn_blocking(move || f(&inner)).await {
             Ok(r) => r,
-            Err(e) => Err(Fail::Diag(provider_error("P6309", format!("the PostgreSQL call did not finish: {e}"), "This is a bug in the postgres provider; please report it."))),
+            Err(e) => Err(Fail::Diag(provider_error(
+                "P6309",
+                format!("the PostgreSQL call did not finish: {e}"),
+                "This is a bug in the postgres provider; please report it.",
+            ))),
         }
     }
 }
@@ -586,10 +624,8 @@ struct DbRow {
 }
 
 fn read_database(c: &mut ::postgres::Client, name: &str) -> Result<Option<DbRow>, Fail> {
-    let row = c.query_opt(
-        "SELECT pg_get_userbyid(datdba)::text, pg_encoding_to_char(encoding)::text, datconnlimit FROM pg_database WHERE datname = $1",
-        &[&name],
-    )?;
+    let row =
+        c.query_opt("SELECT pg_get_userbyid(datdba)::text, pg_encoding_to_char(encoding)::text, datconnlimit FROM pg_database WHERE datname = $1", &[&name])?;
     Ok(row.map(|r| DbRow { owner: r.get(0), encoding: r.get(1), connection_limit: i64::from(r.get::<_, i32>(2)) }))
 }
 
@@ -852,7 +888,8 @@ fn grant_observed(base: Map, spec: &GrantSpec, held: &BTreeSet<String>, recorded
     // Order-insensitive: the recorded list stands when it means the same set.
     let recorded_list = strings(recorded, "privileges").unwrap_or_default();
     let same = normalise_privileges(&spec.object_type, &recorded_list).is_ok_and(|set| &set == held);
-    let value = if same { Value::List(recorded_list.into_iter().map(Value::String).collect()) } else { Value::List(held.iter().cloned().map(Value::String).collect()) };
+    let value =
+        if same { Value::List(recorded_list.into_iter().map(Value::String).collect()) } else { Value::List(held.iter().cloned().map(Value::String).collect()) };
     o.insert("privileges".into(), value);
     if let Some(id) = object_id("grant", &o) {
         o.insert("id".into(), Value::String(id));
@@ -1040,7 +1077,9 @@ impl Provider for PgProvider {
         match req.object.rtype.as_str() {
             "role" => {
                 let name = need(&prior, "name", "role")?.to_string();
-                Ok(self.blocking(move |i| i.run(&i.default_db.clone(), |c| Ok(c.batch_execute(&format!("DROP ROLE IF EXISTS {}", quote_ident(&name)))?))).await?)
+                Ok(self
+                    .blocking(move |i| i.run(&i.default_db.clone(), |c| Ok(c.batch_execute(&format!("DROP ROLE IF EXISTS {}", quote_ident(&name)))?)))
+                    .await?)
             }
             "database" => {
                 let name = need(&prior, "name", "database")?.to_string();
@@ -1091,7 +1130,8 @@ impl Provider for PgProvider {
         } else {
             "SELECT datname::text FROM pg_database WHERE NOT datistemplate AND datname NOT IN ('postgres', 'template0', 'template1', current_database()) ORDER BY 1"
         };
-        let names: Vec<String> = self.blocking(move |i| i.run(&i.default_db.clone(), |c| Ok(c.query(sql, &[])?.into_iter().map(|r| r.get(0)).collect()))).await?;
+        let names: Vec<String> =
+            self.blocking(move |i| i.run(&i.default_db.clone(), |c| Ok(c.query(sql, &[])?.into_iter().map(|r| r.get(0)).collect()))).await?;
         Ok(names.into_iter().filter(|n| !managed.contains(n)).collect())
     }
 }

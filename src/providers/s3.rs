@@ -22,9 +22,9 @@ use super::*;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, ExpirationStatus,
-    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectIdentifier, PublicAccessBlockConfiguration, Tag, Tagging,
-    VersioningConfiguration,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete,
+    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectIdentifier, PublicAccessBlockConfiguration,
+    Tag, Tagging, VersioningConfiguration,
 };
 use aws_sdk_s3::Client;
 use sha2::Digest;
@@ -168,7 +168,11 @@ impl ProviderFactory for S3Factory {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let endpoint = match text(config, "endpoint").filter(|e| !e.is_empty()) {
             Some(e) if !(e.starts_with("http://") || e.starts_with("https://")) => {
-                return Err(provider_error("P6400", "invalid S3 endpoint", format!("The s3 provider's endpoint `{}` must be an http:// or https:// URL.", crate::redact::url(e))));
+                return Err(provider_error(
+                    "P6400",
+                    "invalid S3 endpoint",
+                    format!("The s3 provider's endpoint `{}` must be an http:// or https:// URL.", crate::redact::url(e)),
+                ));
             }
             Some(e) => Some(e.trim_end_matches('/').to_string()),
             None => None,
@@ -183,15 +187,9 @@ impl ProviderFactory for S3Factory {
             region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into()),
             path_style: false,
         };
-        let explicit = Explicit { endpoint, region: text(config, "region").filter(|r| !r.is_empty()).map(str::to_string), path_style: flag(config, "path_style") };
-        Ok(Arc::new(S3Provider {
-            schema: self.schema.clone(),
-            base: ctx.project_dir.clone(),
-            explicit,
-            fallback,
-            creds,
-            clients: Mutex::new(HashMap::new()),
-        }))
+        let explicit =
+            Explicit { endpoint, region: text(config, "region").filter(|r| !r.is_empty()).map(str::to_string), path_style: flag(config, "path_style") };
+        Ok(Arc::new(S3Provider { schema: self.schema.clone(), base: ctx.project_dir.clone(), explicit, fallback, creds, clients: Mutex::new(HashMap::new()) }))
     }
 }
 
@@ -266,7 +264,12 @@ impl S3Provider {
     fn location(&self, recorded: Option<&Map>) -> Location {
         let rec_endpoint = recorded.and_then(|m| text(m, "endpoint")).map(|e| if e.is_empty() { None } else { Some(e.to_string()) });
         let endpoint = self.explicit.endpoint.clone().map(Some).or(rec_endpoint).unwrap_or_else(|| self.fallback.endpoint.clone());
-        let region = self.explicit.region.clone().or_else(|| recorded.and_then(|m| text(m, "region")).map(str::to_string)).unwrap_or_else(|| self.fallback.region.clone());
+        let region = self
+            .explicit
+            .region
+            .clone()
+            .or_else(|| recorded.and_then(|m| text(m, "region")).map(str::to_string))
+            .unwrap_or_else(|| self.fallback.region.clone());
         let path_style = self.explicit.path_style.or_else(|| recorded.and_then(|m| flag(m, "path_style"))).unwrap_or(self.fallback.path_style);
         Location { endpoint, region, path_style }
     }
@@ -329,7 +332,14 @@ impl S3Provider {
                 format!("{} refused to {action} {what}: {detail}. Check that the credentials (access_key/secret_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) are valid there and allowed to do this.", loc.shown()),
             )
         } else if f.code_is(&["NoSuchBucket"]) {
-            provider_error("P6404", format!("no such bucket: {action} {what}"), format!("Cannot {action} {what} at {}: the bucket does not exist ({detail}). Create it first (an `s3.bucket` resource) or fix the name.", loc.shown()))
+            provider_error(
+                "P6404",
+                format!("no such bucket: {action} {what}"),
+                format!(
+                    "Cannot {action} {what} at {}: the bucket does not exist ({detail}). Create it first (an `s3.bucket` resource) or fix the name.",
+                    loc.shown()
+                ),
+            )
         } else {
             provider_error(
                 "P6402",
@@ -447,7 +457,12 @@ async fn bucket_settle(c: &Client, name: &str, config: &Map, fresh: bool) -> R<b
     let rules = parse_rules(config.get("lifecycle_rules"), name).map_err(|d| Fail::other(d.help))?;
     lifecycle_settle(c, name, &rules, fresh).await?;
     let block = flag(config, "block_public_access").unwrap_or(true);
-    let pab = PublicAccessBlockConfiguration::builder().block_public_acls(block).ignore_public_acls(block).block_public_policy(block).restrict_public_buckets(block).build();
+    let pab = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(block)
+        .ignore_public_acls(block)
+        .block_public_policy(block)
+        .restrict_public_buckets(block)
+        .build();
     match c.put_public_access_block().bucket(name).public_access_block_configuration(pab).send().await {
         Ok(_) => Ok(true),
         Err(e) => {
@@ -529,7 +544,10 @@ async fn bucket_read(c: &Client, name: &str, prior: &Map) -> R<Option<Map>> {
     out.insert("policy".into(), policy);
     let block = match c.get_public_access_block().bucket(name).send().await {
         Ok(p) => p.public_access_block_configuration().is_some_and(|b| {
-            b.block_public_acls() == Some(true) && b.ignore_public_acls() == Some(true) && b.block_public_policy() == Some(true) && b.restrict_public_buckets() == Some(true)
+            b.block_public_acls() == Some(true)
+                && b.ignore_public_acls() == Some(true)
+                && b.block_public_policy() == Some(true)
+                && b.restrict_public_buckets() == Some(true)
         }),
         Err(e) => {
             let f = Fail::of(e);
@@ -672,8 +690,12 @@ fn lifecycle_configuration(rules: &[Rule]) -> R<BucketLifecycleConfiguration> {
                 .filter(LifecycleRuleFilter::builder().prefix(&r.prefix).build())
                 .status(if r.enabled { ExpirationStatus::Enabled } else { ExpirationStatus::Disabled })
                 .set_expiration(r.expiration_days.map(|d| LifecycleExpiration::builder().days(d).build()))
-                .set_noncurrent_version_expiration(r.noncurrent_version_expiration_days.map(|d| NoncurrentVersionExpiration::builder().noncurrent_days(d).build()))
-                .set_abort_incomplete_multipart_upload(r.abort_incomplete_multipart_upload_days.map(|d| AbortIncompleteMultipartUpload::builder().days_after_initiation(d).build()))
+                .set_noncurrent_version_expiration(
+                    r.noncurrent_version_expiration_days.map(|d| NoncurrentVersionExpiration::builder().noncurrent_days(d).build()),
+                )
+                .set_abort_incomplete_multipart_upload(
+                    r.abort_incomplete_multipart_upload_days.map(|d| AbortIncompleteMultipartUpload::builder().days_after_initiation(d).build()),
+                )
                 .build()
         })
         .collect();
@@ -745,7 +767,8 @@ async fn bucket_empty(c: &Client, name: &str) -> R<()> {
                 return Err(f);
             }
         };
-        let mut ids: Vec<(String, Option<String>)> = page.versions().iter().filter_map(|v| v.key().map(|k| (k.to_string(), v.version_id().map(str::to_string)))).collect();
+        let mut ids: Vec<(String, Option<String>)> =
+            page.versions().iter().filter_map(|v| v.key().map(|k| (k.to_string(), v.version_id().map(str::to_string)))).collect();
         ids.extend(page.delete_markers().iter().filter_map(|m| m.key().map(|k| (k.to_string(), m.version_id().map(str::to_string)))));
         delete_batch(c, name, ids).await?;
         if page.is_truncated() == Some(true) && (page.next_key_marker().is_some() || page.next_version_id_marker().is_some()) {
@@ -784,7 +807,15 @@ async fn object_delete(c: &Client, bucket: &str, key: &str) -> R<()> {
     let mut key_marker: Option<String> = None;
     let mut version_marker: Option<String> = None;
     loop {
-        let page = match c.list_object_versions().bucket(bucket).prefix(key).set_key_marker(key_marker.take()).set_version_id_marker(version_marker.take()).send().await {
+        let page = match c
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(key)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 let f = Fail::of(e);
@@ -795,7 +826,8 @@ async fn object_delete(c: &Client, bucket: &str, key: &str) -> R<()> {
             }
         };
         // The prefix also lists longer keys: only this key's versions.
-        let mut ids: Vec<(String, Option<String>)> = page.versions().iter().filter(|v| v.key() == Some(key)).map(|v| (key.to_string(), v.version_id().map(str::to_string))).collect();
+        let mut ids: Vec<(String, Option<String>)> =
+            page.versions().iter().filter(|v| v.key() == Some(key)).map(|v| (key.to_string(), v.version_id().map(str::to_string))).collect();
         ids.extend(page.delete_markers().iter().filter(|m| m.key() == Some(key)).map(|m| (key.to_string(), m.version_id().map(str::to_string))));
         delete_batch(c, bucket, ids).await?;
         let past_key = page.next_key_marker().is_some_and(|k| k > key);
@@ -810,7 +842,8 @@ async fn object_delete(c: &Client, bucket: &str, key: &str) -> R<()> {
 
 async fn delete_batch(c: &Client, bucket: &str, ids: Vec<(String, Option<String>)>) -> R<()> {
     for chunk in ids.chunks(BATCH) {
-        let objects: Result<Vec<ObjectIdentifier>, _> = chunk.iter().map(|(k, v)| ObjectIdentifier::builder().key(k).set_version_id(v.clone()).build()).collect();
+        let objects: Result<Vec<ObjectIdentifier>, _> =
+            chunk.iter().map(|(k, v)| ObjectIdentifier::builder().key(k).set_version_id(v.clone()).build()).collect();
         let objects = objects.map_err(|e| Fail::other(e.to_string()))?;
         let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(|e| Fail::other(e.to_string()))?;
         let batched = c.delete_objects().bucket(bucket).delete(delete).send().await;
@@ -838,7 +871,9 @@ async fn delete_batch(c: &Client, bucket: &str, ids: Vec<(String, Option<String>
 impl S3Provider {
     fn names(&self, m: &Map) -> Result<(String, String), Diagnostic> {
         let bucket = text(m, "bucket").filter(|b| !b.is_empty()).ok_or_else(|| self.invalid("missing bucket", "`s3.object` needs a non-empty `bucket`."))?;
-        let key = text(m, "key").filter(|k| !k.is_empty()).ok_or_else(|| self.invalid("missing key", format!("`s3.object` in bucket `{bucket}` needs a non-empty `key`.")))?;
+        let key = text(m, "key")
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| self.invalid("missing key", format!("`s3.object` in bucket `{bucket}` needs a non-empty `key`.")))?;
         Ok((bucket.to_string(), key.to_string()))
     }
 
@@ -849,11 +884,18 @@ impl S3Provider {
             (None | Some(Value::Null), Some(source)) => {
                 let path = self.base.join(source);
                 std::fs::read(&path).map_err(|e| {
-                    provider_error("P6408", format!("cannot read {}", path.display()), format!("The `source` of object `{key}` in bucket `{bucket}` cannot be read: {e}. Paths resolve against the project directory."))
+                    provider_error(
+                        "P6408",
+                        format!("cannot read {}", path.display()),
+                        format!("The `source` of object `{key}` in bucket `{bucket}` cannot be read: {e}. Paths resolve against the project directory."),
+                    )
                 })
             }
-            (Some(Value::String(_)), Some(_)) => Err(self.invalid("both content and source", format!("Object `{key}` in bucket `{bucket}` sets both `content` and `source`; set exactly one."))),
-            _ => Err(self.invalid("neither content nor source", format!("Object `{key}` in bucket `{bucket}` sets neither `content` nor `source`; set exactly one."))),
+            (Some(Value::String(_)), Some(_)) => {
+                Err(self.invalid("both content and source", format!("Object `{key}` in bucket `{bucket}` sets both `content` and `source`; set exactly one.")))
+            }
+            _ => Err(self
+                .invalid("neither content nor source", format!("Object `{key}` in bucket `{bucket}` sets neither `content` nor `source`; set exactly one."))),
         }
     }
 
@@ -866,7 +908,8 @@ impl S3Provider {
         let hash = sha256_hex(&body);
         let content_type = text(&config, "content_type").map(str::to_string).unwrap_or_else(|| guess_content_type(&key).to_string());
         let tags = tags_of(&config);
-        let mut same_bytes = prior.is_some_and(|p| text(p, "sha256") == Some(hash.as_str()) && p.get("content_type") == config.get("content_type") && p.get("etag").is_some());
+        let mut same_bytes =
+            prior.is_some_and(|p| text(p, "sha256") == Some(hash.as_str()) && p.get("content_type") == config.get("content_type") && p.get("etag").is_some());
         if same_bytes {
             // The recorded bytes are still there only if the ETag is (the
             // object may have been overwritten since it was recorded).
@@ -937,7 +980,12 @@ impl S3Provider {
         let unchanged = prior.is_some_and(|p| p.get("etag") == Some(&etag) && p.get("sha256").is_some_and(|s| !matches!(s, Value::Null)));
         if !unchanged {
             let got = client.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| self.error("read", &what, &loc, Fail::of(e)))?;
-            let bytes = got.body.collect().await.map_err(|e| self.error("read", &what, &loc, Fail { transient: true, ..Fail::other(format!("reading the body: {e}")) }))?.into_bytes();
+            let bytes = got
+                .body
+                .collect()
+                .await
+                .map_err(|e| self.error("read", &what, &loc, Fail { transient: true, ..Fail::other(format!("reading the body: {e}")) }))?
+                .into_bytes();
             let hash = sha256_hex(&bytes);
             if req.inputs.get("content").is_some_and(|c| !matches!(c.peel(), Value::Null)) {
                 observed.insert("content".into(), Value::String(String::from_utf8_lossy(&bytes).into_owned()));
@@ -983,20 +1031,31 @@ impl S3Provider {
     }
 
     async fn bucket_write(&self, config: Map, prior: Option<&Map>) -> Result<Observed, Diagnostic> {
-        let name = text(&config, "name").filter(|n| !n.is_empty()).ok_or_else(|| self.invalid("missing bucket name", "`s3.bucket` needs a non-empty `name`."))?.to_string();
+        let name = text(&config, "name")
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| self.invalid("missing bucket name", "`s3.bucket` needs a non-empty `name`."))?
+            .to_string();
         let loc = self.located(&name, prior);
         let what = format!("bucket `{name}`");
         let client = self.client(&loc, &what)?;
         if let Some(p) = text(&config, "policy") {
             if let Err(e) = serde_json::from_str::<serde_json::Value>(p) {
-                return Err(provider_error("P6407", format!("the policy of bucket `{name}` is not JSON"), format!("The `policy` of bucket `{name}` must be a JSON policy document: {e}. jsonencode({{…}}) builds one.")));
+                return Err(provider_error(
+                    "P6407",
+                    format!("the policy of bucket `{name}` is not JSON"),
+                    format!("The `policy` of bucket `{name}` must be a JSON policy document: {e}. jsonencode({{…}}) builds one."),
+                ));
             }
         }
         parse_rules(config.get("lifecycle_rules"), &name)?;
         if prior.is_none() {
             let ours = bucket_create(&client, &name, &loc.region).await.map_err(|f| {
                 if f.code_is(&["BucketAlreadyExists"]) {
-                    provider_error("P6405", format!("bucket name `{name}` is taken"), format!("Bucket names are global at {}: `{name}` belongs to another account. Choose another name.", loc.shown()))
+                    provider_error(
+                        "P6405",
+                        format!("bucket name `{name}` is taken"),
+                        format!("Bucket names are global at {}: `{name}` belongs to another account. Choose another name.", loc.shown()),
+                    )
                 } else {
                     self.error("create", &what, &loc, f)
                 }
@@ -1124,10 +1183,12 @@ impl Provider for S3Provider {
         }
         let mut out = Vec::new();
         for (bucket, keys) in &managed {
-            let loc = if self.explicit.endpoint.is_some() { self.location(None) } else { lock(seen()).get(bucket).cloned().unwrap_or_else(|| self.location(None)) };
+            let loc =
+                if self.explicit.endpoint.is_some() { self.location(None) } else { lock(seen()).get(bucket).cloned().unwrap_or_else(|| self.location(None)) };
             let what = format!("the objects of bucket `{bucket}`");
             let client = self.client(&loc, &what)?;
-            let prefixes: std::collections::BTreeSet<String> = keys.iter().map(|k| k.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default()).collect();
+            let prefixes: std::collections::BTreeSet<String> =
+                keys.iter().map(|k| k.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default()).collect();
             for prefix in prefixes {
                 let mut token: Option<String> = None;
                 loop {
@@ -1210,11 +1271,26 @@ mod tests {
         let rule = |pairs: &[(&str, Value)]| Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
         let rules = Value::List(vec![
             rule(&[("id", Value::str("z")), ("expiration_days", Value::Int(30))]),
-            rule(&[("id", Value::str("a")), ("prefix", Value::str("tmp/")), ("enabled", Value::Bool(false)), ("abort_incomplete_multipart_upload_days", Value::Float(2.0))]),
+            rule(&[
+                ("id", Value::str("a")),
+                ("prefix", Value::str("tmp/")),
+                ("enabled", Value::Bool(false)),
+                ("abort_incomplete_multipart_upload_days", Value::Float(2.0)),
+            ]),
         ]);
         let parsed = parse_rules(Some(&rules), "b").expect("valid");
         assert_eq!(parsed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "z"]);
-        assert_eq!(parsed[1], Rule { id: "z".into(), prefix: String::new(), enabled: true, expiration_days: Some(30), noncurrent_version_expiration_days: None, abort_incomplete_multipart_upload_days: None });
+        assert_eq!(
+            parsed[1],
+            Rule {
+                id: "z".into(),
+                prefix: String::new(),
+                enabled: true,
+                expiration_days: Some(30),
+                noncurrent_version_expiration_days: None,
+                abort_incomplete_multipart_upload_days: None
+            }
+        );
         assert_eq!(parse_rules(Some(&rules_value(&parsed)), "b").expect("round trip"), parsed);
         assert_eq!(parse_rules(Some(&Value::List(vec![])), "b").expect("none"), vec![]);
         for bad in [
@@ -1244,7 +1320,12 @@ mod tests {
             clients: Mutex::new(HashMap::new()),
         };
         let loc = p.location(None);
-        let d = p.error("read", "bucket `b`", &loc, Fail { status: Some(503), code: Some("SlowDown".into()), text: "key AKIDEXAMPLE very-secret".into(), transient: true });
+        let d = p.error(
+            "read",
+            "bucket `b`",
+            &loc,
+            Fail { status: Some(503), code: Some("SlowDown".into()), text: "key AKIDEXAMPLE very-secret".into(), transient: true },
+        );
         assert_eq!(d.code, "P6402");
         assert!(d.retryable);
         assert!(d.help.contains("bucket `b`") && d.help.contains("http://h"));

@@ -91,7 +91,13 @@ fn intents_and_completions(open: &mut dyn FnMut(&str) -> Box<dyn Store>) {
     assert_eq!(open_intents.len(), 2, "both intents are unfinished and visible");
     assert_eq!(open_intents[0].sensitive, vec!["id".to_string()]);
     store
-        .complete(serial, &[Completion::Upsert { intent: Some(intents[0].id), record: record("core.data.a", 1) }, Completion::Close { intent: intents[1].id, outcome: "failed".into() }])
+        .complete(
+            serial,
+            &[
+                Completion::Upsert { intent: Some(intents[0].id), record: record("core.data.a", 1) },
+                Completion::Close { intent: intents[1].id, outcome: "failed".into() },
+            ],
+        )
         .expect("complete");
     let snap = other.snapshot().expect("snapshot");
     assert_eq!(snap.instances.len(), 1);

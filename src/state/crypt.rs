@@ -162,7 +162,8 @@ fn corrupt(aad: &str) -> Diagnostic {
 }
 
 fn locked_without_key() -> Diagnostic {
-    Diagnostic::new("P5006", "the state is encrypted").help("This state holds sealed values; set PLINTH_STATE_KEY (or PLINTH_STATE_KEY_FILE) to the key it was written with.")
+    Diagnostic::new("P5006", "the state is encrypted")
+        .help("This state holds sealed values; set PLINTH_STATE_KEY (or PLINTH_STATE_KEY_FILE) to the key it was written with.")
 }
 
 /// True when a stored map is sealed.
@@ -313,7 +314,9 @@ impl Store for Encrypted {
         let sealed: Vec<(String, serde_json::Value, bool)> = outputs
             .iter()
             .map(|(name, value, sensitive)| match &self.keys {
-                Some(k) if k.sealing() => (name.clone(), Value::Map(self.seal_map(&output_map(value), self.output_aad(name, *sensitive))).to_json(), *sensitive),
+                Some(k) if k.sealing() => {
+                    (name.clone(), Value::Map(self.seal_map(&output_map(value), self.output_aad(name, *sensitive))).to_json(), *sensitive)
+                }
                 _ => (name.clone(), value.clone(), *sensitive),
             })
             .collect();
@@ -338,7 +341,8 @@ impl Store for Encrypted {
         let snap = self.snapshot()?;
         let Some(rec) = snap.get(from) else { return Ok(0) };
         if from != to && snap.get(to).is_some() {
-            return Err(Diagnostic::new("P5005", "destination already recorded").help(format!("`{to}` is already in the state; remove it first with `plinth state rm`.")));
+            return Err(Diagnostic::new("P5005", "destination already recorded")
+                .help(format!("`{to}` is already in the state; remove it first with `plinth state rm`.")));
         }
         let rec = InstanceRecord { address: to.to_string(), resource: resource.to_string(), ..rec.clone() };
         let remove = Completion::Remove { intent: None, address: from.to_string(), deposed: String::new() };
@@ -361,7 +365,10 @@ impl Store for Encrypted {
         if !self.keys.as_ref().is_some_and(Keys::sealing) {
             return self.inner.record_drift(report);
         }
-        let sealed = DriftRecord { report: Value::Map(self.seal_map(&output_map(&report.report), self.aad(&format!("drift.{}", report.at), "", "report", &[]))).to_json(), ..report.clone() };
+        let sealed = DriftRecord {
+            report: Value::Map(self.seal_map(&output_map(&report.report), self.aad(&format!("drift.{}", report.at), "", "report", &[]))).to_json(),
+            ..report.clone()
+        };
         self.inner.record_drift(&sealed)
     }
     fn drift_history(&self) -> Result<Vec<DriftRecord>, Diagnostic> {
@@ -426,7 +433,10 @@ mod tests {
         let nonce = [7u8; 24];
         let body = current.cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: br#"{"result":"old"}"#, aad: b"p" }).unwrap();
         let mut v1 = Map::default();
-        v1.insert(SEALED.into(), Value::String(format!("v1.{}.{}", current.id, base64::engine::general_purpose::STANDARD.encode([nonce.to_vec(), body].concat()))));
+        v1.insert(
+            SEALED.into(),
+            Value::String(format!("v1.{}.{}", current.id, base64::engine::general_purpose::STANDARD.encode([nonce.to_vec(), body].concat()))),
+        );
         assert_eq!(keys.open(&v1, &flags(&[])).unwrap()["result"], Value::str("old"));
     }
 

@@ -121,9 +121,7 @@ fn split_schema(url: &str) -> Result<(String, String), String> {
         && schema.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
-        return Err(format!(
-            "the schema name `{schema}` is not valid: use 1 to 63 ASCII letters, digits or underscores, not starting with a digit"
-        ));
+        return Err(format!("the schema name `{schema}` is not valid: use 1 to 63 ASCII letters, digits or underscores, not starting with a digit"));
     }
     let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
     Ok((url, schema))
@@ -179,7 +177,6 @@ fn list_json(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
-
 /// Creates the schema if needed and applies the missing migrations, in one
 /// transaction under an advisory lock on the schema's name.
 fn migrate(client: &mut Client, schema: &str) -> PgResult<()> {
@@ -206,8 +203,7 @@ fn migrate(client: &mut Client, schema: &str) -> PgResult<()> {
 }
 
 const SQL_SERIAL: &str = "SELECT serial FROM envs WHERE env = $1";
-const SQL_INSTANCES: &str =
-    "SELECT address, deposed, resource, provider, rtype, inputs, attrs, sensitive, deps FROM instances WHERE env = $1 ORDER BY seq";
+const SQL_INSTANCES: &str = "SELECT address, deposed, resource, provider, rtype, inputs, attrs, sensitive, deps FROM instances WHERE env = $1 ORDER BY seq";
 // COLLATE "C": byte order, as SQLite's ORDER BY name.
 const SQL_OUTPUTS: &str = "SELECT name, value, sensitive FROM outputs WHERE env = $1 ORDER BY name COLLATE \"C\"";
 const SQL_BUMP_SERIAL: &str = "INSERT INTO envs (env, serial, updated_at) VALUES ($1, 1, $2)
@@ -217,7 +213,8 @@ const SQL_HISTORY_START: &str = "INSERT INTO history (env, serial, started_at, c
 const SQL_PRUNE_INTENTS: &str = "DELETE FROM intents WHERE env = $1 AND completed_at IS NOT NULL AND serial < $2";
 const SQL_HISTORY_FINISH: &str = "UPDATE history SET finished_at = $3, status = $4, created = $5, updated = $6, replaced = $7, deleted = $8
      WHERE env = $1 AND serial = $2";
-const SQL_INTENT: &str = "INSERT INTO intents (env, serial, address, deposed, action, token, resource, provider, rtype, inputs, inputs_hash, deps, sensitive, started_at)
+const SQL_INTENT: &str =
+    "INSERT INTO intents (env, serial, address, deposed, action, token, resource, provider, rtype, inputs, inputs_hash, deps, sensitive, started_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id";
 const SQL_UPSERT: &str = "INSERT INTO instances (env, address, deposed, resource, provider, rtype, inputs, attrs, sensitive, deps, serial)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)

@@ -120,7 +120,8 @@ fn parse_address(address: &str) -> Result<Address, Diagnostic> {
     let mut parsed = Address { bucket: bucket.to_string(), prefix: prefix.to_string(), endpoint: None, region: String::new(), path_style: false };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = crate::state::percent_decode(value).ok_or_else(|| address_error(address, &format!("the value of `{key}` is not valid percent-encoding")))?;
+        let value =
+            crate::state::percent_decode(value).ok_or_else(|| address_error(address, &format!("the value of `{key}` is not valid percent-encoding")))?;
         match key {
             "endpoint" => {
                 if !(value.starts_with("http://") || value.starts_with("https://")) {
@@ -511,10 +512,8 @@ impl S3Store {
         let (runtime, client) = {
             let mut io = lock(&self.io);
             if io.own_runtime.is_none() {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| self.error("starting an async runtime", &e.to_string()))?;
+                let rt =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| self.error("starting an async runtime", &e.to_string()))?;
                 io.own_runtime = Some(Arc::new(rt));
             }
             let client = io.own_client.get_or_insert_with(|| Client::from_conf(self.config.clone())).clone();
@@ -524,8 +523,7 @@ impl S3Store {
         if ambient.is_some() {
             // Inside a current-thread runtime, which cannot be blocked:
             // wait on a helper thread instead.
-            std::thread::scope(|s| s.spawn(|| runtime.block_on(fut)).join())
-                .map_err(|_| self.error("waiting for the S3 server", "the request thread panicked"))
+            std::thread::scope(|s| s.spawn(|| runtime.block_on(fut)).join()).map_err(|_| self.error("waiting for the S3 server", "the request thread panicked"))
         } else {
             Ok(runtime.block_on(fut))
         }
@@ -552,10 +550,8 @@ impl S3Store {
 
     fn check_format(&self, key: &str, format: u32) -> Result<(), Diagnostic> {
         if format > FORMAT {
-            return Err(Diagnostic::new("P5003", "state written by a newer Plinth").help(format!(
-                "{key} in {} has format {format}, this Plinth knows {FORMAT}; upgrade Plinth.",
-                self.shown
-            )));
+            return Err(Diagnostic::new("P5003", "state written by a newer Plinth")
+                .help(format!("{key} in {} has format {format}, this Plinth knows {FORMAT}; upgrade Plinth.", self.shown)));
         }
         Ok(())
     }
@@ -858,7 +854,8 @@ impl Store for S3Store {
     }
 
     fn drift_history(&self) -> Result<Vec<DriftRecord>, Diagnostic> {
-        let keys: Vec<String> = self.list("listing drift reports", self.key("drift/"), None)?.into_iter().map(|(k, _)| k).filter(|k| k.ends_with(".json")).collect();
+        let keys: Vec<String> =
+            self.list("listing drift reports", self.key("drift/"), None)?.into_iter().map(|(k, _)| k).filter(|k| k.ends_with(".json")).collect();
         let bucket = self.address.bucket.clone();
         let bodies = self.run(|c| get_many(c, bucket, keys.clone()))?.map_err(self.fail("reading drift reports"))?;
         let mut reports = Vec::new();

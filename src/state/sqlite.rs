@@ -22,9 +22,8 @@ pub struct SqliteStore {
 }
 
 fn db_error(path: &str, e: impl std::fmt::Display) -> Diagnostic {
-    Diagnostic::new("P5001", "state store error").help(format!(
-        "The state database {path} could not be used: {e}. Check that the file is a Plinth state database and that its directory is writable."
-    ))
+    Diagnostic::new("P5001", "state store error")
+        .help(format!("The state database {path} could not be used: {e}. Check that the file is a Plinth state database and that its directory is writable."))
 }
 
 use super::{map_from_json_text as from_json, map_to_json_text as to_json};
@@ -94,10 +93,8 @@ impl SqliteStore {
                 return Err(damaged_version(&path, version));
             }
             if version as usize > MIGRATIONS.len() {
-                return Err(Diagnostic::new("P5003", "state written by a newer Plinth").help(format!(
-                    "{path} has schema version {version}, this Plinth knows {}; upgrade Plinth.",
-                    MIGRATIONS.len()
-                )));
+                return Err(Diagnostic::new("P5003", "state written by a newer Plinth")
+                    .help(format!("{path} has schema version {version}, this Plinth knows {}; upgrade Plinth.", MIGRATIONS.len())));
             }
             if version as usize > i {
                 continue;
@@ -110,11 +107,7 @@ impl SqliteStore {
     }
 
     fn serial(&self) -> Result<i64, Diagnostic> {
-        self.conn
-            .query_row("SELECT serial FROM envs WHERE env = ?1", [&self.env], |r| r.get(0))
-            .optional()
-            .map(|s| s.unwrap_or(0))
-            .map_err(|e| self.err(e))
+        self.conn.query_row("SELECT serial FROM envs WHERE env = ?1", [&self.env], |r| r.get(0)).optional().map(|s| s.unwrap_or(0)).map_err(|e| self.err(e))
     }
 
     /// `PRAGMA integrity_check` (used by tests and `state` tooling).
@@ -203,10 +196,7 @@ impl Store for SqliteStore {
 
     fn snapshot(&self) -> Result<Snapshot, Diagnostic> {
         let mut snap = Snapshot { env: self.env.clone(), serial: self.serial()?, ..Snapshot::default() };
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE env = ?1 ORDER BY rowid"))
-            .map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare_cached(&format!("SELECT {INSTANCE_COLUMNS} FROM instances WHERE env = ?1 ORDER BY rowid")).map_err(|e| self.err(e))?;
         let rows = stmt.query_map([&self.env], record_from_row).map_err(|e| self.err(e))?;
         for row in rows {
             let rec = row.map_err(|e| self.err(e))?.decode()?;
@@ -310,11 +300,12 @@ impl Store for SqliteStore {
                        inputs = ?7, attrs = ?8, sensitive = ?9, deps = ?10, serial = ?11",
                 )
                 .map_err(|e| db_error(&self.path, e))?;
-            let mut remove = tx.prepare_cached("DELETE FROM instances WHERE env = ?1 AND address = ?2 AND deposed = ?3").map_err(|e| db_error(&self.path, e))?;
-            let mut depose = tx
-                .prepare_cached("UPDATE instances SET deposed = ?4 WHERE env = ?1 AND address = ?2 AND deposed = ?3")
-                .map_err(|e| db_error(&self.path, e))?;
-            let mut done = tx.prepare_cached("UPDATE intents SET completed_at = ?2, outcome = ?3, inputs = '{}' WHERE id = ?1").map_err(|e| db_error(&self.path, e))?;
+            let mut remove =
+                tx.prepare_cached("DELETE FROM instances WHERE env = ?1 AND address = ?2 AND deposed = ?3").map_err(|e| db_error(&self.path, e))?;
+            let mut depose =
+                tx.prepare_cached("UPDATE instances SET deposed = ?4 WHERE env = ?1 AND address = ?2 AND deposed = ?3").map_err(|e| db_error(&self.path, e))?;
+            let mut done =
+                tx.prepare_cached("UPDATE intents SET completed_at = ?2, outcome = ?3, inputs = '{}' WHERE id = ?1").map_err(|e| db_error(&self.path, e))?;
             for c in completions {
                 match c {
                     Completion::Upsert { intent, record } => {

@@ -75,10 +75,7 @@ impl fmt::Display for FmtError {
 impl std::error::Error for FmtError {}
 
 fn error(message: impl Into<String>, offset: usize) -> FmtError {
-    FmtError {
-        message: message.into(),
-        offset,
-    }
+    FmtError { message: message.into(), offset }
 }
 
 /// Formats Plinth source canonically. Idempotent: format_source(format_source(x)?) == format_source(x)?. Keeps every comment. Never changes meaning.
@@ -201,7 +198,6 @@ fn scan_while(b: &[u8], mut i: usize, pred: impl Fn(u8) -> bool) -> usize {
     i
 }
 
-
 fn lex(src: &str) -> Result<Vec<Token>, FmtError> {
     use Kind::*;
     let b = src.as_bytes();
@@ -269,14 +265,7 @@ fn lex(src: &str) -> Result<Vec<Token>, FmtError> {
             c if c.is_ascii_digit() => (Number, number_end(b, i)),
             _ => return Err(unexpected_char(src, i)),
         };
-        tokens.push(Token {
-            kind,
-            start: i,
-            end,
-            body,
-            newline_before: newlines > 0,
-            blank_before: newlines > 1,
-        });
+        tokens.push(Token { kind, start: i, end, body, newline_before: newlines > 0, blank_before: newlines > 1 });
         newlines = 0;
         i = end;
     }
@@ -314,13 +303,7 @@ fn number_end(b: &[u8], start: usize) -> usize {
 }
 
 fn block_comment_end(b: &[u8], start: usize) -> Result<usize, FmtError> {
-    super::lexical::block_comment_end(b, start)
-        .ok_or_else(|| {
-            error(
-                "unterminated block comment: `/*` has no matching `*/`",
-                start,
-            )
-        })
+    super::lexical::block_comment_end(b, start).ok_or_else(|| error("unterminated block comment: `/*` has no matching `*/`", start))
 }
 
 #[derive(Clone, Copy)]
@@ -342,16 +325,10 @@ fn string_end(b: &[u8], start: usize) -> Result<usize, FmtError> {
         match frame {
             Frame::Quote(quote) => match c {
                 None => {
-                    return Err(error(
-                        "unterminated string: missing the closing `\"`",
-                        quote,
-                    ));
+                    return Err(error("unterminated string: missing the closing `\"`", quote));
                 }
                 Some(b'\n') => {
-                    return Err(error(
-                        "unterminated string: a quoted string must end on the line where it starts (use a heredoc for several lines)",
-                        quote,
-                    ));
+                    return Err(error("unterminated string: a quoted string must end on the line where it starts (use a heredoc for several lines)", quote));
                 }
                 // `\` escapes any character, a line break included
                 Some(b'\\') => i += 2,
@@ -367,10 +344,7 @@ fn string_end(b: &[u8], start: usize) -> Result<usize, FmtError> {
             },
             Frame::Interp(dollar, depth) => match c {
                 None => {
-                    return Err(error(
-                        "unterminated interpolation: `${` has no matching `}`",
-                        dollar,
-                    ));
+                    return Err(error("unterminated interpolation: `${` has no matching `}`", dollar));
                 }
                 Some(b'"') => {
                     frames.push(Frame::Quote(i));
@@ -414,28 +388,15 @@ fn heredoc_end(b: &[u8], start: usize) -> Result<(usize, usize), FmtError> {
     let dash = usize::from(b.get(start + 2) == Some(&b'-'));
     let marker_start = start + 2 + dash;
     if !b.get(marker_start).is_some_and(|&c| is_ident_start(c)) {
-        return Err(error(
-            "expected a heredoc marker such as `EOT` right after `<<`",
-            start,
-        ));
+        return Err(error("expected a heredoc marker such as `EOT` right after `<<`", start));
     }
     let marker_end = heredoc_marker_end(b, start);
     let marker = b.get(marker_start..marker_end).unwrap_or_default();
     let mut i = scan_while(b, marker_end, is_space);
     match b.get(i) {
         Some(b'\n') => i += 1,
-        None => {
-            return Err(error(
-                "unterminated heredoc: no line starts with its closing marker",
-                start,
-            ))
-        }
-        Some(_) => {
-            return Err(error(
-                "a heredoc opener such as `<<EOT` must be the last thing on its line",
-                i,
-            ))
-        }
+        None => return Err(error("unterminated heredoc: no line starts with its closing marker", start)),
+        Some(_) => return Err(error("a heredoc opener such as `<<EOT` must be the last thing on its line", i)),
     }
     let body = i;
     loop {
@@ -444,13 +405,7 @@ fn heredoc_end(b: &[u8], start: usize) -> Result<(usize, usize), FmtError> {
             return Ok((body, after));
         }
         if end >= b.len() {
-            return Err(error(
-                format!(
-                    "unterminated heredoc: no line starts with its closing marker `{}`",
-                    String::from_utf8_lossy(marker)
-                ),
-                start,
-            ));
+            return Err(error(format!("unterminated heredoc: no line starts with its closing marker `{}`", String::from_utf8_lossy(marker)), start));
         }
         i = end + 1;
     }
@@ -534,9 +489,7 @@ fn layout(src: &str, tokens: &[Token]) -> Result<String, FmtError> {
     let mut context = Context::default();
     for (line, &indent) in lines.iter().zip(&indents) {
         let blank_before = match (previous, line.first()) {
-            (Some(previous), Some(head)) => {
-                head.blank_before && !head.kind.is_closer() && !ends_with_opener(previous)
-            }
+            (Some(previous), Some(head)) => head.blank_before && !head.kind.is_closer() && !ends_with_opener(previous),
             _ => false,
         };
         out_lines.push(render_line(src, line, indent, blank_before, &mut context));
@@ -549,10 +502,7 @@ fn layout(src: &str, tokens: &[Token]) -> Result<String, FmtError> {
 }
 
 fn ends_with_opener(line: &[Token]) -> bool {
-    line.iter()
-        .rev()
-        .find(|t| !t.kind.is_comment())
-        .is_some_and(|t| t.kind.is_opener())
+    line.iter().rev().find(|t| !t.kind.is_comment()).is_some_and(|t| t.kind.is_opener())
 }
 
 /// Checks that brackets balance and computes each line's nesting level.
@@ -610,33 +560,17 @@ fn indentation(lines: &[&[Token]]) -> Result<Vec<usize>, FmtError> {
         indents.push(indent);
     }
     match open.last() {
-        Some(t) => Err(error(
-            format!(
-                "unclosed `{}`: no matching `{}` before the end of the file",
-                t.kind.symbol(),
-                t.kind.closer().symbol()
-            ),
-            t.start,
-        )),
+        Some(t) => Err(error(format!("unclosed `{}`: no matching `{}` before the end of the file", t.kind.symbol(), t.kind.closer().symbol()), t.start)),
         None => Ok(indents),
     }
 }
 
 fn match_closer(open: &mut Vec<&Token>, t: &Token) -> Result<(), FmtError> {
     match open.pop() {
-        None => Err(error(
-            format!("unexpected `{}`: nothing is open here", t.kind.symbol()),
-            t.start,
-        )),
+        None => Err(error(format!("unexpected `{}`: nothing is open here", t.kind.symbol()), t.start)),
         Some(o) if o.kind.closer() == t.kind => Ok(()),
         Some(o) => Err(error(
-            format!(
-                "`{}` does not close the `{}` opened at byte {} (expected `{}`)",
-                t.kind.symbol(),
-                o.kind.symbol(),
-                o.start,
-                o.kind.closer().symbol()
-            ),
+            format!("`{}` does not close the `{}` opened at byte {} (expected `{}`)", t.kind.symbol(), o.kind.symbol(), o.start, o.kind.closer().symbol()),
             t.start,
         )),
     }
@@ -663,8 +597,7 @@ impl Shape {
             kind: t.kind,
             prefix: t.kind == Kind::Bang || (t.kind == Kind::Minus && !after_operand),
             keyword: t.kind == Kind::Ident && matches!(text, "for" | "in" | "if"),
-            splat: t.kind == Kind::Star
-                && previous.is_some_and(|p| matches!(p.kind, Kind::Dot | Kind::LBrack)),
+            splat: t.kind == Kind::Star && previous.is_some_and(|p| matches!(p.kind, Kind::Dot | Kind::LBrack)),
             first: text.bytes().next().unwrap_or(b' '),
             last: text.bytes().last().unwrap_or(b' '),
         }
@@ -674,13 +607,7 @@ impl Shape {
     fn ends_operand(&self) -> bool {
         match self.kind {
             Kind::Ident => !self.keyword,
-            Kind::Number
-            | Kind::Str
-            | Kind::Heredoc
-            | Kind::RParen
-            | Kind::RBrack
-            | Kind::RBrace
-            | Kind::Ellipsis => true,
+            Kind::Number | Kind::Str | Kind::Heredoc | Kind::RParen | Kind::RBrack | Kind::RBrace | Kind::Ellipsis => true,
             Kind::Star => self.splat,
             _ => false,
         }
@@ -716,11 +643,7 @@ fn gap(a: &Shape, b: &Shape, hugs_name: bool) -> usize {
     let name = a.kind == Ident && !a.keyword;
     match b.kind {
         LParen => usize::from(!name),
-        LBrack => usize::from(
-            !(name
-                || matches!(a.kind, RParen | RBrack | RBrace | Str)
-                || (a.kind == Star && a.splat)),
-        ),
+        LBrack => usize::from(!(name || matches!(a.kind, RParen | RBrack | RBrace | Str) || (a.kind == Star && a.splat))),
         _ => 1,
     }
 }
@@ -731,13 +654,7 @@ fn glues(a: &Shape, b: &Shape) -> bool {
         Kind::Ident | Kind::Number | Kind::Heredoc => is_ident_continue(b.first),
         _ => matches!(
             (a.last, b.first),
-            (b'=' | b'!' | b'<' | b'>', b'=')
-                | (b'=', b'>')
-                | (b'<', b'<')
-                | (b'&', b'&')
-                | (b'|', b'|')
-                | (b'/', b'/' | b'*')
-                | (b'.', b'.')
+            (b'=' | b'!' | b'<' | b'>', b'=') | (b'=', b'>') | (b'<', b'<') | (b'&', b'&') | (b'|', b'|') | (b'/', b'/' | b'*') | (b'.', b'.')
         ),
     }
 }
@@ -769,13 +686,7 @@ struct Context {
     open: Vec<Kind>,
 }
 
-fn render_line(
-    src: &str,
-    line: &[Token],
-    indent: usize,
-    blank_before: bool,
-    context: &mut Context,
-) -> OutLine {
+fn render_line(src: &str, line: &[Token], indent: usize, blank_before: bool, context: &mut Context) -> OutLine {
     let has_code = line.iter().any(|t| !t.kind.is_comment());
     let (code_tokens, comment_token) = match line.split_last() {
         Some((last, rest)) if has_code && last.kind.is_comment() => (rest, Some(last)),
@@ -841,20 +752,8 @@ fn render_line(
         multiline |= is_multiline(src, t);
         token_text(src, t).into_owned()
     });
-    let key_width = split
-        .and_then(|s| code.get(..s))
-        .map_or(0, |key| key.chars().count());
-    OutLine {
-        indent,
-        code,
-        split,
-        key_width,
-        pad: 0,
-        comment,
-        comment_gap: 1,
-        multiline,
-        blank_before,
-    }
+    let key_width = split.and_then(|s| code.get(..s)).map_or(0, |key| key.chars().count());
+    OutLine { indent, code, split, key_width, pad: 0, comment, comment_gap: 1, multiline, blank_before }
 }
 
 /// For an attribute line `key = value` (key: a name, a quoted string or a
@@ -865,23 +764,18 @@ fn assignment(src: &str, tokens: &[Token]) -> Option<usize> {
     let is_key = match key {
         [t] => matches!(t.kind, Kind::Ident | Kind::Str | Kind::Number) && !is_multiline(src, t),
         [first, inner @ .., last] => {
-            first.kind == Kind::LParen
-                && last.kind == Kind::RParen
-                && key
-                    .iter()
-                    .all(|t| !t.kind.is_comment() && !is_multiline(src, t))
-                && {
-                    // the parenthesis at 0 must be the one closed at the end
-                    let mut depth = 1usize;
-                    inner.iter().all(|t| {
-                        if t.kind.is_opener() {
-                            depth += 1;
-                        } else if t.kind.is_closer() {
-                            depth = depth.saturating_sub(1);
-                        }
-                        depth > 0
-                    })
-                }
+            first.kind == Kind::LParen && last.kind == Kind::RParen && key.iter().all(|t| !t.kind.is_comment() && !is_multiline(src, t)) && {
+                // the parenthesis at 0 must be the one closed at the end
+                let mut depth = 1usize;
+                inner.iter().all(|t| {
+                    if t.kind.is_opener() {
+                        depth += 1;
+                    } else if t.kind.is_closer() {
+                        depth = depth.saturating_sub(1);
+                    }
+                    depth > 0
+                })
+            }
         }
         [] => false,
     };
@@ -910,8 +804,7 @@ fn align_assignments(lines: &mut [OutLine]) {
         let mut widest = head.key_width;
         let mut previous_multiline = head.multiline;
         while let Some(l) = lines.get(end) {
-            if l.split.is_none() || l.blank_before || l.indent != head.indent || previous_multiline
-            {
+            if l.split.is_none() || l.blank_before || l.indent != head.indent || previous_multiline {
                 break;
             }
             widest = widest.max(l.key_width);
@@ -960,10 +853,7 @@ fn write_lines(lines: &[OutLine], size_hint: usize) -> String {
             }
         }
         push_spaces(&mut out, l.indent.saturating_mul(2));
-        match l
-            .split
-            .and_then(|s| Some((l.code.get(..s)?, l.code.get(s..)?)))
-        {
+        match l.split.and_then(|s| Some((l.code.get(..s)?, l.code.get(s..)?))) {
             Some((key, rest)) => {
                 out.push_str(key);
                 push_spaces(&mut out, l.pad);
@@ -986,24 +876,17 @@ fn write_lines(lines: &[OutLine], size_hint: usize) -> String {
 /// in the same places.
 fn check_same_tokens(src: &str, before: &[Token], out: &str) -> Result<(), FmtError> {
     let refuse = |offset: usize| {
-        error(
-            "cannot lay this out without changing the tokens (they would run together); separate them with a space or fix the syntax here",
-            offset,
-        )
+        error("cannot lay this out without changing the tokens (they would run together); separate them with a space or fix the syntax here", offset)
     };
     let after = lex(out).map_err(|_| refuse(before.first().map_or(0, |t| t.start)))?;
     for (k, (x, y)) in before.iter().zip(&after).enumerate() {
-        let same = x.kind == y.kind
-            && (k == 0 || x.newline_before == y.newline_before)
-            && token_text(src, x) == token_text(out, y);
+        let same = x.kind == y.kind && (k == 0 || x.newline_before == y.newline_before) && token_text(src, x) == token_text(out, y);
         if !same {
             return Err(refuse(x.start));
         }
     }
     if before.len() != after.len() {
-        let at = before
-            .get(after.len().min(before.len()).saturating_sub(1))
-            .map_or(0, |t| t.start);
+        let at = before.get(after.len().min(before.len()).saturating_sub(1)).map_or(0, |t| t.start);
         return Err(refuse(at));
     }
     Ok(())
@@ -1032,10 +915,7 @@ mod tests {
 
     fn check(src: &str, expected: &str) {
         let out = format_ok(src);
-        assert_eq!(
-            out, expected,
-            "\n--- got ---\n{out}\n--- expected ---\n{expected}"
-        );
+        assert_eq!(out, expected, "\n--- got ---\n{out}\n--- expected ---\n{expected}");
     }
 
     fn check_err(src: &str, offset: usize, fragment: &str) {
@@ -1043,11 +923,7 @@ mod tests {
             Ok(out) => panic!("expected an error for {src:?}, got {out:?}"),
             Err(e) => {
                 assert_eq!(e.offset, offset, "wrong offset for {src:?}: {e}");
-                assert!(
-                    e.message.contains(fragment),
-                    "message {:?} lacks {fragment:?}",
-                    e.message
-                );
+                assert!(e.message.contains(fragment), "message {:?} lacks {fragment:?}", e.message);
             }
         }
     }
@@ -1136,19 +1012,13 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
     #[test]
     fn several_openers_on_a_line_indent_once() {
         check("x = merge({\na = 1\n})\n", "x = merge({\n  a = 1\n})\n");
-        check(
-            "x = [{\na = 1\n}, {\nb = 2\n}]\n",
-            "x = [{\n  a = 1\n}, {\n  b = 2\n}]\n",
-        );
+        check("x = [{\na = 1\n}, {\nb = 2\n}]\n", "x = [{\n  a = 1\n}, {\n  b = 2\n}]\n");
         check("x = f(a, [\n1,\n], b)\n", "x = f(a, [\n  1,\n], b)\n");
     }
 
     #[test]
     fn closers_dedent() {
-        check(
-            "x = f(\n  a,\n  b\n  )\ny = [\n  1\n      ]\n",
-            "x = f(\n  a,\n  b\n)\ny = [\n  1\n]\n",
-        );
+        check("x = f(\n  a,\n  b\n  )\ny = [\n  1\n      ]\n", "x = f(\n  a,\n  b\n)\ny = [\n  1\n]\n");
     }
 
     #[test]
@@ -1160,10 +1030,7 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
 
     #[test]
     fn blank_lines_collapse_and_vanish_at_edges() {
-        check(
-            "\n\na = 1\n\n\n\nb = 2\n\n\nc {\n\n\n  d = 1\n\n\n  e = 2\n\n}\n\n\n",
-            "a = 1\n\nb = 2\n\nc {\n  d = 1\n\n  e = 2\n}\n",
-        );
+        check("\n\na = 1\n\n\n\nb = 2\n\n\nc {\n\n\n  d = 1\n\n\n  e = 2\n\n}\n\n\n", "a = 1\n\nb = 2\n\nc {\n  d = 1\n\n  e = 2\n}\n");
     }
 
     #[test]
@@ -1205,10 +1072,7 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
         check("x = a[0] -1\n", "x = a[0] - 1\n");
         check("x = 2 -1\n", "x = 2 - 1\n");
         check("x = \"s\" -1\n", "x = \"s\" - 1\n");
-        check(
-            "x = [for v in xs : v if - v > 0]\n",
-            "x = [for v in xs : v if -v > 0]\n",
-        );
+        check("x = [for v in xs : v if - v > 0]\n", "x = [for v in xs : v if -v > 0]\n");
         check("x = { a = - 1 }\n", "x = { a = -1 }\n");
         check("x = (\n- 1\n)\n", "x = (\n  -1\n)\n");
         // the expression continues across the line break: subtraction
@@ -1234,10 +1098,7 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
         check("x = a . * . id\n", "x = a.*.id\n");
         check("x = a[*].id * 2\n", "x = a[*].id * 2\n");
         check("x = a.* - 1\n", "x = a.* - 1\n");
-        check(
-            "x = postgres.database.db[*].name\n",
-            "x = postgres.database.db[*].name\n",
-        );
+        check("x = postgres.database.db[*].name\n", "x = postgres.database.db[*].name\n");
     }
 
     #[test]
@@ -1246,31 +1107,16 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
         check("param x : string\n", "param x: string\n");
         check("param x:list(string)=[]\n", "param x: list(string) = []\n");
         check("x = a?b:c\n", "x = a ? b : c\n");
-        check(
-            "x = [for s in xs:upper(s)]\n",
-            "x = [for s in xs : upper(s)]\n",
-        );
-        check(
-            "x = {for k,v in m:k=>v}\n",
-            "x = { for k, v in m : k => v }\n",
-        );
-        check(
-            "x = {for k,v in m:k=>v...}\n",
-            "x = { for k, v in m : k => v... }\n",
-        );
+        check("x = [for s in xs:upper(s)]\n", "x = [for s in xs : upper(s)]\n");
+        check("x = {for k,v in m:k=>v}\n", "x = { for k, v in m : k => v }\n");
+        check("x = {for k,v in m:k=>v...}\n", "x = { for k, v in m : k => v... }\n");
         // object items may use `:`
         check("x = {a:1,\"b\" : 2}\n", "x = { a: 1, \"b\": 2 }\n");
-        check(
-            "x = {\n  a : 1\n  b :c?d:e\n}\n",
-            "x = {\n  a: 1\n  b: c ? d : e\n}\n",
-        );
+        check("x = {\n  a : 1\n  b :c?d:e\n}\n", "x = {\n  a: 1\n  b: c ? d : e\n}\n");
         check("x = { a = c ? d : e }\n", "x = { a = c ? d : e }\n");
         check("x = [a ? b : c, d]\n", "x = [a ? b : c, d]\n");
         check("x = f(a, b ? c : d)\n", "x = f(a, b ? c : d)\n");
-        check(
-            "x = { for x in xs: x => 1 }\n",
-            "x = { for x in xs : x => 1 }\n",
-        );
+        check("x = { for x in xs: x => 1 }\n", "x = { for x in xs : x => 1 }\n");
     }
 
     #[test]
@@ -1293,10 +1139,7 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
         check("x = f({a=1})\n", "x = f({ a = 1 })\n");
         check("lifecycle{}\n", "lifecycle {}\n");
         check("x = object({a=string})\n", "x = object({ a = string })\n");
-        check(
-            "meta { kind = \"stack\"   description = \"d\" }\n",
-            "meta { kind = \"stack\" description = \"d\" }\n",
-        );
+        check("meta { kind = \"stack\"   description = \"d\" }\n", "meta { kind = \"stack\" description = \"d\" }\n");
     }
 
     #[test]
@@ -1309,33 +1152,21 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
 
     #[test]
     fn keywords_are_words() {
-        check(
-            "x = [for x in(xs): x if(x)]\n",
-            "x = [for x in (xs) : x if (x)]\n",
-        );
+        check("x = [for x in(xs): x if(x)]\n", "x = [for x in (xs) : x if (x)]\n");
         check("x = [for x in[1,2]: x]\n", "x = [for x in [1, 2] : x]\n");
     }
 
     #[test]
     fn words_are_separated_by_one_space() {
-        check(
-            "stack   core   from  \"catalogue/stacks/core\"   version \"1.2\" {\n}\n",
-            "stack core from \"catalogue/stacks/core\" version \"1.2\" {\n}\n",
-        );
-        check(
-            "backend \"s3\"{\nbucket=\"b\"\n}\n",
-            "backend \"s3\" {\n  bucket = \"b\"\n}\n",
-        );
+        check("stack   core   from  \"catalogue/stacks/core\"   version \"1.2\" {\n}\n", "stack core from \"catalogue/stacks/core\" version \"1.2\" {\n}\n");
+        check("backend \"s3\"{\nbucket=\"b\"\n}\n", "backend \"s3\" {\n  bucket = \"b\"\n}\n");
     }
 
     // ---- alignment --------------------------------------------------------
 
     #[test]
     fn consecutive_attributes_align() {
-        check(
-            "a {\n  name = \"forgejo\"\n  owner = x\n  provider = y\n}\n",
-            "a {\n  name     = \"forgejo\"\n  owner    = x\n  provider = y\n}\n",
-        );
+        check("a {\n  name = \"forgejo\"\n  owner = x\n  provider = y\n}\n", "a {\n  name     = \"forgejo\"\n  owner    = x\n  provider = y\n}\n");
     }
 
     #[test]
@@ -1348,60 +1179,39 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
 
     #[test]
     fn alignment_is_per_level() {
-        check(
-            "aaaa = 1\nb {\n  c = 1\n  dd = 2\n}\n",
-            "aaaa = 1\nb {\n  c  = 1\n  dd = 2\n}\n",
-        );
+        check("aaaa = 1\nb {\n  c = 1\n  dd = 2\n}\n", "aaaa = 1\nb {\n  c  = 1\n  dd = 2\n}\n");
     }
 
     #[test]
     fn multiline_values_do_not_align_and_break_runs() {
-        check(
-            "a = 1\nbbbb = {\n  c = 1\n}\ndd = 2\n",
-            "a = 1\nbbbb = {\n  c = 1\n}\ndd = 2\n",
-        );
+        check("a = 1\nbbbb = {\n  c = 1\n}\ndd = 2\n", "a = 1\nbbbb = {\n  c = 1\n}\ndd = 2\n");
     }
 
     #[test]
     fn heredoc_attribute_ends_a_run() {
-        check(
-            "name = \"x\"\ncontent = <<EOT\nhello\nEOT\nb = 2\nccc = 3\n",
-            "name    = \"x\"\ncontent = <<EOT\nhello\nEOT\nb   = 2\nccc = 3\n",
-        );
+        check("name = \"x\"\ncontent = <<EOT\nhello\nEOT\nb = 2\nccc = 3\n", "name    = \"x\"\ncontent = <<EOT\nhello\nEOT\nb   = 2\nccc = 3\n");
     }
 
     #[test]
     fn declarations_are_not_attributes() {
-        check(
-            "let a = 1\nlet bbb = 2\nparam x: number = 3\n",
-            "let a = 1\nlet bbb = 2\nparam x: number = 3\n",
-        );
+        check("let a = 1\nlet bbb = 2\nparam x: number = 3\n", "let a = 1\nlet bbb = 2\nparam x: number = 3\n");
     }
 
     #[test]
     fn quoted_and_parenthesised_keys_align() {
-        check(
-            "x = {\n  \"any key\" = 1\n  b = 2\n  (k.v) = 3,\n}\n",
-            "x = {\n  \"any key\" = 1\n  b         = 2\n  (k.v)     = 3,\n}\n",
-        );
+        check("x = {\n  \"any key\" = 1\n  b = 2\n  (k.v) = 3,\n}\n", "x = {\n  \"any key\" = 1\n  b         = 2\n  (k.v)     = 3,\n}\n");
     }
 
     #[test]
     fn equals_in_inline_object_is_not_an_attribute_line() {
-        check(
-            "x = [\n  { a = 1 },\n  { bb = 2 },\n]\n",
-            "x = [\n  { a = 1 },\n  { bb = 2 },\n]\n",
-        );
+        check("x = [\n  { a = 1 },\n  { bb = 2 },\n]\n", "x = [\n  { a = 1 },\n  { bb = 2 },\n]\n");
     }
 
     // ---- comments ---------------------------------------------------------
 
     #[test]
     fn comments_kept_and_reindented() {
-        check(
-            "a {\n      # hash\n        // slashes   \n   b = 1 # trailing\n}\n",
-            "a {\n  # hash\n  // slashes\n  b = 1 # trailing\n}\n",
-        );
+        check("a {\n      # hash\n        // slashes   \n   b = 1 # trailing\n}\n", "a {\n  # hash\n  // slashes\n  b = 1 # trailing\n}\n");
     }
 
     #[test]
@@ -1425,10 +1235,7 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
 
     #[test]
     fn comment_alignment_breaks_on_blank_and_comment_only_lines() {
-        check(
-            "a = 1 # a\n\nbbbbbb = 2 # b\n# own line\nc = 3 # c\n",
-            "a = 1 # a\n\nbbbbbb = 2 # b\n# own line\nc = 3 # c\n",
-        );
+        check("a = 1 # a\n\nbbbbbb = 2 # b\n# own line\nc = 3 # c\n", "a = 1 # a\n\nbbbbbb = 2 # b\n# own line\nc = 3 # c\n");
     }
 
     #[test]
@@ -1444,18 +1251,12 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
         check("x = f(/* none */)\n", "x = f(/* none */)\n");
         check("x = f(a /* c */ , b)\n", "x = f(a /* c */, b)\n");
         // only the first line of a multi-line block comment moves
-        check(
-            "a {\n        /* first\n      second   \n   third */\n  b = 1\n}\n",
-            "a {\n  /* first\n      second\n   third */\n  b = 1\n}\n",
-        );
+        check("a {\n        /* first\n      second   \n   third */\n  b = 1\n}\n", "a {\n  /* first\n      second\n   third */\n  b = 1\n}\n");
     }
 
     #[test]
     fn block_comment_containing_brackets_and_quotes_is_opaque() {
-        check(
-            "a {\n/* } \" ${ <<EOT */\nb = 1\n}\n",
-            "a {\n  /* } \" ${ <<EOT */\n  b = 1\n}\n",
-        );
+        check("a {\n/* } \" ${ <<EOT */\nb = 1\n}\n", "a {\n  /* } \" ${ <<EOT */\n  b = 1\n}\n");
     }
 
     #[test]
@@ -1474,59 +1275,39 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
 
     #[test]
     fn string_contents_untouched() {
-        check(
-            "x = \"  a  =  b  \\t \\\" \\\\ \\$ \"\n",
-            "x = \"  a  =  b  \\t \\\" \\\\ \\$ \"\n",
-        );
+        check("x = \"  a  =  b  \\t \\\" \\\\ \\$ \"\n", "x = \"  a  =  b  \\t \\\" \\\\ \\$ \"\n");
         check("x = \"héllo ✓\"\n", "x = \"héllo ✓\"\n");
     }
 
     #[test]
     fn nested_interpolation() {
-        check(
-            "x   =   \"${merge({a = \"}\"}, x)}\"\n",
-            "x = \"${merge({a = \"}\"}, x)}\"\n",
-        );
-        check(
-            "x = \"a${ \"b${ \"c${d}\" }\" }e\"\n",
-            "x = \"a${ \"b${ \"c${d}\" }\" }e\"\n",
-        );
-        check(
-            "x = \"${ {a=1}[\"a\"] }\"  \n",
-            "x = \"${ {a=1}[\"a\"] }\"\n",
-        );
+        check("x   =   \"${merge({a = \"}\"}, x)}\"\n", "x = \"${merge({a = \"}\"}, x)}\"\n");
+        check("x = \"a${ \"b${ \"c${d}\" }\" }e\"\n", "x = \"a${ \"b${ \"c${d}\" }\" }e\"\n");
+        check("x = \"${ {a=1}[\"a\"] }\"  \n", "x = \"${ {a=1}[\"a\"] }\"\n");
     }
 
     #[test]
     fn interpolation_may_span_lines() {
-        check(
-            "a {\n  x = \"${f(\n     y)}\"\n      z = 1\n}\n",
-            "a {\n  x = \"${f(\n     y)}\"\n  z = 1\n}\n",
-        );
+        check("a {\n  x = \"${f(\n     y)}\"\n      z = 1\n}\n", "a {\n  x = \"${f(\n     y)}\"\n  z = 1\n}\n");
     }
 
     #[test]
     fn heredoc_body_is_byte_for_byte() {
         let src = "a {\n      x = <<EOT\n   keep   this   \n\t\ttabs\n\n\n\n  ${ \"}\" }\nEOT\n y = 1\n}\n";
-        let expected =
-            "a {\n  x = <<EOT\n   keep   this   \n\t\ttabs\n\n\n\n  ${ \"}\" }\nEOT\n  y = 1\n}\n";
+        let expected = "a {\n  x = <<EOT\n   keep   this   \n\t\ttabs\n\n\n\n  ${ \"}\" }\nEOT\n  y = 1\n}\n";
         check(src, expected);
     }
 
     #[test]
     fn indented_heredoc() {
         let src = "a {\nb {\nx = <<-EOT\n        hello\n          world\n        EOT\n}\n}\n";
-        let expected =
-            "a {\n  b {\n    x = <<-EOT\n        hello\n          world\n        EOT\n  }\n}\n";
+        let expected = "a {\n  b {\n    x = <<-EOT\n        hello\n          world\n        EOT\n  }\n}\n";
         check(src, expected);
     }
 
     #[test]
     fn heredoc_as_argument() {
-        check(
-            "x = trimspace( <<EOT\nbody\nEOT\n   )\n",
-            "x = trimspace(<<EOT\nbody\nEOT\n)\n",
-        );
+        check("x = trimspace( <<EOT\nbody\nEOT\n   )\n", "x = trimspace(<<EOT\nbody\nEOT\n)\n");
     }
 
     #[test]
@@ -1537,32 +1318,17 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
 
     #[test]
     fn heredoc_with_crlf() {
-        check(
-            "x = <<EOT\r\nbody\r\nEOT\r\ny = 1\r\n",
-            "x = <<EOT\nbody\r\nEOT\ny = 1\n",
-        );
+        check("x = <<EOT\r\nbody\r\nEOT\r\ny = 1\r\n", "x = <<EOT\nbody\r\nEOT\ny = 1\n");
     }
 
     #[test]
     fn heredoc_closing_marker_as_in_the_grammar() {
         // a name character after the marker means the line is body text
-        check(
-            "x = <<EOT\nEOTX\nEOT-1\nEOT_\n  EOT\n",
-            "x = <<EOT\nEOTX\nEOT-1\nEOT_\n  EOT\n",
-        );
+        check("x = <<EOT\nEOTX\nEOT-1\nEOT_\n  EOT\n", "x = <<EOT\nEOTX\nEOT-1\nEOT_\n  EOT\n");
         // anything else may follow the marker on its line
-        check(
-            "x = f(<<EOT\nbody\n   EOT   )\n",
-            "x = f(<<EOT\nbody\n   EOT)\n",
-        );
-        check(
-            "x = [<<A\na\nA  ,  <<B\nb\nB   ] # two\ny = 1\n",
-            "x = [<<A\na\nA, <<B\nb\nB] # two\ny = 1\n",
-        );
-        check(
-            "x = <<EOT\nbody\nEOT  # comment\n",
-            "x = <<EOT\nbody\nEOT # comment\n",
-        );
+        check("x = f(<<EOT\nbody\n   EOT   )\n", "x = f(<<EOT\nbody\n   EOT)\n");
+        check("x = [<<A\na\nA  ,  <<B\nb\nB   ] # two\ny = 1\n", "x = [<<A\na\nA, <<B\nb\nB] # two\ny = 1\n");
+        check("x = <<EOT\nbody\nEOT  # comment\n", "x = <<EOT\nbody\nEOT # comment\n");
         check("x = <<EOT\nEOT.y\n", "x = <<EOT\nEOT.y\n");
         check("x = a<<<EOT\nb\nEOT\n", "x = a < <<EOT\nb\nEOT\n");
     }
@@ -1685,10 +1451,7 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
 
     impl Lcg {
         fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             self.0 >> 33
         }
 
@@ -1818,29 +1581,8 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
     #[test]
     fn balanced_soup_formats() {
         // Brackets balanced by construction: must always succeed.
-        const ATOMS: &[&str] = &[
-            "a",
-            "b.c",
-            "1",
-            "-",
-            "+",
-            "*",
-            "=",
-            ",",
-            ":",
-            "?",
-            "\"s\"",
-            " ",
-            "\n",
-            "# c\n",
-            "/* c */",
-            "!",
-            "x[*]",
-            "f(1)",
-            "{}",
-            "=>",
-            "<<EOT\nEOT\n",
-        ];
+        const ATOMS: &[&str] =
+            &["a", "b.c", "1", "-", "+", "*", "=", ",", ":", "?", "\"s\"", " ", "\n", "# c\n", "/* c */", "!", "x[*]", "f(1)", "{}", "=>", "<<EOT\nEOT\n"];
         let mut rng = Lcg(99);
         for _ in 0..2000 {
             let mut src = String::new();
@@ -1883,11 +1625,7 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
         let src = format!("x = {}{}\n", "{".repeat(depth), "}".repeat(depth));
         let out = format_ok(&src);
         assert!(out.starts_with("x = { { {"));
-        check_err(
-            &format!("x = {}", "[".repeat(depth)),
-            4 + depth - 1,
-            "unclosed",
-        );
+        check_err(&format!("x = {}", "[".repeat(depth)), 4 + depth - 1, "unclosed");
     }
 
     #[test]

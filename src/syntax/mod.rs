@@ -149,11 +149,9 @@ fn parse_in_chunks(file: FileId, text: &str) -> Option<Result<File, Diags>> {
         let handles: Vec<_> = ranges
             .chunks(per_worker)
             .map(|run| {
-                std::thread::Builder::new()
-                    .stack_size(64 << 20)
-                    .spawn_scoped(scope, move || {
-                        run.iter().map(|&(start, end)| parse_items(file, text.get(start..end)?, start).ok()).collect::<Option<Vec<_>>>()
-                    })
+                std::thread::Builder::new().stack_size(64 << 20).spawn_scoped(scope, move || {
+                    run.iter().map(|&(start, end)| parse_items(file, text.get(start..end)?, start).ok()).collect::<Option<Vec<_>>>()
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.ok().and_then(|h| h.join().ok()).flatten()).collect()
@@ -334,9 +332,7 @@ fn precheck(file: FileId, text: &str) -> Result<(), Diags> {
     });
     match too_deep {
         Some(i) => Err(vec![Diagnostic::new("P1003", "nesting too deep")
-            .help(format!(
-                "Expressions may nest at most {MAX_DEPTH} levels of brackets, braces and parentheses; split the value into `let` declarations."
-            ))
+            .help(format!("Expressions may nest at most {MAX_DEPTH} levels of brackets, braces and parentheses; split the value into `let` declarations."))
             .label(Span::new(file, i, (i + 1).min(text.len())), "this opening is too deep")]),
         None => Ok(()),
     }
@@ -366,11 +362,7 @@ fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Di
         None => "end of file".to_string(),
         Some(c) if c.is_whitespace() => "whitespace".to_string(),
         Some(_) => {
-            let word: String = text[pos..]
-                .chars()
-                .take_while(|c| !c.is_whitespace())
-                .take(20)
-                .collect();
+            let word: String = text[pos..].chars().take_while(|c| !c.is_whitespace()).take(20).collect();
             format!("`{word}`")
         }
     };
@@ -378,9 +370,7 @@ fn syntax_error(file: FileId, text: &str, error: pest::error::Error<Rule>) -> Di
     if text[..pos].trim_end().ends_with('=') || expected.contains("expression") {
         help.push_str(" An attribute is written `name = value`; strings are quoted.");
     }
-    Diagnostic::new("P1001", format!("syntax error: {message}"))
-        .help(help)
-        .label(Span::new(file, pos, end), format!("expected {expected}"))
+    Diagnostic::new("P1001", format!("syntax error: {message}")).help(help).label(Span::new(file, pos, end), format!("expected {expected}"))
 }
 
 /// The human name of every grammar rule, shown in syntax errors.
@@ -515,11 +505,7 @@ impl Builder {
             Rule::provider_decl => {
                 let name = self.ident(inner.next()?);
                 let next = inner.next()?;
-                let (alias, body) = if next.as_rule() == Rule::ident {
-                    (Some(self.ident(next)), self.body(inner.next()?))
-                } else {
-                    (None, self.body(next))
-                };
+                let (alias, body) = if next.as_rule() == Rule::ident { (Some(self.ident(next)), self.body(inner.next()?)) } else { (None, self.body(next)) };
                 Some(Item::Provider(ProviderDecl { name, alias, body, span }))
             }
             Rule::resource_decl => {
@@ -543,7 +529,9 @@ impl Builder {
                 let mut body = Body::default();
                 for part in inner {
                     match part.as_rule() {
-                        Rule::component_version => version = part.into_inner().find(|p| p.as_rule() == Rule::string).map(|p| self.lit_str(p, "a version constraint")),
+                        Rule::component_version => {
+                            version = part.into_inner().find(|p| p.as_rule() == Rule::string).map(|p| self.lit_str(p, "a version constraint"))
+                        }
                         Rule::body => body = self.body(part),
                         _ => {}
                     }
@@ -1029,7 +1017,21 @@ impl Builder {
 
 /// Keyword tokens carry no information past the rule that holds them.
 fn is_keyword(rule: Rule) -> bool {
-    matches!(rule, Rule::kw_param | Rule::kw_let | Rule::kw_provider | Rule::kw_resource | Rule::kw_output | Rule::kw_for | Rule::kw_in | Rule::kw_if | Rule::kw_import | Rule::kw_meta | Rule::kw_from | Rule::kw_version)
+    matches!(
+        rule,
+        Rule::kw_param
+            | Rule::kw_let
+            | Rule::kw_provider
+            | Rule::kw_resource
+            | Rule::kw_output
+            | Rule::kw_for
+            | Rule::kw_in
+            | Rule::kw_if
+            | Rule::kw_import
+            | Rule::kw_meta
+            | Rule::kw_from
+            | Rule::kw_version
+    )
 }
 
 fn reduce(operands: &mut Vec<Expr>, op: BinaryOp) {

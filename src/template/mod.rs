@@ -49,11 +49,10 @@ impl Delimiters {
     pub fn validate(&self) -> Result<(), Diagnostic> {
         let bad = |d: &str| d.is_empty() || d.chars().any(char::is_whitespace);
         if bad(&self.open) || bad(&self.close) {
-            return Err(Diagnostic::new("P2076", "invalid template delimiters")
-                .help(format!(
-                    "Delimiters must be two non-empty strings without whitespace, such as [\"{{{{\", \"}}}}\"] or [\"{{{{{{\", \"}}}}}}\"]; got {:?} and {:?}.",
-                    self.open, self.close
-                )));
+            return Err(Diagnostic::new("P2076", "invalid template delimiters").help(format!(
+                "Delimiters must be two non-empty strings without whitespace, such as [\"{{{{\", \"}}}}\"] or [\"{{{{{{\", \"}}}}}}\"]; got {:?} and {:?}.",
+                self.open, self.close
+            )));
         }
         Ok(())
     }
@@ -87,10 +86,9 @@ pub fn render(name: &str, text: &str, delims: &Delimiters, vars: &Value, env: &V
     delims.validate()?;
     let depth = INCLUDE_DEPTH.with(|d| d.get());
     if depth >= MAX_INCLUDE_DEPTH {
-        return Err(Diagnostic::new("P2075", "templates nested too deeply")
-            .help(format!(
-                "{name}: templates that render templates may nest at most {MAX_INCLUDE_DEPTH} levels; a template probably renders itself through `template()`."
-            )));
+        return Err(Diagnostic::new("P2075", "templates nested too deeply").help(format!(
+            "{name}: templates that render templates may nest at most {MAX_INCLUDE_DEPTH} levels; a template probably renders itself through `template()`."
+        )));
     }
     let src = Source { name, text };
     let nodes = parse(&src, delims)?;
@@ -180,9 +178,7 @@ impl Source<'_> {
     fn error(&self, code: &'static str, summary: &str, offset: usize, help: impl AsRef<str>) -> Diagnostic {
         let at = self.at(offset);
         let (line, col) = self.line_col(offset);
-        Diagnostic::new(code, summary)
-            .help(format!("{at}: {}", help.as_ref()))
-            .note(format!("in template {}, line {line}, column {col}", self.name))
+        Diagnostic::new(code, summary).help(format!("{at}: {}", help.as_ref())).note(format!("in template {}, line {line}, column {col}", self.name))
     }
 }
 
@@ -194,7 +190,10 @@ enum Token<'t> {
     Text(&'t str),
     /// `content` without delimiters and trim markers; `open_at` is the
     /// byte offset of the opening marker.
-    Tag { content: &'t str, open_at: usize },
+    Tag {
+        content: &'t str,
+        open_at: usize,
+    },
 }
 
 /// Splits the template into text and tags, applying `{{-`/`-}}` trimming.
@@ -305,8 +304,15 @@ enum Node {
 
 enum OpenBlock {
     /// `cond` is None once inside the `else` branch.
-    If { arms: Vec<(TagExpr, Vec<Node>)>, cond: Option<TagExpr> },
-    For { key: Option<String>, value: String, collection: TagExpr },
+    If {
+        arms: Vec<(TagExpr, Vec<Node>)>,
+        cond: Option<TagExpr>,
+    },
+    For {
+        key: Option<String>,
+        value: String,
+        collection: TagExpr,
+    },
 }
 
 struct Frame {
@@ -355,11 +361,21 @@ fn parse(src: &Source, delims: &Delimiters) -> Result<Vec<Node>, Diagnostic> {
             continue; // a comment
         }
         if trimmed.is_empty() {
-            return Err(src.error("P2072", "invalid template expression", open_at, "this tag is empty; put an expression between the delimiters, or remove them."));
+            return Err(src.error(
+                "P2072",
+                "invalid template expression",
+                open_at,
+                "this tag is empty; put an expression between the delimiters, or remove them.",
+            ));
         }
         if trimmed == "end" {
             let Some(frame) = stack.pop() else {
-                return Err(src.error("P2071", "unbalanced template block", word_at, "this `end` closes no `if` or `for`; remove it or open the block it was meant to close."));
+                return Err(src.error(
+                    "P2071",
+                    "unbalanced template block",
+                    word_at,
+                    "this `end` closes no `if` or `for`; remove it or open the block it was meant to close.",
+                ));
             };
             let node = match frame.block {
                 OpenBlock::If { mut arms, cond } => match cond {
@@ -381,14 +397,29 @@ fn parse(src: &Source, delims: &Delimiters) -> Result<Vec<Node>, Diagnostic> {
                 Some(_) => return Err(src.error("P2071", "unbalanced template block", word_at, "`else if` needs a condition: `else if x > 1`.")),
                 None if rest.is_empty() => None,
                 None => {
-                    return Err(src.error("P2071", "unbalanced template block", word_at, "after `else` only `if <condition>` may follow: write `else` or `else if <condition>`."));
+                    return Err(src.error(
+                        "P2071",
+                        "unbalanced template block",
+                        word_at,
+                        "after `else` only `if <condition>` may follow: write `else` or `else if <condition>`.",
+                    ));
                 }
             };
             let Some(Frame { block: OpenBlock::If { arms, cond }, nodes, .. }) = stack.last_mut() else {
-                return Err(src.error("P2071", "unbalanced template block", word_at, "this `else` is not inside an `if` block; `else` belongs between `if` and `end`."));
+                return Err(src.error(
+                    "P2071",
+                    "unbalanced template block",
+                    word_at,
+                    "this `else` is not inside an `if` block; `else` belongs between `if` and `end`.",
+                ));
             };
             let Some(previous) = cond.take() else {
-                return Err(src.error("P2071", "unbalanced template block", word_at, "this `if` already has an `else`; `else if` and `else` must come before the final `else`."));
+                return Err(src.error(
+                    "P2071",
+                    "unbalanced template block",
+                    word_at,
+                    "this `if` already has an `else`; `else if` and `else` must come before the final `else`.",
+                ));
             };
             arms.push((previous, std::mem::take(nodes)));
             *cond = new_cond;
@@ -560,7 +591,12 @@ fn parse_expr(src: &Source, inner: &str) -> Result<TagExpr, Diagnostic> {
                     }
                 })
                 .unwrap_or_else(|| "not an expression".into());
-            Err(src.error("P2072", "invalid template expression", offset, format!("{detail}. Between the delimiters goes one Plinth expression (`name`, `vars.a.b`, `upper(env.X)`) or `if`/`else`/`end`/`for`.")))
+            Err(src.error(
+                "P2072",
+                "invalid template expression",
+                offset,
+                format!("{detail}. Between the delimiters goes one Plinth expression (`name`, `vars.a.b`, `upper(env.X)`) or `if`/`else`/`end`/`for`."),
+            ))
         }
     }
 }
@@ -735,7 +771,6 @@ impl Renderer<'_, '_> {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -25,9 +25,11 @@ fn json(text: &str) -> Value {
 }
 
 fn vars() -> Value {
-    json(r#"{"name": "web", "replicas": 3, "ratio": 0.5, "on": true, "off": false, "nothing": null,
+    json(
+        r#"{"name": "web", "replicas": 3, "ratio": 0.5, "on": true, "off": false, "nothing": null,
              "zones": ["a", "b"], "labels": {"app": "web", "tier": "front"}, "db": {"host": "pg", "port": 5432},
-             "empty": []}"#)
+             "empty": []}"#,
+    )
 }
 
 fn env() -> Value {
@@ -272,8 +274,25 @@ fn nesting_is_capped_and_large_templates_are_linear() {
 #[test]
 fn arbitrary_input_never_panics() {
     let samples = [
-        "{{", "}}", "{{-", "-}}", "{{ - }}", "{{- -}}", "{{ if }}", "{{ for }}", "{{ else if }}", "{{ \"\\", "{{ ( }}", "{{ [ }}",
-        "{{ é }}", "é{{", "{{ .Env }}", "{{ .Values }}", "{{ . }}", "{{ .Env. }}", "{{ for a, b, c in x }}{{ end }}",
+        "{{",
+        "}}",
+        "{{-",
+        "-}}",
+        "{{ - }}",
+        "{{- -}}",
+        "{{ if }}",
+        "{{ for }}",
+        "{{ else if }}",
+        "{{ \"\\",
+        "{{ ( }}",
+        "{{ [ }}",
+        "{{ é }}",
+        "é{{",
+        "{{ .Env }}",
+        "{{ .Values }}",
+        "{{ . }}",
+        "{{ .Env. }}",
+        "{{ for a, b, c in x }}{{ end }}",
     ];
     for s in samples {
         let _ = render_with(s, &Delimiters::default());

@@ -61,9 +61,7 @@ fn postgres_store_works_inside_tokio_runtimes() {
     });
     // On a worker thread, store dropped there too.
     let a = address.clone();
-    multi
-        .block_on(async move { tokio::spawn(async move { conformance::run(&mut |env| open(&a, &format!("rt-worker/{env}"))) }).await })
-        .expect("worker task");
+    multi.block_on(async move { tokio::spawn(async move { conformance::run(&mut |env| open(&a, &format!("rt-worker/{env}"))) }).await }).expect("worker task");
     drop(multi);
     // On a current-thread runtime, where block_in_place is not allowed.
     let current = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -95,7 +93,10 @@ fn postgres_first_opens_race_safely_and_newer_schemas_are_refused() {
     }
     let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     let versions: i64 = client.query_one(&format!("SELECT count(*) FROM \"{schema}\".schema_version"), &[]).expect("versions").get(0);
-    let n_migrations = std::fs::read_dir(repo_root().join("state/postgres")).expect("migrations").filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))).count() as i64;
+    let n_migrations = std::fs::read_dir(repo_root().join("state/postgres"))
+        .expect("migrations")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql")))
+        .count() as i64;
     assert_eq!(versions, n_migrations, "each migration is recorded once");
     client.execute(&format!("INSERT INTO \"{schema}\".schema_version VALUES (99, 'future')"), &[]).expect("future version");
     let err = PostgresStore::open(&address, "default").err().expect("a newer schema is refused");

@@ -304,7 +304,11 @@ fn concurrent_writers_never_lose_an_entry() {
         .collect();
     let stats: Vec<_> = writers.into_iter().map(|t| t.join().expect("writer")).collect();
     let snap = S3Store::open(&addr, "default").expect("open").snapshot().expect("snapshot");
-    eprintln!("two writers x 50 entries: {} conflicts retried, {} compactions", stats.iter().map(|s| s.conflicts).sum::<u64>(), stats.iter().map(|s| s.compactions).sum::<u64>());
+    eprintln!(
+        "two writers x 50 entries: {} conflicts retried, {} compactions",
+        stats.iter().map(|s| s.conflicts).sum::<u64>(),
+        stats.iter().map(|s| s.compactions).sum::<u64>()
+    );
     assert_eq!(snap.instances.len(), 100, "every write of both writers is recorded");
 }
 
@@ -378,7 +382,8 @@ fn rekey_and_state_rm_leave_no_secret_in_the_bucket() {
         objects(&endpoint, &bucket, "")
             .into_iter()
             .filter(|(k, _)| {
-                let body = block(async { client.get_object().bucket(&bucket).key(k).send().await.expect("get").body.collect().await.expect("body").into_bytes() });
+                let body =
+                    block(async { client.get_object().bucket(&bucket).key(k).send().await.expect("get").body.collect().await.expect("body").into_bytes() });
                 body.windows(password.len()).any(|w| w == password.as_bytes())
             })
             .map(|(k, _)| k)

@@ -94,12 +94,27 @@ output argocd = stack.core.url
         &main,
         "out/core",
         &[
-            ("argo-cd.yaml", &["kind: Application", "repoURL: https://argoproj.github.io/argo-helm", "chart: argo-cd", "targetRevision: 9.1.5", "argocd.example.test", "CreateNamespace=true"]),
+            (
+                "argo-cd.yaml",
+                &[
+                    "kind: Application",
+                    "repoURL: https://argoproj.github.io/argo-helm",
+                    "chart: argo-cd",
+                    "targetRevision: 9.1.5",
+                    "argocd.example.test",
+                    "CreateNamespace=true",
+                ],
+            ),
             ("cloudnative-pg.yaml", &["chart: cloudnative-pg", "targetRevision: 0.26.1"]),
             ("dex.yaml", &["chart: dex", "targetRevision: 0.23.0", "issuer: https://dex.example.test"]),
             (
                 "stacks.yaml",
-                &["name: stack-core", "name: stack-observability", "repoURL: https://forgejo.example.test/platform/stacks-instances.git", "path: stacks/forgejo"],
+                &[
+                    "name: stack-core",
+                    "name: stack-observability",
+                    "repoURL: https://forgejo.example.test/platform/stacks-instances.git",
+                    "path: stacks/forgejo",
+                ],
             ),
         ],
     );
@@ -126,7 +141,14 @@ stack otc from "catalogue/stacks/otc" {{
             ("cluster-issuer.yaml", &["kind: ClusterIssuer", "name: main", "platform@example.test", "ingressClassName: nginx"]),
             (
                 "ingress-nginx.yaml",
-                &["chart: ingress-nginx", "targetRevision: 4.12.1", "kubernetes.io/elb.id", "5a1c3c1e-0000-4000-8000-000000000001", "kubernetes.io/elb.class", "ROUND_ROBIN"],
+                &[
+                    "chart: ingress-nginx",
+                    "targetRevision: 4.12.1",
+                    "kubernetes.io/elb.id",
+                    "5a1c3c1e-0000-4000-8000-000000000001",
+                    "kubernetes.io/elb.class",
+                    "ROUND_ROBIN",
+                ],
             ),
             ("storage-class.yaml", &["kind: StorageClass", "storageclass.kubernetes.io/is-default-class", "everest.io/disk-volume-type: SSD"]),
         ],
@@ -153,7 +175,16 @@ resource file.file probe {{
         &main,
         "out/forgejo",
         &[
-            ("forgejo.yaml", &["repoURL: code.forgejo.org/forgejo-helm", "chart: forgejo", "targetRevision: 12.0.0", "host: forgejo.example.test", "existingSecret: forgejo-admin"]),
+            (
+                "forgejo.yaml",
+                &[
+                    "repoURL: code.forgejo.org/forgejo-helm",
+                    "chart: forgejo",
+                    "targetRevision: 12.0.0",
+                    "host: forgejo.example.test",
+                    "existingSecret: forgejo-admin",
+                ],
+            ),
             ("database.yaml", &["kind: Cluster", "postgresql.cnpg.io/v1", "database: forgejo"]),
             ("runner.yaml", &["kind: Deployment", "image: docker:dind", "privileged: true", "tcp://localhost:2376", "code.forgejo.org/forgejo/runner:6.3.1"]),
         ],
@@ -212,7 +243,10 @@ stack observability-client from "catalogue/stacks/observability-client" {{
         &[
             ("metrics-server.yaml", &["chart: metrics-server", "targetRevision: 3.12.2"]),
             ("vector.yaml", &["chart: vector", "targetRevision: 0.43.0", "https://logs.central.example.test/insert/elasticsearch/"]),
-            ("victoria-metrics-agent.yaml", &["chart: victoria-metrics-k8s-stack", "targetRevision: 0.48.1", "https://metrics.central.example.test/api/v1/write"]),
+            (
+                "victoria-metrics-agent.yaml",
+                &["chart: victoria-metrics-k8s-stack", "targetRevision: 0.48.1", "https://metrics.central.example.test/api/v1/write"],
+            ),
         ],
     ) else {
         return;
@@ -285,10 +319,27 @@ output runner_labels = runner_fleet.large.labels
         &main,
         "out/large",
         &[
-            ("config.yaml", &["kind: ConfigMap", "name: large-config", r#"["docker:docker://node:20-bookworm","ubuntu-22.04:docker://ghcr.io/catthehacker/ubuntu:act-22.04"]"#]),
+            (
+                "config.yaml",
+                &[
+                    "kind: ConfigMap",
+                    "name: large-config",
+                    r#"["docker:docker://node:20-bookworm","ubuntu-22.04:docker://ghcr.io/catthehacker/ubuntu:act-22.04"]"#,
+                ],
+            ),
             (
                 "deployment.yaml",
-                &["kind: Deployment", "replicas: 3", "image: docker:dind", "privileged: true", "tcp://localhost:2376", "/certs/client", r#""cpu":"2""#, r#""memory":"4Gi""#, "name: large-registration"],
+                &[
+                    "kind: Deployment",
+                    "replicas: 3",
+                    "image: docker:dind",
+                    "privileged: true",
+                    "tcp://localhost:2376",
+                    "/certs/client",
+                    r#""cpu":"2""#,
+                    r#""memory":"4Gi""#,
+                    "name: large-registration",
+                ],
             ),
         ],
     );
@@ -342,7 +393,8 @@ resource git.commit instances {{
     }
     assert_valid_manifests(&validator, &checkout.join("stacks"));
     // Nothing changed: applying again commits nothing.
-    let again = run(dir.path(), &["plan", "--detailed-exitcode", "--only", "stack.core.file.tree.manifests,stack.otc.file.tree.manifests,git.commit.instances"]);
+    let again =
+        run(dir.path(), &["plan", "--detailed-exitcode", "--only", "stack.core.file.tree.manifests,stack.otc.file.tree.manifests,git.commit.instances"]);
     assert_exit(&again, 0);
 }
 

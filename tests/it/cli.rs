@@ -293,7 +293,12 @@ resource core.data x {
 }
 output doubled = core.data.x.input.n
 "#;
-    let p = project(&[("main.plinth", src), ("values.plinth", ""), ("vars/prod.vars", "n = 4\nnames = [\"a\", \"b\"]\n"), ("vars/x.json", "{\"label\": \"json\"}")]);
+    let p = project(&[
+        ("main.plinth", src),
+        ("values.plinth", ""),
+        ("vars/prod.vars", "n = 4\nnames = [\"a\", \"b\"]\n"),
+        ("vars/x.json", "{\"label\": \"json\"}"),
+    ]);
     std::fs::remove_file(p.path().join("values.plinth")).unwrap();
     let missing = run(p.path(), &["plan"]);
     assert_exit(&missing, 1);
@@ -606,7 +611,8 @@ fn with_a_state_key_no_secret_byte_reaches_the_state_files() {
     let bad = with("not-a-key", &["plan", "-var", "token=x"]);
     assert!(stderr(&bad).contains("P5009"), "{}", stderr(&bad));
     // Rotation: new key current, old key previous; rekey; then the old key is no longer needed.
-    let rotate = plinth().args(["state", "rekey"]).env("PLINTH_STATE_KEY", KEY_B).env("PLINTH_STATE_KEY_PREVIOUS", KEY_A).current_dir(p.path()).output().unwrap();
+    let rotate =
+        plinth().args(["state", "rekey"]).env("PLINTH_STATE_KEY", KEY_B).env("PLINTH_STATE_KEY_PREVIOUS", KEY_A).current_dir(p.path()).output().unwrap();
     assert_exit(&rotate, 0);
     assert_exit(&with(KEY_B, &["plan", "--detailed-exitcode", "-var", &format!("token={token}")]), 0);
     assert_eq!(stdout(&with(KEY_B, &["output", "pw", "--show-sensitive"])).trim(), password);
@@ -660,10 +666,17 @@ fn concurrent_runs_on_one_environment_never_write_together() {
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let db = rusqlite::Connection::open(p.path().join(".plinth/state.db")).unwrap();
-    let serials: Vec<i64> = db.prepare("SELECT serial FROM history WHERE status = 'applied' ORDER BY serial").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let serials: Vec<i64> = db
+        .prepare("SELECT serial FROM history WHERE status = 'applied' ORDER BY serial")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(serials, (1..=n as i64).collect::<Vec<_>>(), "every run applied, each with its own serial");
     // One writer at a time: the intents of each run form one contiguous block.
-    let rows: Vec<(i64, i64)> = db.prepare("SELECT id, serial FROM intents ORDER BY id").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let rows: Vec<(i64, i64)> =
+        db.prepare("SELECT id, serial FROM intents ORDER BY id").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 30 * n, "each run wrote 30 intents");
     let mut seen = std::collections::HashSet::new();
     for w in rows.windows(2) {

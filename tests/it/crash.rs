@@ -52,7 +52,8 @@ resource core.data summary {{
 }
 
 fn expected_addresses(n_files: usize) -> BTreeSet<String> {
-    let mut set: BTreeSet<String> = ["random.password.db", "random.id.suffix", "core.data.base", "file.file.secret", "core.data.summary"].iter().map(|s| s.to_string()).collect();
+    let mut set: BTreeSet<String> =
+        ["random.password.db", "random.id.suffix", "core.data.base", "file.file.secret", "core.data.summary"].iter().map(|s| s.to_string()).collect();
     for i in 0..3 {
         set.insert(format!("core.data.derived[{i}]"));
     }
@@ -163,7 +164,13 @@ fn sigkill_at_random_instants_converges() {
     let mut partial = 0;
     for round in 0..60 {
         let p = project(&[("main.plinth", &config(n_files))]);
-        let mut child = plinth().args(["apply", "--auto-approve", "--parallelism", "8"]).current_dir(p.path()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = plinth()
+            .args(["apply", "--auto-approve", "--parallelism", "8"])
+            .current_dir(p.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         // Anywhere from start-up to just past the end of a typical apply.
         std::thread::sleep(std::time::Duration::from_micros(full / 10 + rand() % full.max(1)));
         if child.try_wait().unwrap().is_none() {
@@ -216,7 +223,14 @@ fn was_killed(o: &std::process::Output) -> bool {
 /// `write:1`, `write:2`, … until a run with `setup` then `args` is no longer
 /// killed (at most `max`), then `extra` points: calls `check` after each.
 /// Returns how many runs were killed.
-fn kill_at_every_write_point(args: &[&str], env: &[(&str, &str)], extra: &[&str], max: usize, setup: &dyn Fn() -> tempfile::TempDir, check: &dyn Fn(&Path, &str)) -> usize {
+fn kill_at_every_write_point(
+    args: &[&str],
+    env: &[(&str, &str)],
+    extra: &[&str],
+    max: usize,
+    setup: &dyn Fn() -> tempfile::TempDir,
+    check: &dyn Fn(&Path, &str),
+) -> usize {
     let mut kills = 0;
     let mut points: Vec<String> = (1..=max).map(|k| format!("write:{k}")).collect();
     points.extend(extra.iter().map(|s| s.to_string()));
@@ -407,12 +421,14 @@ fn sigkill_during_state_mv_on_an_encrypted_state_keeps_the_secret() {
         assert_eq!(db.integrity_check().unwrap(), "ok", "{context}");
         // The configuration that names the secret where it is plans nothing.
         if at[0] == "random.password.renamed" {
-            std::fs::write(dir.join("main.plinth"), PAGES.replace("random.password.db", "random.password.renamed").replace("password db", "password renamed")).unwrap();
+            std::fs::write(dir.join("main.plinth"), PAGES.replace("random.password.db", "random.password.renamed").replace("password db", "password renamed"))
+                .unwrap();
         }
         assert_exit(&with_key(dir, KEY_A, &["plan", "--detailed-exitcode", "--refresh"]), 0);
         assert_eq!(stdout(&with_key(dir, KEY_A, &["output", "pw", "--show-sensitive"])).trim(), password, "{context}");
     };
-    let kills = kill_at_every_write_point(&["state", "mv", "random.password.db", "random.password.renamed"], &[("PLINTH_STATE_KEY", KEY_A)], &[], 50, &setup, &check);
+    let kills =
+        kill_at_every_write_point(&["state", "mv", "random.password.db", "random.password.renamed"], &[("PLINTH_STATE_KEY", KEY_A)], &[], 50, &setup, &check);
     assert!(kills >= 2, "only {kills} runs of state mv were killed");
 }
 
@@ -465,14 +481,11 @@ fn state_surgery_without_the_current_key_is_refused_and_changes_nothing() {
     let (p, password) = encrypted_pages();
     let before = encrypted_snapshot(p.path(), KEY_A, &[]).unwrap();
     let history = stdout(&run(p.path(), &["state", "history"]));
-    let attempts: [(&str, Vec<(&str, &str)>); 4] = [
-        ("mv", vec![("PLINTH_STATE_KEY_PREVIOUS", KEY_A)]),
-        ("rm", vec![("PLINTH_STATE_KEY_PREVIOUS", KEY_A)]),
-        ("mv", vec![]),
-        ("rm", vec![]),
-    ];
+    let attempts: [(&str, Vec<(&str, &str)>); 4] =
+        [("mv", vec![("PLINTH_STATE_KEY_PREVIOUS", KEY_A)]), ("rm", vec![("PLINTH_STATE_KEY_PREVIOUS", KEY_A)]), ("mv", vec![]), ("rm", vec![])];
     for (verb, env) in attempts {
-        let args: Vec<&str> = if verb == "mv" { vec!["state", "mv", "random.password.db", "random.password.renamed"] } else { vec!["state", "rm", "random.password.db"] };
+        let args: Vec<&str> =
+            if verb == "mv" { vec!["state", "mv", "random.password.db", "random.password.renamed"] } else { vec!["state", "rm", "random.password.db"] };
         let mut c = plinth();
         c.args(&args).current_dir(p.path()).env_remove("PLINTH_STATE_KEY");
         for (k, v) in &env {

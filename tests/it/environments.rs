@@ -103,7 +103,9 @@ fn module_repo(root: &Path) -> std::path::PathBuf {
     let repo = root.join("catalogue-repo");
     std::fs::create_dir_all(repo.join("modules/db")).unwrap();
     git(&repo, &["init", "-q"]);
-    let module = |input: &str| format!("meta {{ kind = \"database\" }}\nparam name: string\nresource core.data db {{ input = {input} }}\noutput name = core.data.db.input\n");
+    let module = |input: &str| {
+        format!("meta {{ kind = \"database\" }}\nparam name: string\nresource core.data db {{ input = {input} }}\noutput name = core.data.db.input\n")
+    };
     std::fs::write(repo.join("modules/db/main.plinth"), module("name")).unwrap();
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-qm", "v1.0.0"]);
@@ -121,7 +123,11 @@ fn git_sources_are_locked_by_init_and_used_offline() {
     let proj = root.path().join("project");
     std::fs::create_dir_all(&proj).unwrap();
     let source = format!("git+file://{}//modules/db", repo.display());
-    std::fs::write(proj.join("main.plinth"), format!("database main from \"{source}\" version \"~1.0.0\" {{\n  name = \"forgejo\"\n}}\n\noutput db = database.main.name\n")).unwrap();
+    std::fs::write(
+        proj.join("main.plinth"),
+        format!("database main from \"{source}\" version \"~1.0.0\" {{\n  name = \"forgejo\"\n}}\n\noutput db = database.main.name\n"),
+    )
+    .unwrap();
 
     // Not locked yet: a clear diagnostic, not a network call.
     let o = run(&proj, &["validate"]);
@@ -159,7 +165,11 @@ fn upgrade_moves_to_the_newest_matching_tag() {
     std::fs::create_dir_all(&proj).unwrap();
     let source = format!("git+file://{}//modules/db", repo.display());
     let write = |constraint: &str| {
-        std::fs::write(proj.join("main.plinth"), format!("database main from \"{source}\" version \"{constraint}\" {{\n  name = \"forgejo\"\n}}\n\noutput db = database.main.name\n")).unwrap()
+        std::fs::write(
+            proj.join("main.plinth"),
+            format!("database main from \"{source}\" version \"{constraint}\" {{\n  name = \"forgejo\"\n}}\n\noutput db = database.main.name\n"),
+        )
+        .unwrap()
     };
     write("^1.0");
     assert_exit(&run(&proj, &["init"]), 0);

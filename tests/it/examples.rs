@@ -186,7 +186,12 @@ fn edp_renders_and_commits_an_environment_to_a_stacks_instances_repository() {
     let apply = run_args(args(&["apply", "--auto-approve"]));
     assert_exit(&apply, 0);
     let out = stdout(&apply);
-    for address in ["stack.core[0].file.tree.manifests", "stack.forgejo[0].file.tree.manifests", "runner_fleet.pool[\"small\"].file.tree.manifests", "git.commit.stacks_instances"] {
+    for address in [
+        "stack.core[0].file.tree.manifests",
+        "stack.forgejo[0].file.tree.manifests",
+        "runner_fleet.pool[\"small\"].file.tree.manifests",
+        "git.commit.stacks_instances",
+    ] {
         assert!(out.contains(address), "apply did not touch {address}:\n{out}");
     }
     assert!(!out.contains("postgres."), "rendering and committing touched the database:\n{out}");

@@ -139,10 +139,7 @@ fn total_work_is_bounded() {
 #[test]
 fn a_module_that_instantiates_itself_twice_is_refused() {
     // Depth alone allowed 2^24 instances.
-    let dir = project(&[
-        ("main.plinth", "module m from \"./m\" {}\n"),
-        ("m/main.plinth", "module a from \"./\" {}\nmodule b from \"./\" {}\nlet x = 1\n"),
-    ]);
+    let dir = project(&[("main.plinth", "module m from \"./m\" {}\n"), ("m/main.plinth", "module a from \"./\" {}\nmodule b from \"./\" {}\nlet x = 1\n")]);
     let o = run(dir.path(), &["validate"]);
     assert!(o.status.signal().is_none());
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));

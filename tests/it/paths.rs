@@ -49,13 +49,7 @@ fn assert_refused(o: &Output, code: &str, names: &str) {
 /// guard against the symbolic-link loops these tests plant, not a timing
 /// assertion: the runs take milliseconds).
 fn run_guarded(dir: &Path, args: &[&str]) -> Output {
-    let child = plinth()
-        .args(args)
-        .current_dir(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run plinth");
+    let child = plinth().args(args).current_dir(dir).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("run plinth");
     let id = child.id();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let guard = std::thread::spawn(move || {
@@ -87,11 +81,13 @@ fn file_file_never_writes_through_a_link_at_a_temporary_name() {
     assert_eq!(read(&p.path().join("out/cfg.txt")), "new\n");
     assert_eq!(mode(&p.path().join("out/cfg.txt")), 0o600);
     // An update goes through a fresh temporary too, and leaves none behind.
-    std::fs::write(p.path().join("main.plinth"), "resource file.file cfg {\n  path    = \"out/cfg.txt\"\n  content = \"newer\\n\"\n  mode    = \"0600\"\n}\n").expect("write");
+    std::fs::write(p.path().join("main.plinth"), "resource file.file cfg {\n  path    = \"out/cfg.txt\"\n  content = \"newer\\n\"\n  mode    = \"0600\"\n}\n")
+        .expect("write");
     assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
     assert_untouched(&precious);
     assert_eq!(read(&p.path().join("out/cfg.txt")), "newer\n");
-    let mut left: Vec<String> = std::fs::read_dir(p.path().join("out")).expect("ls").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+    let mut left: Vec<String> =
+        std::fs::read_dir(p.path().join("out")).expect("ls").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
     left.sort();
     assert_eq!(left, [".cfg.txt.plinth-tmp", ".cfg.txt.tmp", "cfg.txt", "cfg.txt.tmp"]);
 }
@@ -99,10 +95,7 @@ fn file_file_never_writes_through_a_link_at_a_temporary_name() {
 #[test]
 fn file_tree_and_render_never_write_through_a_link_at_a_temporary_name() {
     let (_keep, precious) = victim();
-    let p = project(&[
-        ("main.plinth", "resource file.tree t {\n  source = \"tpl\"\n  target = \"out\"\n}\n"),
-        ("tpl/app.yaml", "app: 1\n"),
-    ]);
+    let p = project(&[("main.plinth", "resource file.tree t {\n  source = \"tpl\"\n  target = \"out\"\n}\n"), ("tpl/app.yaml", "app: 1\n")]);
     for dir in ["out", "rendered"] {
         std::fs::create_dir_all(p.path().join(dir)).expect("mkdir");
         symlink(&precious, p.path().join(dir).join(".app.yaml.plinth-tmp")).expect("symlink");
@@ -178,7 +171,11 @@ fn a_source_link_leaving_the_source_is_refused_unless_allowed() {
 
     // Explicitly allowed, the outside file is rendered.
     symlink(&precious, p.path().join("tpl/leak.yaml")).expect("symlink");
-    std::fs::write(p.path().join("main.plinth"), "resource file.tree t {\n  source          = \"tpl\"\n  target          = \"out\"\n  follow_symlinks = true\n}\n").expect("write");
+    std::fs::write(
+        p.path().join("main.plinth"),
+        "resource file.tree t {\n  source          = \"tpl\"\n  target          = \"out\"\n  follow_symlinks = true\n}\n",
+    )
+    .expect("write");
     assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
     assert_eq!(read(&p.path().join("out/leak.yaml")), "precious\n");
 }
@@ -296,7 +293,11 @@ fn a_template_sees_the_process_environment_only_when_passed() {
     let o = run_with_secret(p.path(), &["plan"]);
     assert_exit(&o, 1);
     assert_no_secret(&o);
-    std::fs::write(p.path().join("main.plinth"), "resource file.file f {\n  path    = \"out.txt\"\n  content = template(\"t.tpl\", {}, { PLINTH_TEST_SECRET = \"given\" })\n}\n").expect("write");
+    std::fs::write(
+        p.path().join("main.plinth"),
+        "resource file.file f {\n  path    = \"out.txt\"\n  content = template(\"t.tpl\", {}, { PLINTH_TEST_SECRET = \"given\" })\n}\n",
+    )
+    .expect("write");
     let o = run_with_secret(p.path(), &["apply", "--auto-approve"]);
     assert_exit(&o, 0);
     assert_eq!(read(&p.path().join("out.txt")), "given");
@@ -332,7 +333,8 @@ fn fileset_over_symlink_loops_completes() {
 
 #[test]
 fn plinth_envs_over_two_symlink_loops_completes() {
-    let p = project(&[("main.plinth", "param name: string = \"x\"\n"), ("envs/prod.plinth", "name = \"prod\"\n"), ("envs/team/dev.plinth", "name = \"dev\"\n")]);
+    let p =
+        project(&[("main.plinth", "param name: string = \"x\"\n"), ("envs/prod.plinth", "name = \"prod\"\n"), ("envs/team/dev.plinth", "name = \"dev\"\n")]);
     symlink(".", p.path().join("envs/a")).expect("symlink");
     symlink("..", p.path().join("envs/team/b")).expect("symlink");
     symlink(".", p.path().join("envs/team/c")).expect("symlink");

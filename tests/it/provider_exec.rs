@@ -63,7 +63,8 @@ fn the_exec_provider_passes_with_notes_py() {
 
 /// A project whose provider is the given shell script (run as `sh script`).
 fn scripted(script: &str) -> tempfile::TempDir {
-    let config = "provider exec {\n  command = [\"sh\", \"provider.sh\"]\n}\n\nresource exec.resource x {\n  type   = \"thing\"\n  config = { name = \"a\" }\n}\n";
+    let config =
+        "provider exec {\n  command = [\"sh\", \"provider.sh\"]\n}\n\nresource exec.resource x {\n  type   = \"thing\"\n  config = { name = \"a\" }\n}\n";
     project(&[("main.plinth", config), ("provider.sh", script)])
 }
 
@@ -124,7 +125,15 @@ fn the_program_receives_the_documented_request() {
     let o = run(p.path(), &["state", "show", "exec.resource.x", "--json"]);
     assert_exit(&o, 0);
     let text = stdout(&o).replace(' ', "");
-    for w in ["\"protocol\":1", "\"operation\":\"create\"", "\"type\":\"thing\"", "\"id\":null", "\"config\":{\"name\":\"a\"}", "\"token\":\"", "\"address\":\"exec.resource.x\""] {
+    for w in [
+        "\"protocol\":1",
+        "\"operation\":\"create\"",
+        "\"type\":\"thing\"",
+        "\"id\":null",
+        "\"config\":{\"name\":\"a\"}",
+        "\"token\":\"",
+        "\"address\":\"exec.resource.x\"",
+    ] {
         assert!(text.contains(w), "{w} in {text}");
     }
 }

@@ -123,7 +123,10 @@ fn the_git_provider_passes() {
         match v {
             None => !files.is_empty(),
             // Exactly the files of that version: the other version's extra file is gone.
-            Some(v) => files == vec!["app/values.yaml".to_string(), format!("only-in-{v}.txt")] && r.show("main", "stacks/edp/app/values.yaml").as_deref() == Some(&format!("version: {v}")),
+            Some(v) => {
+                files == vec!["app/values.yaml".to_string(), format!("only-in-{v}.txt")]
+                    && r.show("main", "stacks/edp/app/values.yaml").as_deref() == Some(&format!("version: {v}"))
+            }
         }
     };
     let bare = remote.bare.clone();
@@ -241,7 +244,8 @@ fn two_resources_share_one_branch() {
     // Both managed: nothing unmanaged, no drift.
     assert_exit(&run(p.path(), &["drift"]), 0);
     // Removing one resource removes only its path.
-    let only_b = config.split("resource git.commit a").next().unwrap().to_string() + "resource git.commit b" + config.split("resource git.commit b").nth(1).unwrap();
+    let only_b =
+        config.split("resource git.commit a").next().unwrap().to_string() + "resource git.commit b" + config.split("resource git.commit b").nth(1).unwrap();
     std::fs::write(p.path().join("main.plinth"), only_b).unwrap();
     assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
     assert!(remote.show("instances", "a/x.yaml").is_none());
@@ -259,7 +263,9 @@ fn a_source_directory_with_triggers() {
     let p = project(&[("rendered/app/values.yaml", "replicas: 1\n"), ("rendered/gone.yaml", "x: 1\n")]);
     let dir = p.path();
     let remote = Remote::new(&dir.join("instances.git"));
-    let config = |trigger: &str| format!("resource git.commit s {{\n  repository = \"instances.git\"\n  path       = \"edp\"\n  source     = \"rendered\"\n  triggers   = \"{trigger}\"\n}}\n");
+    let config = |trigger: &str| {
+        format!("resource git.commit s {{\n  repository = \"instances.git\"\n  path       = \"edp\"\n  source     = \"rendered\"\n  triggers   = \"{trigger}\"\n}}\n")
+    };
     std::fs::write(dir.join("main.plinth"), config("1")).unwrap();
     assert_exit(&run(dir, &["apply", "--auto-approve"]), 0);
     assert_eq!(remote.files("main", "edp"), vec!["app/values.yaml", "gone.yaml"]);
@@ -428,7 +434,11 @@ fn invalid_configurations_are_diagnostics() {
         (format!("resource git.commit x {{\n  repository = \"{repo}\"\n  path = \"../up\"\n  files = {{ a = \"1\" }}\n}}\n"), "P6801", "`path`"),
         (format!("resource git.commit x {{\n  repository = \"{repo}\"\n  branch = \"a..b\"\n  files = {{ a = \"1\" }}\n}}\n"), "P6801", "`branch`"),
         (format!("resource git.commit x {{\n  repository = \"{repo}\"\n  files = {{ \"../a\" = \"1\" }}\n}}\n"), "P6801", "files"),
-        (format!("provider git {{\n  author_email = \"a<b\"\n}}\n\nresource git.commit x {{\n  repository = \"{repo}\"\n  files = {{ a = \"1\" }}\n}}\n"), "P6801", "author_email"),
+        (
+            format!("provider git {{\n  author_email = \"a<b\"\n}}\n\nresource git.commit x {{\n  repository = \"{repo}\"\n  files = {{ a = \"1\" }}\n}}\n"),
+            "P6801",
+            "author_email",
+        ),
         ("resource git.commit x {\n  repository = \"-oops\"\n  files = { a = \"1\" }\n}\n".to_string(), "P6801", "repository"),
     ];
     for (config, code, word) in cases {

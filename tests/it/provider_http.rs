@@ -45,11 +45,8 @@ fn reason(status: u16) -> &'static str {
 
 fn respond(stream: &mut TcpStream, status: u16, body: Option<&Json>, extra: &str) {
     let text = body.map(|b| b.to_string()).unwrap_or_default();
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
-        reason(status),
-        text.len()
-    );
+    let head =
+        format!("HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n", reason(status), text.len());
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(text.as_bytes());
     let _ = stream.flush();

@@ -50,7 +50,10 @@ struct Inner {
 }
 
 fn status(code: u16, reason: &str, message: &str) -> (u16, Json) {
-    (code, json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": if code < 300 { "Success" } else { "Failure" }, "message": message, "reason": reason, "code": code }))
+    (
+        code,
+        json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": if code < 300 { "Success" } else { "Failure" }, "message": message, "reason": reason, "code": code }),
+    )
 }
 
 fn merge(into: &mut Json, from: &Json) {
@@ -160,7 +163,9 @@ fn serve(inner: &Inner, stream: TcpStream) {
 /// Kinds the double discovers under `/apis/{group}/{version}`.
 fn discovery(gv: &str) -> Option<Json> {
     let resources = match gv {
-        "argoproj.io/v1alpha1" => json!([{ "name": "applications", "kind": "Application", "namespaced": true }, { "name": "applications/status", "kind": "Application", "namespaced": true }]),
+        "argoproj.io/v1alpha1" => {
+            json!([{ "name": "applications", "kind": "Application", "namespaced": true }, { "name": "applications/status", "kind": "Application", "namespaced": true }])
+        }
         "postgresql.cnpg.io/v1" => json!([{ "name": "clusters", "kind": "Cluster", "namespaced": true }]),
         _ => return None,
     };
@@ -196,7 +201,10 @@ fn handle(inner: &Inner, method: &str, target: &str, headers: &BTreeMap<String, 
         ("GET", false) => {
             let prefix = format!("{path}/");
             let items: Vec<Json> = objects.iter().filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/')).map(|(_, v)| v.clone()).collect();
-            (200, json!({ "apiVersion": "v1", "kind": "List", "metadata": { "resourceVersion": inner.counter.load(Ordering::SeqCst).to_string() }, "items": items }))
+            (
+                200,
+                json!({ "apiVersion": "v1", "kind": "List", "metadata": { "resourceVersion": inner.counter.load(Ordering::SeqCst).to_string() }, "items": items }),
+            )
         }
         ("GET", true) => match objects.get(path) {
             Some(o) => (200, o.clone()),
@@ -227,9 +235,9 @@ fn handle(inner: &Inner, method: &str, target: &str, headers: &BTreeMap<String, 
             }
             let n = inner.counter.fetch_add(1, Ordering::SeqCst) + 1;
             let created = !objects.contains_key(path);
-            let obj = objects.entry(path.to_string()).or_insert_with(|| {
-                json!({ "metadata": { "uid": format!("00000000-0000-4000-8000-{n:012}"), "creationTimestamp": "2026-11-21T00:00:00Z", "generation": 0 } })
-            });
+            let obj = objects.entry(path.to_string()).or_insert_with(
+                || json!({ "metadata": { "uid": format!("00000000-0000-4000-8000-{n:012}"), "creationTimestamp": "2026-11-21T00:00:00Z", "generation": 0 } }),
+            );
             merge(obj, &desired);
             let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             obj["metadata"]["generation"] = json!(generation);
@@ -620,7 +628,8 @@ fn unmanaged_namespaces_are_listed_only_with_list_unmanaged() {
     for ns in ["default", "kube-system", "kube-public"] {
         k.put(&format!("/api/v1/namespaces/{ns}"), json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }));
     }
-    let block = |on: bool| format!("provider kubernetes {{\n  host           = \"{}\"\n  token          = \"{}\"\n  list_unmanaged = {on}\n}}\n", k.host(), k.token);
+    let block =
+        |on: bool| format!("provider kubernetes {{\n  host           = \"{}\"\n  token          = \"{}\"\n  list_unmanaged = {on}\n}}\n", k.host(), k.token);
     let src = |on: bool| block(on) + "resource kubernetes.namespace a {\n  name = \"team-a\"\n}\nresource kubernetes.namespace b {\n  name = \"team-b\"\n}\n";
     let p = project(&[("main.plinth", &src(true))]);
     assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
@@ -629,7 +638,10 @@ fn unmanaged_namespaces_are_listed_only_with_list_unmanaged() {
     assert_eq!(v["unmanaged"], json!([]));
     k.put("/api/v1/namespaces/stray", json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "stray", "uid": "u-stray" } }));
     // A namespace being deleted is gone already.
-    k.put("/api/v1/namespaces/leaving", json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "leaving", "deletionTimestamp": "2026-11-21T00:00:00Z" } }));
+    k.put(
+        "/api/v1/namespaces/leaving",
+        json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "leaving", "deletionTimestamp": "2026-11-21T00:00:00Z" } }),
+    );
     let (code, v) = unmanaged_of(p.path());
     assert_eq!(code, Some(2), "{v}");
     assert_eq!(v["unmanaged"], json!([{ "type": "kubernetes.namespace", "object": "stray" }]), "{v}");

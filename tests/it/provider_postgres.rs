@@ -89,9 +89,7 @@ fn a_grant_revoked_outside_plinth_is_drift_and_refresh_restores_it() {
     );
     let p = project(&[("main.plinth", &config)]);
     let dir = p.path();
-    let has_create = || {
-        client(&url).query_one("SELECT has_database_privilege($1, $2, 'CREATE')", &[&role, &db]).unwrap().get::<_, bool>(0)
-    };
+    let has_create = || client(&url).query_one("SELECT has_database_privilege($1, $2, 'CREATE')", &[&role, &db]).unwrap().get::<_, bool>(0);
     assert_exit(&cmd(dir, &url, &["apply", "--auto-approve"]), 0);
     assert!(has_create(), "the grant reached the server");
     let owner: String = client(&url).query_one("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1", &[&db]).unwrap().get(0);
@@ -202,9 +200,8 @@ fn a_thousand_roles_apply_drift_and_destroy() {
     let p = project(&[("main.plinth", &config)]);
     let dir = p.path();
     assert_exit(&cmd(dir, &url, &["apply", "--auto-approve"]), 0);
-    let count = |c: &mut postgres::Client| -> i64 {
-        c.query_one("SELECT count(*) FROM pg_roles WHERE rolname LIKE $1", &[&format!("{prefix}\\_%")]).unwrap().get(0)
-    };
+    let count =
+        |c: &mut postgres::Client| -> i64 { c.query_one("SELECT count(*) FROM pg_roles WHERE rolname LIKE $1", &[&format!("{prefix}\\_%")]).unwrap().get(0) };
     assert_eq!(count(&mut client(&url)), 1000);
     let started = std::time::Instant::now();
     let drift = cmd(dir, &url, &["drift"]);

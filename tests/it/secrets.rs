@@ -50,7 +50,10 @@ const PARAM: &str = "param token: string {\n  sensitive = true\n}\n";
 #[test]
 fn a_map_key_built_from_a_secret_makes_the_object_sensitive() {
     let secret = "tok-mapkey-91c2e7";
-    let p = project(&[("main.plinth", &format!("{PARAM}resource core.data d {{\n  input = {{ for t in [token] : t => 1 }}\n}}\nresource core.data e {{\n  input = {{ (token) = 2 }}\n}}\n"))]);
+    let p = project(&[(
+        "main.plinth",
+        &format!("{PARAM}resource core.data d {{\n  input = {{ for t in [token] : t => 1 }}\n}}\nresource core.data e {{\n  input = {{ (token) = 2 }}\n}}\n"),
+    )]);
     let (runs, all) = plan_and_apply(p.path(), secret);
     assert_exit(&runs[2], 0);
     assert_hidden(&all, secret);
@@ -94,7 +97,9 @@ fn an_invalid_count_built_from_a_secret_is_not_quoted() {
 
 #[test]
 fn a_missing_key_or_index_built_from_a_secret_is_not_quoted() {
-    for (i, expr) in ["{ a = 1 }[token]", "{ (token) = 1 }[\"b\"]", "{ (token) = 1 }.b", "[1, 2][length(token)]", "{ for t in [token, token] : t => 1 }"].iter().enumerate() {
+    for (i, expr) in
+        ["{ a = 1 }[token]", "{ (token) = 1 }[\"b\"]", "{ (token) = 1 }.b", "[1, 2][length(token)]", "{ for t in [token, token] : t => 1 }"].iter().enumerate()
+    {
         let secret = format!("tok-index{i}-4c2d11");
         let p = project(&[("main.plinth", &format!("{PARAM}resource core.data d {{\n  input = {expr}\n}}\n"))]);
         let (runs, all) = plan_and_apply(p.path(), &secret);
@@ -145,7 +150,10 @@ fn bare_repo(at: &Path) {
 #[test]
 fn a_git_path_built_from_a_secret_is_not_quoted() {
     let secret = "tok-gitpath-6f0d24";
-    let p = project(&[("main.plinth", &format!("{PARAM}resource git.commit c {{\n  repository = \"remote.git\"\n  path = \"../${{token}}\"\n  files = {{ \"a.txt\" = \"a\" }}\n}}\n"))]);
+    let p = project(&[(
+        "main.plinth",
+        &format!("{PARAM}resource git.commit c {{\n  repository = \"remote.git\"\n  path = \"../${{token}}\"\n  files = {{ \"a.txt\" = \"a\" }}\n}}\n"),
+    )]);
     bare_repo(&p.path().join("remote.git"));
     let (runs, all) = plan_and_apply(p.path(), secret);
     assert_exit(&runs[2], 1);
@@ -156,7 +164,10 @@ fn a_git_path_built_from_a_secret_is_not_quoted() {
 #[test]
 fn a_git_commit_whose_repository_is_secret_has_a_sensitive_id() {
     let secret = "tok-gitrepo-2b9c70";
-    let p = project(&[("main.plinth", &format!("{PARAM}resource git.commit c {{\n  repository = \"remote-${{token}}.git\"\n  path = \"deploy\"\n  files = {{ \"a.txt\" = \"a\" }}\n}}\n"))]);
+    let p = project(&[(
+        "main.plinth",
+        &format!("{PARAM}resource git.commit c {{\n  repository = \"remote-${{token}}.git\"\n  path = \"deploy\"\n  files = {{ \"a.txt\" = \"a\" }}\n}}\n"),
+    )]);
     bare_repo(&p.path().join(format!("remote-{secret}.git")));
     let (runs, all) = plan_and_apply(p.path(), secret);
     assert_exit(&runs[2], 0);
@@ -192,7 +203,11 @@ fn echo_server() -> String {
             let mut body = vec![0u8; length];
             let _ = reader.read_exact(&mut body);
             let text = format!("{{\"error\":\"bad request\",\"you_sent\":{}}}", serde_json::Value::String(format!("{head}{}", String::from_utf8_lossy(&body))));
-            let _ = write!(stream, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len());
+            let _ = write!(
+                stream,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
         }
     });
     url
@@ -253,7 +268,10 @@ fn children_never_see_plinths_secrets() {
         ("provider.sh", "env > \"$DUMP\"\ncat >/dev/null\necho '{\"id\":\"one\",\"state\":{}}'\n"),
         ("kube/config.yaml", &kubeconfig),
     ]);
-    executable(&p.path().join("kube/plugin.sh"), "#!/bin/sh\nenv > \"$DUMP\"\nprintf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\"}}'\n");
+    executable(
+        &p.path().join("kube/plugin.sh"),
+        "#!/bin/sh\nenv > \"$DUMP\"\nprintf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\"}}'\n",
+    );
     bare_repo(&p.path().join("remote.git"));
     executable(&p.path().join("remote.git/hooks/pre-receive"), &format!("#!/bin/sh\nenv > {d}/git.env\ncat >/dev/null\n"));
     let o = plinth()
@@ -330,22 +348,22 @@ fn the_git_token_is_never_in_gits_arguments() {
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let run_with = |args: &[&str]| {
         plinth()
-        .args(args)
-        .current_dir(p.path())
-        .env("PATH", &path)
-        .env("PLINTH_VAR_token", secret)
-        .env("GIT_CONFIG_COUNT", "4")
-        .env("GIT_CONFIG_KEY_0", format!("url.{}.insteadOf", cat.display()))
-        .env("GIT_CONFIG_VALUE_0", "https://example.invalid/catalogue.git")
-        .env("GIT_CONFIG_KEY_1", format!("url.{}.insteadOf", p.path().join("remote.git").display()))
-        .env("GIT_CONFIG_VALUE_1", "https://example.invalid/remote.git")
-        // The same with the tokens (what a git given them would see).
-        .env("GIT_CONFIG_KEY_2", format!("url.{}.insteadOf", cat.display()))
-        .env("GIT_CONFIG_VALUE_2", format!("https://bot:{literal}@example.invalid/catalogue.git"))
-        .env("GIT_CONFIG_KEY_3", format!("url.{}.insteadOf", p.path().join("remote.git").display()))
-        .env("GIT_CONFIG_VALUE_3", format!("https://bot:{secret}@example.invalid/remote.git"))
-        .output()
-        .expect("run plinth")
+            .args(args)
+            .current_dir(p.path())
+            .env("PATH", &path)
+            .env("PLINTH_VAR_token", secret)
+            .env("GIT_CONFIG_COUNT", "4")
+            .env("GIT_CONFIG_KEY_0", format!("url.{}.insteadOf", cat.display()))
+            .env("GIT_CONFIG_VALUE_0", "https://example.invalid/catalogue.git")
+            .env("GIT_CONFIG_KEY_1", format!("url.{}.insteadOf", p.path().join("remote.git").display()))
+            .env("GIT_CONFIG_VALUE_1", "https://example.invalid/remote.git")
+            // The same with the tokens (what a git given them would see).
+            .env("GIT_CONFIG_KEY_2", format!("url.{}.insteadOf", cat.display()))
+            .env("GIT_CONFIG_VALUE_2", format!("https://bot:{literal}@example.invalid/catalogue.git"))
+            .env("GIT_CONFIG_KEY_3", format!("url.{}.insteadOf", p.path().join("remote.git").display()))
+            .env("GIT_CONFIG_VALUE_3", format!("https://bot:{secret}@example.invalid/remote.git"))
+            .output()
+            .expect("run plinth")
     };
     assert_exit(&run_with(&["init"]), 0);
     let o = run_with(&["apply", "--auto-approve"]);

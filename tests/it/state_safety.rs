@@ -59,7 +59,12 @@ fn rekey_leaves_no_secret_in_clear_in_any_state_file() {
         assert!(!holds(&bytes, secret), "a secret is still in the state files in clear after rekey");
     }
     // The state still works with the key and nothing changes.
-    let plan = plinth().args(["plan", "--detailed-exitcode", "-var", &format!("token={TOKEN}-2")]).env("PLINTH_STATE_KEY", KEY).current_dir(p.path()).output().expect("plan");
+    let plan = plinth()
+        .args(["plan", "--detailed-exitcode", "-var", &format!("token={TOKEN}-2")])
+        .env("PLINTH_STATE_KEY", KEY)
+        .current_dir(p.path())
+        .output()
+        .expect("plan");
     assert_exit(&plan, 0);
 }
 
@@ -118,7 +123,10 @@ fn tampered_sensitive_flags_fail_closed_with_a_key() {
 
 #[test]
 fn an_undecodable_row_is_a_coded_error_and_nothing_is_planned_from_it() {
-    let p = project(&[("main.plinth", "resource random.password pw { length = 20 }\nresource file.file f {\n  path    = \"pw.txt\"\n  content = random.password.pw.result\n}\n")]);
+    let p = project(&[(
+        "main.plinth",
+        "resource random.password pw { length = 20 }\nresource file.file f {\n  path    = \"pw.txt\"\n  content = random.password.pw.result\n}\n",
+    )]);
     assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
     let before = std::fs::read_to_string(p.path().join("pw.txt")).expect("pw");
     for (column, damage) in [("attrs", "{\"result\": \"trunc"), ("attrs", "[1, 2]"), ("inputs", "not json"), ("sensitive", "{}"), ("deps", "7")] {

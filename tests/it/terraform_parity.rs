@@ -33,7 +33,8 @@ fn terraform_values(exprs: &[&str]) -> Vec<serde_json::Value> {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let b64 = text.trim().trim_matches('"');
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_else(|e| panic!("terraform said {text} {}: {e}", String::from_utf8_lossy(&out.stderr)));
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_else(|e| panic!("terraform said {text} {}: {e}", String::from_utf8_lossy(&out.stderr)));
     let strings: Vec<String> = serde_json::from_slice(&bytes).unwrap();
     strings.iter().map(|s| serde_json::from_str(s).unwrap()).collect()
 }
@@ -61,12 +62,8 @@ fn compare(exprs: &[&str]) {
     }
     let want = terraform_values(exprs);
     let got = plinth_values(exprs);
-    let mismatches: Vec<String> = exprs
-        .iter()
-        .zip(want.iter().zip(&got))
-        .filter(|(_, (w, g))| w != g)
-        .map(|(e, (w, g))| format!("{e}\n  terraform: {w}\n  plinth:    {g}"))
-        .collect();
+    let mismatches: Vec<String> =
+        exprs.iter().zip(want.iter().zip(&got)).filter(|(_, (w, g))| w != g).map(|(e, (w, g))| format!("{e}\n  terraform: {w}\n  plinth:    {g}")).collect();
     assert!(mismatches.is_empty(), "{} of {} differ:\n{}", mismatches.len(), exprs.len(), mismatches.join("\n"));
 }
 
@@ -131,7 +128,13 @@ fn whole_number_arithmetic_agrees_within_64_bits() {
 
 #[test]
 fn integer_overflow_is_an_error_where_terraform_is_exact() {
-    let cases = ["(-9223372036854775807 - 1) / -1", "9223372036854775807 + 1", "9223372036854775807 * 3", "-(-9223372036854775807 - 1)", "(-9223372036854775807 - 1) - 1"];
+    let cases = [
+        "(-9223372036854775807 - 1) / -1",
+        "9223372036854775807 + 1",
+        "9223372036854775807 * 3",
+        "-(-9223372036854775807 - 1)",
+        "(-9223372036854775807 - 1) - 1",
+    ];
     if terraform_available() {
         // Terraform computes these exactly (arbitrary precision): none fits
         // in 64 bits, which is why Plinth refuses them instead of rounding.

@@ -499,7 +499,12 @@ mod tests {
         };
         s.apply(&Op::WriteIntents { intents: vec![IntentDoc::new(7, 1, "t0", &intent)] });
         s.apply(&complete(vec![upsert("b", 1), upsert("a", 1)]));
-        s.apply(&Op::SetOutputs { outputs: vec![OutputDoc { name: "z".into(), value: serde_json::json!(1), sensitive: true }, OutputDoc { name: "a".into(), value: serde_json::json!("s"), sensitive: false }] });
+        s.apply(&Op::SetOutputs {
+            outputs: vec![
+                OutputDoc { name: "z".into(), value: serde_json::json!(1), sensitive: true },
+                OutputDoc { name: "a".into(), value: serde_json::json!("s"), sensitive: false },
+            ],
+        });
         s.apply(&Op::FinishRun { serial: 1, finished_at: "t1".into(), status: "applied".into(), counts: [2, 0, 0, 0] });
         let doc = s.to_doc("e", 5);
         let text = serde_json::to_string(&doc).unwrap();

@@ -165,7 +165,7 @@ impl GitAuth {
         let userinfo = &rest[..at];
         let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
         // `+` is itself in user information, not a space.
-        let decode = |s: &str| crate::state::percent_decode(&s.replace('+', "%2B")).unwrap_or_else(|| s.to_string());
+        let decode = |s: &str| crate::redact::percent_decode(&s.replace('+', "%2B")).unwrap_or_else(|| s.to_string());
         (format!("{scheme}://{}", &rest[at + 1..]), Some(GitAuth { username: decode(user), password: decode(password) }))
     }
 

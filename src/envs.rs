@@ -18,8 +18,8 @@
 use crate::diagnostic::{suggestion, Diagnostic, Diags, Sources, Span};
 use crate::eval::functions::FnHost;
 use crate::eval::{Evaluator, Namespace};
-use crate::plan::VarValue;
 use crate::syntax::{self, ast};
+use crate::value::VarValue;
 use crate::value::{Map, Value};
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
@@ -136,10 +136,10 @@ impl Backend {
                 let mut query = Vec::new();
                 if let Some(endpoint) = self.string_setting("endpoint")? {
                     check_endpoint(endpoint).map_err(|why| self.invalid(&why))?;
-                    query.push(format!("endpoint={}", crate::state::percent_encode(endpoint)));
+                    query.push(format!("endpoint={}", crate::redact::percent_encode(endpoint)));
                 }
                 if let Some(region) = self.string_setting("region")? {
-                    query.push(format!("region={}", crate::state::percent_encode(region)));
+                    query.push(format!("region={}", crate::redact::percent_encode(region)));
                 }
                 match self.settings.get("path_style").map(plain) {
                     None | Some(Value::Null) => {}

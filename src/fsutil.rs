@@ -268,3 +268,55 @@ mod tests {
         assert!(is_within(&root, &root));
     }
 }
+
+/// Why [`walk_files`] stopped.
+#[derive(Debug)]
+pub enum WalkError {
+    /// `action` ("read the directory", "inspect") failed on `path`.
+    Io { action: &'static str, path: PathBuf, error: io::Error },
+    /// More than the given number of files.
+    TooMany,
+}
+
+impl std::fmt::Display for WalkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WalkError::Io { action, path, error } => write!(f, "cannot {action} {}: {error}", path.display()),
+            WalkError::TooMany => write!(f, "the directory holds too many files"),
+        }
+    }
+}
+
+/// Every regular file under `dir` (relative, '/'-separated, sorted),
+/// skipping `skip` and temporary files of an interrupted write ([`is_temp_name`]),
+/// at most `max` of them. Iterative: deep trees cannot exhaust the stack;
+/// symbolic links to directories are not followed (a link loop cannot make
+/// it run forever), links to files are listed.
+pub fn walk_files(dir: &Path, skip: Option<&Path>, max: usize) -> Result<Vec<String>, WalkError> {
+    let mut out = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, rel)) = pending.pop() {
+        for entry in std::fs::read_dir(&path).map_err(|error| WalkError::Io { action: "read the directory", path: path.clone(), error })? {
+            let entry = entry.map_err(|error| WalkError::Io { action: "read the directory", path: path.clone(), error })?;
+            let child = entry.path();
+            if skip.is_some_and(|s| s == child) {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let file_type = entry.file_type().map_err(|error| WalkError::Io { action: "inspect", path: child.clone(), error })?;
+            if file_type.is_dir() {
+                pending.push((child, child_rel));
+            } else if is_temp_name(&name) {
+                continue;
+            } else if file_type.is_file() || (file_type.is_symlink() && child.is_file()) {
+                out.push(child_rel);
+                if out.len() > max {
+                    return Err(WalkError::TooMany);
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

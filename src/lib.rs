@@ -1,7 +1,8 @@
 //! Plinth: infrastructure as code — one language, one dependency graph, plans
 //! against durable state, idempotent applies, drift detection.
 //!
-//! Code map, in pipeline order (see `docs/architecture.md`):
+//! Code map, in pipeline order (see `docs/architecture.md`, whose layer
+//! table `tests/it/architecture.rs` enforces on every `crate::` path):
 //!
 //! | module | input → output | invariant |
 //! | --- | --- | --- |
@@ -13,7 +14,7 @@
 //! | [`plan`] | DAG + prior state → [`plan::Plan`] | pure function |
 //! | [`exec`] | plan → provider calls in dependency order | decides only *how*, never *what* |
 //! | [`state`] | durable stores behind one trait, three backends: SQLite (default), PostgreSQL, S3; intents, serials, locks, history | the only module that knows SQL or S3 |
-//! | [`providers`] | one trait, a registry, nine built-in providers: `core`, `random`, `file`, `git`, `postgres`, `s3`, `kubernetes`, `http`, `exec` (external providers in any language) | the engine never names a provider |
+//! | [`providers`] | one trait, a registry, nine built-in providers: `core`, `random`, `file`, `git`, `postgres`, `s3`, `kubernetes`, `http`, `exec` (external providers in any language), listed only in `providers/builtin.rs` | the engine never names a provider; the SDK part (`providers/mod.rs`, `governed.rs`) names none either |
 //! | [`envs`] | `envs/**/*.plinth` → an environment's param values and backend | reads only `envs/`; never opens the state |
 //! | [`cli`] | arguments → stages → output, exit codes | the only module that prints |
 
@@ -40,4 +41,5 @@ pub mod sources;
 pub mod state;
 pub mod syntax;
 pub mod template;
+pub mod types;
 pub mod value;

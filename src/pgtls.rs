@@ -132,12 +132,12 @@ pub fn split_url(url: &str) -> Result<(String, UrlTls), String> {
         let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
         match key {
             "sslmode" => {
-                let value = crate::state::percent_decode(value).ok_or("sslmode is not valid percent-encoded UTF-8")?;
+                let value = crate::redact::percent_decode(value).ok_or("sslmode is not valid percent-encoded UTF-8")?;
                 let mode = SslMode::parse(&value).ok_or_else(|| format!("sslmode `{value}` is not one of {}", SslMode::NAMES))?;
                 tls.mode = Some(mode);
             }
             "sslrootcert" => {
-                let value = crate::state::percent_decode(value).ok_or("sslrootcert is not valid percent-encoded UTF-8")?;
+                let value = crate::redact::percent_decode(value).ok_or("sslrootcert is not valid percent-encoded UTF-8")?;
                 if value.is_empty() {
                     return Err("sslrootcert is empty".into());
                 }

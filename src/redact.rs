@@ -1,6 +1,7 @@
 //! The one redaction of URLs that Plinth prints: state addresses, module
 //! sources, git remotes, HTTP endpoints, and URLs inside messages from git
-//! or servers.
+//! or servers; and the percent coding of URL query values
+//! ([`percent_decode`], [`percent_encode`]) every address parser uses.
 //!
 //! Invariants: the user information of a URL is never shown, except the user
 //! name of a `postgres://`/`postgresql://` URL (`postgres://app:***@db/x`);
@@ -83,6 +84,48 @@ pub fn text(text: &str) -> String {
         rest = &rest[end..];
     }
     out.push_str(rest);
+    out
+}
+
+/// Decodes `%XX` escapes and `+` (a space) in a URL query value; None when
+/// an escape is malformed or the result is not UTF-8. State addresses
+/// (`s3://…?endpoint=…`) and PostgreSQL URLs (`?sslrootcert=…`) use it.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters: the
+/// inverse of [`percent_decode`] for query values of state addresses.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
     out
 }
 

@@ -383,3 +383,12 @@ pub(crate) fn display_key(k: &str) -> String {
         quoted(k)
     }
 }
+
+/// A param value given from outside (`-var`, `--var-file`, `PLINTH_VAR_…`).
+#[derive(Debug, Clone)]
+pub struct VarValue {
+    pub value: Value,
+    /// Where it came from, for messages: "-var", "PLINTH_VAR_x", a file name.
+    pub origin: String,
+    pub span: Option<crate::diagnostic::Span>,
+}

@@ -574,7 +574,7 @@ pub enum Vars<'a> {
 /// Loads a project, its components and param values, checks it and builds
 /// the graph.
 pub fn load_project(dir: &Path, json: bool, vars: Vars<'_>, host: &mut RunHost) -> Result<(Loaded, IndexMap<String, VarValue>), Failure> {
-    let registry = Registry::builtin_in(&std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
+    let registry = crate::providers::builtin::registry_in(&std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
     let mut project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
     let files = std::mem::take(&mut project.files);
     let (values, lenient) = match vars {

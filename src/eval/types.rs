@@ -3,7 +3,7 @@
 //! `true` → `"true"`). Unknown values pass; sensitive marks are kept, and
 //! the error for a sensitive value never quotes any part of it.
 
-use crate::syntax::ast::Type;
+use crate::types::Type;
 use crate::value::{Map, Value};
 
 /// Converts `value` to `ty`; the error names the path of the offending part.

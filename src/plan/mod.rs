@@ -19,7 +19,7 @@ use crate::eval::{Config, DeclId, Evaluator, Namespace};
 use crate::graph::Graph;
 use crate::providers::Registry;
 use crate::state::model::{InstanceRecord, Snapshot};
-use crate::syntax::ast::Type;
+use crate::types::Type;
 use crate::value::{Map, Value};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
@@ -182,14 +182,7 @@ impl Plan {
     }
 }
 
-/// A param value given from outside (`-var`, `--var-file`, `PLINTH_VAR_…`).
-#[derive(Debug, Clone)]
-pub struct VarValue {
-    pub value: Value,
-    /// Where it came from, for messages: "-var", "PLINTH_VAR_x", a file name.
-    pub origin: String,
-    pub span: Option<Span>,
-}
+pub use crate::value::VarValue;
 
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {

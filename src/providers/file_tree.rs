@@ -23,8 +23,8 @@ use crate::diagnostic::Diagnostic;
 use crate::eval::functions::FnHost;
 use crate::fsutil::{self, Within};
 use crate::providers::{provider_error, AttrSchema, Observed, ResourceSchema};
-use crate::syntax::ast::Type;
 use crate::template::{self, Delimiters};
+use crate::types::Type;
 use crate::value::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -243,39 +243,16 @@ fn match_options() -> glob::MatchOptions {
 }
 
 /// Every regular file under `dir` (relative, '/'-separated, sorted),
-/// skipping `skip` and temporary files of an interrupted write. Iterative: deep trees cannot
-/// exhaust the stack; symbolic links to directories are not followed.
+/// skipping `skip` and temporary files of an interrupted write; see
+/// [`fsutil::walk_files`].
 pub fn walk(dir: &Path, skip: Option<&Path>) -> Result<Vec<String>, Diagnostic> {
-    let mut out = Vec::new();
-    let mut pending = vec![(dir.to_path_buf(), String::new())];
-    while let Some((path, rel)) = pending.pop() {
-        let entries = std::fs::read_dir(&path).map_err(|e| io_error("read the directory", &path, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| io_error("read the directory", &path, e))?;
-            let child = entry.path();
-            if skip.is_some_and(|s| s == child) {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            let file_type = entry.file_type().map_err(|e| io_error("inspect", &child, e))?;
-            if file_type.is_dir() {
-                pending.push((child, child_rel));
-            } else if fsutil::is_temp_name(&name) {
-                continue;
-            } else if file_type.is_file() || (file_type.is_symlink() && child.is_file()) {
-                out.push(child_rel);
-                if out.len() > MAX_FILES {
-                    return Err(config_error(
-                        "too many files in a file.tree source",
-                        format!("{} holds more than {MAX_FILES} files; point `source` at the template directory, or narrow it with `include`.", dir.display()),
-                    ));
-                }
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    fsutil::walk_files(dir, skip, MAX_FILES).map_err(|e| match e {
+        fsutil::WalkError::Io { action, path, error } => io_error(action, &path, error),
+        fsutil::WalkError::TooMany => config_error(
+            "too many files in a file.tree source",
+            format!("{} holds more than {MAX_FILES} files; point `source` at the template directory, or narrow it with `include`.", dir.display()),
+        ),
+    })
 }
 
 /// Renders every selected template of the tree. `config` must be known

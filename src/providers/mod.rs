@@ -7,6 +7,7 @@
 //! pure (no IO) so that `validate` and `plan` never touch the outside world;
 //! `read`/`create`/`update`/`delete`/`list` do the IO.
 
+pub mod builtin;
 pub mod core;
 pub mod exec;
 pub mod file;
@@ -19,7 +20,7 @@ pub mod random;
 pub mod s3;
 
 use crate::diagnostic::Diagnostic;
-use crate::syntax::ast::Type;
+use crate::types::Type;
 use crate::value::{Map, Value};
 use async_trait::async_trait;
 use indexmap::IndexMap;
@@ -295,25 +296,6 @@ pub struct Registry {
 impl Registry {
     pub fn empty() -> Registry {
         Registry { factories: IndexMap::default() }
-    }
-    /// Every built-in provider; relative paths that providers resolve at
-    /// plan time (`file.tree`) resolve against the current directory.
-    pub fn builtin() -> Registry {
-        Registry::builtin_in(&std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from(".")))
-    }
-    /// Every built-in provider, planning relative to `project_dir`.
-    pub fn builtin_in(project_dir: &std::path::Path) -> Registry {
-        let mut r = Registry::empty();
-        r.register(Arc::new(core::CoreFactory::new()));
-        r.register(Arc::new(random::RandomFactory::new()));
-        r.register(Arc::new(file::FileFactory::in_dir(project_dir)));
-        r.register(Arc::new(git::GitFactory::new()));
-        r.register(Arc::new(postgres::PostgresFactory::new()));
-        r.register(Arc::new(s3::S3Factory::new()));
-        r.register(Arc::new(kubernetes::KubernetesFactory::new()));
-        r.register(Arc::new(http::HttpFactory::new()));
-        r.register(Arc::new(exec::ExecFactory::new()));
-        r
     }
     pub fn register(&mut self, factory: Arc<dyn ProviderFactory>) {
         self.factories.insert(factory.name(), factory);

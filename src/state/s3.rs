@@ -121,7 +121,7 @@ fn parse_address(address: &str) -> Result<Address, Diagnostic> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value =
-            crate::state::percent_decode(value).ok_or_else(|| address_error(address, &format!("the value of `{key}` is not valid percent-encoding")))?;
+            crate::redact::percent_decode(value).ok_or_else(|| address_error(address, &format!("the value of `{key}` is not valid percent-encoding")))?;
         match key {
             "endpoint" => {
                 if !(value.starts_with("http://") || value.starts_with("https://")) {

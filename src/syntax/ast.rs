@@ -137,42 +137,9 @@ pub struct TypeExpr {
     pub span: Span,
 }
 
-/// Types of params and schema attributes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Type {
-    Any,
-    String,
-    Number,
-    Bool,
-    List(Box<Type>),
-    Set(Box<Type>),
-    Map(Box<Type>),
-    Object(Vec<(String, Type)>),
-}
-
-impl std::fmt::Display for Type {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Type::Any => write!(f, "any"),
-            Type::String => write!(f, "string"),
-            Type::Number => write!(f, "number"),
-            Type::Bool => write!(f, "bool"),
-            Type::List(t) => write!(f, "list({t})"),
-            Type::Set(t) => write!(f, "set({t})"),
-            Type::Map(t) => write!(f, "map({t})"),
-            Type::Object(fields) => {
-                write!(f, "object({{")?;
-                for (i, (k, t)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        write!(f, ", ")?;
-                    }
-                    write!(f, "{k} = {t}")?;
-                }
-                write!(f, "}})")
-            }
-        }
-    }
-}
+/// Types of params and schema attributes live below the language (providers'
+/// schemas use them too).
+pub use crate::types::Type;
 
 #[derive(Debug, Clone)]
 pub struct Expr {

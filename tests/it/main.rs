@@ -1,6 +1,7 @@
 //! One integration-test binary, one module per area. Every test drives the
 //! real `plinth` binary against real files in a temporary directory.
 
+mod architecture;
 mod backend_postgres;
 mod backend_s3;
 mod catalogue;

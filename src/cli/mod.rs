@@ -243,7 +243,7 @@ pub struct CommonArgs {
     #[arg(skip)]
     pub remediate: bool,
     /// How long to wait for another run's lock, e.g. 30s, 2m.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = crate::value::parse_duration)]
     pub lock_timeout: Duration,
     /// Print machine-readable JSON instead of text.
     #[arg(long)]
@@ -332,7 +332,7 @@ pub struct DriftArgs {
     #[arg(long, default_value_t = 10)]
     pub parallelism: usize,
     /// How long to wait for another run's lock, e.g. 30s, 2m.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = crate::value::parse_duration)]
     pub lock_timeout: Duration,
 }
 
@@ -442,20 +442,6 @@ pub enum StateCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration; write e.g. 30s, 2m, 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("unknown unit `{unit}`; use ms, s, m or h")),
-    };
-    Ok(Duration::from_secs_f64(secs.max(0.0)))
 }
 
 /// Accepts Terraform's single-dash spellings `-var`, `-var-file` (and the

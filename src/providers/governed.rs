@@ -30,23 +30,13 @@ fn bad(name: &str, what: &str) -> Diagnostic {
     Diagnostic::new("P6002", "invalid provider setting").help(format!("`{name}` {what}."))
 }
 
-/// Parses "500ms", "30s", "2m", "1h" (or a number of seconds).
+/// A duration setting: a number of seconds, or a string such as "500ms",
+/// "30s", "2m", "1h" ([`crate::value::parse_duration`]).
 pub fn parse_duration(v: &Value) -> Option<Duration> {
     if let Some(n) = v.as_f64() {
-        return (n >= 0.0).then(|| Duration::from_secs_f64(n));
+        return Duration::try_from_secs_f64(n).ok();
     }
-    let s = v.as_str()?.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    (secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    crate::value::parse_duration(v.as_str()?).ok()
 }
 
 impl Policy {

@@ -691,7 +691,7 @@ impl KubernetesProvider {
             let mut path = format!("{collection}?limit={LIST_PAGE}");
             if let Some(c) = &next {
                 path.push_str("&continue=");
-                path.push_str(&query_escape(c));
+                path.push_str(&crate::redact::percent_encode(c));
             }
             let page = match client.send(reqwest::Method::GET, &path, None, None).await {
                 Ok(p) => p,
@@ -1016,19 +1016,6 @@ fn carries_plinth_mark(meta: &Json) -> bool {
     by_manager || meta["labels"][MANAGED_BY_LABEL] == FIELD_MANAGER
 }
 
-/// Percent-encodes a query value (a `continue` token).
-fn query_escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1086,7 +1073,7 @@ mod tests {
         assert!(!carries_plinth_mark(&json!({"labels": {"app.kubernetes.io/managed-by": "Helm"}, "managedFields": [{"manager": "helm"}]})));
         assert!(!carries_plinth_mark(&json!({})));
         assert!(!carries_plinth_mark(&json!({"managedFields": "not a list", "labels": 3})));
-        assert_eq!(query_escape("eyJ2Ijoi+/="), "eyJ2Ijoi%2B%2F%3D");
+        assert_eq!(crate::redact::percent_encode("eyJ2Ijoi+/="), "eyJ2Ijoi%2B%2F%3D");
     }
 
     #[test]

@@ -231,3 +231,23 @@ fn a_yaml_alias_bomb_is_refused() {
     }
     plan_fails_with(&format!("output x = length(yamldecode(\"{yaml}\"))\n"), &[], "more than 1000000 values");
 }
+
+#[test]
+fn durations_too_long_are_errors_not_panics() {
+    // `Duration::from_secs_f64` panicked on both (exit 101).
+    let dir = project(&[("main.plinth", "output x = 1\n")]);
+    let o = run(dir.path(), &["apply", "--auto-approve", "--lock-timeout", "99999999999999999999999h"]);
+    assert!(o.status.signal().is_none());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("too long a duration"), "{}", stderr(&o));
+    for timeout in ["\"99999999999999999999999h\"", "1e300"] {
+        let src = format!("provider random {{\n  timeout = {timeout}\n}}\nresource random.password p {{\n  length = 8\n}}\n");
+        let dir = project(&[("main.plinth", &src)]);
+        let o = run(dir.path(), &["apply", "--auto-approve"]);
+        assert!(o.status.signal().is_none());
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("P6002"), "{err}");
+    }
+}

@@ -12,6 +12,7 @@ mod drift;
 mod environments;
 mod examples;
 mod fixtures;
+mod modules;
 mod pathological;
 mod paths;
 mod provider_conformance;

@@ -1,7 +1,8 @@
 //! The catalogue (`catalogue/`): every stack and the Forgejo runner fleet is
 //! instantiated from a small project in a temporary directory (with the
 //! repository's `catalogue/` copied into it, where a `catalogue/…` source
-//! resolves), rendered by the real binary with `plinth apply --only
+//! resolves, and `modules/` beside it, which the entries are built from),
+//! rendered by the real binary with `plinth apply --only
 //! '<kind>.<name>.file.tree.manifests'` (the kubernetes and postgres
 //! resources of the modules need servers these machines do not have), and
 //! the rendered directory is checked by `scripts/validate-manifests.py`:
@@ -33,10 +34,12 @@ const COMMON: &str = r#"
 "#;
 
 /// A project with `main` as its configuration and the repository's
-/// catalogue beside it.
-fn catalogue_project(main: &str) -> tempfile::TempDir {
+/// catalogue beside it, with the `modules/` its entries are built from
+/// (they name them as `../../../modules/<name>`).
+pub(crate) fn catalogue_project(main: &str) -> tempfile::TempDir {
     let dir = project(&[("main.plinth", main)]);
     copy_tree(&repo_root().join("catalogue"), &dir.path().join("catalogue"));
+    copy_tree(&repo_root().join("modules"), &dir.path().join("modules"));
     dir
 }
 

@@ -4,7 +4,9 @@
 //! PostgreSQL test server (PLINTH_TEST_PG_URL), and — for Kubernetes, where
 //! no API server can be installed here — the in-process
 //! [`KubeApiTestDouble`] of `provider_kubernetes.rs` (a test double, not a
-//! cluster).
+//! cluster). Also: the documented move of an environment's state from the
+//! catalogue before `modules/` (`tests/fixtures/catalogue_before_modules/`)
+//! to the current one.
 
 use crate::provider_kubernetes::KubeApiTestDouble;
 use crate::*;
@@ -452,4 +454,93 @@ output password = module.db.password {{
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     assert!(admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).unwrap().is_none());
     assert!(admin.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&owner]).unwrap().is_none());
+}
+
+// ------------------------------------------------------------------ the catalogue on modules/
+
+/// The migration `catalogue/README.md` documents, for the runner fleet: an
+/// environment applied with the entry as it was before `modules/`, moved
+/// with `plinth state mv`, plans no change with the current entry — the
+/// namespace, the Secret and its generated value stay as they are.
+#[test]
+fn a_runner_fleet_applied_before_modules_moves_its_state_and_plans_no_change() {
+    let k = KubeApiTestDouble::start();
+    let main = format!(
+        "{}\nrunner_fleet pool from \"catalogue/runner_fleet/forgejo\" {{\n  for_each    = toset([\"small\"])\n  name        = each.key\n  forgejo_url = \"https://forgejo.example.test\"\n  size        = each.key\n}}\n",
+        kube_provider(&k)
+    );
+    let p = project(&[("main.plinth", &main)]);
+    let entry = p.path().join("catalogue/runner_fleet/forgejo");
+    copy_tree(&repo_root().join("catalogue/runner_fleet/forgejo/templates"), &entry.join("templates"));
+    std::fs::copy(repo_root().join("tests/fixtures/catalogue_before_modules/runner_fleet/forgejo/main.plinth"), entry.join("main.plinth")).unwrap();
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    let secret_path = "/api/v1/namespaces/forgejo-runners-small/secrets/small-registration";
+    let before = unb64(&k.get(secret_path).expect("registration Secret")["data"]["secret"]);
+    assert_eq!(before.len(), 40);
+
+    // The current entry, built on modules/.
+    std::fs::copy(repo_root().join("catalogue/runner_fleet/forgejo/main.plinth"), entry.join("main.plinth")).unwrap();
+    copy_tree(&repo_root().join("modules"), &p.path().join("modules"));
+    // Without the moves: the old addresses destroyed, the new ones created
+    // (a new namespace, Secret and registration secret).
+    let unmoved = run(p.path(), &["plan", "--json"]);
+    assert_exit(&unmoved, 0);
+    let unmoved: Json = serde_json::from_str(stdout(&unmoved).trim()).unwrap();
+    assert_eq!((&unmoved["summary"]["create"], &unmoved["summary"]["destroy"]), (&Json::from(3), &Json::from(3)), "{}", unmoved["summary"]);
+
+    let pool = r#"runner_fleet.pool["small"]"#;
+    for (from, to) in [
+        ("random.password.registration", r#"module.registration.random.password.this["secret"]"#),
+        ("kubernetes.namespace.fleet[0]", "module.namespace[0].kubernetes.namespace.this"),
+        ("kubernetes.secret.registration", "module.registration.kubernetes.secret.this"),
+    ] {
+        let mv = run(p.path(), &["state", "mv", &format!("{pool}.{from}"), &format!("{pool}.{to}")]);
+        assert_exit(&mv, 0);
+    }
+    let plan = run(p.path(), &["plan", "--detailed-exitcode"]);
+    assert_exit(&plan, 0);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    assert_eq!(unb64(&k.get(secret_path).unwrap()["data"]["secret"]), before, "the registration secret was regenerated");
+    let out = run(p.path(), &["drift"]);
+    assert_exit(&out, 0);
+
+    // An address that is not one is still refused.
+    let bad = run(p.path(), &["state", "mv", &format!("{pool}.random.password.nothing"), "module.x.random.password"]);
+    assert_exit(&bad, 1);
+    assert!(stderr(&bad).contains("P5005"), "{}", stderr(&bad));
+}
+
+/// The same for `database/postgres`, against the PostgreSQL test server:
+/// after the moves the role, the database and the password are untouched.
+#[test]
+fn a_database_applied_before_modules_moves_its_state_and_plans_no_change() {
+    let Some(url) = test_server("PLINTH_TEST_PG_URL", "PostgreSQL") else { return };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let name = format!("plinth_t_movedb_{}_{}", std::process::id(), nanos % 1_000_000_000);
+    let main = format!(
+        "provider postgres {{\n  url            = \"{url}\"\n  list_unmanaged = false\n}}\n\ndatabase app from \"catalogue/database/postgres\" {{\n  name       = \"{name}\"\n  host       = \"db.example.test\"\n  extensions = [\"hstore\"]\n}}\n\noutput url = database.app.url {{\n  sensitive = true\n}}\n"
+    );
+    let p = project(&[("main.plinth", &main)]);
+    let entry = p.path().join("catalogue/database/postgres");
+    std::fs::create_dir_all(&entry).unwrap();
+    std::fs::copy(repo_root().join("tests/fixtures/catalogue_before_modules/database/postgres/main.plinth"), entry.join("main.plinth")).unwrap();
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    let url_before = outputs(p.path())["url"].clone();
+
+    std::fs::copy(repo_root().join("catalogue/database/postgres/main.plinth"), entry.join("main.plinth")).unwrap();
+    copy_tree(&repo_root().join("modules"), &p.path().join("modules"));
+    for (from, to) in [
+        ("random.password.owner", "module.db.random.password.owner"),
+        ("postgres.role.owner", "module.db.postgres.role.owner"),
+        ("postgres.database.db", "module.db.postgres.database.this"),
+        (r#"postgres.extension.ext["hstore"]"#, r#"module.db.postgres.extension.this["hstore"]"#),
+    ] {
+        assert_exit(&run(p.path(), &["state", "mv", &format!("database.app.{from}"), &format!("database.app.{to}")]), 0);
+    }
+    assert_exit(&run(p.path(), &["plan", "--refresh", "--detailed-exitcode"]), 0);
+    assert_exit(&run(p.path(), &["apply", "--auto-approve"]), 0);
+    assert_eq!(outputs(p.path())["url"], url_before, "the URL (and its password) changed");
+    assert_exit(&run(p.path(), &["destroy", "--auto-approve"]), 0);
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    assert!(admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).unwrap().is_none());
 }

@@ -1,12 +1,13 @@
 //! The building blocks in `modules/`, each instantiated from a small project
 //! in a temporary directory (with the repository's `modules/` copied into
 //! it) and applied by the real binary against real things: files, the
-//! PostgreSQL test server (PLINTH_TEST_PG_URL), and — for Kubernetes, where
-//! no API server can be installed here — the in-process
-//! [`KubeApiTestDouble`] of `provider_kubernetes.rs` (a test double, not a
-//! cluster). Also: the documented move of an environment's state from the
-//! catalogue before `modules/` (`tests/fixtures/catalogue_before_modules/`)
-//! to the current one.
+//! PostgreSQL test server (PLINTH_TEST_PG_URL), local git repositories, and
+//! — for Kubernetes, where no API server can be installed here — the
+//! in-process [`KubeApiTestDouble`] of `provider_kubernetes.rs` (a test
+//! double, not a cluster). Also: the catalogue's relative sources into
+//! `modules/` when the catalogue is imported from git, and the documented
+//! move of an environment's state from the catalogue before `modules/`
+//! (`tests/fixtures/catalogue_before_modules/`) to the current one.
 
 use crate::provider_kubernetes::KubeApiTestDouble;
 use crate::*;
@@ -41,6 +42,18 @@ fn outputs(dir: &Path) -> Json {
         Json::Object(m) => Json::Object(m.into_iter().map(|(k, v)| (k, v.get("value").cloned().unwrap_or(v))).collect()),
         other => panic!("output --json: {other}"),
     }
+}
+
+#[track_caller]
+fn git(cwd: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.test", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 // ------------------------------------------------------------------ namespace
@@ -457,6 +470,58 @@ output password = module.db.password {{
 }
 
 // ------------------------------------------------------------------ the catalogue on modules/
+
+/// A repository laid out as this one (`catalogue/` beside `modules/`),
+/// tagged v1.0.0, imported with `//catalogue`: the entries' relative
+/// sources `../../../modules/<name>` resolve inside the fetched commit, and
+/// a stack renders what it renders from a local copy. A repository holding
+/// the catalogue at its root without `modules/` cannot work: the relative
+/// source would leave the fetched tree, which Plinth refuses (P2061).
+#[test]
+fn a_catalogue_imported_from_git_finds_its_modules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    copy_tree(&repo_root().join("catalogue"), &work.join("catalogue"));
+    copy_tree(&repo_root().join("modules"), &work.join("modules"));
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "catalogue v1.0.0"]);
+    git(&work, &["tag", "v1.0.0"]);
+    git(tmp.path(), &["clone", "-q", "--bare", "work", "platform.git"]);
+    let repo = tmp.path().join("platform.git");
+
+    let stack = "stack coder from \"catalogue/stacks/coder\" {\n  domain       = \"example.test\"\n  repo_url     = \"https://forgejo.example.test/platform/stacks-instances.git\"\n  organisation = \"platform\"\n  cluster_name = \"edp\"\n  output_dir   = \"out\"\n}\n\nrunner_fleet small from \"catalogue/runner_fleet/forgejo\" {\n  forgejo_url = \"https://forgejo.example.test\"\n}\n";
+    let providers = "provider kubernetes {\n  host  = \"http://127.0.0.1:9\"\n  token = \"unused\"\n}\n";
+    let imported =
+        project(&[("main.plinth", &format!("import catalogue from \"git+file://{}//catalogue\" version \"^1\"\n\n{providers}\n{stack}", repo.display()))]);
+    assert_exit(&run(imported.path(), &["init"]), 0);
+    assert_exit(&run(imported.path(), &["validate"]), 0);
+    assert_exit(&run(imported.path(), &["apply", "--auto-approve", "--only", "stack.coder.file.tree.manifests"]), 0);
+    let plan = run(imported.path(), &["plan"]);
+    assert_exit(&plan, 0);
+    assert!(stdout(&plan).contains("runner_fleet.small.module.registration.kubernetes.secret.this"), "{}", stdout(&plan));
+
+    let local = crate::catalogue::catalogue_project(&format!("{providers}\n{stack}"));
+    assert_exit(&run(local.path(), &["apply", "--auto-approve", "--only", "stack.coder.file.tree.manifests"]), 0);
+    for file in ["coder.yaml", "database.yaml", "namespace.yaml"] {
+        let from_git = std::fs::read_to_string(imported.path().join("out/coder").join(file)).unwrap();
+        assert_eq!(from_git, std::fs::read_to_string(local.path().join("out/coder").join(file)).unwrap(), "{file}");
+        assert!(!from_git.contains("{{{"), "{file}");
+    }
+    assert!(std::fs::read_to_string(imported.path().join("out/coder/coder.yaml")).unwrap().contains("kind: Application"));
+
+    // The catalogue alone at a repository's root: its modules are not there.
+    let bare = tmp.path().join("bare");
+    copy_tree(&repo_root().join("catalogue"), &bare);
+    git(&bare, &["init", "-q"]);
+    git(&bare, &["add", "-A"]);
+    git(&bare, &["commit", "-q", "-m", "catalogue alone"]);
+    git(&bare, &["tag", "v1.0.0"]);
+    let alone = project(&[("main.plinth", &format!("import catalogue from \"git+file://{}\" version \"^1\"\n\n{providers}\n{stack}", bare.display()))]);
+    let init = run(alone.path(), &["init"]);
+    assert_exit(&init, 1);
+    assert!(stderr(&init).contains("P2061") && stderr(&init).contains("relative source leaves its repository"), "{}", stderr(&init));
+}
 
 /// The migration `catalogue/README.md` documents, for the runner fleet: an
 /// environment applied with the entry as it was before `modules/`, moved

@@ -1584,13 +1584,14 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
                     false,
                 ));
             }
-            let resource = to.split('[').next().unwrap_or(&to).to_string();
-            if resource.split('.').count() != 3 {
+            let Some(resource) = resource_of_instance(&to).map(str::to_string) else {
                 return Err(Failure::bare(
-                    Diagnostic::new("P5005", "invalid address").help(format!("`{to}` is not an address like `file.file.name` or `file.file.name[\"key\"]`.")),
+                    Diagnostic::new("P5005", "invalid address").help(format!(
+                        "`{to}` is not an address like `file.file.name`, `file.file.name[\"key\"]` or, inside a component, `stack.core.file.file.name`."
+                    )),
                     false,
                 ));
-            }
+            };
             let n = guard.store.move_instance(&from, &to, &resource).map_err(|d| Failure::bare(d, false))?;
             if n == 0 {
                 return Err(Failure::bare(
@@ -1600,6 +1601,24 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
                     )),
                     false,
                 ));
+            }
+            // What depended on the moved resource depends on its new address
+            // too: deletes keep their order (a database before its owner role)
+            // although an unchanged instance's record is not rewritten by apply.
+            if let Some(old) = snap.get(&from).map(|r| r.resource.clone()) {
+                let dependents: Vec<crate::state::Completion> = snap
+                    .instances
+                    .values()
+                    .filter(|r| r.address != from && r.deps.contains(&old) && !r.deps.contains(&resource))
+                    .map(|r| {
+                        let mut record = r.clone();
+                        record.deps.push(resource.clone());
+                        crate::state::Completion::Upsert { intent: None, record }
+                    })
+                    .collect();
+                if !dependents.is_empty() {
+                    guard.store.complete(snap.serial.max(1), &dependents).map_err(|d| Failure::bare(d, false))?;
+                }
             }
             println!("Moved {from} to {to}.");
             Ok(0)
@@ -1678,6 +1697,64 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
 
 /// `state list`: the recorded (address, deposed) pairs the patterns select,
 /// sorted. As in Terraform, a pattern that matches nothing is an error.
+/// The resource of an instance address — the address without its instance
+/// key: `stack.core.module.db["a"].random.password.x["k"]` →
+/// `stack.core.module.db["a"].random.password.x`, as the state records it.
+/// None unless the address is `<provider>.<type>.<name>[key]` after any
+/// number of components `<kind>.<name>[key]` (keys optional; dots and
+/// brackets inside quoted keys belong to the key).
+fn resource_of_instance(address: &str) -> Option<&str> {
+    // Segments between the dots outside keys: (start, end, where its key starts).
+    let mut segments: Vec<(usize, usize, Option<usize>)> = Vec::new();
+    let (mut start, mut key, mut depth, mut quoted, mut escaped) = (0, None, 0usize, false, false);
+    for (i, c) in address.char_indices() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' if depth > 0 => quoted = true,
+            '[' if depth == 0 && key.is_some() => return None,
+            '[' => {
+                key.get_or_insert(i);
+                depth += 1;
+            }
+            ']' => depth = depth.checked_sub(1)?,
+            '.' if depth == 0 => {
+                segments.push((start, i, key.take()));
+                start = i + 1;
+            }
+            // Nothing but a dot follows a key.
+            _ if depth == 0 && key.is_some() => return None,
+            _ => {}
+        }
+    }
+    if depth != 0 || quoted {
+        return None;
+    }
+    segments.push((start, address.len(), key));
+    let n = segments.len();
+    if n < 3 || (n - 3) % 2 != 0 {
+        return None;
+    }
+    for (idx, &(s, e, k)) in segments.iter().enumerate() {
+        let name = &address[s..k.unwrap_or(e)];
+        let ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        // Keys go on a component's name and on the instance, nowhere else.
+        let key_allowed = idx == n - 1 || (idx < n - 3 && idx % 2 == 1);
+        if !ident || (k.is_some() && !key_allowed) {
+            return None;
+        }
+    }
+    let (_, end, key) = segments[n - 1];
+    Some(&address[..key.unwrap_or(end)])
+}
+
 fn listed_addresses(mut all: Vec<(String, String)>, patterns: &[String]) -> Result<Vec<(String, String)>, Failure> {
     let unmatched: Vec<&String> = patterns.iter().filter(|p| !all.iter().any(|(a, _)| args::pattern_matches(p, a))).collect();
     if let Some(first) = unmatched.first() {
@@ -1871,6 +1948,31 @@ mod tests {
         let mut missing = Vec::new();
         walk(&cmd, "plinth", &mut missing);
         assert!(missing.is_empty(), "arguments without help text: {missing:?}");
+    }
+
+    #[test]
+    fn state_mv_takes_addresses_inside_components() {
+        use super::resource_of_instance as r;
+        assert_eq!(r("random.password.x"), Some("random.password.x"));
+        assert_eq!(r(r#"file.file.x["a.b[c]"]"#), Some("file.file.x"));
+        assert_eq!(r("stack.core.kubernetes.namespace.argocd"), Some("stack.core.kubernetes.namespace.argocd"));
+        assert_eq!(r(r#"stack.core.module.s.random.password.this["clientSecret"]"#), Some("stack.core.module.s.random.password.this"));
+        assert_eq!(
+            r(r#"runner_fleet.pool["a.b"].module.namespace[0].kubernetes.namespace.this"#),
+            Some(r#"runner_fleet.pool["a.b"].module.namespace[0].kubernetes.namespace.this"#)
+        );
+        for bad in [
+            "a.b",
+            "stack.core.random.password",
+            "stack[0].core.random.password.x",
+            "random.password[0].x",
+            "random.password.x[0]y",
+            "random.password.x[\"a]",
+            "random..x",
+            "1a.b.c",
+        ] {
+            assert_eq!(r(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -215,8 +215,19 @@ fn map_lines(out: &mut String, k: &str, old: &Map, new: &Map, previews: &[&Conte
                 }
             }
             Some(o) => {
-                if !preview(key).is_some_and(|p| diff(out, "~", &path, p)) {
-                    let _ = writeln!(out, "      ~ {path} = {o} → {v}");
+                if preview(key).is_some_and(|p| diff(out, "~", &path, p)) {
+                    continue;
+                }
+                match (o, v) {
+                    // A multi-line text (a rendered manifest in `vars`) as a
+                    // line diff, as a multi-line attribute is shown.
+                    (Value::String(a), Value::String(b)) if is_multiline(o) || is_multiline(v) => {
+                        let _ = writeln!(out, "      ~ {path}:");
+                        line_diff(out, a, b, style);
+                    }
+                    _ => {
+                        let _ = writeln!(out, "      ~ {path} = {o} → {v}");
+                    }
                 }
             }
             None => {
@@ -543,6 +554,21 @@ mod tests {
         assert!(!out.contains("h1") && !out.contains("h2"), "hashes shown beside the diff: {out}");
         assert!(out.contains("~ files[\"s.yaml\"] = (sensitive content)"), "{out}");
         assert!(!out.contains("secret"), "sensitive content shown: {out}");
+    }
+
+    #[test]
+    fn multi_line_texts_inside_a_map_show_line_diffs() {
+        let style = Style { color: false };
+        let before = "kind: Application\nspec:\n  targetRevision: 0.23.0\n  project: default\n";
+        let after = "kind: Application\nspec:\n  targetRevision: 0.24.0\n  project: default\n";
+        let old: Map = [("applications".to_string(), Value::Map(map(&[("dex", before), ("argo_cd", "same\ntext\n")])))].into_iter().collect();
+        let new: Map = [("applications".to_string(), Value::Map(map(&[("dex", after), ("argo_cd", "same\ntext\n")])))].into_iter().collect();
+        let mut out = String::new();
+        map_lines(&mut out, "vars", &old, &new, &[], style);
+        assert_eq!(
+            out,
+            "      ~ vars[\"applications\"][\"dex\"]:\n            kind: Application\n            spec:\n          -   targetRevision: 0.23.0\n          +   targetRevision: 0.24.0\n              project: default\n"
+        );
     }
 
     #[test]

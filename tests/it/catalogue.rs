@@ -1,7 +1,8 @@
 //! The catalogue (`catalogue/`): every stack and the Forgejo runner fleet is
 //! instantiated from a small project in a temporary directory (with the
 //! repository's `catalogue/` copied into it, where a `catalogue/…` source
-//! resolves), rendered by the real binary with `plinth apply --only
+//! resolves, and `modules/` beside it, which the entries are built from),
+//! rendered by the real binary with `plinth apply --only
 //! '<kind>.<name>.file.tree.manifests'` (the kubernetes and postgres
 //! resources of the modules need servers these machines do not have), and
 //! the rendered directory is checked by `scripts/validate-manifests.py`:
@@ -33,10 +34,12 @@ const COMMON: &str = r#"
 "#;
 
 /// A project with `main` as its configuration and the repository's
-/// catalogue beside it.
-fn catalogue_project(main: &str) -> tempfile::TempDir {
+/// catalogue beside it, with the `modules/` its entries are built from
+/// (they name them as `../../../modules/<name>`).
+pub(crate) fn catalogue_project(main: &str) -> tempfile::TempDir {
     let dir = project(&[("main.plinth", main)]);
     copy_tree(&repo_root().join("catalogue"), &dir.path().join("catalogue"));
+    copy_tree(&repo_root().join("modules"), &dir.path().join("modules"));
     dir
 }
 
@@ -519,4 +522,146 @@ fn rendered_files(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     assert!(!files.is_empty(), "nothing rendered under {}", dir.display());
     files
+}
+
+/// What the catalogue renders and outputs, byte for byte: every stack (core
+/// deploying all of them) and a runner fleet with non-default inputs, plus
+/// observability-client without a logs endpoint, rendered into one project;
+/// one insta snapshot per rendered directory and one of the root outputs
+/// (`tests/fixtures/snapshots/catalogue__*.snap`). A change of the
+/// catalogue's internals (such as moving blocks into `modules/`) that changes
+/// one rendered byte or one output value fails here with the diff. Needs no
+/// validator and no server: only the file.tree resources are applied.
+#[test]
+fn every_entry_renders_and_outputs_what_its_snapshot_holds() {
+    let all = r#"["core", "otc", "forgejo", "observability", "observability-client", "coder", "terralist"]"#;
+    let quiet = COMMON.replace(r#"output_dir   = "out""#, r#"output_dir   = "out-quiet""#);
+    let main = format!(
+        r#"{PROVIDERS}
+stack core from "catalogue/stacks/core" {{
+{COMMON}
+  stacks         = {all}
+  repo_revision  = "main"
+  chart_versions = {{ dex = "0.24.0" }}
+}}
+
+stack otc from "catalogue/stacks/otc" {{
+{COMMON}
+  acme_email      = "platform@example.test"
+  elb_id          = "5a1c3c1e-0000-4000-8000-000000000001"
+  elb_annotations = {{ "kubernetes.io/elb.lb-algorithm" = "ROUND_ROBIN" }}
+}}
+
+stack forgejo from "catalogue/stacks/forgejo" {{
+{COMMON}
+  admin_email = "admin@example.test"
+}}
+
+stack observability from "catalogue/stacks/observability" {{
+{COMMON}
+  retention = "12w"
+}}
+
+stack observability-client from "catalogue/stacks/observability-client" {{
+{COMMON}
+  remote_write_url      = "https://metrics.central.example.test/api/v1/write"
+  remote_write_password = "not-rendered-anywhere"
+  logs_endpoint         = "https://logs.central.example.test/insert/elasticsearch/"
+}}
+
+stack quiet-client from "catalogue/stacks/observability-client" {{
+{quiet}
+  remote_write_url      = "https://metrics.central.example.test/api/v1/write"
+  remote_write_password = "not-rendered-anywhere"
+}}
+
+stack coder from "catalogue/stacks/coder" {{
+{COMMON}
+  replicas = 2
+}}
+
+stack terralist from "catalogue/stacks/terralist" {{
+{COMMON}
+  oidc_issuer = "https://sso.example.test"
+}}
+
+runner_fleet large from "catalogue/runner_fleet/forgejo" {{
+  name         = "large"
+  forgejo_url  = "https://forgejo.example.test"
+  replicas     = 3
+  size         = "large"
+  capacity     = 2
+  cluster_name = "edp"
+  output_dir   = "out"
+}}
+
+output core = stack.core
+output otc = stack.otc
+output forgejo = {{ for k in ["dir", "files", "hash", "charts", "url", "api_url", "namespace", "admin_user", "admin_secret", "runner_labels"] : k => stack.forgejo[k] }}
+output observability = {{ for k in ["dir", "files", "hash", "charts", "url", "grafana_url", "remote_write_url", "remote_write_user"] : k => stack.observability[k] }}
+output observability-client = stack.observability-client
+output quiet-client = stack.quiet-client
+output coder = stack.coder
+output terralist = stack.terralist
+output runner_fleet = {{ for k in ["dir", "files", "hash", "labels", "namespace", "secret_name", "resources"] : k => runner_fleet.large[k] }}
+"#
+    );
+    let dir = catalogue_project(&main);
+    let apply = run(dir.path(), &["apply", "--auto-approve", "--only", "stack.*.file.tree.*,runner_fleet.*.file.tree.*"]);
+    assert_exit(&apply, 0);
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(repo_root().join("tests/fixtures/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    for (out, entry) in [
+        ("out", "core"),
+        ("out", "otc"),
+        ("out", "forgejo"),
+        ("out", "observability"),
+        ("out", "observability-client"),
+        ("out-quiet", "observability-client"),
+        ("out", "coder"),
+        ("out", "terralist"),
+        ("out", "large"),
+    ] {
+        let root = dir.path().join(out).join(entry);
+        let mut text = String::new();
+        for file in rendered_files(&root) {
+            let rel = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+            let content = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+            text.push_str(&format!("===== {rel}\n{content}"));
+        }
+        let name = format!("catalogue__{}", format!("{out}_{entry}").replace('-', "_"));
+        settings.bind(|| insta::assert_snapshot!(name, text));
+    }
+    // What the whole configuration plans (nothing is contacted at plan):
+    // the outputs' values, and the objects the kubernetes and random
+    // resources would manage, by content (addresses are internal).
+    let plan = run(dir.path(), &["plan", "--json"]);
+    assert_exit(&plan, 0);
+    let plan: serde_json::Value = serde_json::from_str(stdout(&plan).trim()).expect("plan --json is JSON");
+    let outputs = serde_json::Value::Array(plan["outputs"].as_array().expect("outputs").iter().map(canonical).collect());
+    settings.bind(|| insta::assert_snapshot!("catalogue__outputs", serde_json::to_string_pretty(&outputs).unwrap()));
+    let mut objects: Vec<String> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["type"] != "file.tree")
+        .map(|c| format!("{} {}", c["type"].as_str().unwrap_or("?"), canonical(&c["after"])))
+        .collect();
+    objects.sort();
+    settings.bind(|| insta::assert_snapshot!("catalogue__objects", objects.join("\n")));
+}
+
+/// `v` with every object's keys sorted (labels merged in another order are
+/// the same labels).
+fn canonical(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), canonical(&m[k]))).collect())
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
 }

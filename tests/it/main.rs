@@ -13,6 +13,7 @@ mod drift;
 mod environments;
 mod examples;
 mod fixtures;
+mod modules;
 mod pathological;
 mod paths;
 mod provider_conformance;

@@ -345,6 +345,8 @@ fn the_catalogue_database_module_creates_a_usable_database() {
         ),
     )]);
     copy_tree(&repo_root().join("catalogue/database/postgres"), &dir.path().join("catalogue/database/postgres"));
+    // The entry composes modules/postgres_database (`../../../modules/…`).
+    copy_tree(&repo_root().join("modules/postgres_database"), &dir.path().join("modules/postgres_database"));
     let o = cmd(dir.path(), &url, &["apply", "--auto-approve"]);
     assert_exit(&o, 0);
     assert!(!stdout(&o).contains("postgres://"), "the URL (with its password) is sensitive: {}", stdout(&o));

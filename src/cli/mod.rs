@@ -1605,6 +1605,9 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             // What depended on the moved resource depends on its new address
             // too: deletes keep their order (a database before its owner role)
             // although an unchanged instance's record is not rewritten by apply.
+            // Written after the move, which is what refuses a state without
+            // its current key (P5020); a kill in between loses only this
+            // ordering hint, never a record.
             if let Some(old) = snap.get(&from).map(|r| r.resource.clone()) {
                 let dependents: Vec<crate::state::Completion> = snap
                     .instances
@@ -1695,8 +1698,6 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
     }
 }
 
-/// `state list`: the recorded (address, deposed) pairs the patterns select,
-/// sorted. As in Terraform, a pattern that matches nothing is an error.
 /// The resource of an instance address — the address without its instance
 /// key: `stack.core.module.db["a"].random.password.x["k"]` →
 /// `stack.core.module.db["a"].random.password.x`, as the state records it.
@@ -1755,6 +1756,8 @@ fn resource_of_instance(address: &str) -> Option<&str> {
     Some(&address[..key.unwrap_or(end)])
 }
 
+/// `state list`: the recorded (address, deposed) pairs the patterns select,
+/// sorted. As in Terraform, a pattern that matches nothing is an error.
 fn listed_addresses(mut all: Vec<(String, String)>, patterns: &[String]) -> Result<Vec<(String, String)>, Failure> {
     let unmatched: Vec<&String> = patterns.iter().filter(|p| !all.iter().any(|(a, _)| args::pattern_matches(p, a))).collect();
     if let Some(first) = unmatched.first() {

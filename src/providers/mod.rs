@@ -49,19 +49,7 @@ pub struct AttrSchema {
 }
 
 impl AttrSchema {
-    pub fn required(ty: Type, description: &'static str) -> Self {
-        AttrSchema {
-            ty,
-            required: true,
-            computed: false,
-            sensitive: false,
-            forces_replacement: false,
-            default: None,
-            description,
-            derived: false,
-            sensitive_default: None,
-        }
-    }
+    /// An optional input with no default; the other kinds start from it.
     pub fn optional(ty: Type, description: &'static str) -> Self {
         AttrSchema {
             ty,
@@ -75,18 +63,11 @@ impl AttrSchema {
             sensitive_default: None,
         }
     }
+    pub fn required(ty: Type, description: &'static str) -> Self {
+        AttrSchema { required: true, ..AttrSchema::optional(ty, description) }
+    }
     pub fn computed(ty: Type, description: &'static str) -> Self {
-        AttrSchema {
-            ty,
-            required: false,
-            computed: true,
-            sensitive: false,
-            forces_replacement: false,
-            default: None,
-            description,
-            derived: false,
-            sensitive_default: None,
-        }
+        AttrSchema { computed: true, ..AttrSchema::optional(ty, description) }
     }
     pub fn default(mut self, v: Value) -> Self {
         self.default = Some(v);

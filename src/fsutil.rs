@@ -274,7 +274,7 @@ mod tests {
 pub enum WalkError {
     /// `action` ("read the directory", "inspect") failed on `path`.
     Io { action: &'static str, path: PathBuf, error: io::Error },
-    /// More than the given number of files.
+    /// More than [`MAX_WALK_FILES`] files.
     TooMany,
 }
 
@@ -282,17 +282,21 @@ impl std::fmt::Display for WalkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WalkError::Io { action, path, error } => write!(f, "cannot {action} {}: {error}", path.display()),
-            WalkError::TooMany => write!(f, "the directory holds too many files"),
+            WalkError::TooMany => write!(f, "the directory holds more than {MAX_WALK_FILES} files"),
         }
     }
 }
 
+/// The most files [`walk_files`] lists: what a `file.tree` source and a
+/// `fileset` may hold (a guard against pointing either at `/`).
+pub const MAX_WALK_FILES: usize = 100_000;
+
 /// Every regular file under `dir` (relative, '/'-separated, sorted),
 /// skipping `skip` and temporary files of an interrupted write ([`is_temp_name`]),
-/// at most `max` of them. Iterative: deep trees cannot exhaust the stack;
+/// at most [`MAX_WALK_FILES`] of them. Iterative: deep trees cannot exhaust the stack;
 /// symbolic links to directories are not followed (a link loop cannot make
 /// it run forever), links to files are listed.
-pub fn walk_files(dir: &Path, skip: Option<&Path>, max: usize) -> Result<Vec<String>, WalkError> {
+pub fn walk_files(dir: &Path, skip: Option<&Path>) -> Result<Vec<String>, WalkError> {
     let mut out = Vec::new();
     let mut pending = vec![(dir.to_path_buf(), String::new())];
     while let Some((path, rel)) = pending.pop() {
@@ -311,7 +315,7 @@ pub fn walk_files(dir: &Path, skip: Option<&Path>, max: usize) -> Result<Vec<Str
                 continue;
             } else if file_type.is_file() || (file_type.is_symlink() && child.is_file()) {
                 out.push(child_rel);
-                if out.len() > max {
+                if out.len() > MAX_WALK_FILES {
                     return Err(WalkError::TooMany);
                 }
             }

@@ -413,9 +413,6 @@ impl RunHost {
 /// huge file costs at most this much memory.
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
 
-/// The most files `fileset` lists (as many as a `file.tree` source may hold).
-const MAX_FILESET: usize = 100_000;
-
 /// Reads at most [`MAX_FILE_BYTES`]; a larger file (or an endless device)
 /// is an error naming the limit.
 pub fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -460,7 +457,7 @@ impl FnHost for RunHost {
         // Linked directories are not descended into (a link loop would
         // never end); linked files are listed, and `file()` checks where
         // they lead.
-        let files = crate::fsutil::walk_files(&base, None, MAX_FILESET).map_err(|e| e.to_string())?;
+        let files = crate::fsutil::walk_files(&base, None).map_err(|e| e.to_string())?;
         Ok(files.into_iter().filter(|f| pattern.matches_with(f, options)).collect())
     }
 }

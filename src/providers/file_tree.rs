@@ -29,9 +29,6 @@ use crate::value::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Most files one tree may render (a guard against pointing `source` at `/`).
-const MAX_FILES: usize = 100_000;
-
 pub fn schema() -> ResourceSchema {
     let strings = |items: &[&str]| Value::List(items.iter().map(|s| Value::str(*s)).collect());
     ResourceSchema::new("A directory of templates rendered into a target directory.")
@@ -246,11 +243,15 @@ fn match_options() -> glob::MatchOptions {
 /// skipping `skip` and temporary files of an interrupted write; see
 /// [`fsutil::walk_files`].
 pub fn walk(dir: &Path, skip: Option<&Path>) -> Result<Vec<String>, Diagnostic> {
-    fsutil::walk_files(dir, skip, MAX_FILES).map_err(|e| match e {
+    fsutil::walk_files(dir, skip).map_err(|e| match e {
         fsutil::WalkError::Io { action, path, error } => io_error(action, &path, error),
         fsutil::WalkError::TooMany => config_error(
             "too many files in a file.tree source",
-            format!("{} holds more than {MAX_FILES} files; point `source` at the template directory, or narrow it with `include`.", dir.display()),
+            format!(
+                "{} holds more than {} files; point `source` at the template directory, or narrow it with `include`.",
+                dir.display(),
+                fsutil::MAX_WALK_FILES
+            ),
         ),
     })
 }

@@ -1,45 +1,40 @@
 //! Plinth: infrastructure as code — one language, one dependency graph, plans
 //! against durable state, idempotent applies, drift detection.
 //!
-//! Code map, in pipeline order (see `docs/architecture.md`, whose layer
-//! table `tests/it/architecture.rs` enforces on every `crate::` path):
+//! This crate is the `plinth` binary's library: [`cli`] (arguments, stages,
+//! rendering, exit codes; the only code that prints). The stages live in the
+//! workspace's crates, one per layer of `docs/architecture.md`, each
+//! depending only on the crates below it; they are re-exported here under
+//! the module paths the tests and the binary use:
 //!
-//! | module | input → output | invariant |
+//! | crate | modules | input → output |
 //! | --- | --- | --- |
-//! | [`sources`] | component sources → module directories, `plinth.lock`, `.plinth/modules/` | IO before `eval`; `git ls-remote` only in `plinth init` |
-//! | [`syntax`] | text → AST with spans | no IO; pest never leaves it |
-//! | [`eval`] | AST + values → declarations, values, references | no IO (the CLI's host answers `env`/`file`) |
-//! | [`template`] | template text + vars/env → rendered text (`template()`, `file.tree`, `plinth render`) | no IO (functions go through the caller's `FnHost`); linear; errors name file:line:column |
-//! | [`graph`] | declarations → petgraph DAG, cycle diagnostics | no IO |
-//! | [`plan`] | DAG + prior state → [`plan::Plan`] | pure function |
-//! | [`exec`] | plan → provider calls in dependency order | decides only *how*, never *what* |
-//! | [`state`] | durable stores behind one trait, three backends: SQLite (default), PostgreSQL, S3; intents, serials, locks, history | the only module that knows SQL or S3 |
-//! | [`providers`] | one trait, a registry, nine built-in providers: `core`, `random`, `file`, `git`, `postgres`, `s3`, `kubernetes`, `http`, `exec` (external providers in any language), listed only in `providers/builtin.rs` | the engine never names a provider; the SDK part (`providers/mod.rs`, `governed.rs`) names none either |
-//! | [`envs`] | `envs/**/*.plinth` → an environment's param values and backend | reads only `envs/`; never opens the state |
-//! | [`cli`] | arguments → stages → output, exit codes | the only module that prints |
+//! | `plinth-base` | [`value`], [`types`], [`diagnostic`], [`redact`], [`fsutil`] | values, types, diagnostics, redaction, file primitives |
+//! | `plinth-sdk` | [`providers`] (trait, schemas, registry, `governed`) | the provider contract |
+//! | `plinth-language` | [`syntax`], [`eval`], [`template`] | text → AST → declarations and values; templates |
+//! | `plinth-clients` | [`child`], [`pgtls`], [`s3util`] | hardened git/child processes, PostgreSQL TLS, S3 |
+//! | `plinth-state` | [`state`] | durable stores: SQLite, PostgreSQL, S3 |
+//! | `plinth-providers` | [`providers`] (`core`, `file`, `git`, …, `builtin::registry_in`) | the built-in providers |
+//! | `plinth-engine` | [`graph`], [`plan`], [`exec`] | DAG → plan → provider calls |
+//! | `plinth-project` | [`sources`], [`project`], [`envs`] | a directory and an environment → one configuration |
 
-// The pest parser is generated without pest's `std` feature (its per-rule
-// stack guard cost ~5% of a plan; `syntax` bounds nesting itself) and then
-// names `alloc` at the crate root.
-extern crate alloc;
-
-pub mod child;
 pub mod cli;
-pub mod diagnostic;
-pub mod envs;
-pub mod eval;
-pub mod exec;
-pub mod fsutil;
-pub mod graph;
-pub mod pgtls;
-pub mod plan;
-pub mod project;
-pub mod providers;
-pub mod redact;
-pub mod s3util;
-pub mod sources;
-pub mod state;
-pub mod syntax;
-pub mod template;
-pub mod types;
-pub mod value;
+
+pub use plinth_base::{diagnostic, fsutil, redact, types, value};
+pub use plinth_clients::{child, pgtls, s3util};
+pub use plinth_engine::{exec, graph, plan};
+pub use plinth_language::{eval, syntax, template};
+pub use plinth_project::{envs, project, sources};
+pub use plinth_state as state;
+
+/// The provider SDK and the built-in providers under one path, as before the
+/// split: `providers::Registry`, `providers::kubernetes::…`,
+/// `providers::builtin::registry_in`.
+pub mod providers {
+    pub use plinth_providers::*;
+    pub use plinth_sdk::*;
+    /// The built-in providers' registry (`builtin::registry_in`).
+    pub mod builtin {
+        pub use plinth_providers::registry_in;
+    }
+}

@@ -1,226 +1,146 @@
-//! The stage table, enforced: each module of `src/` belongs to one layer of
-//! the architecture (`docs/architecture.md`), and its code may name only the
-//! layers that table allows. These layers are the crates the workspace is
-//! being split into; until then this test is what makes a wrong import fail
-//! (as rust-analyzer's tidy tests do), and after the split the compiler does.
-//!
-//! What is checked: every `crate::<module>` path in non-test code (comments
-//! and `#[cfg(test)] mod tests` blocks are skipped: unit tests may reach
-//! higher layers until they move with the split), grouped imports
-//! (`crate::{a, b::C}`) included; in the provider SDK files, a path into a
-//! built-in provider's module (`git::…`, `super::s3::…`).
+//! The stage table, enforced. Each layer of `docs/architecture.md` is a crate
+//! of the workspace, and a crate may depend only on the crates below it: the
+//! compiler then refuses a wrong import, and this test refuses a manifest
+//! that adds a dependency the table forbids (as rust-analyzer's tidy tests
+//! do). It also keeps heavy clients in their rooms: SQL only in the state
+//! crate, HTTP only in the providers, and a language crate whose whole
+//! dependency tree (tests included) has no tokio, rusqlite, reqwest or AWS
+//! SDK.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-/// Layers bottom-up, with what each may name besides itself.
-const LAYERS: &[(&str, &[&str])] = &[
+/// Workspace crates bottom-up, with the workspace crates each may depend on.
+const CRATES: &[(&str, &[&str])] = &[
     // Values, types, diagnostics, URL coding and redaction, file primitives.
-    ("base", &[]),
+    ("plinth-base", &[]),
     // The provider trait, requests, schemas, registry, retry/rate-limit policy.
-    ("sdk", &["base"]),
-    // Grammar, syntax tree, evaluation, functions, templates. It reads
-    // providers' schemas through the SDK's registry (no provider, no IO).
-    ("language", &["base", "sdk"]),
+    ("plinth-sdk", &["plinth-base"]),
+    // Grammar, syntax tree, evaluation, functions, templates; provider
+    // schemas through the SDK's registry (no provider, no IO).
+    ("plinth-language", &["plinth-base", "plinth-sdk"]),
     // Hardened child processes (git), PostgreSQL TLS, S3 plumbing.
-    ("clients", &["base"]),
-    // The only layer with SQL and the state's S3 layout.
-    ("state", &["base", "clients"]),
-    // The built-in providers: the only layer that names one.
-    ("providers", &["base", "sdk", "language", "clients"]),
+    ("plinth-clients", &["plinth-base"]),
+    // The only crate with SQL and the state's S3 layout.
+    ("plinth-state", &["plinth-base", "plinth-clients"]),
+    // The built-in providers: the only crate that names one.
+    ("plinth-providers", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients"]),
     // Graph, plan, apply, reconcile, refresh, drift: never names a provider.
-    ("engine", &["base", "sdk", "language", "state"]),
+    ("plinth-engine", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-state"]),
     // Loading a project: module sources and the lock, environments.
-    ("project", &["base", "sdk", "language", "clients", "state", "engine"]),
-    // Arguments, stages, rendering, exit codes.
-    ("binary", &["base", "sdk", "language", "clients", "state", "providers", "engine", "project"]),
+    ("plinth-project", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients", "plinth-state", "plinth-engine"]),
+    // The binary: arguments, stages, rendering, exit codes.
+    ("plinth", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients", "plinth-state", "plinth-providers", "plinth-engine", "plinth-project"]),
 ];
 
-/// Top-level modules (and the two SDK files of `providers/`) to layers.
-const MODULES: &[(&str, &str)] = &[
-    ("value", "base"),
-    ("types", "base"),
-    ("diagnostic", "base"),
-    ("redact", "base"),
-    ("fsutil", "base"),
-    ("providers/mod.rs", "sdk"),
-    ("providers/governed.rs", "sdk"),
-    ("syntax", "language"),
-    ("eval", "language"),
-    ("template", "language"),
-    ("child", "clients"),
-    ("pgtls", "clients"),
-    ("s3util", "clients"),
-    ("state", "state"),
-    ("providers", "providers"),
-    ("graph", "engine"),
-    ("plan", "engine"),
-    ("exec", "engine"),
-    ("project", "project"),
-    ("envs", "project"),
-    ("sources", "project"),
-    ("cli", "binary"),
-    ("lib.rs", "binary"),
-    ("main.rs", "binary"),
+/// External crates confined to some workspace crates (normal dependencies;
+/// tests may use them anywhere).
+const CONFINED: &[(&str, &[&str])] = &[
+    ("rusqlite", &["plinth-state"]),
+    ("chacha20poly1305", &["plinth-state"]),
+    ("reqwest", &["plinth-providers"]),
+    ("postgres", &["plinth-clients", "plinth-state", "plinth-providers"]),
+    ("aws-sdk-s3", &["plinth-clients", "plinth-state", "plinth-providers"]),
+    ("pest", &["plinth-language"]),
+    ("pest_derive", &["plinth-language"]),
+    ("petgraph", &["plinth-engine"]),
+    ("clap", &["plinth"]),
+    ("indicatif", &["plinth"]),
 ];
 
-/// The modules under `providers/` that are built-in providers (not SDK).
-const PROVIDER_MODULES: &[&str] = &["builtin", "core", "exec", "file", "file_tree", "git", "http", "kubernetes", "pg_scram", "postgres", "random", "s3"];
+/// What the language crate's dependency tree must not contain.
+const NOT_IN_LANGUAGE: &[&str] = &["tokio", "rusqlite", "reqwest", "aws-sdk-s3", "postgres", "hyper"];
 
-/// The layer of a file, by its path relative to `src/`.
-fn layer_of_file(rel: &str) -> Option<&'static str> {
-    if let Some((_, l)) = MODULES.iter().find(|(m, _)| m.ends_with(".rs") && *m == rel) {
-        return Some(l);
-    }
-    let top = rel.split('/').next()?.trim_end_matches(".rs");
-    MODULES.iter().find(|(m, _)| *m == top).map(|(_, l)| *l)
-}
-
-/// The layer a `crate::` path names (`providers::Registry` is the SDK,
-/// `providers::git::…` a provider).
-fn layer_of_path(path: &str) -> Option<&'static str> {
-    let mut parts = path.split("::");
-    let top = parts.next()?;
-    if top == "providers" {
-        return Some(match parts.next() {
-            Some(m) if PROVIDER_MODULES.contains(&m) => "providers",
-            _ => "sdk",
-        });
-    }
-    MODULES.iter().find(|(m, _)| *m == top).map(|(_, l)| *l)
-}
-
-/// The code of a file without comments and without its `#[cfg(test)]` test
-/// module, line numbers kept (removed text becomes empty lines).
-fn code_only(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut skipping_depth: Option<i64> = None;
-    let mut pending_cfg_test = false;
-    for line in text.lines() {
-        let code = match line.find("//") {
-            Some(i) if !line[..i].contains('"') => &line[..i],
-            _ => line,
-        };
-        if let Some(depth) = skipping_depth.as_mut() {
-            *depth += code.matches('{').count() as i64 - code.matches('}').count() as i64;
-            if *depth <= 0 {
-                skipping_depth = None;
-            }
-            out.push(String::new());
+/// A manifest's package name and the names in its `[dependencies]` table.
+fn manifest(text: &str) -> (String, Vec<String>) {
+    let mut name = String::new();
+    let mut deps = Vec::new();
+    let mut section = "";
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
             continue;
         }
-        let trimmed = code.trim();
-        if trimmed == "#[cfg(test)]" {
-            pending_cfg_test = true;
-            out.push(String::new());
-            continue;
-        }
-        if pending_cfg_test && trimmed.starts_with("mod ") && trimmed.ends_with('{') {
-            skipping_depth = Some(1);
-            pending_cfg_test = false;
-            out.push(String::new());
-            continue;
-        }
-        pending_cfg_test = false;
-        out.push(code.to_string());
-    }
-    out
-}
-
-/// Every `crate::a::b` path of a line, grouped imports expanded.
-fn crate_paths(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = line;
-    while let Some(i) = rest.find("crate::") {
-        let before = rest[..i].chars().last();
-        rest = &rest[i + "crate::".len()..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue; // `plinth_crate::…`, not ours
-        }
-        if let Some(group) = rest.strip_prefix('{') {
-            let end = group.find('}').unwrap_or(group.len());
-            for item in group[..end].split(',') {
-                out.push(ident_path(item.trim()));
-            }
-        } else {
-            out.push(ident_path(rest));
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let key = key.trim();
+        if section == "[package]" && key == "name" {
+            name = value.trim().trim_matches('"').to_string();
+        } else if section == "[dependencies]" && !line.starts_with('#') {
+            deps.push(key.split('.').next().unwrap_or(key).trim().to_string());
         }
     }
-    out.retain(|p| !p.is_empty());
-    out
+    (name, deps)
 }
 
-/// The leading `a::b` of a path (two segments at most).
-fn ident_path(text: &str) -> String {
-    let segs: Vec<&str> =
-        text.split("::").take(2).map(|s| s.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or("")).take_while(|s| !s.is_empty()).collect();
-    segs.join("::")
-}
-
-/// The violations in one file's text: `rel:line: what`.
-fn violations(rel: &str, text: &str) -> Vec<String> {
-    let Some(layer) = layer_of_file(rel) else {
-        return vec![format!("{rel}: not in the layer table of tests/it/architecture.rs; add it to MODULES")];
+/// What the table forbids in one manifest.
+fn violations(name: &str, deps: &[String]) -> Vec<String> {
+    let Some((_, allowed)) = CRATES.iter().find(|(c, _)| *c == name) else {
+        return vec![format!("crate `{name}` is not in the table of tests/it/architecture.rs (and docs/architecture.md)")];
     };
-    let allowed = LAYERS.iter().find(|(l, _)| *l == layer).map(|(_, a)| *a).unwrap_or(&[]);
     let mut out = Vec::new();
-    for (n, line) in code_only(text).iter().enumerate() {
-        for path in crate_paths(line) {
-            match layer_of_path(&path) {
-                Some(l) if l == layer || allowed.contains(&l) => {}
-                Some(l) => out.push(format!("src/{rel}:{}: `crate::{path}` is layer `{l}`; layer `{layer}` may use only {allowed:?}", n + 1)),
-                None => out.push(format!("src/{rel}:{}: `crate::{path}` is in no layer; add its module to MODULES", n + 1)),
-            }
+    for dep in deps {
+        if dep.starts_with("plinth") && dep != name && !allowed.contains(&dep.as_str()) {
+            out.push(format!("`{name}` depends on `{dep}`; it may depend only on {allowed:?}"));
         }
-        if layer == "sdk" {
-            for m in PROVIDER_MODULES.iter().filter(|m| **m != "core") {
-                let needle = format!("{m}::");
-                for (i, _) in line.match_indices(&needle) {
-                    let before = line[..i].chars().last();
-                    let qualified_ok = line[..i].ends_with("crate::") || line[..i].ends_with("std::");
-                    if !qualified_ok && !before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-                        out.push(format!("src/{rel}:{}: the provider SDK names the built-in provider `{m}`", n + 1));
-                    }
-                }
+        if let Some((_, owners)) = CONFINED.iter().find(|(d, _)| d == dep) {
+            if !owners.contains(&name) {
+                out.push(format!("`{name}` depends on `{dep}`, which only {owners:?} may use"));
             }
         }
     }
     out
 }
 
-fn rust_files(dir: &Path, rel: &str, out: &mut BTreeMap<String, String>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-        if entry.file_type().unwrap().is_dir() {
-            rust_files(&entry.path(), &rel, out);
-        } else if name.ends_with(".rs") {
-            out.insert(rel, std::fs::read_to_string(entry.path()).unwrap());
-        }
+fn manifests() -> BTreeMap<String, Vec<String>> {
+    let root = crate::repo_root();
+    let mut paths = vec![root.join("Cargo.toml")];
+    for entry in std::fs::read_dir(root.join("crates")).unwrap() {
+        paths.push(entry.unwrap().path().join("Cargo.toml"));
     }
+    paths.iter().map(|p| manifest(&std::fs::read_to_string(p).unwrap())).collect()
 }
 
 #[test]
-fn every_module_uses_only_the_layers_below_it() {
-    let mut files = BTreeMap::new();
-    rust_files(&crate::repo_root().join("src"), "", &mut files);
-    assert!(files.len() > 50, "found only {} files under src/", files.len());
-    let all: Vec<String> = files.iter().flat_map(|(rel, text)| violations(rel, text)).collect();
-    assert!(all.is_empty(), "imports the architecture forbids (docs/architecture.md):\n{}", all.join("\n"));
+fn every_crate_depends_only_on_the_layers_below_it() {
+    let all = manifests();
+    let names: Vec<&str> = all.keys().map(String::as_str).collect();
+    let table: Vec<&str> = {
+        let mut t: Vec<&str> = CRATES.iter().map(|(c, _)| *c).collect();
+        t.sort();
+        t
+    };
+    assert_eq!(names, table, "the workspace's crates and the table differ");
+    let bad: Vec<String> = all.iter().flat_map(|(name, deps)| violations(name, deps)).collect();
+    assert!(bad.is_empty(), "dependencies the architecture forbids (docs/architecture.md):\n{}", bad.join("\n"));
+}
+
+#[test]
+fn the_language_builds_and_tests_without_a_runtime_or_a_client() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["tree", "-p", "plinth-language", "-e", "normal,build,dev", "--prefix", "none", "--offline", "--locked"])
+        .current_dir(crate::repo_root())
+        .output()
+        .expect("cargo tree runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("plinth-language"), "cargo tree failed: {}", String::from_utf8_lossy(&out.stderr));
+    let found: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).filter(|c| NOT_IN_LANGUAGE.contains(c)).collect();
+    assert!(found.is_empty(), "the language crate's dependency tree has {found:?}");
 }
 
 #[test]
 fn the_check_sees_what_it_must_refuse() {
-    // The engine naming a provider, the base reaching up, a grouped import,
-    // the SDK naming a provider module, a module outside the table.
-    assert_eq!(violations("plan/mod.rs", "use crate::providers::git::GitFactory;\n").len(), 1);
-    assert_eq!(violations("value.rs", "fn f() { crate::plan::x() }\n").len(), 1);
-    assert_eq!(violations("eval/expr.rs", "use crate::{value::Value, state::Store};\n").len(), 1);
-    assert_eq!(violations("providers/mod.rs", "r.register(Arc::new(git::GitFactory::new()));\n").len(), 1);
-    assert_eq!(violations("nowhere.rs", "").len(), 1);
-    // … and lets pass what is allowed, comments and unit tests.
-    assert!(violations("plan/mod.rs", "use crate::providers::Registry;\nuse crate::eval::Config;\n").is_empty());
-    assert!(violations("value.rs", "// crate::plan::x\n#[cfg(test)]\nmod tests {\n    use crate::plan::Plan;\n}\n").is_empty());
-    assert!(violations("providers/git.rs", "use crate::eval::functions::FnHost;\nuse crate::child::Child;\n").is_empty());
+    let deps = |d: &[&str]| d.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // The engine naming the providers, the base reaching up, SQL outside the
+    // state, a crate outside the table.
+    assert_eq!(violations("plinth-engine", &deps(&["plinth-providers", "plinth-state"])).len(), 1);
+    assert_eq!(violations("plinth-base", &deps(&["plinth-language"])).len(), 1);
+    assert_eq!(violations("plinth-providers", &deps(&["rusqlite", "plinth-sdk"])).len(), 1);
+    assert_eq!(violations("plinth-nowhere", &deps(&[])).len(), 1);
+    // … and lets pass what is allowed.
+    assert!(violations("plinth-engine", &deps(&["plinth-sdk", "plinth-state", "petgraph"])).is_empty());
+    assert!(violations("plinth", &deps(&["plinth-providers", "clap"])).is_empty());
+    let (name, found) = manifest(
+        "[package]\nname = \"plinth-x\"\n[dependencies]\nfoo.workspace = true\nbar = { version = \"1\" }\n# baz = 1\n[dev-dependencies]\nqux = \"1\"\n",
+    );
+    assert_eq!((name.as_str(), found), ("plinth-x", deps(&["foo", "bar"])));
 }

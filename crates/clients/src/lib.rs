@@ -1,0 +1,13 @@
+//! Hardened clients shared by the state backends, the providers and module
+//! sources: child processes ([`child`]: `git` and plugins with a scrubbed
+//! environment, bounded output and timeouts), PostgreSQL over rustls
+//! ([`pgtls`]) and S3 client plumbing ([`s3util`]).
+//!
+//! Invariants: knows no provider, no state layout and no language; secrets
+//! in URLs and output are redacted with `plinth_base::redact`.
+
+pub mod child;
+pub mod pgtls;
+pub mod s3util;
+
+use plinth_base::redact;

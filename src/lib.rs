@@ -9,7 +9,7 @@
 //!
 //! | crate | modules | input → output |
 //! | --- | --- | --- |
-//! | `plinth-base` | [`value`], [`types`], [`diagnostic`], [`redact`], [`fsutil`] | values, types, diagnostics, redaction, file primitives |
+//! | `plinth-base` | [`value`], [`types`], [`address`], [`diagnostic`], [`redact`], [`fsutil`] | values, types, diagnostics, redaction, file primitives |
 //! | `plinth-sdk` | [`providers`] (trait, schemas, registry, `governed`) | the provider contract |
 //! | `plinth-language` | [`syntax`], [`eval`], [`template`] | text → AST → declarations and values; templates |
 //! | `plinth-clients` | [`child`], [`pgtls`], [`s3util`] | hardened git/child processes, PostgreSQL TLS, S3 |
@@ -20,7 +20,7 @@
 
 pub mod cli;
 
-pub use plinth_base::{diagnostic, fsutil, redact, types, value};
+pub use plinth_base::{address, diagnostic, fsutil, redact, types, value};
 pub use plinth_clients::{child, pgtls, s3util};
 pub use plinth_engine::{exec, graph, plan};
 pub use plinth_language::{eval, syntax, template};

@@ -10,6 +10,7 @@ pub mod args;
 pub mod hydrate;
 pub mod render;
 
+use crate::address::Address;
 use crate::diagnostic::{Diagnostic, Diags, Sources};
 use crate::eval::{self, Config};
 use crate::exec::{self, ApplyContext, Event};
@@ -1584,7 +1585,7 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
                     false,
                 ));
             }
-            let Some(resource) = resource_of_instance(&to).map(str::to_string) else {
+            let Some(resource) = Address::parse(&to).map(|a| a.resource().to_string()) else {
                 return Err(Failure::bare(
                     Diagnostic::new("P5005", "invalid address").help(format!(
                         "`{to}` is not an address like `file.file.name`, `file.file.name[\"key\"]` or, inside a component, `stack.core.file.file.name`."
@@ -1696,64 +1697,6 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
             Ok(0)
         }
     }
-}
-
-/// The resource of an instance address — the address without its instance
-/// key: `stack.core.module.db["a"].random.password.x["k"]` →
-/// `stack.core.module.db["a"].random.password.x`, as the state records it.
-/// None unless the address is `<provider>.<type>.<name>[key]` after any
-/// number of components `<kind>.<name>[key]` (keys optional; dots and
-/// brackets inside quoted keys belong to the key).
-fn resource_of_instance(address: &str) -> Option<&str> {
-    // Segments between the dots outside keys: (start, end, where its key starts).
-    let mut segments: Vec<(usize, usize, Option<usize>)> = Vec::new();
-    let (mut start, mut key, mut depth, mut quoted, mut escaped) = (0, None, 0usize, false, false);
-    for (i, c) in address.char_indices() {
-        if quoted {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => quoted = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' if depth > 0 => quoted = true,
-            '[' if depth == 0 && key.is_some() => return None,
-            '[' => {
-                key.get_or_insert(i);
-                depth += 1;
-            }
-            ']' => depth = depth.checked_sub(1)?,
-            '.' if depth == 0 => {
-                segments.push((start, i, key.take()));
-                start = i + 1;
-            }
-            // Nothing but a dot follows a key.
-            _ if depth == 0 && key.is_some() => return None,
-            _ => {}
-        }
-    }
-    if depth != 0 || quoted {
-        return None;
-    }
-    segments.push((start, address.len(), key));
-    let n = segments.len();
-    if n < 3 || (n - 3) % 2 != 0 {
-        return None;
-    }
-    for (idx, &(s, e, k)) in segments.iter().enumerate() {
-        let name = &address[s..k.unwrap_or(e)];
-        let ident = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        // Keys go on a component's name and on the instance, nowhere else.
-        let key_allowed = idx == n - 1 || (idx < n - 3 && idx % 2 == 1);
-        if !ident || (k.is_some() && !key_allowed) {
-            return None;
-        }
-    }
-    let (_, end, key) = segments[n - 1];
-    Some(&address[..key.unwrap_or(end)])
 }
 
 /// `state list`: the recorded (address, deposed) pairs the patterns select,
@@ -1955,14 +1898,15 @@ mod tests {
 
     #[test]
     fn state_mv_takes_addresses_inside_components() {
-        use super::resource_of_instance as r;
-        assert_eq!(r("random.password.x"), Some("random.password.x"));
-        assert_eq!(r(r#"file.file.x["a.b[c]"]"#), Some("file.file.x"));
-        assert_eq!(r("stack.core.kubernetes.namespace.argocd"), Some("stack.core.kubernetes.namespace.argocd"));
-        assert_eq!(r(r#"stack.core.module.s.random.password.this["clientSecret"]"#), Some("stack.core.module.s.random.password.this"));
+        let r = |a: &str| crate::address::Address::parse(a).map(|a| a.resource().to_string());
+        let some = |a: &str| Some(a.to_string());
+        assert_eq!(r("random.password.x"), some("random.password.x"));
+        assert_eq!(r(r#"file.file.x["a.b[c]"]"#), some("file.file.x"));
+        assert_eq!(r("stack.core.kubernetes.namespace.argocd"), some("stack.core.kubernetes.namespace.argocd"));
+        assert_eq!(r(r#"stack.core.module.s.random.password.this["clientSecret"]"#), some("stack.core.module.s.random.password.this"));
         assert_eq!(
             r(r#"runner_fleet.pool["a.b"].module.namespace[0].kubernetes.namespace.this"#),
-            Some(r#"runner_fleet.pool["a.b"].module.namespace[0].kubernetes.namespace.this"#)
+            some(r#"runner_fleet.pool["a.b"].module.namespace[0].kubernetes.namespace.this"#)
         );
         for bad in [
             "a.b",

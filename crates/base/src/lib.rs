@@ -7,6 +7,7 @@
 //! primitives in [`fsutil`]; nothing here knows the language, a provider or
 //! the state.
 
+pub mod address;
 pub mod diagnostic;
 pub mod fsutil;
 pub mod redact;

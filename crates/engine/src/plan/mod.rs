@@ -23,6 +23,7 @@ use crate::types::Type;
 use crate::value::{Map, Value};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
+use plinth_base::address::Path;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -452,12 +453,10 @@ pub fn unmatched_only<'a>(cfg: &Config, prior: &Snapshot, only: &'a [String]) ->
 }
 
 /// `stack.core` covers `stack.core.random.password.x`; `module.db` covers
-/// every instance `module.db["a"].…`.
+/// every instance `module.db["a"].…` ([`Path::covers`]; patterns with `*`
+/// go through [`glob_match`] instead).
 pub fn in_component(target: &str, address: &str) -> bool {
-    match address.strip_prefix(target) {
-        Some(rest) => !target.contains('*') && (rest.starts_with('.') || (rest.starts_with('[') && !target.ends_with(']'))),
-        None => false,
-    }
+    !target.contains('*') && Path::parse(target).zip(Path::parse(address)).is_some_and(|(t, a)| t.covers(&a))
 }
 
 /// `*` matches any run of characters.

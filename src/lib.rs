@@ -41,5 +41,6 @@ pub mod sources;
 pub mod state;
 pub mod syntax;
 pub mod template;
+pub mod tls;
 pub mod types;
 pub mod value;

@@ -22,7 +22,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Grammar, syntax tree, evaluation, functions, templates. It reads
     // providers' schemas through the SDK's registry (no provider, no IO).
     ("language", &["base", "sdk"]),
-    // Hardened child processes (git), PostgreSQL TLS, S3 plumbing.
+    // Hardened child processes (git), PostgreSQL TLS, S3 plumbing, the
+    // process's rustls crypto provider.
     ("clients", &["base"]),
     // The only layer with SQL and the state's S3 layout.
     ("state", &["base", "clients"]),
@@ -51,6 +52,7 @@ const MODULES: &[(&str, &str)] = &[
     ("child", "clients"),
     ("pgtls", "clients"),
     ("s3util", "clients"),
+    ("tls", "clients"),
     ("state", "state"),
     ("providers", "providers"),
     ("graph", "engine"),

@@ -18,9 +18,11 @@
 //! | [`envs`] | `envs/**/*.plinth` → an environment's param values and backend | reads only `envs/`; never opens the state |
 //! | [`cli`] | arguments → stages → output, exit codes | the only module that prints |
 
-// The pest parser is generated without pest's `std` feature (its per-rule
-// stack guard cost ~5% of a plan; `syntax` bounds nesting itself) and then
-// names `alloc` at the crate root.
+// Plinth asks for pest without its `std` feature (its per-rule stack guard
+// cost ~5% of a plan; `syntax` bounds nesting itself), so the generated
+// parser may name `alloc` at the crate root. kube's `client` feature requires
+// jsonpath-rust, which enables pest's `std` for the whole build (feature
+// unification): the guard is compiled in again while kube is a dependency.
 extern crate alloc;
 
 pub mod child;

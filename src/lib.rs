@@ -12,7 +12,7 @@
 //! | `plinth-base` | [`value`], [`types`], [`address`], [`diagnostic`], [`redact`], [`fsutil`] | values, types, diagnostics, redaction, file primitives |
 //! | `plinth-sdk` | [`providers`] (trait, schemas, registry, `governed`) | the provider contract |
 //! | `plinth-language` | [`syntax`], [`eval`], [`template`] | text → AST → declarations and values; templates |
-//! | `plinth-clients` | [`child`], [`pgtls`], [`s3util`] | hardened git/child processes, PostgreSQL TLS, S3 |
+//! | `plinth-clients` | [`child`], [`pgtls`], [`s3util`], [`tls`] | hardened git/child processes, PostgreSQL TLS, S3 |
 //! | `plinth-state` | [`state`] | durable stores: SQLite, PostgreSQL, S3 |
 //! | `plinth-providers` | [`providers`] (`core`, `file`, `git`, …, `builtin::registry_in`) | the built-in providers |
 //! | `plinth-engine` | [`graph`], [`plan`], [`exec`] | DAG → plan → provider calls |
@@ -21,7 +21,7 @@
 pub mod cli;
 
 pub use plinth_base::{address, diagnostic, fsutil, redact, types, value};
-pub use plinth_clients::{child, pgtls, s3util};
+pub use plinth_clients::{child, pgtls, s3util, tls};
 pub use plinth_engine::{exec, graph, plan};
 pub use plinth_language::{eval, syntax, template};
 pub use plinth_project::{envs, project, sources};

@@ -9,6 +9,9 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // One rustls crypto provider (aws-lc-rs) for every TLS client of the
+    // process, installed before any exists (see plinth::tls).
+    plinth::tls::install_crypto_provider();
     // Deeply nested input is refused with a diagnostic long before this stack
     // could run out; the large stack is a second line of defence.
     let code =

@@ -38,6 +38,8 @@ const CONFINED: &[(&str, &[&str])] = &[
     ("rusqlite", &["plinth-state"]),
     ("chacha20poly1305", &["plinth-state"]),
     ("reqwest", &["plinth-providers"]),
+    ("kube", &["plinth-providers"]),
+    ("k8s-openapi", &["plinth-providers"]),
     ("postgres", &["plinth-clients", "plinth-state", "plinth-providers"]),
     ("aws-sdk-s3", &["plinth-clients", "plinth-state", "plinth-providers"]),
     ("pest", &["plinth-language"]),

@@ -506,7 +506,8 @@ impl RealCluster {
         let context = std::env::var("PLINTH_TEST_KUBE_CONTEXT").ok().filter(|s| !s.is_empty());
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
         let settings = Connection::settings_from_kubeconfig(std::path::Path::new(&kubeconfig), context.as_deref()).expect("PLINTH_TEST_KUBECONFIG");
-        let conn = Connection::new(settings).expect("connection");
+        // kube's client starts its worker on the runtime it is built in.
+        let conn = rt.block_on(async { Connection::new(settings) }).expect("connection");
         Some(RealCluster { kubeconfig, context, rt, conn })
     }
     fn provider_block(&self) -> String {

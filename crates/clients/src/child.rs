@@ -7,7 +7,11 @@
 //!   needs: `PATH`, `HOME`, locale, temporary directory, proxies and CA
 //!   settings; for git its SSH agent and git's own configuration variables;
 //!   for credential plugins the *pointers* to cloud profiles, never keys),
-//!   plus what the configuration passes.
+//!   plus what the configuration passes. The one exception is a child a
+//!   library spawns itself from Plinth's environment (kube's kubeconfig
+//!   credential plugins): it is given [`withheld`], the names to remove,
+//!   which leaves it exactly [`environment`] (a variable whose name is not
+//!   UTF-8 cannot be named, and no allow-list holds one).
 //! - Plinth's own secrets never reach a child: the state keys
 //!   (`PLINTH_STATE_KEY`, `_FILE`, `_PREVIOUS`), the state address
 //!   (`PLINTH_STATE`, which may hold a password), the `PLINTH_VAR_*` param
@@ -124,6 +128,26 @@ where
     out
 }
 
+/// The names of `inherited` a child of `kind` must not get when it starts
+/// from Plinth's whole environment and `extra` is set on top: what
+/// [`environment`] leaves out, and Plinth's secrets always (even when
+/// `extra` names them). For libraries that spawn the child themselves and
+/// can only remove variables (kube's `ExecConfig::drop_env`).
+pub fn withheld<I>(kind: Kind, inherited: I, extra: &[String]) -> Vec<String>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let mut out: Vec<String> = inherited
+        .into_iter()
+        .filter_map(|k| k.into_string().ok())
+        .filter(|k| !allowed(kind, k) && !extra.contains(k) && !NEVER.contains(&k.as_str()))
+        .collect();
+    out.extend(NEVER.iter().map(|k| k.to_string()));
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// A command for `program` whose environment is exactly [`environment`]
 /// of Plinth's own. The one way Plinth starts a child process.
 pub fn command(program: impl AsRef<OsStr>, kind: Kind, extra: &[(String, String)]) -> Command {
@@ -229,6 +253,26 @@ mod tests {
             assert_eq!(names.iter().any(|n| n == "SSH_AUTH_SOCK" || n == "GIT_CONFIG_KEY_0"), kind == Kind::Git, "{kind:?}");
             assert_eq!(names.iter().any(|n| n == "AWS_PROFILE"), kind == Kind::CredentialPlugin, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn withheld_names_leave_exactly_the_environment() {
+        let inherited = ["PATH", "HOME", "LC_ALL", "PLINTH_STATE_KEY", "PLINTH_VAR_token", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "REGION"];
+        let extra = vec!["REGION".to_string(), "PLINTH_STATE".to_string()];
+        let gone = withheld(Kind::CredentialPlugin, inherited.iter().map(OsString::from), &extra);
+        let left: Vec<&str> = inherited.iter().copied().filter(|k| !gone.iter().any(|g| g == k)).collect();
+        assert_eq!(left, ["PATH", "HOME", "LC_ALL", "AWS_PROFILE", "REGION"]);
+        // Plinth's secrets are removed even when not inherited or when `extra` sets them.
+        for secret in NEVER {
+            assert!(gone.iter().any(|g| g == secret), "{secret}");
+        }
+        let env = environment(
+            Kind::CredentialPlugin,
+            inherited.iter().map(|k| (OsString::from(k), OsString::from("v"))),
+            &[("REGION".into(), "eu".into()), ("PLINTH_STATE".into(), "x".into())],
+        );
+        let names: Vec<String> = env.into_iter().map(|(k, _)| k.into_string().unwrap()).collect();
+        assert_eq!(names, ["PATH", "HOME", "LC_ALL", "AWS_PROFILE", "REGION"]);
     }
 
     #[test]

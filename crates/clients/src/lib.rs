@@ -1,7 +1,8 @@
 //! Hardened clients shared by the state backends, the providers and module
 //! sources: child processes ([`child`]: `git` and plugins with a scrubbed
 //! environment, bounded output and timeouts), PostgreSQL over rustls
-//! ([`pgtls`]) and S3 client plumbing ([`s3util`]).
+//! ([`pgtls`]), S3 client plumbing ([`s3util`]) and the process's one rustls
+//! crypto provider ([`tls`]).
 //!
 //! Invariants: knows no provider, no state layout and no language; secrets
 //! in URLs and output are redacted with `plinth_base::redact`.
@@ -9,5 +10,6 @@
 pub mod child;
 pub mod pgtls;
 pub mod s3util;
+pub mod tls;
 
 use plinth_base::redact;

@@ -8,9 +8,11 @@
 //! crate builds and tests without tokio, rusqlite, reqwest or the AWS SDK.
 //! Provider schemas are read through the SDK's registry, never a provider.
 
-// The pest parser is generated without pest's `std` feature (its per-rule
-// stack guard cost ~5% of a plan; `syntax` bounds nesting itself) and then
-// names `alloc` at the crate root.
+// Plinth asks for pest without its `std` feature (its per-rule stack guard
+// cost ~5% of a plan; `syntax` bounds nesting itself), so the generated
+// parser may name `alloc` at the crate root. In the binary, kube's `client`
+// feature requires jsonpath-rust, which enables pest's `std` for the whole
+// build (feature unification): the guard is compiled in there again.
 extern crate alloc;
 
 pub mod eval;

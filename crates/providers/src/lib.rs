@@ -24,7 +24,7 @@ use plinth_base::diagnostic::Diagnostic;
 use plinth_base::types::Type;
 use plinth_base::value::{Map, Value};
 use plinth_base::{diagnostic, fsutil, redact, types, value};
-use plinth_clients::{child, pgtls, s3util};
+use plinth_clients::{child, pgtls, s3util, tls};
 use plinth_language::{eval, template};
 use plinth_sdk as providers;
 use plinth_sdk::*;

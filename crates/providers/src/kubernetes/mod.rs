@@ -1,13 +1,19 @@
 //! `kubernetes`: objects in a Kubernetes cluster, written by server-side
-//! apply (`PATCH` with `application/apply-patch+yaml`, `fieldManager=plinth`,
-//! `force=true`). Types: `kubernetes.namespace`, `kubernetes.secret`,
-//! `kubernetes.config_map` and `kubernetes.manifest` (any object).
+//! apply (`fieldManager=plinth`, `force=true`). Types: `kubernetes.namespace`,
+//! `kubernetes.secret`, `kubernetes.config_map` and `kubernetes.manifest`
+//! (any object).
 //!
-//! The transport is plain `reqwest` (see [`Connection`] for why not
-//! `kube::Client`) against URL paths this module resolves itself; bodies
-//! stay `serde_json::Value`, so any kind (custom resources included) goes
-//! through one code path. The connection is built lazily on the first call,
-//! so a cluster created in the same run is only contacted once it exists.
+//! The client is `kube::Client` ([`connection`]: kubeconfig and contexts,
+//! in-cluster config, exec and OIDC credentials, one rustls crypto provider
+//! for the whole binary). Every kind goes through one code path: dynamic
+//! objects (`kube::api::DynamicObject` through `Api::namespaced_with` /
+//! `Api::all_with`) whose `ApiResource` comes from a table of built-in kinds
+//! or from discovery (`kube::discovery::pinned_kind`, one
+//! `GET /apis/{group}/{version}` per kind and run), falling back to the
+//! usual plural when the server does not list the kind; bodies are handled
+//! as `serde_json::Value`. The connection is built lazily on the first
+//! call, so a cluster created in the same run is only contacted once it
+//! exists.
 //!
 //! Drift is judged only on what Plinth manages: `read` projects the live
 //! object onto the shape of the desired one (labels, annotations and data
@@ -21,8 +27,15 @@
 //! `app.kubernetes.io/managed-by=plinth`) but are not managed by this state;
 //! with `list_unmanaged = true`, also every namespace not managed.
 
+mod connection;
+
+pub use connection::{ApiError, Connection, ConnectionSettings, HostSettings};
+
 use super::*;
 use base64::Engine as _;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::Resource as _;
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,7 +44,7 @@ const FIELD_MANAGER: &str = "plinth";
 /// The label that marks an object as Plinth's even without its field manager.
 const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Items per page when listing.
-const LIST_PAGE: usize = 500;
+const LIST_PAGE: u32 = 500;
 
 pub struct KubernetesFactory {
     schema: ProviderSchema,
@@ -186,17 +199,6 @@ fn object_error(message: impl Into<String>, help: impl Into<String>) -> Diagnost
     provider_error("P6508", message, help)
 }
 
-/// A failed request: the server's answer, or no answer at all.
-#[derive(Debug)]
-pub enum ApiError {
-    /// HTTP status and the message of the `Status` object (or the body).
-    Status(u16, String),
-    /// Connection refused, TLS, timeout…: nothing was answered.
-    Transport(String),
-    /// An answer that is not JSON.
-    Decode(String),
-}
-
 /// Maps a failed request to a diagnostic. Server messages are included (they
 /// never carry credentials); the token is never formatted anywhere.
 fn api_error(action: &str, what: &str, e: ApiError) -> Diagnostic {
@@ -224,225 +226,19 @@ fn api_error(action: &str, what: &str, e: ApiError) -> Diagnostic {
             format!("cannot {action} {what}: the answer is not a Kubernetes object: {msg}"),
             "Check that `host` points at a Kubernetes API server and not a proxy or web page.",
         ),
+        ApiError::Request(msg) => object_error(
+            format!("cannot {action} {what}: no request can be made for it: {msg}"),
+            "Check the object's name and namespace: Kubernetes names are DNS labels or subdomains (lower-case letters, digits, `-` and `.`).",
+        ),
+        ApiError::Credentials(msg) => provider_error(
+            "P6500",
+            format!("cannot {action} {what}: the kubeconfig user's credentials could not be renewed: {msg}"),
+            "Run the credential plugin by hand to check it (e.g. that you are still logged in to the cloud's CLI), or log in again.",
+        ),
     }
 }
 
 // ---------------------------------------------------------------- client
-
-/// A connection to one API server: base URL, HTTP client (TLS settings
-/// baked in) and bearer token. Plain `reqwest`: `kube::Client` panics at
-/// first use in this binary because rustls finds two crypto back ends
-/// (ring through kube, aws-lc-rs through reqwest) and no process default.
-pub struct Connection {
-    base: String,
-    http: reqwest::Client,
-    token: Option<String>,
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("base", &self.base).field("token", &self.token.as_ref().map(|_| "[redacted]")).finish()
-    }
-}
-
-/// What a connection is made of, from the provider block or a kubeconfig.
-#[derive(Default)]
-pub struct ConnectionSettings {
-    pub host: String,
-    pub token: Option<String>,
-    pub ca_pem: Option<Vec<u8>>,
-    pub insecure: bool,
-    /// Client certificate and key, PEM, concatenated.
-    pub identity_pem: Option<Vec<u8>>,
-}
-
-/// Runs a kubeconfig `exec` credential plugin (client.authentication.k8s.io
-/// `ExecCredential`): its token, or its client certificate and key. Runs
-/// once when the provider is configured (a run is shorter than the
-/// credentials' lifetime). Never interactive: stdin is closed.
-fn exec_credential(exec: &Json, kubeconfig_dir: &std::path::Path) -> Result<(Option<String>, Option<Vec<u8>>), String> {
-    let command = exec["command"].as_str().filter(|c| !c.is_empty()).ok_or("the exec entry has no `command`")?;
-    // A relative path with a separator is relative to the kubeconfig's directory.
-    let program =
-        if command.contains('/') && std::path::Path::new(command).is_relative() { kubeconfig_dir.join(command) } else { std::path::PathBuf::from(command) };
-    let api_version = exec["apiVersion"].as_str().unwrap_or("client.authentication.k8s.io/v1");
-    // The plugin gets the allow-list of crate::child, the kubeconfig's
-    // `env` entries and KUBERNETES_EXEC_INFO: never Plinth's own secrets.
-    let mut env: Vec<(String, String)> = Vec::new();
-    for e in exec["env"].as_array().into_iter().flatten() {
-        if let (Some(k), Some(v)) = (e["name"].as_str(), e["value"].as_str()) {
-            env.push((k.to_string(), v.to_string()));
-        }
-    }
-    let info = json!({ "apiVersion": api_version, "kind": "ExecCredential", "spec": { "interactive": false } });
-    env.push(("KUBERNETES_EXEC_INFO".into(), info.to_string()));
-    let mut cmd = crate::child::command(&program, crate::child::Kind::CredentialPlugin, &env);
-    for a in exec["args"].as_array().into_iter().flatten() {
-        cmd.arg(a.as_str().unwrap_or_default());
-    }
-    cmd.stdin(std::process::Stdio::null());
-    let out = cmd.output().map_err(|e| format!("cannot run `{}`: {e}", program.display()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let first = err.lines().next().unwrap_or("").chars().take(300).collect::<String>();
-        return Err(format!("`{}` exited with {} ({first})", program.display(), out.status));
-    }
-    let cred: Json = serde_json::from_slice(&out.stdout).map_err(|e| format!("`{}` did not print an ExecCredential as JSON: {e}", program.display()))?;
-    let status = &cred["status"];
-    if let Some(t) = status["token"].as_str().filter(|t| !t.is_empty()) {
-        return Ok((Some(t.to_string()), None));
-    }
-    match (status["clientCertificateData"].as_str(), status["clientKeyData"].as_str()) {
-        (Some(c), Some(k)) => Ok((None, Some(format!("{c}\n{k}").into_bytes()))),
-        _ => Err(format!("`{}` printed an ExecCredential without `status.token` or a client certificate", program.display())),
-    }
-}
-
-impl Connection {
-    pub fn new(s: ConnectionSettings) -> Result<Connection, Diagnostic> {
-        let mut b =
-            reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(Duration::from_secs(60)).danger_accept_invalid_certs(s.insecure);
-        if let Some(pem) = &s.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| config_error("invalid CA certificate", format!("{e}. Give `ca_cert` (or the kubeconfig's certificate-authority) as PEM.")))?;
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
-        }
-        if let Some(pem) = &s.identity_pem {
-            let id = reqwest::Identity::from_pem(pem).map_err(|e| {
-                config_error("invalid client certificate or key", format!("{e}. The kubeconfig user's client-certificate and client-key must be PEM."))
-            })?;
-            b = b.identity(id);
-        }
-        let http = b.build().map_err(|e| config_error("cannot create the HTTP client", format!("{e}. Check the TLS settings.")))?;
-        Ok(Connection { base: s.host.trim_end_matches('/').to_string(), http, token: s.token })
-    }
-
-    /// Reads a kubeconfig file: the given context (or the current one), its
-    /// cluster's server and CA, its user's token or client certificate.
-    pub fn settings_from_kubeconfig(path: &std::path::Path, context: Option<&str>) -> Result<ConnectionSettings, Diagnostic> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            config_error(
-                format!("cannot read kubeconfig {shown}"),
-                format!("The file system said: {e}. Check `kubeconfig` in the `provider kubernetes` block."),
-            )
-        })?;
-        let kc: Json = serde_yaml::from_str(&text).map_err(|e| config_error(format!("kubeconfig {shown} is not valid YAML"), format!("{e}.")))?;
-        let dir = path.parent().unwrap_or(std::path::Path::new("."));
-        let find = |list: &str, name: &str, field: &str| -> Option<Json> { kc[list].as_array()?.iter().find(|e| e["name"] == name).map(|e| e[field].clone()) };
-        let ctx_name = context
-            .map(str::to_string)
-            .or_else(|| kc["current-context"].as_str().map(str::to_string))
-            .ok_or_else(|| config_error(format!("kubeconfig {shown} has no current context"), "Set `context` in the `provider kubernetes` block."))?;
-        let ctx = find("contexts", &ctx_name, "context").ok_or_else(|| {
-            let names: Vec<String> =
-                kc["contexts"].as_array().map(|a| a.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect()).unwrap_or_default();
-            config_error(format!("kubeconfig {shown} has no context {ctx_name:?}"), format!("Its contexts are: {}.", names.join(", ")))
-        })?;
-        let cluster = find("clusters", ctx["cluster"].as_str().unwrap_or(""), "cluster")
-            .ok_or_else(|| config_error(format!("context {ctx_name:?} names no known cluster"), "Fix the kubeconfig's context entry."))?;
-        let user = find("users", ctx["user"].as_str().unwrap_or(""), "user").unwrap_or(Json::Null);
-        let b64 = |v: &Json, what: &str| -> Result<Option<Vec<u8>>, Diagnostic> {
-            v.as_str()
-                .map(|s| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(s.trim())
-                        .map_err(|_| config_error(format!("kubeconfig {shown}: {what} is not base64"), "Fix the kubeconfig."))
-                })
-                .transpose()
-        };
-        let file = |v: &Json| -> Result<Option<Vec<u8>>, Diagnostic> {
-            v.as_str()
-                .map(|p| {
-                    let p = dir.join(p);
-                    std::fs::read(&p).map_err(|e| {
-                        config_error(format!("cannot read {}", p.display()), format!("The file system said: {e}. The kubeconfig {shown} names it."))
-                    })
-                })
-                .transpose()
-        };
-        let ca_pem = match b64(&cluster["certificate-authority-data"], "certificate-authority-data")? {
-            Some(v) => Some(v),
-            None => file(&cluster["certificate-authority"])?,
-        };
-        let cert = match b64(&user["client-certificate-data"], "client-certificate-data")? {
-            Some(v) => Some(v),
-            None => file(&user["client-certificate"])?,
-        };
-        let key = match b64(&user["client-key-data"], "client-key-data")? {
-            Some(v) => Some(v),
-            None => file(&user["client-key"])?,
-        };
-        let identity_pem = match (cert, key) {
-            (Some(mut c), Some(k)) => {
-                c.push(b'\n');
-                c.extend(k);
-                Some(c)
-            }
-            _ => None,
-        };
-        let mut token = match user["token"].as_str() {
-            Some(t) => Some(t.to_string()),
-            None => file(&user["tokenFile"])?.map(|b| String::from_utf8_lossy(&b).trim().to_string()),
-        };
-        let mut identity_pem = identity_pem;
-        if token.is_none() && identity_pem.is_none() && !user["exec"].is_null() {
-            let credential = exec_credential(&user["exec"], dir).map_err(|why| {
-                config_error(
-                    format!("kubeconfig {shown}: the exec credential plugin of context {ctx_name:?} failed"),
-                    format!("{why}. Run the plugin by hand to check it (e.g. that you are logged in to the cloud's CLI)."),
-                )
-            })?;
-            token = credential.0;
-            identity_pem = credential.1;
-        }
-        let host = cluster["server"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| config_error(format!("kubeconfig {shown}: the cluster of context {ctx_name:?} has no server"), "Fix the kubeconfig."))?;
-        Ok(ConnectionSettings { host: host.to_string(), token, ca_pem, insecure: cluster["insecure-skip-tls-verify"].as_bool().unwrap_or(false), identity_pem })
-    }
-
-    /// One request; `path` includes the query. Answers the JSON body of a
-    /// 2xx response, or an [`ApiError`].
-    pub async fn send(&self, method: reqwest::Method, path: &str, content_type: Option<&str>, body: Option<Vec<u8>>) -> Result<Json, ApiError> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).header("accept", "application/json");
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
-        }
-        if let Some(b) = body {
-            req = req.body(b);
-        }
-        let res = req.send().await.map_err(|e| ApiError::Transport(transport_message(&e)))?;
-        let code = res.status().as_u16();
-        let text = res.text().await.map_err(|e| ApiError::Transport(transport_message(&e)))?;
-        if (200..300).contains(&code) {
-            return serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()));
-        }
-        let msg = serde_json::from_str::<Json>(&text)
-            .ok()
-            .and_then(|v| v["message"].as_str().filter(|m| !m.is_empty()).or(v["reason"].as_str()).map(str::to_string))
-            .unwrap_or_else(|| text.trim().chars().take(300).collect());
-        Err(ApiError::Status(code, msg))
-    }
-}
-
-/// reqwest's message with its causes (URL included, never headers).
-fn transport_message(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
-}
 
 impl KubernetesProvider {
     async fn client(&self) -> Result<&Connection, Diagnostic> {
@@ -465,18 +261,15 @@ impl KubernetesProvider {
                 }
                 None => None,
             };
-            ConnectionSettings { host: host.clone(), token: s.token.clone(), ca_pem, insecure: s.insecure, identity_pem: None }
+            ConnectionSettings::from_host(HostSettings { host: host.clone(), token: s.token.clone(), ca_pem, insecure: s.insecure })?
         } else {
             let path = match &s.kubeconfig {
                 Some(p) => Some(self.resolve_path(p)),
-                None => std::env::var_os("KUBECONFIG")
-                    .and_then(|v| std::env::split_paths(&v).next())
-                    .or_else(|| home().map(|h| h.join(".kube/config")))
-                    .filter(|p| p.exists()),
+                None => Connection::default_kubeconfig(),
             };
             match path {
                 Some(path) => Connection::settings_from_kubeconfig(&path, s.context.as_deref())?,
-                None => in_cluster()?,
+                None => ConnectionSettings::in_cluster()?,
             }
         };
         Connection::new(settings)
@@ -495,19 +288,6 @@ impl KubernetesProvider {
     }
 }
 
-/// The service account of a pod, when Plinth runs inside the cluster.
-fn in_cluster() -> Result<ConnectionSettings, Diagnostic> {
-    let none = || {
-        config_error("no Kubernetes cluster configured", "Set `kubeconfig` (and `context`) or `host` and `token` in the `provider kubernetes` block; no kubeconfig was found and Plinth is not running in a cluster.")
-    };
-    let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| none())?;
-    let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
-    let dir = std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount");
-    let token = std::fs::read_to_string(dir.join("token")).map_err(|_| none())?;
-    let host = if host.contains(':') { format!("https://[{host}]:{port}") } else { format!("https://{host}:{port}") };
-    Ok(ConnectionSettings { host, token: Some(token.trim().to_string()), ca_pem: std::fs::read(dir.join("ca.crt")).ok(), insecure: false, identity_pem: None })
-}
-
 fn home() -> Option<std::path::PathBuf> {
     std::env::var_os("HOME").map(std::path::PathBuf::from)
 }
@@ -517,11 +297,30 @@ fn home() -> Option<std::path::PathBuf> {
 /// Where one object lives in the API.
 #[derive(Debug, Clone, PartialEq)]
 struct Target {
-    /// The collection URL path, e.g. `/api/v1/namespaces/default/secrets`.
+    /// Group, version, kind and plural of the object's resource.
+    resource: ApiResource,
+    /// Its namespace, for namespaced kinds.
+    namespace: Option<String>,
+    /// The collection URL path, e.g. `/api/v1/namespaces/default/secrets`
+    /// (what identifies the collection in `list`).
     collection: String,
     name: String,
     /// For messages: `Secret default/db`.
     display: String,
+}
+
+impl Target {
+    fn api(&self, client: kube::Client) -> Api<DynamicObject> {
+        match &self.namespace {
+            Some(ns) => Api::namespaced_with(client, ns, &self.resource),
+            None => Api::all_with(client, &self.resource),
+        }
+    }
+}
+
+/// A live object as JSON, the form every projection works on.
+fn json_of(o: &DynamicObject) -> Result<Json, ApiError> {
+    serde_json::to_value(o).map_err(|e| ApiError::Decode(e.to_string()))
 }
 
 /// apiVersion, kind, namespace, name: what makes two manifests the same object.
@@ -583,18 +382,10 @@ pub fn plural_of(kind: &str) -> String {
     format!("{k}s")
 }
 
-fn group_version_path(api_version: &str) -> String {
-    if api_version.contains('/') {
-        format!("/apis/{api_version}")
-    } else {
-        format!("/api/{api_version}")
-    }
-}
-
 impl KubernetesProvider {
-    /// Resolves the URL of a full object (apiVersion/kind/metadata): built-in
-    /// kinds from a table, others by discovery (`GET /apis/{group}/{version}`),
-    /// falling back to the usual plural when discovery does not know the kind.
+    /// Resolves where a full object (apiVersion/kind/metadata) lives:
+    /// built-in kinds from a table, others by discovery, falling back to the
+    /// usual plural when discovery does not know the kind.
     async fn target(&self, obj: &Json) -> Result<Target, Diagnostic> {
         let api_version = obj["apiVersion"].as_str().filter(|s| !s.is_empty());
         let kind = obj["kind"].as_str().filter(|s| !s.is_empty());
@@ -605,55 +396,60 @@ impl KubernetesProvider {
                 "A manifest is a full Kubernetes object: `apiVersion`, `kind` and `metadata = { name = … }` (and `namespace` for namespaced kinds).",
             ));
         };
-        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
         let namespace = obj["metadata"]["namespace"].as_str().filter(|s| !s.is_empty());
         let (plural, namespaced) = match builtin_kind(group, kind) {
             Some((p, n)) => (p.to_string(), n),
-            None => self.discover(api_version, kind, namespace.is_some()).await?,
+            None => self.discover(&gvk, namespace.is_some()).await?,
         };
-        let mut collection = group_version_path(api_version);
-        let mut display = kind.to_string();
-        if namespaced {
-            let ns = namespace.unwrap_or("default");
-            collection.push_str(&format!("/namespaces/{ns}"));
-            display.push_str(&format!(" {ns}/{name}"));
-        } else {
-            display.push_str(&format!(" {name}"));
-        }
-        collection.push('/');
-        collection.push_str(&plural);
-        Ok(Target { collection, name: name.to_string(), display })
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &plural);
+        let namespace = namespaced.then(|| namespace.unwrap_or("default").to_string());
+        let collection = DynamicObject::url_path(&resource, namespace.as_deref());
+        let display = match &namespace {
+            Some(ns) => format!("{kind} {ns}/{name}"),
+            None => format!("{kind} {name}"),
+        };
+        Ok(Target { resource, namespace, collection, name: name.to_string(), display })
     }
 
-    async fn discover(&self, api_version: &str, kind: &str, has_namespace: bool) -> Result<(String, bool), Diagnostic> {
-        let key = (api_version.to_string(), kind.to_string());
+    /// The plural and scope of a kind the table does not know, from the
+    /// server's list of its group version (cached for the run).
+    async fn discover(&self, gvk: &GroupVersionKind, has_namespace: bool) -> Result<(String, bool), Diagnostic> {
+        let key = (gvk.api_version(), gvk.kind.clone());
         if let Some(hit) = self.kinds.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(hit.clone());
         }
-        let client = self.client().await?;
-        let found = match client.send(reqwest::Method::GET, &group_version_path(api_version), None, None).await {
-            Ok(list) => list["resources"].as_array().and_then(|rs| {
-                rs.iter()
-                    .find(|r| r["kind"] == kind && r["name"].as_str().is_some_and(|n| !n.contains('/')))
-                    .map(|r| (r["name"].as_str().unwrap_or_default().to_string(), r["namespaced"].as_bool().unwrap_or(has_namespace)))
-            }),
+        let conn = self.client().await?;
+        let client = conn.client();
+        let lookup = async {
+            match kube::discovery::pinned_kind(&client, gvk).await {
+                Ok((resource, caps)) => Ok(Some((resource.plural, matches!(caps.scope, kube::discovery::Scope::Namespaced)))),
+                // The group version is served but does not list the kind.
+                Err(kube::Error::Discovery(_)) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        let found = match conn.call(lookup).await {
+            Ok(found) => found,
             Err(ApiError::Status(404, _)) => None,
-            Err(e) => return Err(api_error("discover", api_version, e)),
+            Err(e) => return Err(api_error("discover", &key.0, e)),
         };
         match found {
             Some(hit) => {
                 self.kinds.lock().unwrap_or_else(|p| p.into_inner()).insert(key, hit.clone());
                 Ok(hit)
             }
-            None => Ok((plural_of(kind), has_namespace)),
+            None => Ok((plural_of(&gvk.kind), has_namespace)),
         }
     }
 
     // ------------------------------------------------------------ verbs
 
     async fn get(&self, t: &Target) -> Result<Option<Json>, Diagnostic> {
-        let client = self.client().await?;
-        match client.send(reqwest::Method::GET, &format!("{}/{}", t.collection, t.name), None, None).await {
+        let conn = self.client().await?;
+        let api = t.api(conn.client());
+        match conn.call(api.get(&t.name)).await.and_then(|o| json_of(&o)) {
             // An object being deleted (a namespace terminating…) is gone for Plinth.
             Ok(v) if !v["metadata"]["deletionTimestamp"].is_null() => Ok(None),
             Ok(v) => Ok(Some(v)),
@@ -662,49 +458,49 @@ impl KubernetesProvider {
         }
     }
 
+    /// Server-side apply of the whole object, owned by Plinth's field
+    /// manager, forced (Plinth's configuration is the truth for its fields).
     async fn apply(&self, t: &Target, body: &Json) -> Result<Json, Diagnostic> {
-        let client = self.client().await?;
-        // JSON is YAML: the apply body is the object as JSON.
-        let path = format!("{}/{}?fieldManager={FIELD_MANAGER}&force=true", t.collection, t.name);
-        let body = serde_json::to_vec(body).map_err(|e| object_error(format!("cannot encode {}: {e}", t.display), "Check the manifest."))?;
-        client.send(reqwest::Method::PATCH, &path, Some("application/apply-patch+yaml"), Some(body)).await.map_err(|e| api_error("apply", &t.display, e))
+        let conn = self.client().await?;
+        let api = t.api(conn.client());
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        conn.call(api.patch(&t.name, &params, &Patch::Apply(body))).await.and_then(|o| json_of(&o)).map_err(|e| api_error("apply", &t.display, e))
     }
 
     async fn remove(&self, t: &Target) -> Result<(), Diagnostic> {
-        let client = self.client().await?;
-        let body = serde_json::to_vec(&json!({ "kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background" })).unwrap_or_default();
-        match client.send(reqwest::Method::DELETE, &format!("{}/{}", t.collection, t.name), Some("application/json"), Some(body)).await {
+        let conn = self.client().await?;
+        let api = t.api(conn.client());
+        match conn.call(api.delete(&t.name, &DeleteParams::background())).await {
             Ok(_) => Ok(()),
             Err(ApiError::Status(404, _)) => Ok(()),
             Err(e) => Err(api_error("delete", &t.display, e)),
         }
     }
 
-    /// Every live object of a collection (following `continue` pages);
-    /// a collection the server does not know (a CRD removed, a namespace
-    /// gone) holds nothing.
-    async fn list_collection(&self, collection: &str, what: &str) -> Result<Vec<Json>, Diagnostic> {
-        let client = self.client().await?;
+    /// Every live object of a target's collection (following `continue`
+    /// pages); a collection the server does not know (a CRD removed, a
+    /// namespace gone) holds nothing.
+    async fn list_collection(&self, t: &Target, what: &str) -> Result<Vec<Json>, Diagnostic> {
+        let conn = self.client().await?;
+        let api = t.api(conn.client());
         let mut items = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let mut path = format!("{collection}?limit={LIST_PAGE}");
+            let mut params = ListParams::default().limit(LIST_PAGE);
             if let Some(c) = &next {
-                path.push_str("&continue=");
-                path.push_str(&crate::redact::percent_encode(c));
+                params = params.continue_token(c);
             }
-            let page = match client.send(reqwest::Method::GET, &path, None, None).await {
+            let page = match conn.call(api.list(&params)).await {
                 Ok(p) => p,
                 Err(ApiError::Status(404, _)) => return Ok(items),
                 Err(e) => return Err(api_error("list", what, e)),
             };
-            match page["items"].as_array() {
-                Some(a) => items.extend(a.iter().cloned()),
-                None => return Err(api_error("list", what, ApiError::Decode("the answer has no `items` list".into()))),
+            for o in &page.items {
+                items.push(json_of(o).map_err(|e| api_error("list", what, e))?);
             }
-            match page["metadata"]["continue"].as_str().filter(|c| !c.is_empty()) {
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 // A server that repeats its token would loop forever: stop.
-                Some(c) if next.as_deref() != Some(c) => next = Some(c.to_string()),
+                Some(c) if next.as_deref() != Some(c.as_str()) => next = Some(c),
                 _ => return Ok(items),
             }
         }
@@ -965,15 +761,16 @@ impl Provider for KubernetesProvider {
             return Ok(vec![]);
         }
         let mut managed: std::collections::BTreeSet<(String, String)> = std::collections::BTreeSet::new();
-        // collection → what its items are shown as (`Kind ns/` for manifests, `ns/` for the others).
-        let mut collections: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+        // collection → one managed object's target in it, and what its items
+        // are shown as (`Kind ns/` for manifests, `ns/` for the others).
+        let mut collections: std::collections::BTreeMap<String, (Target, String)> = std::collections::BTreeMap::new();
         for m in &req.managed {
             let Ok(obj) = desired(rtype, m) else { continue };
             let Ok(t) = self.target(&obj).await else { continue };
             let shown = t.display.strip_suffix(t.name.as_str()).unwrap_or("").to_string();
             let shown = if rtype == "manifest" { shown } else { shown.split_once(' ').map_or(String::new(), |(_, rest)| rest.to_string()) };
-            collections.entry(t.collection.clone()).or_insert(shown);
-            managed.insert((t.collection, t.name));
+            managed.insert((t.collection.clone(), t.name.clone()));
+            collections.entry(t.collection.clone()).or_insert((t, shown));
         }
         for (other, m) in &req.others {
             let Ok(obj) = desired(other, m) else { continue };
@@ -989,9 +786,9 @@ impl Provider for KubernetesProvider {
             }
         }
         let mut out = Vec::new();
-        for (collection, shown) in &collections {
+        for (collection, (t, shown)) in &collections {
             let what = format!("the objects of {collection}");
-            for item in self.list_collection(collection, &what).await? {
+            for item in self.list_collection(t, &what).await? {
                 let meta = &item["metadata"];
                 let Some(name) = meta["name"].as_str().filter(|n| !n.is_empty()) else { continue };
                 if !meta["deletionTimestamp"].is_null() || managed.contains(&(collection.clone(), name.to_string())) {
@@ -1020,30 +817,118 @@ fn carries_plinth_mark(meta: &Json) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn exec_credential_plugins_give_a_token() {
+    /// A one-request HTTP server on 127.0.0.1 that answers with an empty
+    /// resource list and hands back the request's `Authorization` header.
+    fn recording_server() -> (String, std::sync::mpsc::Receiver<String>) {
+        serve_once("200 OK", r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"v1","resources":[]}"#)
+    }
+
+    /// A one-request HTTP server on 127.0.0.1 answering `status` and `body`.
+    fn serve_once(status: &'static str, body: &'static str) -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let Ok((stream, _)) = listener.accept() else { return };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut auth = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = line.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.trim().to_string()) {
+                    auth = v;
+                }
+            }
+            let _ = tx.send(auth);
+            let mut out = stream;
+            let _ = write!(out, "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+        });
+        (url, rx)
+    }
+
+    #[tokio::test]
+    async fn exec_credential_plugins_give_a_token() {
         let dir = tempfile::tempdir().unwrap();
         let plugin = dir.path().join("get-token.sh");
-        // The plugin sees its args, env and KUBERNETES_EXEC_INFO.
+        // The plugin sees its args, env and KUBERNETES_EXEC_INFO (never interactive).
         std::fs::write(
             &plugin,
-            "#!/bin/sh\ncase \"$KUBERNETES_EXEC_INFO\" in *ExecCredential*) ;; *) exit 3 ;; esac\nprintf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%s-%s\"}}' \"$1\" \"$REGION\"\n",
+            "#!/bin/sh\ncase \"$KUBERNETES_EXEC_INFO\" in *ExecCredential*'\"interactive\":false'*) ;; *) exit 3 ;; esac\nprintf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%s-%s\"}}' \"$1\" \"$REGION\"\n",
         )
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (server, auth) = recording_server();
         let kubeconfig = dir.path().join("config");
         std::fs::write(
             &kubeconfig,
-            "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\nclusters:\n- name: k\n  cluster: {server: \"https://127.0.0.1:6443\"}\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ./get-token.sh\n      args: [\"cce\"]\n      env: [{name: REGION, value: eu-de}]\n",
+            format!("apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {{cluster: k, user: u}}\nclusters:\n- name: k\n  cluster: {{server: \"{server}\"}}\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: ./get-token.sh\n      args: [\"cce\"]\n      env: [{{name: REGION, value: eu-de}}]\n"),
         )
         .unwrap();
-        let settings = Connection::settings_from_kubeconfig(&kubeconfig, None).expect("exec plugin");
-        assert_eq!(settings.token.as_deref(), Some("cce-eu-de"));
+        let settings = Connection::settings_from_kubeconfig(&kubeconfig, None).expect("kubeconfig");
+        let conn = Connection::new(settings).expect("exec plugin");
+        conn.send(::http::Method::GET, "/api/v1", None, None).await.expect("request");
+        assert_eq!(auth.recv().unwrap(), "Bearer cce-eu-de");
         // A failing plugin is a diagnostic naming the plugin, not a panic.
         std::fs::write(&plugin, "#!/bin/sh\necho 'not logged in' >&2\nexit 1\n").unwrap();
-        let err = Connection::settings_from_kubeconfig(&kubeconfig, None).err().expect("failing plugin");
+        let settings = Connection::settings_from_kubeconfig(&kubeconfig, None).expect("kubeconfig");
+        let err = Connection::new(settings).expect_err("failing plugin");
+        assert_eq!(err.code, "P6500");
         assert!(err.help.contains("not logged in") && err.help.contains("get-token.sh"), "{}", err.help);
+    }
+
+    /// What the server answered reaches the classification whole: the HTTP
+    /// status (also of a body that is no `Status`), the `Status` message,
+    /// a body that is no JSON.
+    #[tokio::test]
+    async fn answers_are_classified_by_their_http_status() {
+        let connect = |url: String| {
+            let settings = ConnectionSettings::from_host(HostSettings { host: url, token: Some("tok-unit-secret".into()), ca_pem: None, insecure: false });
+            Connection::new(settings.expect("settings")).expect("client")
+        };
+        type Expected = fn(ApiError) -> bool;
+        let cases: [(&'static str, &'static str, Expected); 4] = [
+            (
+                "409 Conflict",
+                r#"{"kind":"Status","code":409,"reason":"Conflict","message":"the object has been modified"}"#,
+                |e| matches!(e, ApiError::Status(409, m) if m == "the object has been modified"),
+            ),
+            ("502 Bad Gateway", "<html>bad gateway</html>", |e| matches!(e, ApiError::Status(502, m) if m.contains("bad gateway"))),
+            ("404 Not Found", r#"{"kind":"Status","code":404,"reason":"NotFound"}"#, |e| matches!(e, ApiError::Status(404, m) if m == "NotFound")),
+            ("200 OK", "<html>a login page</html>", |e| matches!(e, ApiError::Decode(_))),
+        ];
+        for (status, body, expected) in cases {
+            let (url, _) = serve_once(status, body);
+            let e = connect(url).send(::http::Method::GET, "/api/v1/namespaces/x", None, None).await.expect_err(status);
+            let shown = format!("{e:?}");
+            assert!(!shown.contains("tok-unit-secret"), "{shown}");
+            assert!(expected(e), "{status}: {shown}");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let e = connect(format!("http://127.0.0.1:{port}")).send(::http::Method::GET, "/api/v1", None, None).await.expect_err("nothing listens");
+        assert!(matches!(&e, ApiError::Transport(m) if m.starts_with(&format!("http://127.0.0.1:{port}: "))), "{e:?}");
+    }
+
+    #[test]
+    fn kubeconfig_contexts_are_checked_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("config");
+        std::fs::write(
+            &kubeconfig,
+            "apiVersion: v1\nkind: Config\ncontexts:\n- name: a\n  context: {cluster: k}\n- name: b\n  context: {cluster: gone}\nclusters:\n- name: k\n  cluster: {server: \"https://127.0.0.1:6443\"}\n",
+        )
+        .unwrap();
+        let err = |ctx: Option<&str>| Connection::settings_from_kubeconfig(&kubeconfig, ctx).expect_err("an error");
+        assert!(err(None).message.contains("has no current context"));
+        let e = err(Some("prod"));
+        assert!(e.message.contains("has no context \"prod\"") && e.help.contains("a, b"), "{e:?}");
+        assert!(err(Some("b")).message.contains("names no known cluster"));
+        assert!(Connection::settings_from_kubeconfig(&kubeconfig, Some("a")).is_ok());
+        let missing = Connection::settings_from_kubeconfig(&dir.path().join("nope"), None).expect_err("missing file");
+        assert_eq!((missing.code, missing.message.starts_with("cannot read kubeconfig")), ("P6500", true), "{missing:?}");
     }
 
     #[test]
@@ -1073,7 +958,9 @@ mod tests {
         assert!(!carries_plinth_mark(&json!({"labels": {"app.kubernetes.io/managed-by": "Helm"}, "managedFields": [{"manager": "helm"}]})));
         assert!(!carries_plinth_mark(&json!({})));
         assert!(!carries_plinth_mark(&json!({"managedFields": "not a list", "labels": 3})));
-        assert_eq!(crate::redact::percent_encode("eyJ2Ijoi+/="), "eyJ2Ijoi%2B%2F%3D");
+        // The `continue` token of a page is percent-encoded on the next request.
+        let req = kube::core::Request::new("/api/v1/configmaps").list(&ListParams::default().limit(LIST_PAGE).continue_token("eyJ2Ijoi+/=")).unwrap();
+        assert!(req.uri().to_string().contains("continue=eyJ2Ijoi%2B%2F%3D"), "{}", req.uri());
     }
 
     #[test]
@@ -1084,5 +971,9 @@ mod tests {
         assert!(api_error("apply", "x", st(503)).retryable);
         assert!(!api_error("apply", "x", st(422)).retryable);
         assert_eq!(api_error("apply", "x", st(403)).code, "P6502");
+        assert!(api_error("apply", "x", ApiError::Transport("refused".into())).retryable);
+        assert!(!api_error("apply", "x", ApiError::Decode("html".into())).retryable);
+        assert!(!api_error("apply", "x", ApiError::Request("bad name".into())).retryable);
+        assert!(!api_error("read", "x", ApiError::Credentials("plugin failed".into())).retryable);
     }
 }

@@ -21,9 +21,6 @@
 use std::ffi::{OsStr, OsString};
 use std::process::Command;
 
-/// Until its callers name [`crate::git`].
-pub use crate::git::GitAuth;
-
 /// What a child is, which decides what of Plinth's environment it gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

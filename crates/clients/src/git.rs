@@ -137,12 +137,12 @@ impl GitAuth {
 
     /// Options for git's command line (before the subcommand): only the
     /// helper above answers for credentials. They hold no secret.
-    pub fn config_args() -> [&'static str; 4] {
+    fn config_args() -> [&'static str; 4] {
         ["-c", "credential.helper=", "-c", HELPER]
     }
 
     /// The variables the helper reads, for that git's environment only.
-    pub fn env(&self) -> [(String, String); 2] {
+    fn env(&self) -> [(String, String); 2] {
         [(USERNAME_VAR.into(), self.username.clone()), (PASSWORD_VAR.into(), self.password.clone())]
     }
 }

@@ -129,6 +129,39 @@ fn the_language_builds_and_tests_without_a_runtime_or_a_client() {
     assert!(found.is_empty(), "the language crate's dependency tree has {found:?}");
 }
 
+/// The Rust files under `dir`, recursively.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn git_runs_only_through_the_clients_runner() {
+    // `Kind::Git` is the allow-list of git's environment: only the one
+    // runner (plinth_clients::git) may start git with it; everything else
+    // asks that runner, which adds the rest of the hardening.
+    let root = crate::repo_root();
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    for entry in std::fs::read_dir(root.join("crates")).unwrap() {
+        rust_files(&entry.unwrap().path().join("src"), &mut files);
+    }
+    let allowed = [root.join("crates/clients/src/git.rs"), root.join("crates/clients/src/child.rs")];
+    let bad: Vec<String> = files
+        .iter()
+        .filter(|f| !allowed.contains(f) && std::fs::read_to_string(f).unwrap().contains("Kind::Git"))
+        .map(|f| f.strip_prefix(&root).unwrap_or(f).display().to_string())
+        .collect();
+    assert!(bad.is_empty(), "these start git themselves instead of through plinth_clients::git::Git: {bad:?}");
+    assert!(files.len() > 20, "the walk found the sources");
+}
+
 #[test]
 fn the_check_sees_what_it_must_refuse() {
     let deps = |d: &[&str]| d.iter().map(|s| s.to_string()).collect::<Vec<_>>();

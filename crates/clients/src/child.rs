@@ -18,10 +18,9 @@
 //!   values, and cloud credentials in Plinth's environment
 //!   (`AWS_SECRET_ACCESS_KEY`…) are not on any allow-list, and the state
 //!   variables are removed even when a configuration names them.
-//! - Git credentials from a URL (`https://user:token@host/…`) never go on
-//!   git's command line (every local user sees it through `ps`): the URL is
-//!   given without them and [`GitAuth`] hands them to that one git through
-//!   its environment and a credential helper that reads it.
+//! - `git` is started only by [`crate::git::Git`], which adds its own
+//!   hardening (no prompts, no repository redirection, credentials off the
+//!   command line) on top of this allow-list.
 
 use std::ffi::{OsStr, OsString};
 use std::process::Command;
@@ -156,55 +155,6 @@ pub fn command(program: impl AsRef<OsStr>, kind: Kind, extra: &[(String, String)
     cmd
 }
 
-/// Credentials taken out of a git URL, for one git process.
-#[derive(Clone, PartialEq, Eq)]
-pub struct GitAuth {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for GitAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GitAuth([redacted])")
-    }
-}
-
-/// The credential helper git runs (through `sh`, as git runs every `!`
-/// helper): it answers `get` with what the environment of that git holds.
-const HELPER: &str =
-    "credential.helper=!f() { test \"$1\" = get || exit 0; printf 'username=%s\\npassword=%s\\n' \"$PLINTH_GIT_USERNAME\" \"$PLINTH_GIT_PASSWORD\"; }; f";
-
-impl GitAuth {
-    /// Splits the user information out of an `http(s)://` URL: the URL git
-    /// is given, and the credentials (percent-decoded, as git decodes them).
-    /// Other URLs are returned as they are (an `ssh://git@host` user name is
-    /// no secret; SSH authenticates with keys).
-    pub fn split(url: &str) -> (String, Option<GitAuth>) {
-        let Some((scheme, rest)) = url.split_once("://") else { return (url.to_string(), None) };
-        if !(scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")) {
-            return (url.to_string(), None);
-        }
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let Some(at) = rest[..authority_end].rfind('@') else { return (url.to_string(), None) };
-        let userinfo = &rest[..at];
-        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-        // `+` is itself in user information, not a space.
-        let decode = |s: &str| crate::redact::percent_decode(&s.replace('+', "%2B")).unwrap_or_else(|| s.to_string());
-        (format!("{scheme}://{}", &rest[at + 1..]), Some(GitAuth { username: decode(user), password: decode(password) }))
-    }
-
-    /// Options for git's command line (before the subcommand): only the
-    /// helper above answers for credentials. They hold no secret.
-    pub fn config_args() -> [&'static str; 4] {
-        ["-c", "credential.helper=", "-c", HELPER]
-    }
-
-    /// The variables the helper reads, for that git's environment only.
-    pub fn env(&self) -> Vec<(String, String)> {
-        vec![("PLINTH_GIT_USERNAME".into(), self.username.clone()), ("PLINTH_GIT_PASSWORD".into(), self.password.clone())]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,43 +223,5 @@ mod tests {
         );
         let names: Vec<String> = env.into_iter().map(|(k, _)| k.into_string().unwrap()).collect();
         assert_eq!(names, ["PATH", "HOME", "LC_ALL", "AWS_PROFILE", "REGION"]);
-    }
-
-    #[test]
-    fn git_credentials_leave_the_url() {
-        let (url, auth) = GitAuth::split("https://x-access-token:s3cr%2Bt+1@github.com/org/repo.git");
-        assert_eq!(url, "https://github.com/org/repo.git");
-        assert_eq!(auth, Some(GitAuth { username: "x-access-token".into(), password: "s3cr+t+1".into() }));
-        let (url, auth) = GitAuth::split("https://tok3n@host/r.git");
-        assert_eq!((url.as_str(), auth.map(|a| a.username)), ("https://host/r.git", Some("tok3n".into())));
-        assert_eq!(GitAuth::split("https://host/a@b").1, None);
-        assert_eq!(GitAuth::split("ssh://git@host/r.git"), ("ssh://git@host/r.git".into(), None));
-        assert_eq!(GitAuth::split("/local/path").1, None);
-        assert!(!GitAuth::config_args().concat().contains("s3cr"));
-    }
-
-    /// The real git asks the helper and gets the credentials from the
-    /// environment, ahead of any helper the user configured.
-    #[test]
-    fn the_helper_gives_git_the_credentials() {
-        let auth = GitAuth { username: "bot".into(), password: "pa ss'w\"rd$1".into() };
-        let mut env = auth.env();
-        env.push(("GIT_CONFIG_NOSYSTEM".into(), "1".into()));
-        env.push(("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()));
-        // A helper the user configured, which answers first otherwise.
-        env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
-        env.push(("GIT_CONFIG_KEY_0".into(), "credential.helper".into()));
-        env.push(("GIT_CONFIG_VALUE_0".into(), "!printf 'username=other\\npassword=wrong\\n'; :".into()));
-        let mut cmd = command("git", Kind::Git, &env);
-        cmd.args(GitAuth::config_args()).args(["credential", "fill"]);
-        let Ok(mut child) = cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn() else {
-            eprintln!("skipped: no git");
-            return;
-        };
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(b"protocol=https\nhost=example.invalid\n\n").unwrap();
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("username=bot\n") && text.contains("password=pa ss'w\"rd$1\n"), "{text}");
     }
 }

@@ -19,12 +19,12 @@
 
 use crate::diagnostic::{Diagnostic, Span};
 use crate::eval::functions::constraint_matches;
+use plinth_clients::git::{Git, GitAuth, Output, RunError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
-use std::process::Stdio;
 
 /// Name of the lock file at the project root.
 pub const LOCK_FILE: &str = "plinth.lock";
@@ -84,7 +84,7 @@ struct GitSource {
     /// What `git` is given: `url` without credentials.
     remote: String,
     /// The credentials of `url`, given to git through its environment.
-    auth: Option<crate::child::GitAuth>,
+    auth: Option<GitAuth>,
     /// The URL with credentials redacted: shown and locked.
     shown_url: String,
     /// The module directory inside the repository, `/`-separated; "" is the root.
@@ -119,6 +119,19 @@ impl GitSource {
         }
         dir
     }
+
+    /// Stdout of a git that succeeded; otherwise why not (git's stderr on
+    /// one line, or how it failed to run), scrubbed.
+    fn answer(&self, ran: Result<Output, RunError>) -> Result<String, String> {
+        let out = ran.map_err(|e| self.scrub(&e.to_string()))?;
+        if out.ok() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let stderr = out.stderr.trim();
+        let msg = if stderr.is_empty() { format!("git exited with {}", out.status) } else { stderr.replace('\n', "; ") };
+        Err(self.scrub(&msg))
+    }
+
     /// Removes every credential from a text (git's stderr).
     fn scrub(&self, text: &str) -> String {
         let mut out = text.to_string();
@@ -426,7 +439,7 @@ impl Resolver {
         if let Some(tags) = self.tags.get(&src.url) {
             return Ok(tags.clone());
         }
-        let out = self.git(src, None, &["ls-remote".into(), "--tags".into(), src.remote.clone().into()]).map_err(|err| {
+        let out = src.answer(self.git(src).run(["ls-remote", "--tags", src.remote.as_str()])).map_err(|err| {
             Diagnostic::new("P2065", "cannot list the tags of a git source")
                 .help(format!(
                     "`git ls-remote --tags {}` failed: {err}. Check the URL, your network and your git credentials (Plinth never prompts for them).",
@@ -514,84 +527,33 @@ impl Resolver {
         let git_dir = tmp.join("git");
         let work = tmp.join("tree");
         std::fs::create_dir_all(&work).map_err(|e| FetchError::Io(work.clone(), e))?;
-        let git_dir_arg: OsString = {
-            let mut s = OsString::from("--git-dir=");
-            s.push(&git_dir);
-            s
-        };
-        let work_arg: OsString = {
-            let mut s = OsString::from("--work-tree=");
-            s.push(&work);
-            s
-        };
-        self.git(src, None, &["init".into(), "--quiet".into(), "--bare".into(), git_dir.clone().into()]).map_err(FetchError::Git)?;
+        let repo = || self.git(src).git_dir(&git_dir);
+        src.answer(self.git(src).run([OsStr::new("init"), OsStr::new("--quiet"), OsStr::new("--bare"), git_dir.as_os_str()])).map_err(FetchError::Git)?;
         // The URL is given on the command line only, never stored as a
         // remote, so no credential lands in the cache.
-        let shallow = self.git(
-            src,
-            None,
-            &[git_dir_arg.clone(), "fetch".into(), "--quiet".into(), "--no-tags".into(), "--depth=1".into(), src.remote.clone().into(), commit.into()],
-        );
+        let shallow = src.answer(repo().run(["fetch", "--quiet", "--no-tags", "--depth=1", src.remote.as_str(), commit]));
         if shallow.is_err() {
             // Servers that refuse fetching by commit id: fetch every tag and
             // branch and look for the commit among them.
-            self.git(
-                src,
-                None,
-                &[
-                    git_dir_arg.clone(),
-                    "fetch".into(),
-                    "--quiet".into(),
-                    "--no-tags".into(),
-                    src.remote.clone().into(),
-                    "+refs/tags/*:refs/tags/*".into(),
-                    "+refs/heads/*:refs/heads/*".into(),
-                ],
-            )
-            .map_err(FetchError::Git)?;
+            src.answer(repo().run(["fetch", "--quiet", "--no-tags", src.remote.as_str(), "+refs/tags/*:refs/tags/*", "+refs/heads/*:refs/heads/*"]))
+                .map_err(FetchError::Git)?;
         }
-        self.git(src, None, &[git_dir_arg.clone(), "cat-file".into(), "-e".into(), format!("{commit}^{{commit}}").into()])
+        src.answer(repo().run(["cat-file", "-e", format!("{commit}^{{commit}}").as_str()]))
             .map_err(|_| FetchError::Git(format!("the repository has no commit {commit} (it may have been rewritten)")))?;
-        self.git(src, Some(&work_arg), &[git_dir_arg.clone(), "read-tree".into(), commit.into()]).map_err(FetchError::Git)?;
-        self.git(src, Some(&work_arg), &[git_dir_arg, "checkout-index".into(), "--all".into(), "--force".into()]).map_err(FetchError::Git)?;
+        // The checkout: core.autocrlf=false and core.symlinks=true are the
+        // runner's, so the tree holds the repository's bytes (and its links,
+        // which hash_module refuses).
+        src.answer(repo().work_tree(&work).run(["read-tree", commit])).map_err(FetchError::Git)?;
+        src.answer(repo().work_tree(&work).run(["checkout-index", "--all", "--force"])).map_err(FetchError::Git)?;
         Ok(())
     }
 
-    /// Runs git with a clean, non-interactive environment; stdout on
-    /// success, the scrubbed stderr on failure.
-    fn git(&self, src: &GitSource, work_tree: Option<&OsString>, args: &[OsString]) -> Result<String, String> {
-        // The allow-list of crate::child; the credentials of the URL
-        // through the environment of this git only, never its arguments.
-        let mut env: Vec<(String, String)> = vec![("GIT_TERMINAL_PROMPT".into(), "0".into()), ("GIT_ALLOW_PROTOCOL".into(), "https:http:ssh:git:file".into())];
-        env.extend(self.git_env.iter().cloned());
-        if let Some(a) = &src.auth {
-            env.extend(a.env());
-        }
-        let mut cmd = crate::child::command("git", crate::child::Kind::Git, &env);
-        if src.auth.is_some() {
-            cmd.args(crate::child::GitAuth::config_args());
-        }
-        if let Some(w) = work_tree {
-            cmd.arg(w);
-        }
-        // Deterministic checkouts, whatever the user's configuration says.
-        cmd.args(["-c", "core.autocrlf=false", "-c", "core.symlinks=true"]);
-        cmd.args(args).stdin(Stdio::null());
-        let out = cmd.output().map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "the `git` program is not installed or not on PATH".to_string()
-            } else {
-                format!("cannot run git: {e}")
-            }
-        })?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let stderr = stderr.trim();
-            let msg = if stderr.is_empty() { format!("git exited with {}", out.status) } else { stderr.replace('\n', "; ") };
-            Err(src.scrub(&msg))
-        }
+    /// A git for `src`: the hardened runner of [`plinth_clients::git`]
+    /// (allow-listed environment, no prompts, the transports of [`SCHEMES`],
+    /// deterministic checkouts) with the source's credentials, given through
+    /// its environment only, and the extra environment of tests.
+    fn git(&self, src: &GitSource) -> Git {
+        Git::new().auth(src.auth.as_ref()).envs(self.git_env.iter().cloned())
     }
 
     fn hash_module(&self, src: &GitSource, commit: &str, span: Span) -> Result<String, Diagnostic> {
@@ -785,7 +747,7 @@ fn parse_git(rest: &str) -> Result<GitSource, String> {
             }
         }
     };
-    let (remote, auth) = crate::child::GitAuth::split(&url);
+    let (remote, auth) = GitAuth::split(&url);
     Ok(GitSource { url, remote, auth, shown_url, path, secrets })
 }
 

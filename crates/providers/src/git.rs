@@ -2,11 +2,12 @@
 //! git repository and pushes it — how rendered stack manifests reach the
 //! "stacks-instances" repository that ArgoCD syncs.
 //!
-//! Everything goes through the `git` program (argv, never a shell;
-//! `GIT_TERMINAL_PROMPT=0`, so credentials come from git's own helpers, the
-//! SSH agent or the URL). Each repository gets one bare cache clone under
-//! `cache_dir` (named by a hash of its URL, guarded by a file lock), filled
-//! by shallow fetches. Commits are built with plumbing on a temporary index
+//! Everything goes through the `git` program, run by the hardened runner of
+//! [`plinth_clients::git`] (argv, never a shell; no prompts, so credentials
+//! come from git's own helpers, the SSH agent or the URL; transports https,
+//! http, ssh, git and file, local paths included). Each repository gets one
+//! bare cache clone under `cache_dir` (named by a hash of its URL, guarded
+//! by a file lock), filled by shallow fetches. Commits are built with plumbing on a temporary index
 //! — the branch head's tree, minus everything under `path`, plus the
 //! desired files — so there is no checkout to get dirty, a change that adds
 //! nothing makes no commit, and a push rejected because someone pushed
@@ -24,13 +25,11 @@
 //! `repository` sensitive.
 
 use super::*;
-use crate::child::GitAuth;
+use plinth_clients::git::{Git, GitAuth, Output, RunError};
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 /// How many times a push rejected as non-fast-forward is redone on the new head.
 const PUSH_ATTEMPTS: usize = 5;
@@ -473,88 +472,24 @@ fn transient(stderr: &str) -> bool {
 
 // ---------------------------------------------------------------- running git
 
-struct Out {
-    ok: bool,
-    code: Option<i32>,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-impl Out {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).trim().to_string()
-    }
-}
-
-/// The variables that would point git at another repository than ours.
-const REPO_ENV: &[&str] = &[
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-    "GIT_SHALLOW_FILE",
-    "GIT_GRAFT_FILE",
-    "GIT_REPLACE_REF_BASE",
-    "GIT_QUARANTINE_PATH",
-];
-
-/// Runs `git` with `args` (never a shell); `input` is written to its stdin
-/// from another thread so that neither side can block the other.
-/// `auth`: credentials of the remote, given to this git through its
-/// environment and a credential helper, never its command line.
-fn git_raw(
-    git_dir: Option<&Path>,
-    index: Option<&Path>,
-    env: &[(&str, &str)],
-    auth: Option<&GitAuth>,
-    args: &[OsString],
-    input: Option<Vec<u8>>,
-) -> Result<Out, Diagnostic> {
-    let mut extra: Vec<(String, String)> = [("GIT_TERMINAL_PROMPT", "0"), ("GCM_INTERACTIVE", "never"), ("LC_ALL", "C"), ("LANGUAGE", "C")]
-        .iter()
-        .chain(env)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    if let Some(a) = auth {
-        extra.extend(a.env());
-    }
-    let mut cmd = crate::child::command("git", crate::child::Kind::Git, &extra);
-    for k in REPO_ENV {
-        cmd.env_remove(k);
-    }
-    if auth.is_some() {
-        cmd.args(GitAuth::config_args());
-    }
-    if let Some(dir) = git_dir {
-        cmd.arg("--git-dir").arg(dir);
-    }
-    if let Some(index) = index {
-        cmd.env("GIT_INDEX_FILE", index);
-    }
-    cmd.args(args).stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| {
-        provider_error(
+/// Runs one git through the hardened runner of [`plinth_clients::git`]
+/// (allow-listed environment, no prompts, C locale, no repository
+/// redirection, credentials off the command line, bounded output). A git
+/// that could not run is a diagnostic; one that ran and failed is an
+/// [`Output`] whose `ok()` is false.
+fn run(git: Git, a: &[OsString]) -> Result<Output, Diagnostic> {
+    git.run(a).map_err(|e| match e {
+        RunError::NotFound | RunError::Start(_) => provider_error(
             "P6800",
             "cannot run git",
             format!("Starting `git` failed: {e}. The git provider runs the `git` program: install git and make sure it is on PATH."),
-        )
-    })?;
-    let writer = match (input, child.stdin.take()) {
-        (Some(bytes), Some(mut stdin)) => Some(std::thread::spawn(move || {
-            // A git that exits early closes the pipe: its status tells why.
-            let _ = stdin.write_all(&bytes);
-        })),
-        _ => None,
-    };
-    let output = child.wait_with_output().map_err(|e| provider_error("P6800", "cannot run git", format!("Waiting for `git` failed: {e}.")))?;
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    Ok(Out { ok: output.status.success(), code: output.status.code(), stdout: output.stdout, stderr: String::from_utf8_lossy(&output.stderr).into_owned() })
+        ),
+        RunError::Wait(e) => provider_error("P6800", "cannot run git", format!("Waiting for `git` failed: {e}.")),
+        RunError::TooMuchOutput { .. } => {
+            let cmd = a.first().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            provider_error("P6808", "a git command failed unexpectedly", format!("`git {cmd}`: {e}."))
+        }
+    })
 }
 
 fn args<I, S>(items: I) -> Vec<OsString>
@@ -705,8 +640,8 @@ impl Cache {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(|e| cache_error(&dir, e))?;
             }
-            let out = git_raw(None, None, &[], None, &[OsString::from("init"), "--bare".into(), "-q".into(), dir.clone().into_os_string()], None)?;
-            if !out.ok {
+            let out = run(Git::new(), &[OsString::from("init"), "--bare".into(), "-q".into(), dir.clone().into_os_string()])?;
+            if !out.ok() {
                 return Err(cache_error(&dir, format!("git init failed: {}", shorten(&out.stderr))));
             }
         }
@@ -716,19 +651,19 @@ impl Cache {
         Ok(cache)
     }
 
-    fn git(&self, a: &[OsString], input: Option<Vec<u8>>) -> Result<Out, Diagnostic> {
-        git_raw(Some(&self.dir), Some(&self.index), &[], None, a, input)
+    fn git(&self, a: &[OsString], input: Option<Vec<u8>>) -> Result<Output, Diagnostic> {
+        run(Git::new().git_dir(&self.dir).index(&self.index).input(input), a)
     }
 
     /// A git that talks to the remote of `t`, with its credentials.
-    fn remote_git(&self, t: &Target, a: &[OsString]) -> Result<Out, Diagnostic> {
-        git_raw(Some(&self.dir), Some(&self.index), &[], t.auth.as_ref(), a, None)
+    fn remote_git(&self, t: &Target, a: &[OsString]) -> Result<Output, Diagnostic> {
+        run(Git::new().git_dir(&self.dir).index(&self.index).auth(t.auth.as_ref()), a)
     }
 
     /// Runs plumbing that must succeed; its failure is unexpected.
-    fn must(&self, a: &[OsString], input: Option<Vec<u8>>) -> Result<Out, Diagnostic> {
+    fn must(&self, a: &[OsString], input: Option<Vec<u8>>) -> Result<Output, Diagnostic> {
         let out = self.git(a, input)?;
-        if out.ok {
+        if out.ok() {
             return Ok(out);
         }
         let cmd = a.first().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -748,20 +683,20 @@ impl Cache {
     fn fetch(&self, t: &Target) -> Result<Option<String>, Diagnostic> {
         let remote_ref = format!("refs/heads/{}", t.branch);
         let ls = self.remote_git(t, &args(["ls-remote", "--exit-code", "--", t.remote.as_str(), remote_ref.as_str()]))?;
-        if ls.code == Some(2) {
+        if ls.code() == Some(2) {
             return Ok(None);
         }
-        if !ls.ok {
+        if !ls.ok() {
             return Err(self.remote_error("read", t, &ls.stderr));
         }
         let listed = ls.text();
         let sha = listed.lines().filter_map(|l| l.split_once('\t')).find(|(_, r)| *r == remote_ref).map(|(s, _)| s.to_string());
         let Some(sha) = sha else { return Ok(None) };
-        let have = self.git(&args(["cat-file", "-e", &format!("{sha}^{{commit}}")]), None)?.ok;
+        let have = self.git(&args(["cat-file", "-e", &format!("{sha}^{{commit}}")]), None)?.ok();
         if !have {
             let refspec = format!("+{remote_ref}:{}", t.local_ref());
             let f = self.remote_git(t, &args(["fetch", "-q", "--depth=1", "--no-tags", "--", t.remote.as_str(), refspec.as_str()]))?;
-            if !f.ok {
+            if !f.ok() {
                 return Err(self.remote_error("fetch", t, &f.stderr));
             }
             let head = self.must(&args(["rev-parse", "--verify", &format!("{}^{{commit}}", t.local_ref())]), None)?.text();
@@ -917,8 +852,8 @@ fn converge(settings: &Settings, t: &Target, entries: Option<&[Entry]>, message:
             a.extend(args(["-p", h.as_str()]));
         }
         a.extend(args(["-m", message]));
-        let out = git_raw(Some(&cache.dir), None, &ident, None, &a, None)?;
-        if !out.ok {
+        let out = run(Git::new().git_dir(&cache.dir).envs(ident), &a)?;
+        if !out.ok() {
             return Err(provider_error("P6808", "a git command failed unexpectedly", format!("`git commit-tree` failed: {}", redact(&shorten(&out.stderr)))));
         }
         let commit = out.text();
@@ -957,8 +892,8 @@ fn converge(settings: &Settings, t: &Target, entries: Option<&[Entry]>, message:
     ))
 }
 
-fn push_result(out: &Out) -> Result<Pushed, String> {
-    if out.ok {
+fn push_result(out: &Output) -> Result<Pushed, String> {
+    if out.ok() {
         return Ok(Pushed::Yes);
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1246,7 +1181,13 @@ mod tests {
 
     #[test]
     fn push_rejections_are_told_apart() {
-        let out = |ok, stdout: &str, stderr: &str| Out { ok, code: Some(if ok { 0 } else { 1 }), stdout: stdout.as_bytes().to_vec(), stderr: stderr.into() };
+        let out = |ok: bool, stdout: &str, stderr: &str| {
+            #[cfg(unix)]
+            let status = std::os::unix::process::ExitStatusExt::from_raw(if ok { 0 } else { 1 << 8 });
+            #[cfg(windows)]
+            let status = std::os::windows::process::ExitStatusExt::from_raw(if ok { 0 } else { 1 });
+            Output { status, stdout: stdout.as_bytes().to_vec(), stderr: stderr.into() }
+        };
         assert!(matches!(push_result(&out(true, "", "")), Ok(Pushed::Yes)));
         assert!(matches!(push_result(&out(false, "To x\n!\tabc:refs/heads/main\t[rejected] (fetch first)\nDone\n", "error")), Ok(Pushed::Behind)));
         assert!(push_result(&out(false, "To x\n!\tabc:refs/heads/main\t[remote rejected] (hook declined)\nDone\n", "error")).is_err());

@@ -558,47 +558,7 @@ impl VarArgs {
 }
 
 fn init_cmd(dir: &Path, upgrade: bool, json: bool) -> Result<i32, Failure> {
-    use eval::components::ModuleLoader as _;
-    let mut project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
-    let files = std::mem::take(&mut project.files);
-    let mut loader =
-        project::Loader::new(dir, std::mem::take(&mut project.sources), crate::sources::Mode::Init { upgrade }).map_err(|d| Failure::bare(d, json))?;
-    let mut diags = Vec::new();
-    for item in files.iter().flat_map(|f| f.items.iter()) {
-        if let crate::syntax::ast::Item::Import(imp) = item {
-            if let Err(d) = loader.import(imp) {
-                diags.push(d);
-            }
-        }
-    }
-    // Every module, however many instances it has (even none): all of them
-    // are locked.
-    let mut queue: Vec<(String, crate::syntax::ast::ComponentDecl)> = Vec::new();
-    let push_calls = |from: &str, files: &[crate::syntax::ast::File], queue: &mut Vec<_>| {
-        for item in files.iter().flat_map(|f| f.items.iter()) {
-            if let crate::syntax::ast::Item::Component(c) = item {
-                queue.push((from.to_string(), c.clone()));
-            }
-        }
-    };
-    push_calls(".", &files, &mut queue);
-    let mut seen = std::collections::HashSet::new();
-    let mut modules = 0usize;
-    while let Some((from, decl)) = queue.pop() {
-        match loader.load(&from, &decl) {
-            Ok(m) => {
-                if seen.insert(m.dir.clone()) {
-                    modules += 1;
-                    push_calls(&m.dir, &m.files, &mut queue);
-                }
-            }
-            Err(d) => diags.extend(d),
-        }
-    }
-    if !diags.is_empty() {
-        return Err(Failure::new(&loader.sources, diags, json));
-    }
-    let lock = loader.resolver.finish().map_err(|d| Failure::bare(d, json))?;
+    let ops::init::Initialized { modules, lock } = ops::init::init(dir, upgrade).map_err(fail(json))?;
     let pinned = lock.as_ref().map(|l| l.sources.len()).unwrap_or(0);
     if json {
         let entries: Vec<serde_json::Value> = lock

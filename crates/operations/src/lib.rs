@@ -3,8 +3,8 @@
 //! `plinth` commands do, without arguments or rendering: loading a project
 //! for a run ([`operation`]), opening and locking its state ([`store`]),
 //! making and applying plans ([`planning`]), saved plans and their checks
-//! ([`saved`]), drift and `--accept` ([`drift`]), and `state rm|mv|migrate|
-//! rekey` ([`surgery`]).
+//! ([`saved`]), drift and `--accept` ([`drift`]), `state rm|mv|migrate|
+//! rekey` ([`surgery`]), and pinning module sources ([`init`]).
 //!
 //! Invariants:
 //! - Never prints. Outcomes, warnings and diagnostics are returned as data
@@ -21,6 +21,7 @@
 //!   Plan files and reports go only to the paths given.
 
 pub mod drift;
+pub mod init;
 pub mod operation;
 pub mod planning;
 pub mod saved;
@@ -35,7 +36,7 @@ pub use store::{absolute, acquire, provider_context, LockGuard};
 // Lower crates under the module paths the code has always used.
 use plinth_base::{diagnostic, fsutil, redact, value};
 use plinth_engine::{exec, graph, plan};
-use plinth_language::eval;
+use plinth_language::{eval, syntax};
 use plinth_project::{envs, project, sources};
 use plinth_state as state;
 

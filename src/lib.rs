@@ -1,7 +1,7 @@
 //! Plinth: infrastructure as code — one language, one dependency graph, plans
 //! against durable state, idempotent applies, drift detection.
 //!
-//! This crate is the `plinth` binary's library: [`cli`] (arguments, stages,
+//! This crate is the `plinth` binary's library: [`cli`] (arguments,
 //! rendering, exit codes; the only code that prints). The stages live in the
 //! workspace's crates, one per layer of `docs/architecture.md`, each
 //! depending only on the crates below it; they are re-exported here under
@@ -17,6 +17,7 @@
 //! | `plinth-providers` | [`providers`] (`core`, `file`, `git`, …, `builtin::registry_in`) | the built-in providers |
 //! | `plinth-engine` | [`graph`], [`plan`], [`exec`] | DAG → plan → provider calls |
 //! | `plinth-project` | [`sources`], [`project`], [`envs`] | a directory and an environment → one configuration |
+//! | `plinth-operations` | [`operations`] | one resolved operation → an outcome (plans, saved plans, locking, drift, state surgery) |
 
 pub mod cli;
 
@@ -24,6 +25,7 @@ pub use plinth_base::{address, diagnostic, fsutil, redact, types, value};
 pub use plinth_clients::{child, pgtls, s3util, tls};
 pub use plinth_engine::{exec, graph, plan};
 pub use plinth_language::{eval, syntax, template};
+pub use plinth_operations as operations;
 pub use plinth_project::{envs, project, sources};
 pub use plinth_state as state;
 

@@ -1,6 +1,6 @@
 //! Positional arguments shared by `output` and the `state` commands: where
-//! the project directory is among them, and which recorded addresses a
-//! `state list` pattern selects.
+//! the project directory is among them. (Which recorded addresses a
+//! `state list` pattern selects is `operations::surgery::address_selected`.)
 //!
 //! Invariants: every command takes the project directory as its last
 //! positional argument (default: the current directory). `output` and
@@ -43,20 +43,6 @@ pub fn names_directory(arg: &str) -> bool {
     head.contains('/') || head.starts_with('.') || project::check_dir(Path::new(arg)).is_ok()
 }
 
-/// Whether `address` is selected by `state list` patterns (all when there
-/// are none): a pattern matches with `*` wildcards, and a resource or
-/// component address also covers its instances and what lies inside it
-/// (`file.file.x` covers `file.file.x["a"]`, `module.db` covers
-/// `module.db[0].postgres.role.app`).
-pub fn address_selected(patterns: &[String], address: &str) -> bool {
-    patterns.is_empty() || patterns.iter().any(|p| pattern_matches(p, address))
-}
-
-/// One `state list` pattern against one address (see [`address_selected`]).
-pub fn pattern_matches(pattern: &str, address: &str) -> bool {
-    crate::plan::glob_match(pattern, address) || crate::plan::in_component(pattern, address)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,18 +61,5 @@ mod tests {
         // A key may hold a slash: still an address.
         assert_eq!(split_dir(strings(&["file.file.x[\"a/b\"]"]), None, usize::MAX), (strings(&["file.file.x[\"a/b\"]"]), PathBuf::from(".")));
         assert_eq!(split_dir(vec![], None, 1), (vec![], PathBuf::from(".")));
-    }
-
-    #[test]
-    fn patterns_select_instances_and_what_lies_inside_components() {
-        let p = strings(&["file.*", "module.db"]);
-        assert!(address_selected(&p, "file.file.a[\"x\"]"));
-        assert!(address_selected(&p, "module.db[0].postgres.role.app"));
-        assert!(address_selected(&p, "module.db.random.password.x"));
-        assert!(!address_selected(&p, "module.dbx.random.password.x"));
-        assert!(!address_selected(&p, "random.password.x"));
-        assert!(address_selected(&strings(&["file.file.x"]), "file.file.x[\"a\"]"));
-        assert!(!address_selected(&strings(&["file.file.x"]), "file.file.xy"));
-        assert!(address_selected(&[], "anything"));
     }
 }

@@ -1,7 +1,9 @@
-//! Stage `cli`: arguments → the stages → human or JSON output, exit codes.
+//! Stage `cli`: arguments → operations → human or JSON output, exit codes.
 //!
-//! Invariants: the only module that prints. It contains no logic the library
-//! lacks: it loads, calls the stages in order, renders. Exit codes: 0 success
+//! Invariants: the only module that prints. It holds arguments, rendering
+//! and exit codes; what a command does is in the operations crate
+//! (`plinth-operations`), which returns outcomes and diagnostics for this
+//! module to render (`--json` decides how). Exit codes: 0 success
 //! (and "no changes" with `--detailed-exitcode`), 1 error, 2 changes present
 //! (`plan --detailed-exitcode`). Never waits for input when stdin is not a
 //! terminal.
@@ -10,20 +12,16 @@ pub mod args;
 pub mod hydrate;
 pub mod render;
 
-use crate::address::Address;
 use crate::diagnostic::{Diagnostic, Diags, Sources};
-use crate::eval::{self, Config};
-use crate::exec::{self, ApplyContext, Event};
-use crate::graph::{self, Graph};
-use crate::plan::{self, Action, Plan, PlanInputs, PlanOptions, VarValue};
-use crate::project::{self, Project, RunHost};
-use crate::providers::{ProviderContext, Registry};
-use crate::state::{LockInfo, Store, LOCK_LEASE_SECS};
+use crate::eval;
+use crate::exec::{self, Event};
+use crate::operations::{self as ops, surgery, Failed, Operation, PlanFile, PlanRequest, Planned, Prepared, VarFlags};
+use crate::plan::{self, Action, Plan};
+use crate::project;
+use crate::state::Store;
 use crate::value::Value;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use indexmap::IndexMap;
 use render::Style;
-use serde::{Deserialize, Serialize};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -456,8 +454,8 @@ pub fn terraform_style_args(args: impl IntoIterator<Item = std::ffi::OsString>) 
         .collect()
 }
 
-/// The name of the environment: `default` until environments arrive.
-pub const DEFAULT_ENV: &str = "default";
+/// The name of the environment when none is chosen.
+pub use crate::operations::DEFAULT_ENV;
 
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
@@ -491,7 +489,8 @@ pub fn main() -> i32 {
     }
 }
 
-/// Diagnostics that end a command, with the sources they point into.
+/// Diagnostics that end a command, with the sources they point into, and
+/// how to render them.
 pub struct Failure {
     pub sources: Sources,
     pub diags: Diags,
@@ -505,6 +504,15 @@ impl Failure {
     fn bare(d: Diagnostic, json: bool) -> Failure {
         Failure { sources: Sources::default(), diags: vec![d], json }
     }
+    /// An operation's failure, rendered as JSON or not.
+    fn of(failed: Failed, json: bool) -> Failure {
+        Failure { sources: failed.sources, diags: failed.diags, json }
+    }
+}
+
+/// `.map_err(fail(json))`: an operation's failure as this command renders it.
+fn fail(json: bool) -> impl Fn(Failed) -> Failure {
+    move |failed| Failure::of(failed, json)
 }
 
 pub struct Ui {
@@ -536,162 +544,21 @@ impl Ui {
     }
 }
 
-/// A project loaded, checked and turned into a graph.
-pub struct Loaded {
-    pub project: Project,
-    pub cfg: Config,
-    pub graph: Graph,
-    pub registry: Registry,
+impl StateArg {
+    /// The operation on the project in `dir` with this state and environment.
+    fn operation(&self, dir: &Path) -> Operation {
+        Operation::new(dir, self.address.clone(), self.env.clone())
+    }
 }
 
-/// Where the root params' values come from while loading.
-pub enum Vars<'a> {
-    /// `validate`: none; params without a value are unknown.
-    Lenient,
-    /// An environment's files (if any), then `PLINTH_VAR_*`, `--var-file`,
-    /// `-var` (later wins).
-    Args(&'a VarArgs, Option<&'a str>),
-    /// Already collected (a saved plan).
-    Given(IndexMap<String, VarValue>),
-    /// `validate --env`: collected as `Args` (so names and types are
-    /// checked), but params still without a value are unknown.
-    Checked(&'a VarArgs, &'a str),
-}
-
-/// Loads a project, its components and param values, checks it and builds
-/// the graph.
-pub fn load_project(dir: &Path, json: bool, vars: Vars<'_>, host: &mut RunHost) -> Result<(Loaded, IndexMap<String, VarValue>), Failure> {
-    let registry = crate::providers::builtin::registry_in(&std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
-    let mut project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
-    let files = std::mem::take(&mut project.files);
-    let (values, lenient) = match vars {
-        Vars::Lenient => (IndexMap::default(), true),
-        Vars::Given(v) => (v, false),
-        Vars::Args(args, env) => (param_values(dir, &files, &mut project.sources, args, env, host, json)?, false),
-        Vars::Checked(args, env) => (param_values(dir, &files, &mut project.sources, args, Some(env), host, json)?, true),
-    };
-    let mut loader = match project::Loader::new(dir, std::mem::take(&mut project.sources), crate::sources::Mode::Locked) {
-        Ok(l) => l,
-        Err(d) => return Err(Failure::bare(d, json)),
-    };
-    let expansion = eval::components::Expansion { loader: &mut loader, vars: &values, host, lenient };
-    let (mut cfg, diags) = eval::declare_with(files, crate::diagnostic::Sources::default(), &registry, Some(expansion));
-    cfg.sources = std::mem::take(&mut loader.sources);
-    project.config_files.extend(loader.module_files.iter().copied());
-    // Modules read their own files (`file("${path.module}/…")`), wherever
-    // their directory is.
-    for module_dir in loader.module_dirs() {
-        host.allow(module_dir);
+impl VarArgs {
+    fn flags(&self) -> VarFlags<'_> {
+        VarFlags { var_files: &self.var_files, vars: &self.vars }
     }
-    project.sources = cfg.sources.clone();
-    if !diags.is_empty() {
-        return Err(Failure::new(&cfg.sources, diags, json));
-    }
-    let graph = graph::build(&cfg).map_err(|d| Failure::new(&cfg.sources, d, json))?;
-    Ok((Loaded { project, cfg, graph, registry }, values))
-}
-
-/// The root params' values: the environment's files (if any), then
-/// `PLINTH_VAR_*`, `--var-file`, `-var` (later wins). Without an
-/// environment, a project whose environments would give a missing value
-/// says so (`P2130`) instead of reporting the value missing.
-fn param_values(
-    dir: &Path,
-    files: &[crate::syntax::ast::File],
-    sources: &mut Sources,
-    args: &VarArgs,
-    env: Option<&str>,
-    host: &mut RunHost,
-    json: bool,
-) -> Result<IndexMap<String, VarValue>, Failure> {
-    let params = project::root_params(files);
-    let mut values = IndexMap::default();
-    if let Some(name) = env {
-        let names: Vec<&str> = params.keys().map(String::as_str).collect();
-        let environment = crate::envs::load(dir, name, sources, &names, host).map_err(|d| Failure::new(sources, d, json))?;
-        values = environment.values;
-    }
-    let v = project::collect_vars(sources, &params, &args.var_files, &args.vars, host).map_err(|d| Failure::new(sources, d, json))?;
-    values.extend(v);
-    if env.is_none() {
-        let missing: Vec<(&str, crate::diagnostic::Span)> =
-            params.iter().filter(|(n, p)| p.default.is_none() && !values.contains_key(*n)).map(|(n, p)| (n.as_str(), p.name.span)).collect();
-        if let Some(d) = crate::envs::needs_env(dir, &missing) {
-            return Err(Failure::new(sources, vec![d], json));
-        }
-    }
-    Ok(values)
-}
-
-pub fn load_checked(dir: &Path, json: bool) -> Result<Loaded, Failure> {
-    load_project(dir, json, Vars::Lenient, &mut RunHost::new(dir)).map(|(l, _)| l)
-}
-
-/// The state address for a project: as given, or the default SQLite file.
-/// Relative file paths are made absolute (a saved plan records the address).
-fn state_address(dir: &Path, arg: &StateArg) -> Result<String, Failure> {
-    if let (None, Some(name)) = (&arg.address, &arg.env) {
-        let (env, sources) = load_env(dir, name, false)?;
-        let resolved = match env.backend {
-            Some(b) => b.state_address(dir, name).map_err(|d| Failure::new(&sources, vec![d], false))?,
-            None => crate::envs::DEFAULT_SQLITE_PATH.to_string(),
-        };
-        let arg = StateArg { address: Some(resolved), env: None };
-        let rel = match &arg.address {
-            Some(a) if !a.contains("://") && Path::new(a).is_relative() => Some(dir.join(a).display().to_string()),
-            other => other.clone(),
-        };
-        return state_address(dir, &StateArg { address: rel, env: None });
-    }
-    Ok(match &arg.address {
-        Some(a) if a.contains("://") => a.clone(),
-        Some(a) => absolute(Path::new(a)).display().to_string(),
-        None => absolute(&dir.join(".plinth").join("state.db")).display().to_string(),
-    })
 }
 
 fn init_cmd(dir: &Path, upgrade: bool, json: bool) -> Result<i32, Failure> {
-    use eval::components::ModuleLoader as _;
-    let mut project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
-    let files = std::mem::take(&mut project.files);
-    let mut loader =
-        project::Loader::new(dir, std::mem::take(&mut project.sources), crate::sources::Mode::Init { upgrade }).map_err(|d| Failure::bare(d, json))?;
-    let mut diags = Vec::new();
-    for item in files.iter().flat_map(|f| f.items.iter()) {
-        if let crate::syntax::ast::Item::Import(imp) = item {
-            if let Err(d) = loader.import(imp) {
-                diags.push(d);
-            }
-        }
-    }
-    // Every module, however many instances it has (even none): all of them
-    // are locked.
-    let mut queue: Vec<(String, crate::syntax::ast::ComponentDecl)> = Vec::new();
-    let push_calls = |from: &str, files: &[crate::syntax::ast::File], queue: &mut Vec<_>| {
-        for item in files.iter().flat_map(|f| f.items.iter()) {
-            if let crate::syntax::ast::Item::Component(c) = item {
-                queue.push((from.to_string(), c.clone()));
-            }
-        }
-    };
-    push_calls(".", &files, &mut queue);
-    let mut seen = std::collections::HashSet::new();
-    let mut modules = 0usize;
-    while let Some((from, decl)) = queue.pop() {
-        match loader.load(&from, &decl) {
-            Ok(m) => {
-                if seen.insert(m.dir.clone()) {
-                    modules += 1;
-                    push_calls(&m.dir, &m.files, &mut queue);
-                }
-            }
-            Err(d) => diags.extend(d),
-        }
-    }
-    if !diags.is_empty() {
-        return Err(Failure::new(&loader.sources, diags, json));
-    }
-    let lock = loader.resolver.finish().map_err(|d| Failure::bare(d, json))?;
+    let ops::init::Initialized { modules, lock } = ops::init::init(dir, upgrade).map_err(fail(json))?;
     let pinned = lock.as_ref().map(|l| l.sources.len()).unwrap_or(0);
     if json {
         let entries: Vec<serde_json::Value> = lock
@@ -714,27 +581,20 @@ fn init_cmd(dir: &Path, upgrade: bool, json: bool) -> Result<i32, Failure> {
 }
 
 fn envs_cmd(dir: &Path, json: bool) -> Result<i32, Failure> {
-    let names = crate::envs::list(dir).map_err(|d| Failure::new(&crate::diagnostic::Sources::default(), d, json))?;
-    let mut rows = Vec::new();
-    for name in &names {
-        let (env, sources) = load_env(dir, name, json)?;
-        let address = match &env.backend {
-            Some(b) => b.state_address(dir, name).map_err(|d| Failure::new(&sources, vec![d], json))?,
-            None => crate::envs::DEFAULT_SQLITE_PATH.to_string(),
-        };
-        let files: Vec<String> = env.files.iter().map(|f| f.strip_prefix(dir).unwrap_or(f).display().to_string()).collect();
-        rows.push((name.clone(), env.backend.as_ref().map(|b| b.kind.clone()).unwrap_or_else(|| "sqlite".into()), address, files, env.values.len()));
-    }
+    let rows = ops::environments(dir).map_err(fail(json))?;
     if json {
-        let list: Vec<serde_json::Value> =
-            rows.iter().map(|(n, k, a, f, v)| serde_json::json!({ "name": n, "backend": k, "state": redact_url(a), "files": f, "values": v })).collect();
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| serde_json::json!({ "name": r.name, "backend": r.backend, "state": redact_url(&r.address), "files": r.files, "values": r.values }))
+            .collect();
         println!("{}", serde_json::json!({ "environments": list }));
     } else if rows.is_empty() {
         println!("No environments: add envs/<name>.plinth files (see docs/language.md, Environments).");
     } else {
-        let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-        for (n, k, a, f, v) in &rows {
-            println!("{n:w$}  {k:<8} {}  ({v} value{}, from {})", redact_url(a), if *v == 1 { "" } else { "s" }, f.join(" → "));
+        let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+        for r in &rows {
+            let (n, k, v) = (&r.name, &r.backend, r.values);
+            println!("{n:w$}  {k:<8} {}  ({v} value{}, from {})", redact_url(&r.address), if v == 1 { "" } else { "s" }, r.files.join(" → "));
         }
     }
     Ok(0)
@@ -743,88 +603,15 @@ fn envs_cmd(dir: &Path, json: bool) -> Result<i32, Failure> {
 /// Every address `plinth` prints goes through the one redaction.
 use crate::redact::url as redact_url;
 
-/// An environment's files, read with the root module's param names.
-fn load_env(dir: &Path, name: &str, json: bool) -> Result<(crate::envs::Environment, crate::diagnostic::Sources), Failure> {
-    let project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
-    let params = project::root_params(&project.files);
-    let names: Vec<&str> = params.keys().map(String::as_str).collect();
-    let mut sources = project.sources;
-    let mut host = RunHost::new(dir);
-    let env = crate::envs::load(dir, name, &mut sources, &names, &mut host).map_err(|d| Failure::new(&sources, d, json))?;
-    Ok((env, sources))
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().map(|c| c.join(path)).unwrap_or_else(|_| path.to_path_buf())
-    }
-}
-
-/// Opens the environment's state for a command that creates nothing:
-/// `dir` must be a project directory (`P2050` otherwise), and a state that
-/// does not exist yet is empty and stays unwritten (see
-/// [`crate::state::open_if_present`]). Only `apply` creates a state
-/// ([`create_store`]).
-fn open_store(dir: &Path, arg: &StateArg, json: bool) -> Result<Box<dyn Store>, Failure> {
-    project::check_dir(dir).map_err(|d| Failure::bare(d, json))?;
-    crate::state::open_if_present(&state_address(dir, arg)?, arg.env_name()).map_err(|d| Failure::bare(d, json))
-}
-
-/// Opens the environment's state, creating it if needed (`apply`); `dir`
-/// must be a project directory, checked before anything is written.
-fn create_store(dir: &Path, arg: &StateArg, json: bool) -> Result<Box<dyn Store>, Failure> {
-    project::check_dir(dir).map_err(|d| Failure::bare(d, json))?;
-    crate::state::open(&state_address(dir, arg)?, arg.env_name()).map_err(|d| Failure::bare(d, json))
-}
-
-/// Holds the environment's lock until dropped.
-struct LockGuard<'s> {
-    store: &'s mut dyn Store,
-}
-
-impl Drop for LockGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.store.unlock(Some(std::process::id() as i64));
-    }
-}
-
-fn acquire<'s>(store: &'s mut dyn Store, command: &str, timeout: Duration, json: bool) -> Result<LockGuard<'s>, Failure> {
-    let info = LockInfo::current(command);
-    let start = Instant::now();
-    loop {
-        match store.lock(&info, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))? {
-            None => return Ok(LockGuard { store }),
-            Some(held) => {
-                if start.elapsed() >= timeout {
-                    return Err(Failure::bare(
-                        Diagnostic::new("P5002", "the environment is locked").help(format!(
-                            "`{}` by {}@{} (pid {}) has held the lock of `{}` since {}. Wait for it (--lock-timeout 5m), or if that run is gone for good, `plinth unlock`.",
-                            held.command,
-                            held.holder,
-                            held.host,
-                            held.pid,
-                            store.env(),
-                            held.acquired_at
-                        )),
-                        json,
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
-}
-
 async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i32, Failure> {
     match command {
-        Command::Validate { dir, env, vars, json } => validate(&dir, env.as_deref(), &vars, json, ui),
+        Command::Validate { dir, env, vars, json } => validate(&dir, env, &vars, json, ui),
         Command::Plan(args) => plan_cmd(args, ui).await,
         Command::Apply(args) => apply_cmd(args, ui, interrupt).await,
         Command::Destroy(args) => {
             let DestroyArgs { dir, common, auto_approve, parallelism } = args;
-            run_apply(&dir, common, auto_approve, parallelism, true, None, ui, interrupt).await
+            let op = common.state.operation(&dir);
+            run_apply(op, common, auto_approve, parallelism, true, None, ui, interrupt).await
         }
         Command::Drift(args) => drift_cmd(args, ui, interrupt).await,
         Command::Output { name, dir_arg, dir, state, json, show_sensitive } => {
@@ -839,14 +626,11 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
             }
             fmt_cmd(&path, check)
         }
-        Command::Envs { dir, json } => {
-            project::check_dir(&dir).map_err(|d| Failure::bare(d, json))?;
-            envs_cmd(&dir, json)
-        }
+        Command::Envs { dir, json } => envs_cmd(&dir, json),
         Command::Init { dir, upgrade, json } => init_cmd(&dir, upgrade, json),
         Command::Render(args) => hydrate::render_cmd(args),
         Command::Unlock { dir, state } => {
-            let mut store = open_store(&dir, &state, false)?;
+            let mut store = state.operation(&dir).open_store().map_err(fail(false))?;
             let removed = store.unlock(None).map_err(|d| Failure::bare(d, false))?;
             println!("{}", if removed { "Lock removed." } else { "The environment was not locked." });
             Ok(0)
@@ -854,20 +638,9 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
     }
 }
 
-/// `validate`: everything but IO. With an environment, its values (and
-/// `-var`s) are checked against the params too: names, types, validation
-/// rules; params it leaves without a value stay unknown (CI may give them
-/// as PLINTH_VAR_… at plan time).
-fn validate(dir: &Path, env: Option<&str>, var_args: &VarArgs, json: bool, ui: &Ui) -> Result<i32, Failure> {
-    let mut host = RunHost::new(dir);
-    let vars_from = match env {
-        Some(name) => Vars::Checked(var_args, name),
-        None => Vars::Lenient,
-    };
-    let (loaded, vars) = load_project(dir, json, vars_from, &mut host)?;
-    let empty = crate::state::model::Snapshot::default();
-    let inputs = PlanInputs { env: env.unwrap_or(DEFAULT_ENV), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &empty, vars: &vars };
-    plan::plan(&inputs, &PlanOptions { lenient: true, ..PlanOptions::default() }, &mut host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+/// `validate`: everything but IO; with an environment, its values too.
+fn validate(dir: &Path, env: Option<String>, var_args: &VarArgs, json: bool, ui: &Ui) -> Result<i32, Failure> {
+    let loaded = ops::validate(&mut Operation::new(dir, None, env), var_args.flags()).map_err(fail(json))?;
     let n = loaded.cfg.resources.len();
     exit_without_freeing(loaded);
     if json {
@@ -878,107 +651,15 @@ fn validate(dir: &Path, env: Option<&str>, var_args: &VarArgs, json: bool, ui: &
     Ok(0)
 }
 
-/// Everything needed to plan: the loaded project, param values, the host.
-struct Prepared {
-    loaded: Loaded,
-    vars: IndexMap<String, VarValue>,
-    host: RunHost,
-}
-
-fn prepare(dir: &Path, vars: &VarArgs, env: Option<&str>, json: bool) -> Result<Prepared, Failure> {
-    let mut host = RunHost::new(dir);
-    let (loaded, vars) = load_project(dir, json, Vars::Args(vars, env), &mut host)?;
-    Ok(Prepared { loaded, vars, host })
-}
-
-/// A saved plan: what was decided and everything needed to decide it again.
-#[derive(Serialize, Deserialize)]
-struct PlanFile {
-    format: String,
-    version: u32,
-    project_dir: PathBuf,
-    /// The state address, redacted: a password is never written here.
-    state: String,
-    /// The address had credentials: apply resolves it again (PLINTH_STATE,
-    /// the environment's backend) and checks it is the same state.
-    #[serde(default)]
-    state_redacted: bool,
-    env: String,
-    destroy: bool,
-    only: Vec<String>,
-    prior_serial: i64,
-    source_hash: String,
-    fingerprint: String,
-    vars: IndexMap<String, (serde_json::Value, String)>,
-    env_lookups: std::collections::BTreeMap<String, Option<String>>,
-    refresh: bool,
-    /// A `drift --out` plan: only the changes that undo drift.
-    #[serde(default)]
-    remediate: bool,
-}
-
-const PLAN_FORMAT: &str = "plinth-plan";
-
-struct Planned {
-    prepared: Prepared,
-    plan: Plan,
-    reconciled: exec::reconcile::Reconciled,
-    /// Provider blocks evaluated from recorded state.
-    configs: exec::refresh::Configs,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn make_plan(dir: &Path, common: &CommonArgs, destroy: bool, store: &mut dyn Store, replay: Option<&PlanFile>) -> Result<Planned, Failure> {
-    let json = common.json;
-    let mut prepared = match replay {
-        None => prepare(dir, &common.vars, common.state.env.as_deref(), json)?,
-        Some(pf) => {
-            let mut host = RunHost::new(dir);
-            host.replay = true;
-            host.env_lookups = pf.env_lookups.clone();
-            let vars =
-                pf.vars.iter().map(|(k, (v, origin))| (k.clone(), VarValue { value: Value::from_json(v), origin: origin.clone(), span: None })).collect();
-            let (loaded, vars) = load_project(dir, json, Vars::Given(vars), &mut host)?;
-            Prepared { loaded, vars, host }
-        }
-    };
-    let provider_ctx = provider_context(dir);
-    let recorded = store.snapshot().map_err(|d| Failure::bare(d, json))?;
-    let configs = plan::provider_configs_from_state(&prepared.loaded.cfg, &prepared.loaded.graph, &recorded, &prepared.vars, &mut prepared.host);
-    let reconciled = exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::bare(d, json))?;
-    let mut snapshot = if reconciled.is_empty() { recorded } else { store.snapshot().map_err(|d| Failure::bare(d, json))? };
-    let mut drifted = None;
-    if common.refresh {
-        let seen = exec::refresh::read_all(&snapshot, &prepared.loaded.registry, &provider_ctx, &configs, 10)
-            .await
-            .map_err(|d| Failure::new(&prepared.loaded.cfg.sources, d, json))?;
-        if common.remediate {
-            drifted = Some(plan::drift::compare(&snapshot, &seen, &prepared.loaded.registry));
-        }
-        exec::refresh::apply_observations(&mut snapshot, seen, &prepared.loaded.registry);
-        // Reading everything back may take long: keep the lease alive.
-        store.renew_lock(std::process::id() as i64, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))?;
+/// Plans the operation and warns about `--only` targets that match nothing
+/// in its environment.
+async fn make_plan(op: &mut Operation, common: &CommonArgs, destroy: bool, store: &mut dyn Store, replay: Option<&PlanFile>) -> Result<Planned, Failure> {
+    let request = PlanRequest { vars: common.vars.flags(), only: common.only.clone(), refresh: common.refresh, remediate: common.remediate, destroy };
+    let planned = ops::make_plan(op, &request, store, replay).await.map_err(fail(common.json))?;
+    for target in &planned.unmatched_only {
+        eprintln!("warning[P4040]: `--only` target `{target}` matches nothing in environment `{}`; the other targets are planned.", op.env_name());
     }
-    let loaded = &prepared.loaded;
-    let inputs =
-        PlanInputs { env: common.state.env_name(), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &snapshot, vars: &prepared.vars };
-    let options = PlanOptions { destroy, only: common.only.clone(), lenient: false };
-    let plan = plan::plan(&inputs, &options, &mut prepared.host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
-    let plan = match &drifted {
-        Some(drift) => plan::drift::remediation(plan, drift),
-        None => plan,
-    };
-    warn_unmatched_only(&plan::unmatched_only(&loaded.cfg, &snapshot, &common.only), common.state.env_name());
-    Ok(Planned { prepared, plan, reconciled, configs })
-}
-
-/// `--only` targets that name nothing in this environment while others do
-/// (when none does, planning failed with `P4001`): a warning, because one
-/// list of targets often serves several environments.
-fn warn_unmatched_only(unmatched: &[&String], env: &str) {
-    for target in unmatched {
-        eprintln!("warning[P4040]: `--only` target `{target}` matches nothing in environment `{env}`; the other targets are planned.");
-    }
+    Ok(planned)
 }
 
 fn print_reconciled(r: &exec::reconcile::Reconciled, json: bool) {
@@ -996,9 +677,10 @@ fn print_reconciled(r: &exec::reconcile::Reconciled, json: bool) {
 async fn plan_cmd(args: PlanArgs, ui: &Ui) -> Result<i32, Failure> {
     let PlanArgs { dir, common, destroy, out, detailed_exitcode } = args;
     let json = common.json;
-    let mut store = open_store(&dir, &common.state, json)?;
-    let guard = acquire(store.as_mut(), "plan", common.lock_timeout, json)?;
-    let planned = make_plan(&dir, &common, destroy, guard.store, None).await?;
+    let mut op = common.state.operation(&dir);
+    let mut store = op.open_store().map_err(fail(json))?;
+    let guard = ops::acquire(store.as_mut(), "plan", common.lock_timeout).map_err(fail(json))?;
+    let planned = make_plan(&mut op, &common, destroy, guard.store, None).await?;
     drop(guard);
     print_reconciled(&planned.reconciled, json);
     let plan = &planned.plan;
@@ -1008,26 +690,18 @@ async fn plan_cmd(args: PlanArgs, ui: &Ui) -> Result<i32, Failure> {
         print!("{}", render::plan_text(plan, ui.style));
     }
     if let Some(path) = out {
-        save_plan(&path, &dir, &common.state, &common.only, common.refresh, common.remediate, plan, &planned.prepared, json)?;
+        save_plan(&path, &mut op, &common.only, common.refresh, common.remediate, plan, &planned.prepared, json)?;
     }
     let code = if detailed_exitcode && plan.has_changes() { 2 } else { 0 };
     exit_without_freeing(planned);
     Ok(code)
 }
 
-/// Providers see the project directory canonicalised, so that what they
-/// compute from it (a file's absolute path) does not depend on how the
-/// directory was spelled on the command line.
-fn provider_context(dir: &Path) -> ProviderContext {
-    ProviderContext { project_dir: std::fs::canonicalize(dir).unwrap_or_else(|_| absolute(dir)) }
-}
-
-/// Writes a plan file that `plinth apply FILE` applies exactly.
+/// Writes a plan file that `plinth apply FILE` applies exactly, and says so.
 #[allow(clippy::too_many_arguments)]
 fn save_plan(
     path: &Path,
-    dir: &Path,
-    state: &StateArg,
+    op: &mut Operation,
     only: &[String],
     refresh: bool,
     remediate: bool,
@@ -1035,28 +709,7 @@ fn save_plan(
     prepared: &Prepared,
     json: bool,
 ) -> Result<(), Failure> {
-    let address = state_address(dir, state)?;
-    let shown = redact_url(&address);
-    let pf = PlanFile {
-        format: PLAN_FORMAT.into(),
-        version: 1,
-        project_dir: std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()),
-        state_redacted: shown != address,
-        state: shown,
-        env: plan.env.clone(),
-        destroy: plan.destroy,
-        only: only.to_vec(),
-        prior_serial: plan.prior_serial,
-        source_hash: prepared.loaded.project.source_hash(),
-        fingerprint: plan.fingerprint(),
-        vars: prepared.vars.iter().map(|(k, v)| (k.clone(), (v.value.to_json(), v.origin.clone()))).collect(),
-        env_lookups: prepared.host.env_lookups.clone(),
-        refresh,
-        remediate,
-    };
-    let text = serde_json::to_string_pretty(&pf).unwrap_or_default();
-    write_private(path, text.as_bytes())
-        .map_err(|e| Failure::bare(Diagnostic::new("P4008", "cannot save the plan").help(format!("{}: {e}.", path.display())), json))?;
+    ops::save_plan(path, op, only, refresh, remediate, plan, prepared).map_err(fail(json))?;
     if !json {
         println!("\nSaved the plan to {}. Apply exactly it with: plinth apply {}", path.display(), path.display());
     }
@@ -1070,51 +723,27 @@ fn exit_without_freeing<T>(value: T) {
     std::mem::forget(value);
 }
 
-/// Plan files may hold param values: readable by the owner only, written
-/// as a new file under an unpredictable name and renamed over `path`, so an
-/// existing file's mode (or a link at a guessed name) never decides who can
-/// read it.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    crate::fsutil::write_atomic(path, bytes, 0o600)
-}
-
 async fn apply_cmd(args: ApplyArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i32, Failure> {
     let ApplyArgs { target, common, auto_approve, parallelism } = args;
     if target.is_file() {
         let json = common.json;
-        let text = std::fs::read_to_string(&target)
-            .map_err(|e| Failure::bare(Diagnostic::new("P4009", "cannot read the plan file").help(format!("{}: {e}.", target.display())), json))?;
-        let pf: PlanFile = serde_json::from_str(&text).ok().filter(|p: &PlanFile| p.format == PLAN_FORMAT && p.version == 1).ok_or_else(|| {
-            Failure::bare(
-                Diagnostic::new("P4009", "not a Plinth plan file").help(format!("{} was not written by `plinth plan --out`.", target.display())),
-                json,
-            )
-        })?;
+        let pf = PlanFile::read(&target).map_err(fail(json))?;
         let mut common = common;
         common.only = pf.only.clone();
         common.refresh = pf.refresh;
         common.remediate = pf.remediate;
-        if common.state.address.is_none() && !pf.state_redacted {
-            common.state.address = Some(pf.state.clone());
-        }
-        // The environment the plan was made for (its state and its name).
-        if common.state.env.is_none() && pf.env != DEFAULT_ENV {
-            common.state.env = Some(pf.env.clone());
-        }
-        if pf.state_redacted {
-            crate::state::check_saved_address(&pf.state, &state_address(&pf.project_dir, &common.state)?).map_err(|d| Failure::bare(d, json))?;
-        }
-        let dir = pf.project_dir.clone();
+        let op = pf.operation(common.state.address.clone(), common.state.env.clone()).map_err(fail(json))?;
         let destroy = pf.destroy;
         // A saved plan was already approved when it was reviewed.
-        return run_apply(&dir, common, true, parallelism, destroy, Some(pf), ui, interrupt).await;
+        return run_apply(op, common, true, parallelism, destroy, Some(pf), ui, interrupt).await;
     }
-    run_apply(&target, common, auto_approve, parallelism, false, None, ui, interrupt).await
+    let op = common.state.operation(&target);
+    run_apply(op, common, auto_approve, parallelism, false, None, ui, interrupt).await
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn run_apply(
-    dir: &Path,
+    mut op: Operation,
     common: CommonArgs,
     auto_approve: bool,
     parallelism: usize,
@@ -1126,39 +755,16 @@ async fn run_apply(
     let json = common.json;
     let command = if destroy { "destroy" } else { "apply" };
     // A destroy removes what is recorded: with no state there is nothing.
-    let mut store = if destroy { open_store(dir, &common.state, json)? } else { create_store(dir, &common.state, json)? };
-    let guard = acquire(store.as_mut(), command, common.lock_timeout, json)?;
+    let mut store = if destroy { op.open_store() } else { op.create_store() }.map_err(fail(json))?;
+    let guard = ops::acquire(store.as_mut(), command, common.lock_timeout).map_err(fail(json))?;
     let store: &mut dyn Store = guard.store;
     if let Some(pf) = &saved {
-        let project = project::load(dir).map_err(|(s, d)| Failure::new(&s, d, json))?;
-        if project.source_hash() != pf.source_hash {
-            return Err(Failure::bare(
-                Diagnostic::new("P4004", "the configuration changed since the plan was saved")
-                    .help("A saved plan applies exactly what was reviewed; the `*.plinth` files differ now. Run `plinth plan --out` again."),
-                json,
-            ));
-        }
-        let serial = store.snapshot().map_err(|d| Failure::bare(d, json))?.serial;
-        if serial != pf.prior_serial {
-            return Err(Failure::bare(
-                Diagnostic::new("P4005", "the state changed since the plan was saved").help(format!(
-                    "The plan was made against state serial {}, the state is at serial {serial} now (another apply ran). Run `plinth plan --out` again.",
-                    pf.prior_serial
-                )),
-                json,
-            ));
-        }
+        pf.check_unchanged(&mut op, store).map_err(fail(json))?;
     }
-    let mut planned = make_plan(dir, &common, destroy, store, saved.as_ref()).await?;
+    let mut planned = make_plan(&mut op, &common, destroy, store, saved.as_ref()).await?;
     print_reconciled(&planned.reconciled, json);
     if let Some(pf) = &saved {
-        if planned.plan.fingerprint() != pf.fingerprint {
-            return Err(Failure::bare(
-                Diagnostic::new("P4006", "the saved plan no longer matches")
-                    .help("Planning again from the same configuration and state gave different changes (an object changed outside Plinth, or a file read by the configuration changed). Run `plinth plan --out` again."),
-                json,
-            ));
-        }
+        pf.check_fingerprint(&planned.plan).map_err(fail(json))?;
     }
     let plan = &planned.plan;
     if !json {
@@ -1244,31 +850,19 @@ async fn run_apply(
     if !json {
         println!();
     }
-    let provider_ctx = provider_context(dir);
-    let loaded = &planned.prepared.loaded;
-    let ctx = ApplyContext {
-        cfg: &loaded.cfg,
-        graph: &loaded.graph,
-        registry: &loaded.registry,
-        provider_ctx: &provider_ctx,
-        vars: &planned.prepared.vars,
-        parallelism,
-        command,
-        interrupt,
-        provider_configs: &planned.configs,
-    };
     let started = Instant::now();
-    let result = exec::apply(&ctx, plan, store, &mut planned.prepared.host, &mut on_event).await;
+    let result = ops::apply(&op, &mut planned, store, parallelism, command, interrupt, &mut on_event).await;
     if let Some(pb) = &progress {
         pb.finish_and_clear();
     }
     for l in lines {
         println!("{l}");
     }
-    let report = result.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
+    let report = result.map_err(fail(json))?;
+    let sources = &planned.prepared.loaded.cfg.sources;
     if json {
         let failures: Vec<serde_json::Value> =
-            report.failures.iter().map(|(a, d)| serde_json::json!({ "address": a, "diagnostic": d.to_json(&loaded.cfg.sources) })).collect();
+            report.failures.iter().map(|(a, d)| serde_json::json!({ "address": a, "diagnostic": d.to_json(sources) })).collect();
         println!(
             "{}",
             serde_json::json!({
@@ -1311,7 +905,7 @@ async fn run_apply(
     if !report.failures.is_empty() {
         let diags: Diags = report.failures.iter().map(|(_, d)| d.clone()).collect();
         if !json {
-            ui.report(&loaded.cfg.sources, &diags, false);
+            ui.report(sources, &diags, false);
         }
         return Ok(1);
     }
@@ -1323,9 +917,9 @@ async fn run_apply(
 
 async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i32, Failure> {
     let json = args.json;
-    let dir = args.dir.clone();
+    let mut op = args.state.operation(&args.dir);
     if args.history {
-        let store = open_store(&dir, &args.state, json)?;
+        let store = op.open_store().map_err(fail(json))?;
         let history = store.drift_history().map_err(|d| Failure::bare(d, json))?;
         if json {
             println!("{}", serde_json::to_string(&history).unwrap_or_default());
@@ -1337,77 +931,34 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
         }
         return Ok(0);
     }
-    let provider_ctx = provider_context(&dir);
-    let mut store = open_store(&dir, &args.state, json)?;
-    let guard = acquire(store.as_mut(), "drift", args.lock_timeout, json)?;
-    let store: &mut dyn Store = guard.store;
-    let mut prepared = prepare(&dir, &args.vars, args.state.env.as_deref(), json)?;
-    let recorded = store.snapshot().map_err(|d| Failure::bare(d, json))?;
-    let configs = plan::provider_configs_from_state(&prepared.loaded.cfg, &prepared.loaded.graph, &recorded, &prepared.vars, &mut prepared.host);
-    let reconciled = exec::reconcile::reconcile(store, &prepared.loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::bare(d, json))?;
-    let prior = if reconciled.is_empty() { recorded } else { store.snapshot().map_err(|d| Failure::bare(d, json))? };
-    let loaded = &prepared.loaded;
-    let observations = exec::refresh::read_all(&prior, &loaded.registry, &provider_ctx, &configs, args.parallelism)
-        .await
-        .map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
-    let drift = plan::drift::compare(&prior, &observations, &loaded.registry);
-    let unmanaged =
-        exec::refresh::unmanaged(&prior, &loaded.registry, &provider_ctx, &configs).await.map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
-    // Reading everything back may take long: keep the lease alive.
-    store.renew_lock(std::process::id() as i64, LOCK_LEASE_SECS).map_err(|d| Failure::bare(d, json))?;
-    // What it would take to bring reality back to the configuration.
-    let mut refreshed = prior.clone();
-    exec::refresh::apply_observations(&mut refreshed, observations.clone(), &loaded.registry);
-    let inputs =
-        PlanInputs { env: args.state.env_name(), cfg: &loaded.cfg, graph: &loaded.graph, registry: &loaded.registry, prior: &refreshed, vars: &prepared.vars };
-    let remediation = plan::plan(&inputs, &PlanOptions::default(), &mut prepared.host).map_err(|d| Failure::new(&loaded.cfg.sources, d, json))?;
-    let remediation = plan::drift::remediation(remediation, &drift);
-    let summary = remediation.summary();
-    let n_drifted = drift.iter().filter(|d| d.status != plan::drift::Status::InSync).count();
-    let at = crate::state::now_rfc3339();
-    let report = render::drift_json(args.state.env_name(), prior.serial, &drift, &unmanaged, Some(&summary));
-    let record = crate::state::model::DriftRecord {
-        at: at.clone(),
-        serial: prior.serial,
-        checked: drift.len() as i64,
-        drifted: n_drifted as i64,
-        unmanaged: unmanaged.len() as i64,
-        report: report.clone(),
-    };
-    if let Err(d) = store.record_drift(&record) {
+    let mut store = op.open_store().map_err(fail(json))?;
+    let guard = ops::acquire(store.as_mut(), "drift", args.lock_timeout).map_err(fail(json))?;
+    let check = ops::drift::check(&mut op, guard.store, args.vars.flags(), args.parallelism).await.map_err(fail(json))?;
+    if let Some(d) = &check.not_kept {
         if !json {
             eprintln!("warning: {} (the report was not kept)", d.message);
         }
     }
     if json {
-        println!("{report}");
+        println!("{}", check.report);
     } else {
-        print!("{}", render::drift_text(args.state.env_name(), prior.serial, &drift, &unmanaged, Some(&summary), ui.style));
+        print!("{}", render::drift_text(&check.env, check.serial, &check.drift, &check.unmanaged, Some(&check.summary), ui.style));
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, render::drift_junit(args.state.env_name(), &at, &drift, &unmanaged))
+        std::fs::write(path, render::drift_junit(&check.env, &check.at, &check.drift, &check.unmanaged))
             .map_err(|e| Failure::bare(Diagnostic::new("P4008", "cannot write the JUnit report").help(format!("{}: {e}.", path.display())), json))?;
     }
-    let has_drift = n_drifted > 0 || !unmanaged.is_empty();
+    let has_drift = check.has_drift();
     if let Some(path) = &args.out {
-        save_plan(path, &dir, &args.state, &[], true, true, &remediation, &prepared, json)?;
+        save_plan(path, &mut op, &[], true, true, &check.remediation, &check.prepared, json)?;
     }
-    if args.accept && n_drifted > 0 {
-        let serial = store.begin_run("drift accept").map_err(|d| Failure::bare(d, json))?;
-        let mut completions = Vec::new();
-        for d in drift.iter().filter(|d| d.status != plan::drift::Status::InSync) {
-            let key = (d.address.clone(), d.deposed.clone());
-            match refreshed.instances.get(&key) {
-                Some(rec) => completions.push(crate::state::Completion::Upsert { intent: None, record: rec.clone() }),
-                None => completions.push(crate::state::Completion::Remove { intent: None, address: d.address.clone(), deposed: d.deposed.clone() }),
+    if args.accept {
+        if let Some(accepted) = ops::drift::accept(guard.store, &check).map_err(fail(json))? {
+            if !json {
+                println!("\nRecorded reality as the new state for {} object(s) (state serial {}).", accepted.objects, accepted.serial);
             }
+            return Ok(0);
         }
-        store.complete(serial, &completions).map_err(|d| Failure::bare(d, json))?;
-        store.finish_run(serial, "accepted", [0, completions.len() as i64, 0, 0]).map_err(|d| Failure::bare(d, json))?;
-        if !json {
-            println!("\nRecorded reality as the new state for {} object(s) (state serial {serial}).", completions.len());
-        }
-        return Ok(0);
     }
     if args.fix && has_drift {
         if !args.auto_approve && !std::io::stdin().is_terminal() {
@@ -1422,14 +973,16 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
         if !json {
             println!();
         }
+        // The fix applies with the project the check loaded: one resolution.
+        op.reuse(check.prepared);
         let common = CommonArgs { vars: args.vars, state: args.state, only: vec![], refresh: true, remediate: true, lock_timeout: args.lock_timeout, json };
-        return run_apply(&dir, common, args.auto_approve, args.parallelism, false, None, ui, interrupt).await;
+        return run_apply(op, common, args.auto_approve, args.parallelism, false, None, ui, interrupt).await;
     }
     Ok(if has_drift { 2 } else { 0 })
 }
 
 fn output_cmd(dir: &Path, state: &StateArg, name: Option<String>, json: bool, show_sensitive: bool) -> Result<i32, Failure> {
-    let store = open_store(dir, state, json)?;
+    let store = state.operation(dir).open_store().map_err(fail(json))?;
     let snap = store.snapshot().map_err(|d| Failure::bare(d, json))?;
     let shown = |o: &crate::state::model::OutputRecord| -> serde_json::Value {
         if o.sensitive && !show_sensitive {
@@ -1485,8 +1038,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
     match cmd {
         StateCommand::List { args, dir, state } => {
             let (patterns, dir) = args::split_dir(args, dir, usize::MAX);
-            let store = open_store(&dir, &state, false)?;
-            let addresses = listed_addresses(store.addresses().map_err(|d| Failure::bare(d, false))?, &patterns)?;
+            let store = state.operation(&dir).open_store().map_err(fail(false))?;
+            let addresses = surgery::listed_addresses(store.addresses().map_err(|d| Failure::bare(d, false))?, &patterns).map_err(fail(false))?;
             let mut out = std::io::stdout().lock();
             for (address, deposed) in addresses {
                 let _ = if deposed.is_empty() { writeln!(out, "{address}") } else { writeln!(out, "{address} (deposed {deposed})") };
@@ -1496,7 +1049,7 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
         StateCommand::Show { address, dir_arg, dir, state, json } => {
             let (mut rest, dir) = args::split_dir(address.into_iter().chain(dir_arg).collect(), dir, 1);
             let address = rest.pop();
-            let store = open_store(&dir, &state, json)?;
+            let store = state.operation(&dir).open_store().map_err(fail(json))?;
             let snap = store.snapshot().map_err(|d| Failure::bare(d, json))?;
             let recs: Vec<_> = snap.instances.values().filter(|r| address.as_ref().is_none_or(|a| plan::glob_match(a, &r.address))).collect();
             if recs.is_empty() {
@@ -1549,136 +1102,40 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
                     false,
                 ));
             }
-            let mut store = open_store(&dir, &state, false)?;
-            let guard = acquire(store.as_mut(), "state rm", Duration::ZERO, false)?;
-            refuse_unfinished(guard.store, "remove")?;
-            let mut missing = Vec::new();
-            for a in &addresses {
-                let n = guard.store.remove_instance(a).map_err(|d| Failure::bare(d, false))?;
-                if n == 0 {
-                    missing.push(a.clone());
-                } else {
-                    println!("Removed {a} from the state (the object itself was not touched).");
-                }
+            let outcome = surgery::remove(&mut state.operation(&dir), &addresses).map_err(fail(false))?;
+            for a in &outcome.removed {
+                println!("Removed {a} from the state (the object itself was not touched).");
             }
-            // The removed values leave no copy in the state files.
-            guard.store.purge(true).map_err(|d| Failure::bare(d, false))?;
-            if !missing.is_empty() {
-                return Err(Failure::bare(
-                    Diagnostic::new("P5004", "no such instance in the state")
-                        .help(format!("{} not recorded; `plinth state list` shows what is.", missing.join(", "))),
-                    false,
-                ));
+            match outcome.error {
+                Some(failed) => Err(Failure::of(failed, false)),
+                None => Ok(0),
             }
-            Ok(0)
         }
         StateCommand::Mv { from, to, dir_arg, dir, state } => {
             let dir = dir.or(dir_arg).unwrap_or_else(|| PathBuf::from("."));
-            let mut store = open_store(&dir, &state, false)?;
-            let guard = acquire(store.as_mut(), "state mv", Duration::ZERO, false)?;
-            refuse_unfinished(guard.store, "move")?;
-            let snap = guard.store.snapshot().map_err(|d| Failure::bare(d, false))?;
-            if snap.get(&to).is_some() {
-                return Err(Failure::bare(
-                    Diagnostic::new("P5005", "destination already recorded")
-                        .help(format!("`{to}` is already in the state; remove it first with `plinth state rm`.")),
-                    false,
-                ));
-            }
-            let Some(resource) = Address::parse(&to).map(|a| a.resource().to_string()) else {
-                return Err(Failure::bare(
-                    Diagnostic::new("P5005", "invalid address").help(format!(
-                        "`{to}` is not an address like `file.file.name`, `file.file.name[\"key\"]` or, inside a component, `stack.core.file.file.name`."
-                    )),
-                    false,
-                ));
-            };
-            let n = guard.store.move_instance(&from, &to, &resource).map_err(|d| Failure::bare(d, false))?;
-            if n == 0 {
-                return Err(Failure::bare(
-                    Diagnostic::new("P5004", "no such instance in the state").help(format!(
-                        "`{from}` is not recorded.{}",
-                        crate::diagnostic::suggestion(&from, snap.instances.values().map(|r| r.address.as_str()))
-                    )),
-                    false,
-                ));
-            }
-            // What depended on the moved resource depends on its new address
-            // too: deletes keep their order (a database before its owner role)
-            // although an unchanged instance's record is not rewritten by apply.
-            // Written after the move, which is what refuses a state without
-            // its current key (P5020); a kill in between loses only this
-            // ordering hint, never a record.
-            if let Some(old) = snap.get(&from).map(|r| r.resource.clone()) {
-                let dependents: Vec<crate::state::Completion> = snap
-                    .instances
-                    .values()
-                    .filter(|r| r.address != from && r.deps.contains(&old) && !r.deps.contains(&resource))
-                    .map(|r| {
-                        let mut record = r.clone();
-                        record.deps.push(resource.clone());
-                        crate::state::Completion::Upsert { intent: None, record }
-                    })
-                    .collect();
-                if !dependents.is_empty() {
-                    guard.store.complete(snap.serial.max(1), &dependents).map_err(|d| Failure::bare(d, false))?;
-                }
-            }
+            surgery::move_instance(&mut state.operation(&dir), &from, &to).map_err(fail(false))?;
             println!("Moved {from} to {to}.");
             Ok(0)
         }
         StateCommand::Migrate { to, dir, state, force } => {
-            let from_address = state_address(&dir, &state)?;
-            let to_address = state_address(&dir, &StateArg { address: Some(to), env: None })?;
-            if from_address == to_address {
-                return Err(Failure::bare(
-                    Diagnostic::new("P5008", "cannot migrate state onto itself").help("Give --to a different address than the current state."),
-                    false,
-                ));
-            }
-            let mut source = open_store(&dir, &state, false)?;
-            let source = acquire(source.as_mut(), "state migrate", Duration::ZERO, false)?;
-            refuse_unfinished(source.store, "migrate")?;
-            let snap = source.store.snapshot().map_err(|d| Failure::bare(d, false))?;
-            let mut dest = crate::state::open(&to_address, state.env_name()).map_err(|d| Failure::bare(d, false))?;
-            let dest = acquire(dest.as_mut(), "state migrate", Duration::ZERO, false)?;
-            let existing = dest.store.snapshot().map_err(|d| Failure::bare(d, false))?;
-            if !existing.instances.is_empty() && !force {
-                return Err(Failure::bare(
-                    Diagnostic::new("P5008", "the destination already holds state").help(format!(
-                        "{} records {} instance(s) for this environment; pass --force to replace them.",
-                        redact_url(&to_address),
-                        existing.instances.len()
-                    )),
-                    false,
-                ));
-            }
-            write_snapshot(dest.store, &snap, &existing, "state migrate", "migrated", [snap.instances.len() as i64, 0, 0, 0])?;
+            let copied = surgery::migrate(&mut state.operation(&dir), &to, force).map_err(fail(false))?;
             println!(
                 "Copied {} instance(s) and {} output(s) to {shown}. Use it from now on with --state '{shown}' (or PLINTH_STATE).",
-                snap.instances.len(),
-                snap.outputs.len(),
-                shown = redact_url(&to_address)
+                copied.instances,
+                copied.outputs,
+                shown = copied.to
             );
             Ok(0)
         }
         StateCommand::Rekey { dir, state } => {
-            let mut store = open_store(&dir, &state, false)?;
-            let guard = acquire(store.as_mut(), "state rekey", Duration::ZERO, false)?;
-            refuse_unfinished(guard.store, "rekey")?;
-            let snap = guard.store.snapshot().map_err(|d| Failure::bare(d, false))?;
-            // Rewriting every value through the store seals it with the current key.
-            write_snapshot(guard.store, &snap, &crate::state::model::Snapshot::default(), "state rekey", "rekeyed", [0, 0, 0, 0])?;
-            // And no copy sealed the old way stays (journal, free pages, WAL).
-            guard.store.purge(true).map_err(|d| Failure::bare(d, false))?;
-            let sealing = crate::state::crypt::Keys::from_env().ok().flatten().is_some_and(|k| k.current.is_some());
-            let how = if sealing { "sealed with the current key" } else { "stored in clear (no PLINTH_STATE_KEY)" };
-            println!("Rewrote {} instance(s) and {} output(s), {how}.", snap.instances.len(), snap.outputs.len());
+            let rekeyed = surgery::rekey(&mut state.operation(&dir)).map_err(fail(false))?;
+            let how = if rekeyed.sealed { "sealed with the current key" } else { "stored in clear (no PLINTH_STATE_KEY)" };
+            println!("Rewrote {} instance(s) and {} output(s), {how}.", rekeyed.instances, rekeyed.outputs);
             Ok(0)
         }
         StateCommand::History { dir_arg, dir, state, json } => {
             let dir = dir.or(dir_arg).unwrap_or_else(|| PathBuf::from("."));
-            let store = open_store(&dir, &state, json)?;
+            let store = state.operation(&dir).open_store().map_err(fail(json))?;
             let history = store.history().map_err(|d| Failure::bare(d, json))?;
             if json {
                 println!("{}", serde_json::to_string(&history).unwrap_or_default());
@@ -1699,66 +1156,8 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
     }
 }
 
-/// `state list`: the recorded (address, deposed) pairs the patterns select,
-/// sorted. As in Terraform, a pattern that matches nothing is an error.
-fn listed_addresses(mut all: Vec<(String, String)>, patterns: &[String]) -> Result<Vec<(String, String)>, Failure> {
-    let unmatched: Vec<&String> = patterns.iter().filter(|p| !all.iter().any(|(a, _)| args::pattern_matches(p, a))).collect();
-    if let Some(first) = unmatched.first() {
-        let list: Vec<String> = unmatched.iter().map(|p| format!("`{p}`")).collect();
-        return Err(Failure::bare(
-            Diagnostic::new("P5004", "no such instance in the state").help(format!(
-                "{} {} nothing in the state.{} `plinth state list` without patterns shows everything; `*` matches any characters, and a resource or component address covers its instances.",
-                list.join(", "),
-                if list.len() == 1 { "matches" } else { "match" },
-                crate::diagnostic::suggestion(first, all.iter().map(|(a, _)| a.as_str()))
-            )),
-            false,
-        ));
-    }
-    all.retain(|(a, _)| args::address_selected(patterns, a));
-    all.sort();
-    Ok(all)
-}
-
-/// `state migrate` and `state rekey` copy whole states, `state mv` and
-/// `state rm` rewrite rows (an unfinished create would be recorded again under
-/// the old address): not while an interrupted run still has operations to
-/// reconcile.
-fn refuse_unfinished(store: &mut dyn Store, verb: &str) -> Result<(), Failure> {
-    if store.unfinished_intents().map_err(|d| Failure::bare(d, false))?.is_empty() {
-        return Ok(());
-    }
-    Err(Failure::bare(
-        Diagnostic::new("P5008", "the state has unfinished operations")
-            .help(format!("An interrupted run left operations to reconcile; run `plinth plan` (it reconciles them) and {verb} then.")),
-        false,
-    ))
-}
-
-/// Writes `snap` (instances and outputs) into `store` as one recorded run,
-/// removing what `replaced` recorded there first.
-fn write_snapshot(
-    store: &mut dyn Store,
-    snap: &crate::state::model::Snapshot,
-    replaced: &crate::state::model::Snapshot,
-    command: &str,
-    status: &str,
-    counts: [i64; 4],
-) -> Result<(), Failure> {
-    use crate::state::Completion;
-    let fail = |d| Failure::bare(d, false);
-    let serial = store.begin_run(command).map_err(fail)?;
-    let mut completions: Vec<Completion> =
-        replaced.instances.values().map(|r| Completion::Remove { intent: None, address: r.address.clone(), deposed: r.deposed.clone() }).collect();
-    completions.extend(snap.instances.values().map(|r| Completion::Upsert { intent: None, record: r.clone() }));
-    store.complete(serial, &completions).map_err(fail)?;
-    let outputs: Vec<(String, serde_json::Value, bool)> = snap.outputs.iter().map(|(k, o)| (k.clone(), o.value.clone(), o.sensitive)).collect();
-    store.set_outputs(&outputs).map_err(fail)?;
-    store.finish_run(serial, status, counts).map_err(fail)
-}
-
 fn graph_cmd(dir: &Path, format: GraphFormat) -> Result<i32, Failure> {
-    let loaded = load_checked(dir, false)?;
+    let loaded = ops::load_checked(dir).map_err(fail(false))?;
     let g = &loaded.graph;
     let label = |id: &eval::DeclId| id.to_string();
     let mut out = String::new();
@@ -1894,32 +1293,6 @@ mod tests {
         let mut missing = Vec::new();
         walk(&cmd, "plinth", &mut missing);
         assert!(missing.is_empty(), "arguments without help text: {missing:?}");
-    }
-
-    #[test]
-    fn state_mv_takes_addresses_inside_components() {
-        let r = |a: &str| crate::address::Address::parse(a).map(|a| a.resource().to_string());
-        let some = |a: &str| Some(a.to_string());
-        assert_eq!(r("random.password.x"), some("random.password.x"));
-        assert_eq!(r(r#"file.file.x["a.b[c]"]"#), some("file.file.x"));
-        assert_eq!(r("stack.core.kubernetes.namespace.argocd"), some("stack.core.kubernetes.namespace.argocd"));
-        assert_eq!(r(r#"stack.core.module.s.random.password.this["clientSecret"]"#), some("stack.core.module.s.random.password.this"));
-        assert_eq!(
-            r(r#"runner_fleet.pool["a.b"].module.namespace[0].kubernetes.namespace.this"#),
-            some(r#"runner_fleet.pool["a.b"].module.namespace[0].kubernetes.namespace.this"#)
-        );
-        for bad in [
-            "a.b",
-            "stack.core.random.password",
-            "stack[0].core.random.password.x",
-            "random.password[0].x",
-            "random.password.x[0]y",
-            "random.password.x[\"a]",
-            "random..x",
-            "1a.b.c",
-        ] {
-            assert_eq!(r(bad), None, "{bad}");
-        }
     }
 
     #[test]

@@ -439,26 +439,6 @@ pub fn drift_text(
     out
 }
 
-pub fn drift_json(
-    env: &str,
-    serial: i64,
-    drift: &[ObjectDrift],
-    unmanaged: &[(String, String)],
-    remediation: Option<&crate::plan::Summary>,
-) -> serde_json::Value {
-    let drifted: Vec<&ObjectDrift> = drift.iter().filter(|d| d.status != Status::InSync).collect();
-    serde_json::json!({
-        "env": env,
-        "serial": serial,
-        "checked": drift.len(),
-        "in_sync": drift.len() - drifted.len(),
-        "drifted": drifted,
-        "unmanaged": unmanaged.iter().map(|(k, w)| serde_json::json!({ "type": k, "object": w })).collect::<Vec<_>>(),
-        "remediation": remediation.map(|r| serde_json::json!({ "create": r.create, "update": r.update, "replace": r.replace, "destroy": r.delete })),
-        "has_drift": !drifted.is_empty() || !unmanaged.is_empty(),
-    })
-}
-
 fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

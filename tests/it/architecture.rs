@@ -28,8 +28,27 @@ const CRATES: &[(&str, &[&str])] = &[
     ("plinth-engine", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-state"]),
     // Loading a project: module sources and the lock, environments.
     ("plinth-project", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients", "plinth-state", "plinth-engine"]),
-    // The binary: arguments, stages, rendering, exit codes.
-    ("plinth", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients", "plinth-state", "plinth-providers", "plinth-engine", "plinth-project"]),
+    // What the commands do: one resolved operation in, an outcome out
+    // (plans, saved plans, locking, drift, state surgery); never prints.
+    (
+        "plinth-operations",
+        &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients", "plinth-state", "plinth-providers", "plinth-engine", "plinth-project"],
+    ),
+    // The binary: arguments, rendering, exit codes.
+    (
+        "plinth",
+        &[
+            "plinth-base",
+            "plinth-sdk",
+            "plinth-language",
+            "plinth-clients",
+            "plinth-state",
+            "plinth-providers",
+            "plinth-engine",
+            "plinth-project",
+            "plinth-operations",
+        ],
+    ),
 ];
 
 /// External crates confined to some workspace crates (normal dependencies;
@@ -113,6 +132,24 @@ fn every_crate_depends_only_on_the_layers_below_it() {
     assert_eq!(names, table, "the workspace's crates and the table differ");
     let bad: Vec<String> = all.iter().flat_map(|(name, deps)| violations(name, deps)).collect();
     assert!(bad.is_empty(), "dependencies the architecture forbids (docs/architecture.md):\n{}", bad.join("\n"));
+}
+
+/// The operations crate returns outcomes and diagnostics; only the binary
+/// prints (it alone knows `--json`, colours and exit codes).
+#[test]
+fn the_operations_never_print() {
+    let dir = crate::repo_root().join("crates/operations/src");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if ["print!(", "println!(", "eprint!(", "eprintln!(", "dbg!(", "stdout()", "stderr()"].iter().any(|p| line.contains(p)) {
+                found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "the operations crate prints:\n{}", found.join("\n"));
 }
 
 #[test]

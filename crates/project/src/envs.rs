@@ -11,7 +11,7 @@
 //! evaluated with an empty namespace, and `env()`/`file()` go through the
 //! caller's [`FnHost`]. The state is never opened here:
 //! [`Backend::state_address`] gives the address [`crate::state::open`]
-//! accepts, and the CLI passes the environment's name as `env`, so every
+//! accepts, and an operation passes the environment's name as `env`, so every
 //! environment may share one backend. Diagnostics are `P2080`–`P2087` and
 //! `P2130` (a run that needs `--env`).
 

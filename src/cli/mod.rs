@@ -759,7 +759,7 @@ async fn run_apply(
     let guard = ops::acquire(store.as_mut(), command, common.lock_timeout).map_err(fail(json))?;
     let store: &mut dyn Store = guard.store;
     if let Some(pf) = &saved {
-        pf.check_unchanged(&mut op, store).map_err(fail(json))?;
+        pf.check_serial(store).map_err(fail(json))?;
     }
     let mut planned = make_plan(&mut op, &common, destroy, store, saved.as_ref()).await?;
     print_reconciled(&planned.reconciled, json);

@@ -39,6 +39,32 @@ output path = file.file.f.path
     ])
 }
 
+/// A saved plan of a project with modules applies (its hash covers the
+/// modules' files, and so does the check), and an edit inside a module
+/// after saving is refused like one in the root.
+#[test]
+fn saved_plans_of_projects_with_modules_apply_and_see_module_edits() {
+    let dir = modular();
+    let plan_file = dir.path().join("p.plan");
+    assert_exit(&run(dir.path(), &["plan", "--out", plan_file.to_str().unwrap()]), 0);
+    let o = run(dir.path(), &["apply", plan_file.to_str().unwrap()]);
+    assert_exit(&o, 0);
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/a.txt")).unwrap(), "file a\n");
+    // Edited inside the module after the plan was saved: refused, nothing written.
+    std::fs::write(
+        dir.path().join("m/main.plinth"),
+        std::fs::read_to_string(dir.path().join("m/main.plinth")).unwrap().replace("file ${name}", "changed ${name}"),
+    )
+    .unwrap();
+    assert_exit(&run(dir.path(), &["plan", "--out", plan_file.to_str().unwrap()]), 0);
+    let text = std::fs::read_to_string(dir.path().join("m/main.plinth")).unwrap();
+    std::fs::write(dir.path().join("m/main.plinth"), text.replace("changed ${name}", "again ${name}")).unwrap();
+    let o = run(dir.path(), &["apply", plan_file.to_str().unwrap()]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("P4004"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/a.txt")).unwrap(), "file a\n");
+}
+
 #[test]
 fn components_apply_idempotently_drift_and_destroy() {
     let dir = modular();

@@ -109,16 +109,11 @@ impl PlanFile {
         Ok(op)
     }
 
-    /// Before planning again: the configuration files are the ones the plan
-    /// was made from (`P4004`) and the state is at the serial it was made
-    /// against (`P4005`).
-    pub fn check_unchanged(&self, op: &mut Operation, store: &mut dyn Store) -> Result<(), Failed> {
-        if op.project()?.source_hash() != self.source_hash {
-            return Err(Failed::bare(
-                Diagnostic::new("P4004", "the configuration changed since the plan was saved")
-                    .help("A saved plan applies exactly what was reviewed; the `*.plinth` files differ now. Run `plinth plan --out` again."),
-            ));
-        }
+    /// Before planning again: the state is at the serial the plan was made
+    /// against (`P4005`). The files are compared once the project is loaded
+    /// with its modules ([`PlanFile::prepare`], `P4004`): the saved hash
+    /// covers the modules' files too.
+    pub fn check_serial(&self, store: &mut dyn Store) -> Result<(), Failed> {
         let serial = store.snapshot().map_err(Failed::bare)?.serial;
         if serial != self.prior_serial {
             return Err(Failed::bare(Diagnostic::new("P4005", "the state changed since the plan was saved").help(format!(
@@ -145,6 +140,15 @@ impl PlanFile {
     pub(crate) fn prepare(&self, op: &mut Operation) -> Result<Prepared, Failed> {
         op.replay(self.env_lookups.clone());
         let vars = self.vars.iter().map(|(k, (v, origin))| (k.clone(), VarValue { value: Value::from_json(v), origin: origin.clone(), span: None })).collect();
-        op.prepare(Vars::Given(vars))
+        let prepared = op.prepare(Vars::Given(vars))?;
+        // The same files as when the plan was saved: the root's and every
+        // module's (the hash covers both, so it is compared after loading).
+        if prepared.loaded.project.source_hash() != self.source_hash {
+            return Err(Failed::bare(
+                Diagnostic::new("P4004", "the configuration changed since the plan was saved")
+                    .help("A saved plan applies exactly what was reviewed; the `*.plinth` files differ now. Run `plinth plan --out` again."),
+            ));
+        }
+        Ok(prepared)
     }
 }

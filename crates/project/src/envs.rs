@@ -22,6 +22,9 @@ use crate::syntax::{self, ast};
 use crate::value::VarValue;
 use crate::value::{Map, Value};
 use indexmap::IndexMap;
+use plinth_state::backend::{settings_help, settings_of, KINDS};
+use plinth_state::s3::{check_bucket, check_endpoint, check_prefix};
+use plinth_state::sqlite::backend_address as sqlite_address;
 use std::path::{Path, PathBuf};
 
 /// The directory of environment files, inside the project directory.
@@ -30,7 +33,7 @@ pub const ENVS_DIR: &str = "envs";
 pub const DEFAULTS_FILE: &str = "defaults.plinth";
 /// Where the `sqlite` backend (and a project without any `backend` block)
 /// keeps state, relative to the project directory.
-pub const DEFAULT_SQLITE_PATH: &str = ".plinth/state.db";
+pub use crate::state::backend::DEFAULT_SQLITE_PATH;
 /// Deepest directory nesting under `envs/` that [`list`] walks (a symlink
 /// loop ends here with a diagnostic instead of running forever).
 const MAX_DIR_DEPTH: usize = 32;
@@ -59,30 +62,6 @@ pub struct Backend {
     pub settings: Map,
     /// `backend "<kind>"` in its file.
     pub span: Span,
-}
-
-/// The settings each backend kind accepts.
-const SQLITE_SETTINGS: &[&str] = &["path"];
-const POSTGRES_SETTINGS: &[&str] = &["url", "url_env"];
-const S3_SETTINGS: &[&str] = &["bucket", "prefix", "endpoint", "region", "path_style"];
-const KINDS: &[&str] = &["sqlite", "postgres", "s3"];
-
-fn settings_of(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "sqlite" => SQLITE_SETTINGS,
-        "postgres" => POSTGRES_SETTINGS,
-        _ => S3_SETTINGS,
-    }
-}
-
-fn settings_help(kind: &str) -> &'static str {
-    match kind {
-        "sqlite" => "A `sqlite` backend takes `path` (default `.plinth/state.db`, relative to the project directory).",
-        "postgres" => {
-            "A `postgres` backend takes `url = \"postgres://USER@HOST/DATABASE\"` or `url_env = \"NAME\"` (an environment variable holding that URL)."
-        }
-        _ => "An `s3` backend takes `bucket` (required), `prefix`, `endpoint` (an http:// or https:// URL), `region` (strings) and `path_style` (a bool).",
-    }
 }
 
 impl Backend {
@@ -117,40 +96,24 @@ impl Backend {
                     },
                     (None, None) => return Err(self.invalid("`url` or `url_env` is required")),
                 };
-                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                    // Never echo the value: it may hold a password.
-                    return Err(Diagnostic::new("P2086", "cannot form the state address")
-                        .help(format!(
-                            "The PostgreSQL URL for environment `{env}` does not start with postgres:// or postgresql://. Write it as postgres://USER:PASSWORD@HOST/DATABASE."
-                        ))
-                        .label(self.span, "this backend"));
-                }
-                Ok(url)
+                crate::state::postgres::backend_address(&url, env).map_err(|d| d.label(self.span, "this backend"))
             }
             "s3" => {
                 let bucket = self.string_setting("bucket")?.ok_or_else(|| self.invalid("`bucket` is required"))?;
                 let prefix = self.string_setting("prefix")?.unwrap_or("").trim_matches('/');
                 check_bucket(bucket).map_err(|why| self.invalid(&why))?;
                 check_prefix(prefix).map_err(|why| self.invalid(&why))?;
-                let mut address = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
-                let mut query = Vec::new();
-                if let Some(endpoint) = self.string_setting("endpoint")? {
+                let endpoint = self.string_setting("endpoint")?;
+                if let Some(endpoint) = endpoint {
                     check_endpoint(endpoint).map_err(|why| self.invalid(&why))?;
-                    query.push(format!("endpoint={}", crate::redact::percent_encode(endpoint)));
                 }
-                if let Some(region) = self.string_setting("region")? {
-                    query.push(format!("region={}", crate::redact::percent_encode(region)));
-                }
-                match self.settings.get("path_style").map(plain) {
-                    None | Some(Value::Null) => {}
-                    Some(Value::Bool(b)) => query.push(format!("path_style={b}")),
+                let region = self.string_setting("region")?;
+                let path_style = match self.settings.get("path_style").map(plain) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Bool(b)) => Some(*b),
                     Some(_) => return Err(self.invalid("`path_style` must be true or false")),
-                }
-                if !query.is_empty() {
-                    address.push('?');
-                    address.push_str(&query.join("&"));
-                }
-                Ok(address)
+                };
+                Ok(crate::state::s3::backend_address(bucket, prefix, endpoint, region, path_style))
             }
             other => Err(Diagnostic::new("P2084", "unknown backend kind")
                 .help(format!("`{other}` is not a backend kind; use one of `sqlite`, `postgres` or `s3`.{}", suggestion(other, KINDS.iter().copied())))
@@ -177,45 +140,6 @@ fn plain(v: &Value) -> &Value {
     match v {
         Value::Sensitive(inner) => plain(inner),
         other => other,
-    }
-}
-
-fn sqlite_address(project_dir: &Path, path: &Path, env: &str) -> Result<String, Diagnostic> {
-    let full = if path.is_absolute() { path.to_path_buf() } else { project_dir.join(path) };
-    let Some(text) = full.to_str() else {
-        return Err(Diagnostic::new("P2086", "cannot form the state address")
-            .help(format!("The SQLite state path for environment `{env}` ({}) is not valid UTF-8; choose another `path`.", full.display())));
-    };
-    if ["postgres://", "postgresql://", "s3://"].iter().any(|p| text.starts_with(p)) {
-        return Err(Diagnostic::new("P2086", "cannot form the state address").help(format!(
-            "The SQLite state path `{text}` for environment `{env}` would read as another backend's address; use a `postgres` or `s3` backend block for those, or a path such as `./{text}`."
-        )));
-    }
-    Ok(text.to_string())
-}
-
-fn check_bucket(bucket: &str) -> Result<(), String> {
-    if bucket.is_empty() {
-        return Err("`bucket` is empty".into());
-    }
-    if bucket.contains(['/', '?', '#']) || bucket.chars().any(char::is_whitespace) {
-        return Err(format!("`bucket` must be a bucket name, not `{bucket}` (no `/`, `?`, `#` or spaces; put key paths in `prefix`)"));
-    }
-    Ok(())
-}
-
-fn check_prefix(prefix: &str) -> Result<(), String> {
-    if prefix.contains('?') {
-        return Err(format!("`prefix` cannot contain `?` (`{prefix}`)"));
-    }
-    Ok(())
-}
-
-fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(format!("`endpoint` must be an http:// or https:// URL, not `{}`", crate::redact::url(endpoint)))
     }
 }
 

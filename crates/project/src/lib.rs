@@ -13,3 +13,4 @@ pub mod sources;
 // Lower crates under the module paths the code has always used.
 use plinth_base::{diagnostic, fsutil, redact, value};
 use plinth_language::{eval, syntax};
+use plinth_state as state;

@@ -6,6 +6,7 @@
 //! operation writes O(1) rows, never the whole state. A run that finds
 //! unfinished intents reconciles them first (see `exec::reconcile`).
 
+pub mod backend;
 pub mod conformance;
 pub mod crypt;
 pub mod fault;

@@ -615,6 +615,17 @@ impl Store for PostgresStore {
     }
 }
 
+/// The address a `postgres` backend block forms: its URL, refused unless it
+/// is a PostgreSQL URL (never echoed: it may hold a password).
+pub fn backend_address(url: &str, env: &str) -> Result<String, Diagnostic> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(Diagnostic::new("P2086", "cannot form the state address").help(format!(
+            "The PostgreSQL URL for environment `{env}` does not start with postgres:// or postgresql://. Write it as postgres://USER:PASSWORD@HOST/DATABASE."
+        )));
+    }
+    Ok(url.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -938,9 +938,69 @@ impl Store for S3Store {
     }
 }
 
+/// The address an `s3` backend block forms (the syntax [`parse_address`]
+/// reads back): `s3://bucket[/prefix][?endpoint=…&region=…&path_style=…]`,
+/// settings checked with [`check_bucket`], [`check_prefix`] and
+/// [`check_endpoint`] first.
+pub fn backend_address(bucket: &str, prefix: &str, endpoint: Option<&str>, region: Option<&str>, path_style: Option<bool>) -> String {
+    let mut address = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
+    let mut query = Vec::new();
+    if let Some(endpoint) = endpoint {
+        query.push(format!("endpoint={}", crate::redact::percent_encode(endpoint)));
+    }
+    if let Some(region) = region {
+        query.push(format!("region={}", crate::redact::percent_encode(region)));
+    }
+    if let Some(b) = path_style {
+        query.push(format!("path_style={b}"));
+    }
+    if !query.is_empty() {
+        address.push('?');
+        address.push_str(&query.join("&"));
+    }
+    address
+}
+
+pub fn check_bucket(bucket: &str) -> Result<(), String> {
+    if bucket.is_empty() {
+        return Err("`bucket` is empty".into());
+    }
+    if bucket.contains(['/', '?', '#']) || bucket.chars().any(char::is_whitespace) {
+        return Err(format!("`bucket` must be a bucket name, not `{bucket}` (no `/`, `?`, `#` or spaces; put key paths in `prefix`)"));
+    }
+    Ok(())
+}
+
+pub fn check_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.contains('?') {
+        return Err(format!("`prefix` cannot contain `?` (`{prefix}`)"));
+    }
+    Ok(())
+}
+
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("`endpoint` must be an http:// or https:// URL, not `{}`", crate::redact::url(endpoint)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backend_blocks_address_reads_back_as_its_settings() {
+        let a = backend_address("b", "envs/prod", Some("http://127.0.0.1:9000/x?y=1&z"), Some("eu-de"), Some(true));
+        let parsed = parse_address(&a).expect("the formed address parses");
+        assert_eq!(
+            (parsed.bucket.as_str(), parsed.prefix.as_str(), parsed.endpoint.as_deref(), parsed.region.as_str(), parsed.path_style),
+            ("b", "envs/prod", Some("http://127.0.0.1:9000/x?y=1&z"), "eu-de", true)
+        );
+        assert_eq!(backend_address("b", "", None, None, None), "s3://b");
+        assert!(check_bucket("a/b").is_err() && check_prefix("p?q").is_err() && check_endpoint("ftp://x").is_err());
+    }
 
     fn open(address: &str) -> S3Store {
         S3Store::open_with(address, "default", Some("AKIDEXAMPLE1234".into()), Some("wJalrXUtnFEMIsecret".into()), None).unwrap()

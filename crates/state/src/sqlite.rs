@@ -530,6 +530,23 @@ impl Store for SqliteStore {
     }
 }
 
+/// The address a `sqlite` backend block forms: its `path` (relative to the
+/// project directory) as an absolute path, refused when it would read as
+/// another backend's address.
+pub fn backend_address(project_dir: &Path, path: &Path, env: &str) -> Result<String, Diagnostic> {
+    let full = if path.is_absolute() { path.to_path_buf() } else { project_dir.join(path) };
+    let Some(text) = full.to_str() else {
+        return Err(Diagnostic::new("P2086", "cannot form the state address")
+            .help(format!("The SQLite state path for environment `{env}` ({}) is not valid UTF-8; choose another `path`.", full.display())));
+    };
+    if ["postgres://", "postgresql://", "s3://"].iter().any(|p| text.starts_with(p)) {
+        return Err(Diagnostic::new("P2086", "cannot form the state address").help(format!(
+            "The SQLite state path `{text}` for environment `{env}` would read as another backend's address; use a `postgres` or `s3` backend block for those, or a path such as `./{text}`."
+        )));
+    }
+    Ok(text.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -456,7 +456,14 @@ pub fn unmatched_only<'a>(cfg: &Config, prior: &Snapshot, only: &'a [String]) ->
 /// every instance `module.db["a"].…` ([`Path::covers`]; patterns with `*`
 /// go through [`glob_match`] instead).
 pub fn in_component(target: &str, address: &str) -> bool {
-    !target.contains('*') && Path::parse(target).zip(Path::parse(address)).is_some_and(|(t, a)| t.covers(&a))
+    // Called for every (component, change) pair when a plan is grouped: the
+    // text test first (a covered address starts with the target's text, then
+    // a `.` or a key), and the typed check only for the few that pass it.
+    let Some(rest) = address.strip_prefix(target) else { return false };
+    if !(rest.starts_with('.') || rest.starts_with('[')) || target.contains('*') {
+        return false;
+    }
+    Path::parse(target).zip(Path::parse(address)).is_some_and(|(t, a)| t.covers(&a))
 }
 
 /// `*` matches any run of characters.

@@ -630,8 +630,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
         Command::Init { dir, upgrade, json } => init_cmd(&dir, upgrade, json),
         Command::Render(args) => hydrate::render_cmd(args),
         Command::Unlock { dir, state } => {
-            let mut store = state.operation(&dir).open_store().map_err(fail(false))?;
-            let removed = store.unlock(None).map_err(|d| Failure::bare(d, false))?;
+            let removed = ops::queries::unlock(&mut state.operation(&dir)).map_err(fail(false))?;
             println!("{}", if removed { "Lock removed." } else { "The environment was not locked." });
             Ok(0)
         }
@@ -919,8 +918,7 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
     let json = args.json;
     let mut op = args.state.operation(&args.dir);
     if args.history {
-        let store = op.open_store().map_err(fail(json))?;
-        let history = store.drift_history().map_err(|d| Failure::bare(d, json))?;
+        let history = ops::queries::drift_history(&mut op).map_err(fail(json))?;
         if json {
             println!("{}", serde_json::to_string(&history).unwrap_or_default());
         } else {
@@ -982,8 +980,7 @@ async fn drift_cmd(args: DriftArgs, ui: &Ui, interrupt: &exec::Interrupt) -> Res
 }
 
 fn output_cmd(dir: &Path, state: &StateArg, name: Option<String>, json: bool, show_sensitive: bool) -> Result<i32, Failure> {
-    let store = state.operation(dir).open_store().map_err(fail(json))?;
-    let snap = store.snapshot().map_err(|d| Failure::bare(d, json))?;
+    let mut op = state.operation(dir);
     let shown = |o: &crate::state::model::OutputRecord| -> serde_json::Value {
         if o.sensitive && !show_sensitive {
             serde_json::Value::String("(sensitive)".into())
@@ -993,15 +990,7 @@ fn output_cmd(dir: &Path, state: &StateArg, name: Option<String>, json: bool, sh
     };
     match name {
         Some(n) => {
-            let Some(o) = snap.outputs.get(&n) else {
-                return Err(Failure::bare(
-                    Diagnostic::new("P5004", "no such output").help(format!(
-                        "The state records no output `{n}`.{} Outputs are recorded by `plinth apply`.",
-                        crate::diagnostic::suggestion(&n, snap.outputs.keys().map(String::as_str))
-                    )),
-                    json,
-                ));
-            };
+            let o = &ops::queries::output(&mut op, &n).map_err(fail(json))?;
             if json {
                 println!("{}", shown(o));
             } else {
@@ -1013,17 +1002,16 @@ fn output_cmd(dir: &Path, state: &StateArg, name: Option<String>, json: bool, sh
         }
         None => {
             // One order everywhere, whatever order the backend returns: by name.
-            let mut outputs: Vec<_> = snap.outputs.iter().collect();
-            outputs.sort_by(|a, b| a.0.cmp(b.0));
+            let outputs = ops::queries::outputs(&mut op).map_err(fail(json))?;
             if json {
                 let map: serde_json::Map<String, serde_json::Value> =
-                    outputs.iter().map(|(k, o)| ((*k).clone(), serde_json::json!({ "value": shown(o), "sensitive": o.sensitive }))).collect();
+                    outputs.iter().map(|(k, o)| (k.clone(), serde_json::json!({ "value": shown(o), "sensitive": o.sensitive }))).collect();
                 println!("{}", serde_json::Value::Object(map));
             } else {
-                if snap.outputs.is_empty() {
+                if outputs.is_empty() {
                     eprintln!("No outputs recorded. Outputs are recorded by `plinth apply`.");
                 }
-                for (k, o) in outputs {
+                for (k, o) in &outputs {
                     let v = shown(o);
                     let text = if o.sensitive && !show_sensitive { "(sensitive)".to_string() } else { Value::from_json(&v).to_string() };
                     println!("{k} = {text}");
@@ -1049,20 +1037,7 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
         StateCommand::Show { address, dir_arg, dir, state, json } => {
             let (mut rest, dir) = args::split_dir(address.into_iter().chain(dir_arg).collect(), dir, 1);
             let address = rest.pop();
-            let store = state.operation(&dir).open_store().map_err(fail(json))?;
-            let snap = store.snapshot().map_err(|d| Failure::bare(d, json))?;
-            let recs: Vec<_> = snap.instances.values().filter(|r| address.as_ref().is_none_or(|a| plan::glob_match(a, &r.address))).collect();
-            if recs.is_empty() {
-                if let Some(a) = &address {
-                    return Err(Failure::bare(
-                        Diagnostic::new("P5004", "no such instance in the state").help(format!(
-                            "`{a}` is not recorded.{} `plinth state list` shows what is.",
-                            crate::diagnostic::suggestion(a, snap.instances.values().map(|r| r.address.as_str()))
-                        )),
-                        json,
-                    ));
-                }
-            }
+            let (serial, recs) = ops::queries::instances(&mut state.operation(&dir), address.as_deref()).map_err(fail(json))?;
             if json {
                 let list: Vec<serde_json::Value> = recs
                     .iter()
@@ -1076,7 +1051,7 @@ fn state_cmd(cmd: StateCommand) -> Result<i32, Failure> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::json!({ "serial": snap.serial, "instances": list }));
+                println!("{}", serde_json::json!({ "serial": serial, "instances": list }));
             } else {
                 for r in recs {
                     println!("# {}{}", r.address, if r.deposed.is_empty() { String::new() } else { format!(" (deposed {})", r.deposed) });

@@ -4,7 +4,8 @@
 //! for a run ([`operation`]), opening and locking its state ([`store`]),
 //! making and applying plans ([`planning`]), saved plans and their checks
 //! ([`saved`]), drift and `--accept` ([`drift`]), `state rm|mv|migrate|
-//! rekey` ([`surgery`]), and pinning module sources ([`init`]).
+//! rekey` ([`surgery`]), read-only lookups (outputs, `state show`, drift
+//! history, `unlock`: [`queries`]), and pinning module sources ([`init`]).
 //!
 //! Invariants:
 //! - Never prints. Outcomes, warnings and diagnostics are returned as data
@@ -24,6 +25,7 @@ pub mod drift;
 pub mod init;
 pub mod operation;
 pub mod planning;
+pub mod queries;
 pub mod saved;
 pub mod store;
 pub mod surgery;

@@ -1,6 +1,9 @@
-//! Stage `state`: the durable store of every environment.
+//! Stage `state`: the durable store of every environment, behind one
+//! [`Store`] trait with three backends (SQLite, PostgreSQL, S3); each backend
+//! owns its settings and the address they form ([`backend`]).
 //!
-//! Invariants: the only module that knows SQL. Each operation's intent is
+//! Invariants: the only crate that knows SQL and the state's S3 layout (the
+//! only one with rusqlite). Each operation's intent is
 //! durable before the provider is called; its result and the intent's
 //! completion are durable in one transaction before any dependent starts; each
 //! operation writes O(1) rows, never the whole state. A run that finds

@@ -247,13 +247,19 @@ fn evaluate(dir: &Path, name: &str, project: &mut Project, host: &mut RunHost) -
     envs::load(dir, name, &mut project.sources, &names, host).map_err(|d| Failed::new(&project.sources, d))
 }
 
-/// The state address of an environment's backend (the default SQLite file
-/// without one); a relative file path is taken from the project directory.
+/// The address an environment's backend forms (the default SQLite file
+/// without one), as `plinth envs` shows it.
+fn resolved_backend(dir: &Path, name: &str, env: &Environment, sources: &Sources) -> Result<String, Failed> {
+    match &env.backend {
+        Some(b) => b.state_address(dir, name).map_err(|d| Failed::new(sources, vec![d])),
+        None => Ok(envs::DEFAULT_SQLITE_PATH.to_string()),
+    }
+}
+
+/// The state address of an environment's backend; a relative file path is
+/// taken from the project directory.
 fn backend_address(dir: &Path, name: &str, env: &Environment, sources: &Sources) -> Result<String, Failed> {
-    let resolved = match &env.backend {
-        Some(b) => b.state_address(dir, name).map_err(|d| Failed::new(sources, vec![d]))?,
-        None => envs::DEFAULT_SQLITE_PATH.to_string(),
-    };
+    let resolved = resolved_backend(dir, name, env, sources)?;
     let address = if !resolved.contains("://") && Path::new(&resolved).is_relative() { dir.join(&resolved).display().to_string() } else { resolved };
     Ok(given_address(&address))
 }
@@ -309,10 +315,7 @@ pub fn environments(dir: &Path) -> Result<Vec<EnvironmentRow>, Failed> {
     for name in &names {
         let mut project = project::load(dir).map_err(|(sources, diags)| Failed { sources, diags })?;
         let env = evaluate(dir, name, &mut project, &mut RunHost::new(dir))?;
-        let address = match &env.backend {
-            Some(b) => b.state_address(dir, name).map_err(|d| Failed::new(&project.sources, vec![d]))?,
-            None => envs::DEFAULT_SQLITE_PATH.to_string(),
-        };
+        let address = resolved_backend(dir, name, &env, &project.sources)?;
         rows.push(EnvironmentRow {
             name: name.clone(),
             backend: env.backend.as_ref().map(|b| b.kind.clone()).unwrap_or_else(|| "sqlite".into()),

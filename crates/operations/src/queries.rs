@@ -22,12 +22,14 @@ pub fn outputs(op: &mut Operation) -> Result<Vec<(String, OutputRecord)>, Failed
 /// One recorded output (`P5004` when there is none of that name).
 pub fn output(op: &mut Operation, name: &str) -> Result<OutputRecord, Failed> {
     let mut snap = op.open_store()?.snapshot().map_err(Failed::bare)?;
+    if let Some(o) = snap.outputs.shift_remove(name) {
+        return Ok(o);
+    }
+    // "Did you mean" costs an edit distance per name: only on a miss.
     let known = suggestion(name, snap.outputs.keys().map(String::as_str));
-    snap.outputs.shift_remove(name).ok_or_else(|| {
-        Failed::bare(
-            Diagnostic::new("P5004", "no such output").help(format!("The state records no output `{name}`.{known} Outputs are recorded by `plinth apply`.")),
-        )
-    })
+    Err(Failed::bare(
+        Diagnostic::new("P5004", "no such output").help(format!("The state records no output `{name}`.{known} Outputs are recorded by `plinth apply`.")),
+    ))
 }
 
 /// The state's serial and the recorded instances a pattern selects (all
@@ -37,9 +39,10 @@ pub fn instances(op: &mut Operation, pattern: Option<&str>) -> Result<(i64, Vec<
     let serial = snap.serial;
     let all: Vec<InstanceRecord> = snap.instances.into_values().collect();
     let Some(pattern) = pattern else { return Ok((serial, all)) };
-    let known = suggestion(pattern, all.iter().map(|r| r.address.as_str()));
-    let selected: Vec<InstanceRecord> = all.into_iter().filter(|r| crate::plan::glob_match(pattern, &r.address)).collect();
+    let (selected, rest): (Vec<InstanceRecord>, Vec<InstanceRecord>) = all.into_iter().partition(|r| crate::plan::glob_match(pattern, &r.address));
     if selected.is_empty() {
+        // On a miss only (`rest` is then every instance): an edit distance per address.
+        let known = suggestion(pattern, rest.iter().map(|r| r.address.as_str()));
         return Err(Failed::bare(
             Diagnostic::new("P5004", "no such instance in the state").help(format!("`{pattern}` is not recorded.{known} `plinth state list` shows what is.")),
         ));

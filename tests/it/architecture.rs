@@ -24,6 +24,9 @@ const CRATES: &[(&str, &[&str])] = &[
     ("plinth-state", &["plinth-base", "plinth-clients"]),
     // The built-in providers: the only crate that names one.
     ("plinth-providers", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients"]),
+    // Terraform/OpenTofu providers: the plugin protocol client, as a Plinth
+    // provider (names no built-in provider).
+    ("plinth-tfplugin", &["plinth-base", "plinth-sdk", "plinth-clients"]),
     // Graph, plan, apply, reconcile, refresh, drift: never names a provider.
     ("plinth-engine", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-state"]),
     // Loading a project: module sources and the lock, environments.
@@ -32,7 +35,7 @@ const CRATES: &[(&str, &[&str])] = &[
     // (plans, saved plans, locking, drift, state surgery); never prints.
     (
         "plinth-operations",
-        &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients", "plinth-state", "plinth-providers", "plinth-engine", "plinth-project"],
+        &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients", "plinth-state", "plinth-providers", "plinth-tfplugin", "plinth-engine", "plinth-project"],
     ),
     // The binary: arguments, rendering, exit codes.
     (
@@ -64,6 +67,8 @@ const CONFINED: &[(&str, &[&str])] = &[
     ("pest", &["plinth-language"]),
     ("pest_derive", &["plinth-language"]),
     ("petgraph", &["plinth-engine"]),
+    ("tonic", &["plinth-tfplugin"]),
+    ("prost", &["plinth-tfplugin"]),
     ("clap", &["plinth"]),
     ("indicatif", &["plinth"]),
 ];

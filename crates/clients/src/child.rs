@@ -1,5 +1,6 @@
 //! The environment of every child process Plinth starts: exec providers,
-//! `git`, and kubeconfig `exec` credential plugins.
+//! `git`, kubeconfig `exec` credential plugins and Terraform provider
+//! plugins.
 //!
 //! Invariants:
 //! - Every spawn goes through [`command`]: it clears the inherited
@@ -34,6 +35,10 @@ pub enum Kind {
     Git,
     /// A kubeconfig `exec` credential plugin.
     CredentialPlugin,
+    /// A Terraform/OpenTofu provider plugin: the common variables, its
+    /// plugin handshake, and what its provider block's `pass_env` names
+    /// (given as `extra`); unlike Terraform, no credentials by default.
+    TerraformProvider,
 }
 
 /// Every child: the program search path, the home directory, the user,
@@ -109,6 +114,7 @@ fn allowed(kind: Kind, name: &str) -> bool {
         Kind::ExecProvider => false,
         Kind::Git => GIT.contains(&name) || name.starts_with("GIT_CONFIG_KEY_") || name.starts_with("GIT_CONFIG_VALUE_"),
         Kind::CredentialPlugin => CREDENTIAL_PLUGIN.contains(&name),
+        Kind::TerraformProvider => false,
     }
 }
 
@@ -183,7 +189,7 @@ mod tests {
 
     #[test]
     fn children_get_the_allow_list_and_never_plinths_secrets() {
-        for kind in [Kind::ExecProvider, Kind::Git, Kind::CredentialPlugin] {
+        for kind in [Kind::ExecProvider, Kind::Git, Kind::CredentialPlugin, Kind::TerraformProvider] {
             let names: Vec<String> =
                 env_of(kind, &[("PLINTH_STATE_KEY".into(), "k".into()), ("MINE".into(), "1".into())]).into_iter().map(|(k, _)| k).collect();
             for gone in [

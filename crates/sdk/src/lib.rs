@@ -39,6 +39,35 @@ pub struct AttrSchema {
     /// other attribute's value is sensitive (`file.file`'s `mode` is 0600
     /// for sensitive content).
     pub sensitive_default: Option<(&'static str, Value)>,
+    /// Set for a nested block type (Terraform providers' schemas): written
+    /// as blocks in the resource body (`rule { … }`, repeatable), or
+    /// assigned a list of objects. `ty` is the value the blocks make.
+    pub block: Option<Arc<BlockSchema>>,
+}
+
+/// How a nested block type repeats (Terraform's nesting modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nesting {
+    /// At most one block; the value is an object, null without the block.
+    Single,
+    /// Exactly one block's worth; the value is an object even without one.
+    Group,
+    /// Ordered blocks; the value is a list of objects.
+    List,
+    /// Unordered blocks; the value is a set (list) of objects.
+    Set,
+    /// Blocks keyed by a label; written only as a map of objects.
+    Map,
+}
+
+/// The content of a nested block type: its attributes and blocks.
+#[derive(Debug, Clone)]
+pub struct BlockSchema {
+    pub nesting: Nesting,
+    pub min_items: u64,
+    /// 0: no limit.
+    pub max_items: u64,
+    pub attributes: IndexMap<&'static str, AttrSchema>,
 }
 
 impl AttrSchema {
@@ -54,6 +83,7 @@ impl AttrSchema {
             description,
             derived: false,
             sensitive_default: None,
+            block: None,
         }
     }
     pub fn required(ty: Type, description: &'static str) -> Self {
@@ -82,6 +112,11 @@ impl AttrSchema {
     pub fn derived(mut self) -> Self {
         self.derived = true;
         self
+    }
+    /// A nested block type of `ty` (the value its blocks make).
+    pub fn nested_block(ty: Type, block: BlockSchema, description: &'static str) -> Self {
+        let required = block.min_items > 0 && matches!(block.nesting, Nesting::List | Nesting::Set | Nesting::Single);
+        AttrSchema { required, block: Some(Arc::new(block)), ..AttrSchema::optional(ty, description) }
     }
     /// An input the user sets (as opposed to a purely computed attribute).
     pub fn is_input(&self) -> bool {
@@ -250,8 +285,41 @@ pub trait ProviderFactory: Send + Sync {
     fn preview(&self, _rtype: &str, _prior: Option<&Map>, _config: &Map) -> Vec<ContentPreview> {
         vec![]
     }
+    /// True when the provider plans changes itself (Terraform providers'
+    /// PlanResourceChange): the engine then calls [`plan_change`](Self::plan_change)
+    /// for every create, update and replace instead of [`plan_checked`](Self::plan_checked).
+    fn plans_remotely(&self, _rtype: &str) -> bool {
+        false
+    }
+    /// The provider's own plan of a change. The one planning call that may
+    /// talk to a process (the provider's plugin); never to the objects.
+    fn plan_change(&self, req: ChangeRequest<'_>) -> Result<PlannedChange, Diagnostic> {
+        Ok(PlannedChange { planned: self.plan(req.rtype, req.prior, req.config), requires_replace: vec![] })
+    }
     /// `config` holds the evaluated provider block (all known).
     fn configure(&self, config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic>;
+}
+
+/// A change for [`ProviderFactory::plan_change`].
+pub struct ChangeRequest<'a> {
+    /// The provider configuration's key (`otc`, `otc.second`).
+    pub provider_key: &'a str,
+    /// Its evaluated block; None when it is not known before apply.
+    pub provider_config: Option<&'a Map>,
+    pub rtype: &'a str,
+    /// Address, for messages.
+    pub address: &'a str,
+    /// The recorded attributes; None for a create.
+    pub prior: Option<&'a Map>,
+    pub config: &'a Map,
+    pub ctx: &'a ProviderContext,
+}
+
+/// A provider's plan: the planned attributes (unknown where only apply can
+/// tell) and the attributes whose change replaces the object.
+pub struct PlannedChange {
+    pub planned: Map,
+    pub requires_replace: Vec<String>,
 }
 
 /// What every provider may know of the run.

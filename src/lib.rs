@@ -15,6 +15,7 @@
 //! | `plinth-clients` | [`child`], [`pgtls`], [`s3util`], [`tls`] | hardened git/child processes, PostgreSQL TLS, S3 |
 //! | `plinth-state` | [`state`] | durable stores: SQLite, PostgreSQL, S3 |
 //! | `plinth-providers` | [`providers`] (`core`, `file`, `git`, …, `builtin::registry_in`) | the built-in providers |
+//! | `plinth-tfplugin` | [`tfplugin`] | Terraform/OpenTofu providers over the plugin protocol |
 //! | `plinth-engine` | [`graph`], [`plan`], [`exec`] | DAG → plan → provider calls |
 //! | `plinth-project` | [`sources`], [`project`], [`envs`] | a directory and an environment → one configuration |
 //! | `plinth-operations` | [`operations`] | one resolved operation → an outcome (plans, saved plans, locking, drift, state surgery) |
@@ -28,6 +29,7 @@ pub use plinth_language::{eval, syntax, template};
 pub use plinth_operations as operations;
 pub use plinth_project::{envs, project, sources};
 pub use plinth_state as state;
+pub use plinth_tfplugin as tfplugin;
 
 /// The provider SDK and the built-in providers under one path, as before the
 /// split: `providers::Registry`, `providers::kubernetes::…`,

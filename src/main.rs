@@ -24,5 +24,7 @@ fn main() {
             eprintln!("error: cannot start: {e}");
             1
         });
+    // Terraform provider plugins still running are stopped, not orphaned.
+    plinth::tfplugin::plugin::stop_all();
     std::process::exit(code);
 }

@@ -141,7 +141,7 @@ fn changes_text(out: &mut String, changed: &[&Change], style: Style) {
                 if let Some(after) = &c.after {
                     let w = width(after);
                     for (k, v) in after {
-                        if matches!(v, Value::Null) {
+                        if matches!(v, Value::Null) || k == plinth_sdk::BOOKKEEPING {
                             continue;
                         }
                         attr_line(out, w, k, None, v, style, "+");
@@ -155,7 +155,7 @@ fn changes_text(out: &mut String, changed: &[&Change], style: Style) {
                     let w = width(after);
                     for (k, v) in after {
                         let old = before.get(k).unwrap_or(&Value::Null);
-                        if old == v && !v.is_unknown_deep() {
+                        if (old == v && !v.is_unknown_deep()) || k == plinth_sdk::BOOKKEEPING {
                             continue;
                         }
                         if matches!(v, Value::Unknown) && matches!(old, Value::Null) {

@@ -35,7 +35,17 @@ const CRATES: &[(&str, &[&str])] = &[
     // (plans, saved plans, locking, drift, state surgery); never prints.
     (
         "plinth-operations",
-        &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients", "plinth-state", "plinth-providers", "plinth-tfplugin", "plinth-engine", "plinth-project"],
+        &[
+            "plinth-base",
+            "plinth-sdk",
+            "plinth-language",
+            "plinth-clients",
+            "plinth-state",
+            "plinth-providers",
+            "plinth-tfplugin",
+            "plinth-engine",
+            "plinth-project",
+        ],
     ),
     // The binary: arguments, rendering, exit codes.
     (
@@ -47,6 +57,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "plinth-clients",
             "plinth-state",
             "plinth-providers",
+            "plinth-tfplugin",
             "plinth-engine",
             "plinth-project",
             "plinth-operations",

@@ -722,3 +722,18 @@ fn terraform_syntax_is_answered_with_the_plinth_form() {
     let err = stderr(&run(p.path(), &["validate"]));
     assert!(err.contains("P2145") && err.contains("`var.x` → `x`") && err.contains("`local.y` → `y`"), "{err}");
 }
+
+/// A resource on a provider's default configuration waits for what that
+/// configuration references (here a kubeconfig a `file.file` writes), as a
+/// resource naming an alias does: without the edge, the namespace was
+/// applied before its kubeconfig existed.
+#[test]
+fn resources_of_a_default_provider_block_wait_for_what_it_references() {
+    let p = project(&[(
+        "main.plinth",
+        "provider kubernetes {\n  kubeconfig = file.file.kc.path\n}\nresource file.file kc {\n  path    = \"kc.yaml\"\n  content = \"x\"\n}\nresource kubernetes.namespace ns {\n  name = \"a\"\n}\n",
+    )]);
+    let dot = stdout(&run(p.path(), &["graph"]));
+    assert!(dot.contains("\"file.file.kc\" -> \"provider kubernetes\""), "{dot}");
+    assert!(dot.contains("\"provider kubernetes\" -> \"kubernetes.namespace.ns\""), "{dot}");
+}

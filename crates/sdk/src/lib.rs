@@ -285,6 +285,12 @@ pub trait ProviderFactory: Send + Sync {
     fn preview(&self, _rtype: &str, _prior: Option<&Map>, _config: &Map) -> Vec<ContentPreview> {
         vec![]
     }
+    /// False for a Terraform provider that `plinth init` has not installed:
+    /// its schema is not known, so its blocks and resources are not
+    /// checked, and planning an instance of it fails.
+    fn schema_known(&self) -> bool {
+        true
+    }
     /// True when the provider plans changes itself (Terraform providers'
     /// PlanResourceChange): the engine then calls [`plan_change`](Self::plan_change)
     /// for every create, update and replace instead of [`plan_checked`](Self::plan_checked).
@@ -301,6 +307,7 @@ pub trait ProviderFactory: Send + Sync {
 }
 
 /// A change for [`ProviderFactory::plan_change`].
+#[derive(Clone, Copy)]
 pub struct ChangeRequest<'a> {
     /// The provider configuration's key (`otc`, `otc.second`).
     pub provider_key: &'a str,
@@ -312,7 +319,6 @@ pub struct ChangeRequest<'a> {
     /// The recorded attributes; None for a create.
     pub prior: Option<&'a Map>,
     pub config: &'a Map,
-    pub ctx: &'a ProviderContext,
 }
 
 /// A provider's plan: the planned attributes (unknown where only apply can
@@ -321,6 +327,12 @@ pub struct PlannedChange {
     pub planned: Map,
     pub requires_replace: Vec<String>,
 }
+
+/// The attribute under which a provider keeps its bookkeeping in a recorded
+/// object (Terraform providers' private data and schema version). Not a
+/// valid name in expressions; the engine leaves it out of resource values
+/// and plans show it nowhere.
+pub const BOOKKEEPING: &str = "@tf";
 
 /// What every provider may know of the run.
 #[derive(Debug, Clone)]

@@ -17,6 +17,7 @@
 
 pub mod cty;
 pub mod plugin;
+pub mod provider;
 pub mod rpc;
 pub mod schema;
 

@@ -103,8 +103,53 @@ pub struct Plugin {
     pub name: String,
     pub protocol: u32,
     pub client: Client,
-    child: Mutex<Option<Child>>,
+    child: Arc<Mutex<Option<Child>>>,
     tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+type Live = (std::sync::Weak<Mutex<Option<Child>>>, Client);
+
+/// Every plugin started by this process and not yet stopped.
+fn live() -> &'static Mutex<Vec<Live>> {
+    static LIVE: OnceLock<Mutex<Vec<Live>>> = OnceLock::new();
+    LIVE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Stops every provider plugin still running (at the end of a run, and
+/// when Plinth is interrupted): each is asked to stop, then ended.
+pub fn stop_all() {
+    let all: Vec<Live> = live().lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+    for (child, client) in all {
+        if let Some(child) = child.upgrade() {
+            stop_child(&child, client);
+        }
+    }
+}
+
+fn stop_child(child: &Mutex<Option<Child>>, client: Client) {
+    let Ok(mut guard) = child.lock() else { return };
+    let Some(mut child) = guard.take() else { return };
+    let asked = block_on(async move {
+        let stop = async {
+            match client {
+                Client::V5(mut c) => c.stop(v5::stop::Request {}).await.is_ok(),
+                Client::V6(mut c) => c.stop_provider(v6::stop_provider::Request {}).await.is_ok(),
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), stop).await.unwrap_or(false)
+    });
+    // A go-plugin server exits when its client goes away; give it a
+    // moment after a Stop, then make sure.
+    if asked {
+        for _ in 0..20 {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Plugin {
@@ -129,30 +174,7 @@ impl Plugin {
 
     /// Asks the provider to stop, then ends the process.
     pub fn stop(&self) {
-        let Ok(mut guard) = self.child.lock() else { return };
-        let Some(mut child) = guard.take() else { return };
-        let client = self.client.clone();
-        let asked = block_on(async move {
-            let stop = async {
-                match client {
-                    Client::V5(mut c) => c.stop(v5::stop::Request {}).await.is_ok(),
-                    Client::V6(mut c) => c.stop_provider(v6::stop_provider::Request {}).await.is_ok(),
-                }
-            };
-            tokio::time::timeout(Duration::from_secs(5), stop).await.unwrap_or(false)
-        });
-        // A go-plugin server exits when its client goes away; give it a
-        // moment after a Stop, then make sure.
-        if asked {
-            for _ in 0..20 {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        stop_child(&self.child, self.client.clone());
     }
 }
 
@@ -283,7 +305,12 @@ async fn start(launch: Launch) -> Result<Plugin, Diagnostic> {
         5 => Client::V5(v5::provider_client::ProviderClient::new(channel).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20)),
         _ => Client::V6(v6::provider_client::ProviderClient::new(channel).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20)),
     };
-    Ok(Plugin { name, protocol: hs.protocol, client, child: Mutex::new(Some(child)), tail })
+    let child = Arc::new(Mutex::new(Some(child)));
+    if let Ok(mut l) = live().lock() {
+        l.retain(|(c, _)| c.strong_count() > 0);
+        l.push((Arc::downgrade(&child), client.clone()));
+    }
+    Ok(Plugin { name, protocol: hs.protocol, client, child, tail })
 }
 
 fn open_log(path: &Path) -> Option<std::fs::File> {

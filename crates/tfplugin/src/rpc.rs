@@ -378,7 +378,7 @@ impl Plugin {
         }
     }
 
-    pub async fn import(&self, type_name: &str, id: &str, types: &dyn Fn(&str) -> Option<Cty>) -> Result<Vec<Imported>, Diagnostic> {
+    pub async fn import(&self, type_name: &str, id: &str, types: &(dyn Fn(&str) -> Option<Cty> + Sync)) -> Result<Vec<Imported>, Diagnostic> {
         type Listed = Vec<(String, Option<Vec<u8>>, Vec<u8>)>;
         let (list, d): (Listed, Vec<ProviderDiag>) = match self.client.clone() {
             Client::V5(mut cl) => {

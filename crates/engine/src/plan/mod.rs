@@ -217,6 +217,8 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
     let mut resources: Vec<String> = Vec::new();
     let mut unchanged = 0usize;
     let mut failed: HashSet<NodeIndex> = HashSet::default();
+    // Evaluated provider blocks, for providers that plan themselves.
+    let mut provider_configs: HashMap<String, Map> = HashMap::default();
 
     for &n in &graph.order {
         if let Some(sel) = &selection.nodes {
@@ -241,7 +243,9 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
             }
             DeclId::Param(name) => eval_param(cfg, name, vars, &mut ns, host),
             DeclId::Let(name) => eval_let(cfg, name, &mut ns, host),
-            DeclId::Provider(key) => eval_provider_config(cfg, key, &ns, host).map(|_| ()),
+            DeclId::Provider(key) => eval_provider_config(cfg, key, &ns, host).map(|config| {
+                provider_configs.insert(key.clone(), config);
+            }),
             DeclId::Resource(address) => {
                 if options.destroy {
                     // Nothing is planned but deletes: what is built from
@@ -257,6 +261,7 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
                             cfg,
                             registry,
                             prior,
+                            &provider_configs,
                             address,
                             &selection,
                             &deps_of,
@@ -592,6 +597,22 @@ pub fn eval_provider_config(cfg: &Config, key: &str, ns: &Namespace, host: &mut 
             Err(d) => diags.push(d),
         }
     }
+    // Nested blocks of a Terraform provider's configuration (`assume_role
+    // { … }`): a list of objects per name; the provider's schema shapes it.
+    for b in &decl.body.blocks {
+        let nested = crate::providers::BlockSchema { nesting: crate::providers::Nesting::List, min_items: 0, max_items: 0, attributes: IndexMap::default() };
+        match eval_blocks(&mut ev, &[b], &nested) {
+            Ok(Value::List(items)) => {
+                if let Some(Value::List(have)) = out.get_mut(&b.name.name) {
+                    have.extend(items);
+                } else {
+                    out.insert(b.name.name.clone(), Value::List(items));
+                }
+            }
+            Ok(_) => {}
+            Err(d) => diags.push(d),
+        }
+    }
     if diags.is_empty() {
         Ok(out)
     } else {
@@ -828,6 +849,32 @@ pub fn expand_resource(
                 Err(d) => diags.push(d),
             }
         }
+        // Nested blocks (`rule { … }`, repeatable): the value they make.
+        if let Some(schema) = schema {
+            for (name, attr) in &schema.attributes {
+                let Some(nested) = &attr.block else { continue };
+                let blocks: Vec<&crate::syntax::ast::Block> = res.decl.body.blocks.iter().filter(|b| b.name.name == *name).collect();
+                if blocks.is_empty() {
+                    continue;
+                }
+                match eval_blocks(&mut ev, &blocks, nested) {
+                    Ok(v) => match convert(v, &attr.ty) {
+                        Ok(v) => {
+                            config.insert((*name).to_string(), v);
+                        }
+                        Err(msg) => {
+                            diags.push(
+                                Diagnostic::new("P2033", "block has the wrong type")
+                                    .help(format!("`{name}` blocks of `{}.{}`: {msg}.", res.decl.provider.name, res.decl.rtype.name))
+                                    .label(blocks[0].name.span, format!("expected {}", attr.ty)),
+                            );
+                            mistyped.push(name);
+                        }
+                    },
+                    Err(d) => diags.push(d),
+                }
+            }
+        }
         if let Some(schema) = schema {
             for (name, attr) in &schema.attributes {
                 if !config.contains_key(*name) && attr.is_input() {
@@ -858,6 +905,30 @@ pub fn expand_resource(
     }
 }
 
+/// The value of the blocks `blocks` (all of one name): a list of objects,
+/// or one object for single and group blocks.
+fn eval_blocks(ev: &mut Evaluator<'_>, blocks: &[&crate::syntax::ast::Block], nested: &crate::providers::BlockSchema) -> Result<Value, Diagnostic> {
+    let mut items = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        let mut obj = Map::default();
+        for a in &b.body.attrs {
+            obj.insert(a.name.name.clone(), ev.eval(&a.value)?);
+        }
+        for (name, attr) in &nested.attributes {
+            let Some(inner) = &attr.block else { continue };
+            let inner_blocks: Vec<&crate::syntax::ast::Block> = b.body.blocks.iter().filter(|x| x.name.name == *name).collect();
+            if !inner_blocks.is_empty() {
+                obj.insert((*name).to_string(), eval_blocks(ev, &inner_blocks, inner)?);
+            }
+        }
+        items.push(Value::Map(obj));
+    }
+    Ok(match nested.nesting {
+        crate::providers::Nesting::Single | crate::providers::Nesting::Group => items.into_iter().next().unwrap_or(Value::Null),
+        _ => Value::List(items),
+    })
+}
+
 fn unknown_repetition(what: &str, span: Span) -> Diagnostic {
     Diagnostic::new("P2040", format!("`{what}` depends on values known only after apply"))
         .help(format!(
@@ -868,8 +939,15 @@ fn unknown_repetition(what: &str, span: Span) -> Diagnostic {
 
 /// The value a resource declaration has in expressions: an object, or a
 /// list/map of instance objects under `count`/`for_each`.
-pub fn resource_value(cfg: &Config, address: &str, instances: Vec<(InstanceKey, Value)>) -> Value {
+pub fn resource_value(cfg: &Config, address: &str, mut instances: Vec<(InstanceKey, Value)>) -> Value {
     let Some(res) = cfg.resources.get(address) else { return Value::Null };
+    for (_, v) in instances.iter_mut() {
+        if let Value::Map(m) = v {
+            if m.contains_key(crate::providers::BOOKKEEPING) {
+                m.shift_remove(crate::providers::BOOKKEEPING);
+            }
+        }
+    }
     if res.meta.count.is_some() {
         Value::List(instances.into_iter().map(|(_, v)| v).collect())
     } else if res.meta.for_each.is_some() {
@@ -905,6 +983,7 @@ fn plan_resource(
     cfg: &Config,
     registry: &Registry,
     prior: &Snapshot,
+    provider_configs: &HashMap<String, Map>,
     address: &str,
     selection: &Selection,
     deps_of: &HashMap<String, BTreeSet<String>>,
@@ -1005,11 +1084,44 @@ fn plan_resource(
             continue;
         }
         let before = prior_rec.map(|r| mark_sensitive(r.attrs.clone(), &r.sensitive));
-        let planned = match (planned_early, action) {
-            (Some(after), _) => Ok(after),
-            (None, Action::NoOp) => Ok(before.clone().unwrap_or_default()),
-            (None, Action::Update) => factory.plan_checked(&rtype, prior_rec.map(|r| &r.attrs), &config),
-            (None, _) => factory.plan_checked(&rtype, None, &config),
+        // Providers that plan themselves (Terraform providers) are asked
+        // for every change but at `validate`, which talks to no process.
+        let (action, replace_because, remote) = if factory.plans_remotely(&rtype) && !lenient && planned_early.is_none() {
+            let prior_attrs = if action == Action::Update { prior_rec.map(|r| &r.attrs) } else { None };
+            let req = plinth_sdk::ChangeRequest {
+                provider_key: &provider_key,
+                provider_config: provider_configs.get(&provider_key),
+                rtype: &rtype,
+                address: &inst_address,
+                prior: prior_attrs,
+                config: &config,
+            };
+            let planned = factory.plan_change(req).map_err(|d| vec![locate_provider_diagnostic(d, &res.decl, &inst_address)])?;
+            if action == Action::Update && !planned.requires_replace.is_empty() {
+                if res.meta.prevent_destroy {
+                    return Err(vec![Diagnostic::new("P4003", "resource is protected from destruction")
+                        .help(format!(
+                            "The provider replaces `{inst_address}` when {} changes, which destroys it, and its `lifecycle {{ prevent_destroy = true }}` forbids that. Revert the change, or remove the setting first if you really mean to replace it.",
+                            planned.requires_replace.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                        ))
+                        .label(res.decl.name.span, format!("`{inst_address}` would be replaced"))]);
+                }
+                // Planned again as the create that a replacement is.
+                let req = plinth_sdk::ChangeRequest { prior: None, ..req };
+                let created = factory.plan_change(req).map_err(|d| vec![locate_provider_diagnostic(d, &res.decl, &inst_address)])?;
+                (Action::Replace, planned.requires_replace, Some(created.planned))
+            } else {
+                (action, replace_because, Some(planned.planned))
+            }
+        } else {
+            (action, replace_because, None)
+        };
+        let planned = match (remote, planned_early, action) {
+            (Some(after), _, _) => Ok(after),
+            (None, Some(after), _) => Ok(after),
+            (None, None, Action::NoOp) => Ok(before.clone().unwrap_or_default()),
+            (None, None, Action::Update) => factory.plan_checked(&rtype, prior_rec.map(|r| &r.attrs), &config),
+            (None, None, _) => factory.plan_checked(&rtype, None, &config),
         };
         let after = planned.map_err(|d| vec![locate_provider_diagnostic(d, &res.decl, &inst_address)])?;
         let prior_sensitive = prior_rec.map(|r| r.sensitive.clone()).unwrap_or_default();

@@ -250,10 +250,13 @@ pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, exp
         let mut refs = Vec::new();
         match registry.get(&p.name.name) {
             None => checker.diags.push(unknown_provider(&p.name, registry)),
+            // A Terraform provider not installed yet: nothing to check against.
+            Some(f) if !f.schema_known() => {}
             Some(f) => {
                 let mut allowed: Vec<&str> = f.schema().config.keys().copied().collect();
                 allowed.extend_from_slice(crate::providers::governed::SETTINGS);
-                checker.check_attrs(&p.body, &allowed, "this provider's configuration", &[]);
+                let blocks: Vec<&str> = f.schema().config.iter().filter(|(_, a)| a.block.is_some()).map(|(n, _)| *n).collect();
+                checker.check_attrs(&p.body, &allowed, "this provider's configuration", &blocks);
             }
         }
         for a in &p.body.attrs {
@@ -319,6 +322,100 @@ struct Checker<'c> {
 }
 
 impl<'c> Checker<'c> {
+    /// A nested block of a provider schema (`rule { … }`): its attributes
+    /// and blocks against the schema, its references into the resource's.
+    fn check_nested_block(&mut self, b: &crate::syntax::ast::Block, nested: &crate::providers::BlockSchema, scope: &Scope<'_>, refs: &mut Vec<Reference>) {
+        if nested.nesting == crate::providers::Nesting::Map {
+            self.diags.push(
+                Diagnostic::new("P2017", "map blocks are assigned, not written")
+                    .help(format!("`{}` is keyed by a label; assign it a map of objects: `{} = {{ key = {{ … }} }}`.", b.name.name, b.name.name))
+                    .label(b.name.span, "map block"),
+            );
+            return;
+        }
+        for a in &b.body.attrs {
+            self.refs(&a.value, scope, refs);
+            match nested.attributes.get(a.name.name.as_str()) {
+                None => {
+                    let names: Vec<&str> = nested.attributes.iter().filter(|(_, s)| s.is_input()).map(|(n, _)| *n).collect();
+                    self.diags.push(
+                        Diagnostic::new("P2004", "unknown attribute")
+                            .help(format!(
+                                "A `{}` block has no attribute `{}`; it takes {}.{}",
+                                b.name.name,
+                                a.name.name,
+                                list_names(&names),
+                                suggestion(&a.name.name, names.iter().copied())
+                            ))
+                            .label(a.name.span, "unknown attribute"),
+                    );
+                }
+                Some(s) if !s.is_input() => self.diags.push(
+                    Diagnostic::new("P2012", "attribute is computed")
+                        .help(format!("`{}` of a `{}` block is set by the provider.", a.name.name, b.name.name))
+                        .label(a.name.span, "cannot be set"),
+                ),
+                Some(s) if s.block.is_some() && b.body.block(&a.name.name).is_some() => self.diags.push(
+                    Diagnostic::new("P2017", "block also set as an attribute")
+                        .help(format!("`{}` is written as blocks and assigned here; use one or the other.", a.name.name))
+                        .label(a.name.span, "assigned"),
+                ),
+                Some(_) => {}
+            }
+        }
+        for inner in &b.body.blocks {
+            match nested.attributes.get(inner.name.name.as_str()).and_then(|a| a.block.clone()) {
+                Some(n) => self.check_nested_block(inner, &n, scope, refs),
+                None => {
+                    let blocks: Vec<&str> = nested.attributes.iter().filter(|(_, a)| a.block.is_some()).map(|(n, _)| *n).collect();
+                    self.diags.push(
+                        Diagnostic::new("P2014", "unexpected block")
+                            .help(format!(
+                                "A `{}` block {}.{}",
+                                b.name.name,
+                                if blocks.is_empty() { "has no blocks inside".to_string() } else { format!("accepts the blocks {}", list_names(&blocks)) },
+                                suggestion(&inner.name.name, blocks.iter().copied())
+                            ))
+                            .label(inner.name.span, "unexpected block"),
+                    );
+                }
+            }
+        }
+        for (name, s) in &nested.attributes {
+            if s.required && b.body.attr(name).is_none() && b.body.block(name).is_none() {
+                self.diags.push(
+                    Diagnostic::new("P2005", "missing required attribute")
+                        .help(format!(
+                            "A `{}` block needs `{name}`{}.",
+                            b.name.name,
+                            if s.description.is_empty() { String::new() } else { format!(" ({})", s.description) }
+                        ))
+                        .label(b.name.span, format!("`{name}` is not set")),
+                );
+            }
+            if let Some(n) = &s.block {
+                self.check_block_count(&b.body, name, n);
+            }
+        }
+    }
+
+    /// At most `max_items` blocks named `name` in `body` (one for single blocks).
+    fn check_block_count(&mut self, body: &Body, name: &str, nested: &crate::providers::BlockSchema) {
+        use crate::providers::Nesting;
+        let blocks: Vec<&crate::syntax::ast::Block> = body.blocks.iter().filter(|b| b.name.name == name).collect();
+        let max = match nested.nesting {
+            Nesting::Single | Nesting::Group => 1,
+            _ => nested.max_items,
+        };
+        if max > 0 && blocks.len() as u64 > max {
+            self.diags.push(
+                Diagnostic::new("P2017", format!("too many `{name}` blocks"))
+                    .help(format!("At most {max} `{name}` block{} may be written here.", if max == 1 { "" } else { "s" }))
+                    .label(blocks[max as usize].name.span, "one too many"),
+            );
+        }
+    }
+
     fn check_attrs(&mut self, body: &Body, allowed: &[&str], what: &str, extra_blocks: &[&str]) {
         for a in &body.attrs {
             if !allowed.contains(&a.name.name.as_str()) {
@@ -361,6 +458,9 @@ impl<'c> Checker<'c> {
                 self.diags.push(unknown_provider(&decl.provider, self.registry));
                 None
             }
+            // A Terraform provider not installed yet: its resources are
+            // checked once `plinth init` has cached its schema.
+            Some(f) if !f.schema_known() => None,
             Some(f) => match f.schema().resources.get(decl.rtype.name.as_str()) {
                 Some(s) => Some(s),
                 None => {
@@ -479,6 +579,12 @@ impl<'c> Checker<'c> {
                 }
             }
         }
+        // A resource on the default configuration of a declared provider
+        // waits for what that block references (a kubeconfig written by a
+        // `file.file`, a cluster's endpoint), as one naming an alias does.
+        if meta.provider_config.is_none() && self.cfg.providers.contains_key(&decl.provider.name) {
+            refs.push(Reference { target: DeclId::Provider(decl.provider.name.clone()), span: decl.provider.span });
+        }
         for item in &r.extra_deps {
             let mut item_refs = Vec::new();
             self.refs(item, &Scope::top(), &mut item_refs);
@@ -490,7 +596,7 @@ impl<'c> Checker<'c> {
         }
         if let Some(schema) = schema {
             for (name, s) in &schema.attributes {
-                if s.required && body.attr(name).is_none() {
+                if s.required && body.attr(name).is_none() && body.block(name).is_none() {
                     self.diags.push(
                         Diagnostic::new("P2005", "missing required attribute")
                             .help(format!("`{}.{}` needs `{name}` ({}).", decl.provider.name, decl.rtype.name, s.description))
@@ -555,12 +661,40 @@ impl<'c> Checker<'c> {
                         _ => {}
                     }
                 }
+            } else if let Some(nested) = schema.and_then(|s| s.attributes.get(b.name.name.as_str())).and_then(|a| a.block.clone()) {
+                if body.attr(&b.name.name).is_some() {
+                    self.diags.push(
+                        Diagnostic::new("P2017", "block also set as an attribute")
+                            .help(format!(
+                                "`{}` is written as blocks and assigned a list here; use one or the other (the assignment is how blocks are generated from a collection).",
+                                b.name.name
+                            ))
+                            .label(b.name.span, "block"),
+                    );
+                }
+                self.check_nested_block(b, &nested, &inner_scope, &mut refs);
             } else {
+                let blocks: Vec<&str> = schema.map(|s| s.attributes.iter().filter(|(_, a)| a.block.is_some()).map(|(n, _)| *n).collect()).unwrap_or_default();
+                let all: Vec<&str> = std::iter::once("lifecycle").chain(blocks.iter().copied()).collect();
                 self.diags.push(
                     Diagnostic::new("P2014", "unexpected block")
-                        .help(format!("Resources accept only a `lifecycle` block.{}", suggestion(&b.name.name, ["lifecycle"])))
+                        .help(format!(
+                            "`{}.{}` accepts the blocks {}.{}",
+                            decl.provider.name,
+                            decl.rtype.name,
+                            list_names(&all),
+                            suggestion(&b.name.name, all.iter().copied())
+                        ))
                         .label(b.name.span, "unexpected block"),
                 );
+            }
+        }
+        // Blocks that may appear once.
+        if let Some(schema) = schema {
+            for (name, a) in &schema.attributes {
+                if let Some(nested) = &a.block {
+                    self.check_block_count(body, name, nested);
+                }
             }
         }
         (meta, refs)

@@ -177,6 +177,32 @@ pub enum Command {
     /// See docs/language.md, "Templates".
     #[command(verbatim_doc_comment)]
     Render(hydrate::RenderArgs),
+    /// Adopt an existing object of a Terraform provider as an instance the
+    /// configuration declares, by the provider's id for it (what `terraform
+    /// import` takes). Nothing is changed on the object; the next plan shows
+    /// how it differs from the configuration.
+    ///
+    ///   plinth import otc.cce_cluster_v3.edp 0a1b2c3d-…
+    ///   plinth import 'workato.folder.teams["ops"]' 42 --env prod/edp
+    ///
+    /// It also settles a create that an interrupted run left unknown (P6901).
+    #[command(verbatim_doc_comment)]
+    Import {
+        /// The instance address, as the configuration declares it.
+        address: String,
+        /// The provider's id of the object.
+        id: String,
+        /// Project directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        state: StateArg,
+        /// Print the recorded attributes as JSON (sensitive ones redacted).
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a lock left by a run that cannot release it.
     Unlock {
         /// Project directory.
@@ -629,6 +655,19 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
         Command::Envs { dir, json } => envs_cmd(&dir, json),
         Command::Init { dir, upgrade, json } => init_cmd(&dir, upgrade, json),
         Command::Render(args) => hydrate::render_cmd(args),
+        Command::Import { address, id, dir, vars, state, json } => {
+            let attrs = surgery::import(&mut state.operation(&dir), vars.flags(), &address, &id).map_err(fail(json))?;
+            if json {
+                println!("{}", serde_json::json!({ "address": address, "id": id, "imported": true }));
+            } else {
+                println!(
+                    "Imported {address} ({} attribute{}); `plinth plan` shows how it differs from the configuration.",
+                    attrs.len().saturating_sub(1),
+                    if attrs.len() == 2 { "" } else { "s" }
+                );
+            }
+            Ok(0)
+        }
         Command::Unlock { dir, state } => {
             let removed = ops::queries::unlock(&mut state.operation(&dir)).map_err(fail(false))?;
             println!("{}", if removed { "Lock removed." } else { "The environment was not locked." });

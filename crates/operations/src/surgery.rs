@@ -55,10 +55,35 @@ pub struct Removed {
 pub fn remove(op: &mut Operation, addresses: &[String]) -> Result<Removed, Failed> {
     let mut store = op.open_store()?;
     let guard = acquire(store.as_mut(), "state rm", Duration::ZERO)?;
-    refuse_unfinished(guard.store, "remove")?;
+    // An unfinished create that reconciliation cannot settle (a Terraform
+    // provider's object has no identity before its answer, P6901) is
+    // forgotten by naming its address: the object, if it was made, is left
+    // alone. Any other unfinished operation is reconciled first.
+    let unfinished = guard.store.unfinished_intents().map_err(Failed::bare)?;
+    let (named, others): (Vec<_>, Vec<_>) = unfinished.into_iter().partition(|i| i.action == "create" && addresses.contains(&i.address));
+    if !others.is_empty() {
+        refuse_unfinished(guard.store, "remove")?;
+    }
     let mut removed = Vec::new();
     let mut missing = Vec::new();
+    if !named.is_empty() {
+        let serial = guard.store.snapshot().map_err(Failed::bare)?.serial;
+        let closes: Vec<Completion> = named
+            .iter()
+            .map(|i| Completion::Close { intent: i.id, outcome: "forgotten by state rm: the unfinished create was not reconciled".into() })
+            .collect();
+        if let Err(d) = guard.store.complete(serial, &closes) {
+            return Ok(Removed { removed, error: Some(Failed::bare(d)) });
+        }
+    }
     for a in addresses {
+        if named.iter().any(|i| &i.address == a) {
+            if let Err(d) = guard.store.remove_instance(a) {
+                return Ok(Removed { removed, error: Some(Failed::bare(d)) });
+            }
+            removed.push(a.clone());
+            continue;
+        }
         match guard.store.remove_instance(a) {
             Ok(0) => missing.push(a.clone()),
             Ok(_) => removed.push(a.clone()),
@@ -210,6 +235,73 @@ pub fn write_snapshot(store: &mut dyn Store, snap: &Snapshot, replaced: &Snapsho
     store.finish_run(serial, status, counts).map_err(Failed::bare)
 }
 
+/// `import ADDRESS ID`: adopts the existing object `ID` as the instance
+/// `ADDRESS` of a resource the configuration declares (Terraform providers).
+/// The recorded inputs are left empty, so the next plan asks the provider
+/// how the configuration differs from the object, as Terraform shows after
+/// an import. Closes an unfinished create of the same address (P6901).
+/// Returns the attributes recorded.
+pub fn import(op: &mut Operation, vars: crate::VarFlags<'_>, address: &str, id: &str) -> Result<crate::value::Map, Failed> {
+    let mut prepared = op.prepare(crate::Vars::Args(vars))?;
+    let parsed = Address::parse(address).ok_or_else(|| {
+        Failed::bare(
+            Diagnostic::new("P5005", "invalid address")
+                .help(format!("`{address}` is not an address like `otc.cce_cluster_v3.edp` or `otc.rds_instance_v3.db[\"a\"]`.")),
+        )
+    })?;
+    let resource = parsed.resource().to_string();
+    let loaded = &prepared.loaded;
+    let Some(res) = loaded.cfg.resources.get(&resource) else {
+        return Err(Failed::bare(Diagnostic::new("P5009", "no such resource in the configuration").help(format!(
+            "Declare `{resource}` first: import adopts an object as an instance of a resource the configuration describes.{}",
+            crate::diagnostic::suggestion(&resource, loaded.cfg.resources.keys().map(String::as_str))
+        ))));
+    };
+    let provider_name = res.decl.provider.name.clone();
+    let rtype = res.decl.rtype.name.clone();
+    let key = res.meta.provider_config.clone().unwrap_or_else(|| provider_name.clone());
+    let factory =
+        loaded.registry.get(&provider_name).cloned().ok_or_else(|| Failed::bare(Diagnostic::new("P6001", format!("unknown provider `{provider_name}`"))))?;
+    let mut store = op.open_store()?;
+    let guard = acquire(store.as_mut(), "import", Duration::ZERO)?;
+    let snap = guard.store.snapshot().map_err(Failed::bare)?;
+    if snap.get(address).is_some() {
+        return Err(Failed::bare(Diagnostic::new("P5010", "already managed").help(format!(
+            "`{address}` is already recorded; importing would let two records claim one object. `plinth state rm {address}` forgets the record first."
+        ))));
+    }
+    let unfinished = guard.store.unfinished_intents().map_err(Failed::bare)?;
+    let open = unfinished.iter().find(|i| i.address == address && i.action == "create").map(|i| i.id);
+    if open.is_none() && !unfinished.is_empty() {
+        refuse_unfinished(guard.store, "import")?;
+    }
+    let loaded = &prepared.loaded;
+    let configs = crate::plan::provider_configs_from_state(&loaded.cfg, &loaded.graph, &snap, &prepared.vars, &mut prepared.host);
+    let config = configs.get(&key).cloned().ok_or_else(|| {
+        Failed::bare(
+            Diagnostic::new("P6904", format!("provider configuration `{key}` is not known"))
+                .help("Its block refers to values that only an apply can tell (resources not yet created); apply those first, then import."),
+        )
+    })?;
+    let attrs = factory.import(&config, &rtype, id).map_err(Failed::bare)?;
+    let sensitive = crate::plan::sensitive_attrs(&loaded.registry, &provider_name, &rtype, &attrs, &[]);
+    let record = crate::state::model::InstanceRecord {
+        address: address.to_string(),
+        deposed: String::new(),
+        resource,
+        provider: key,
+        rtype,
+        inputs: crate::value::Map::default(),
+        attrs: attrs.clone(),
+        sensitive,
+        deps: vec![],
+    };
+    let serial = guard.store.begin_run("import").map_err(Failed::bare)?;
+    guard.store.complete(serial, &[Completion::Upsert { intent: open, record }]).map_err(Failed::bare)?;
+    guard.store.finish_run(serial, "imported", [1, 0, 0, 0]).map_err(Failed::bare)?;
+    Ok(attrs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,3 +349,4 @@ mod tests {
         }
     }
 }
+

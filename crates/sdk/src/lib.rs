@@ -145,6 +145,9 @@ pub struct ProviderSchema {
     /// Attributes of the `provider <name> { … }` block.
     pub config: IndexMap<&'static str, AttrSchema>,
     pub resources: IndexMap<&'static str, ResourceSchema>,
+    /// Data sources (`data <provider>.<type> <name> { … }`): their
+    /// arguments and the attributes they read.
+    pub data_sources: IndexMap<&'static str, ResourceSchema>,
 }
 
 /// Identifies one object for a provider call.
@@ -302,6 +305,20 @@ pub trait ProviderFactory: Send + Sync {
     fn plan_change(&self, req: ChangeRequest<'_>) -> Result<PlannedChange, Diagnostic> {
         Ok(PlannedChange { planned: self.plan(req.rtype, req.prior, req.config), requires_replace: vec![] })
     }
+    /// Adopts an existing object by the provider's id for it (Terraform
+    /// providers: ImportResourceState, then ReadResource): what would be
+    /// recorded. `provider_config` is the evaluated provider block.
+    fn import(&self, _provider_config: &Map, rtype: &str, _id: &str) -> Result<Observed, Diagnostic> {
+        Err(Diagnostic::new("P6903", format!("`{}.{rtype}` cannot be imported by id", self.name()))
+            .help("Import adopts objects of Terraform providers (`provider … { source = … }`); built-in providers' objects are adopted by applying a configuration that describes them."))
+    }
+    /// Reads a data source (Terraform providers: ReadDataSource): every
+    /// attribute of its schema. Called while planning, once its
+    /// configuration and the provider's are known.
+    fn read_data(&self, req: DataRequest<'_>) -> Result<Map, Diagnostic> {
+        Err(Diagnostic::new("P6905", format!("provider `{}` has no data source `{}`", self.name(), req.dtype))
+            .help("Data sources come from Terraform providers' schemas."))
+    }
     /// `config` holds the evaluated provider block (all known).
     fn configure(&self, config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic>;
 }
@@ -318,6 +335,19 @@ pub struct ChangeRequest<'a> {
     pub address: &'a str,
     /// The recorded attributes; None for a create.
     pub prior: Option<&'a Map>,
+    pub config: &'a Map,
+}
+
+/// A data source to read, for [`ProviderFactory::read_data`].
+#[derive(Clone, Copy)]
+pub struct DataRequest<'a> {
+    pub provider_key: &'a str,
+    /// The evaluated provider block (known).
+    pub provider_config: &'a Map,
+    /// The data source type without the provider's prefix.
+    pub dtype: &'a str,
+    /// `data.<provider>.<type>.<name>[key]`, for messages.
+    pub address: &'a str,
     pub config: &'a Map,
 }
 

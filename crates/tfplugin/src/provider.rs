@@ -37,8 +37,8 @@ use indexmap::IndexMap;
 use plinth_base::diagnostic::Diagnostic;
 use plinth_base::value::{Map, Value};
 use plinth_sdk::{
-    AttrSchema, ChangeRequest, CreateRequest, DeleteRequest, Observed, PlannedChange, Provider, ProviderContext, ProviderFactory, ProviderSchema, ReadRequest,
-    ResourceSchema, UpdateRequest,
+    AttrSchema, ChangeRequest, CreateRequest, DataRequest, DeleteRequest, Observed, PlannedChange, Provider, ProviderContext, ProviderFactory, ProviderSchema,
+    ReadRequest, ResourceSchema, UpdateRequest,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -66,6 +66,7 @@ struct Shared {
     schemas: ProviderSchemas,
     sdk: ProviderSchema,
     types: HashMap<String, Arc<ResourceType>>,
+    data_types: HashMap<String, Arc<ResourceType>>,
     provider_cty: Cty,
     /// Running provider processes by configuration.
     running: Mutex<HashMap<String, Arc<Plugin>>>,
@@ -102,6 +103,15 @@ impl TerraformFactory {
             resources.insert(short, schema.resource_schema());
             types.insert(short.to_string(), Arc::new(ResourceType { tf_name: tf_name.clone(), schema: schema.clone(), cty }));
         }
+        let mut data_sources = IndexMap::default();
+        let mut data_types = HashMap::new();
+        for (tf_name, schema) in &installed.schemas.data_sources {
+            let short = tf_name.strip_prefix(&prefix).filter(|s| !s.is_empty()).unwrap_or(tf_name);
+            let cty = schema.block.cty().map_err(|e| bad_schema(name, tf_name, &e))?;
+            let short: &'static str = Box::leak(short.to_string().into_boxed_str());
+            data_sources.insert(short, schema.resource_schema());
+            data_types.insert(short.to_string(), Arc::new(ResourceType { tf_name: tf_name.clone(), schema: schema.clone(), cty }));
+        }
         let mut config = installed.schemas.provider.block.attributes_schema();
         let text = plinth_base::types::Type::String;
         config.insert("source", AttrSchema::optional(text.clone(), "where the provider is installed from (`namespace/type` or `host/namespace/type`)"));
@@ -123,7 +133,8 @@ impl TerraformFactory {
                 source: installed.source,
                 binary: installed.binary,
                 log: installed.log,
-                sdk: ProviderSchema { config, resources },
+                sdk: ProviderSchema { config, resources, data_sources },
+                data_types,
                 schemas: installed.schemas,
                 types,
                 provider_cty,
@@ -147,6 +158,7 @@ impl TerraformFactory {
                 schemas: ProviderSchemas { provider: empty, resources: Default::default(), data_sources: Default::default(), plan_destroy: false },
                 sdk: ProviderSchema::default(),
                 types: HashMap::new(),
+                data_types: HashMap::new(),
                 provider_cty: Cty::Object(vec![]),
                 running: Mutex::new(HashMap::new()),
             }),
@@ -454,6 +466,34 @@ impl ProviderFactory for TerraformFactory {
             map.insert(META.into(), meta);
         }
         Ok(PlannedChange { planned: map, requires_replace })
+    }
+    fn import(&self, provider_config: &Map, rtype: &str, id: &str) -> Result<Observed, Diagnostic> {
+        if let Some(why) = &self.missing {
+            return Err(why.clone());
+        }
+        import(self, provider_config, rtype, id)
+    }
+    fn read_data(&self, req: DataRequest<'_>) -> Result<Map, Diagnostic> {
+        if let Some(why) = &self.missing {
+            return Err(why.clone());
+        }
+        let shared = self.shared.clone();
+        let Some(dt) = shared.data_types.get(req.dtype).cloned() else {
+            return Err(Diagnostic::new("P6905", format!("provider `{}` has no data source `{}`", shared.name, req.dtype))
+                .help("Run `plinth init` to refresh the provider's schema."));
+        };
+        let plugin = shared.plugin_for(req.provider_config)?;
+        let config = conform(&Value::Map(req.config.clone()), &dt.schema.block);
+        let address = req.address.to_string();
+        let value = plugin::block_on(async move {
+            plugin.validate_data(&dt.tf_name, &config, &dt.cty).await?;
+            plugin.read_data(&dt.tf_name, &dt.cty, &config).await
+        })
+        .map_err(|d| in_address(d, &address))?;
+        Ok(match value {
+            Value::Map(m) => m,
+            _ => Map::default(),
+        })
     }
     fn configure(&self, config: &Map, _ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic> {
         if let Some(why) = &self.missing {

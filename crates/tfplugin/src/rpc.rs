@@ -250,6 +250,35 @@ impl Plugin {
         check("P7007", "invalid configuration", &diags)
     }
 
+    pub async fn validate_data(&self, type_name: &str, config: &Value, ty: &Cty) -> Result<(), Diagnostic> {
+        let bytes = enc(config, ty, "the data source configuration")?;
+        let diags = match self.client.clone() {
+            Client::V5(mut c) => {
+                let r = c
+                    .validate_data_source_config(v5::validate_data_source_config::Request {
+                        type_name: type_name.into(),
+                        config: Some(v5::DynamicValue { msgpack: bytes, json: vec![] }),
+                    })
+                    .await
+                    .map_err(|s| transport(self, "ValidateDataSourceConfig", s))?
+                    .into_inner();
+                diags!(r.diagnostics)
+            }
+            Client::V6(mut c) => {
+                let r = c
+                    .validate_data_resource_config(v6::validate_data_resource_config::Request {
+                        type_name: type_name.into(),
+                        config: Some(v6::DynamicValue { msgpack: bytes, json: vec![] }),
+                    })
+                    .await
+                    .map_err(|s| transport(self, "ValidateDataResourceConfig", s))?
+                    .into_inner();
+                diags!(r.diagnostics)
+            }
+        };
+        check("P7007", "invalid configuration", &diags)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub async fn plan(&self, type_name: &str, ty: &Cty, prior: &Value, proposed: &Value, config: &Value, prior_private: &[u8]) -> Result<Planned, Diagnostic> {
         let (p, n, c) = (enc(prior, ty, "the prior state")?, enc(proposed, ty, "the proposed state")?, enc(config, ty, "the configuration")?);

@@ -905,6 +905,14 @@ pub fn expand_resource(
     }
 }
 
+/// A recorded object and a provider's plan for it hold the same values
+/// (the provider's bookkeeping aside).
+fn same_object(recorded: &Map, planned: &Map) -> bool {
+    let skip = |k: &String| k == crate::providers::BOOKKEEPING;
+    recorded.iter().filter(|(k, _)| !skip(k)).all(|(k, v)| planned.get(k).is_some_and(|p| p == v && !p.is_unknown_deep()))
+        && planned.iter().filter(|(k, _)| !skip(k)).all(|(k, _)| recorded.contains_key(k))
+}
+
 /// The value of the blocks `blocks` (all of one name): a list of objects,
 /// or one object for single and group blocks.
 fn eval_blocks(ev: &mut Evaluator<'_>, blocks: &[&crate::syntax::ast::Block], nested: &crate::providers::BlockSchema) -> Result<Value, Diagnostic> {
@@ -1110,12 +1118,23 @@ fn plan_resource(
                 let req = plinth_sdk::ChangeRequest { prior: None, ..req };
                 let created = factory.plan_change(req).map_err(|d| vec![locate_provider_diagnostic(d, &res.decl, &inst_address)])?;
                 (Action::Replace, planned.requires_replace, Some(created.planned))
+            } else if action == Action::Update && prior_rec.is_some_and(|r| same_object(&r.attrs, &planned.planned)) {
+                // The provider plans no change (a default written out, an
+                // imported object that already matches): as Terraform, none.
+                (Action::NoOp, vec![], None)
             } else {
                 (action, replace_because, Some(planned.planned))
             }
         } else {
             (action, replace_because, None)
         };
+        if action == Action::NoOp {
+            if let Some(rec) = prior_rec {
+                values.push((key, Value::Map(mark_sensitive(rec.attrs.clone(), &rec.sensitive))));
+            }
+            *unchanged += 1;
+            continue;
+        }
         let planned = match (remote, planned_early, action) {
             (Some(after), _, _) => Ok(after),
             (None, Some(after), _) => Ok(after),

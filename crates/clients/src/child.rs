@@ -1,5 +1,5 @@
 //! The environment of every child process Plinth starts: exec providers,
-//! `git`, and kubeconfig `exec` credential plugins.
+//! `git`, kubeconfig `exec` credential plugins, and `gpgv`.
 //!
 //! Invariants:
 //! - Every spawn goes through [`command`]: it clears the inherited
@@ -34,6 +34,9 @@ pub enum Kind {
     Git,
     /// A kubeconfig `exec` credential plugin.
     CredentialPlugin,
+    /// `gpgv`, checking a signature ([`crate::gpgv`]): the common
+    /// allow-list only (never `GNUPGHOME`: it is given its own home).
+    Verifier,
 }
 
 /// Every child: the program search path, the home directory, the user,
@@ -106,7 +109,7 @@ fn allowed(kind: Kind, name: &str) -> bool {
         return true;
     }
     match kind {
-        Kind::ExecProvider => false,
+        Kind::ExecProvider | Kind::Verifier => false,
         Kind::Git => GIT.contains(&name) || name.starts_with("GIT_CONFIG_KEY_") || name.starts_with("GIT_CONFIG_VALUE_"),
         Kind::CredentialPlugin => CREDENTIAL_PLUGIN.contains(&name),
     }
@@ -183,7 +186,7 @@ mod tests {
 
     #[test]
     fn children_get_the_allow_list_and_never_plinths_secrets() {
-        for kind in [Kind::ExecProvider, Kind::Git, Kind::CredentialPlugin] {
+        for kind in [Kind::ExecProvider, Kind::Git, Kind::CredentialPlugin, Kind::Verifier] {
             let names: Vec<String> =
                 env_of(kind, &[("PLINTH_STATE_KEY".into(), "k".into()), ("MINE".into(), "1".into())]).into_iter().map(|(k, _)| k).collect();
             for gone in [

@@ -5,7 +5,8 @@
 //! making and applying plans ([`planning`]), saved plans and their checks
 //! ([`saved`]), drift and `--accept` ([`drift`]), `state rm|mv|migrate|
 //! rekey` ([`surgery`]), read-only lookups (outputs, `state show`, drift
-//! history, `unlock`: [`queries`]), and pinning module sources ([`init`]).
+//! history, `unlock`: [`queries`]), and pinning module sources and installing
+//! Terraform providers ([`init`]).
 //!
 //! Invariants:
 //! - Never prints. Outcomes, warnings and diagnostics are returned as data

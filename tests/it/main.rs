@@ -26,6 +26,7 @@ mod provider_s3;
 mod secrets;
 mod state_safety;
 mod templates;
+mod terraform_install;
 mod terraform_parity;
 
 use std::path::{Path, PathBuf};

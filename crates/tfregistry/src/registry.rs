@@ -242,14 +242,14 @@ impl Registry {
                 shown(&url)
             ))
         })?;
-        // Versions that do not parse are skipped, as Terraform does.
-        Ok(doc
-            .versions
-            .into_iter()
-            .filter_map(|v| {
-                Version::parse(&v.version).ok().map(|ver| (ver, v.platforms.map(|ps| ps.into_iter().map(|p| format!("{}_{}", p.os, p.arch)).collect())))
-            })
-            .collect())
+        // A version that does not parse makes the whole answer invalid, as
+        // in Terraform.
+        let mut out = Vec::with_capacity(doc.versions.len());
+        for v in doc.versions {
+            let version = Version::parse(&v.version).map_err(|why| invalid(&url, &format!("it lists the version {why}")))?;
+            out.push((version, v.platforms.map(|ps| ps.into_iter().map(|p| format!("{}_{}", p.os, p.arch)).collect())));
+        }
+        Ok(out)
     }
 
     /// Downloads, verifies and unpacks `version` for `platform` into the

@@ -8,7 +8,7 @@
 //!   (terraform, on PATH here and in CI, is the oracle);
 //! - from a provider registry written here: the documented protocol over
 //!   TLS (a CA made with openssl for the test, trusted through
-//!   PLINTH_PROVIDER_REGISTRY_CA), serving the real release zip with a
+//!   PLINTH_PROVIDER_REGISTRY_CA, or SSL_CERT_FILE), serving the real release zip with a
 //!   SHA256SUMS signed by a key made with gpg in a temporary GNUPGHOME; and
 //!   its failures: a wrong shasum, a bad signature, a redirect to http, no
 //!   version matching the constraint, a malformed answer;
@@ -427,6 +427,10 @@ fn init_from_a_registry_verifies_and_locks_what_terraform_locks() {
     let o = plinth().arg("init").arg(q.path()).env_remove("PLINTH_PROVIDER_REGISTRY_CA").env_remove("SSL_CERT_FILE").output().unwrap();
     assert_exit(&o, 1);
     assert!(stderr(&o).contains(codes::REGISTRY), "{}", stderr(&o));
+    // SSL_CERT_FILE (which replaces the system's certificates) works too.
+    let o = plinth().arg("init").arg(q.path()).env_remove("PLINTH_PROVIDER_REGISTRY_CA").env("SSL_CERT_FILE", &reg.ca).output().unwrap();
+    assert_exit(&o, 0);
+    assert_eq!(lock_of(q.path()).hashes, lock.hashes);
     // A second init is offline: the installed package matches the lock.
     let o = plinth().arg("init").arg(p.path()).env("PLINTH_PROVIDER_REGISTRY_CA", "/nonexistent").output().unwrap();
     assert_exit(&o, 0);

@@ -12,7 +12,8 @@
 //! | `plinth-base` | [`value`], [`types`], [`address`], [`diagnostic`], [`redact`], [`fsutil`] | values, types, diagnostics, redaction, file primitives |
 //! | `plinth-sdk` | [`providers`] (trait, schemas, registry, `governed`) | the provider contract |
 //! | `plinth-language` | [`syntax`], [`eval`], [`template`] | text → AST → declarations and values; templates |
-//! | `plinth-clients` | [`child`], [`pgtls`], [`s3util`], [`tls`] | hardened git/child processes, PostgreSQL TLS, S3 |
+//! | `plinth-clients` | [`child`], [`gpgv`], [`pgtls`], [`s3util`], [`tls`] | hardened git/child processes, signature checks, PostgreSQL TLS, S3 |
+//! | `plinth-tfregistry` | [`tfregistry`] | Terraform provider installation: addresses, constraints, hashes, mirrors, registries |
 //! | `plinth-state` | [`state`] | durable stores: SQLite, PostgreSQL, S3 |
 //! | `plinth-providers` | [`providers`] (`core`, `file`, `git`, …, `builtin::registry_in`) | the built-in providers |
 //! | `plinth-tfplugin` | [`tfplugin`] | Terraform/OpenTofu providers over the plugin protocol |
@@ -23,13 +24,14 @@
 pub mod cli;
 
 pub use plinth_base::{address, diagnostic, fsutil, redact, types, value};
-pub use plinth_clients::{child, pgtls, s3util, tls};
+pub use plinth_clients::{child, gpgv, pgtls, s3util, tls};
 pub use plinth_engine::{exec, graph, plan};
 pub use plinth_language::{eval, syntax, template};
 pub use plinth_operations as operations;
 pub use plinth_project::{envs, project, sources};
 pub use plinth_state as state;
 pub use plinth_tfplugin as tfplugin;
+pub use plinth_tfregistry as tfregistry;
 
 /// The provider SDK and the built-in providers under one path, as before the
 /// split: `providers::Registry`, `providers::kubernetes::…`,

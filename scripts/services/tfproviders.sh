@@ -17,6 +17,10 @@
 #   PLINTH_TEST_TF_AWS_MIRROR  /opt/tf-plugins when this machine has the aws
 #                           provider 5.100.0 (protocol 5, the SDK) there; the
 #                           image of these machines ships it, nothing fetches it.
+# The installation tests (tests/it/terraform_install.rs) also need gpgv (what
+# `plinth init` checks registry signatures with), gpg (to make the test
+# registry's signing key) and openssl (its TLS CA): installed with apt-get
+# when missing.
 # Nothing is started, so there is nothing to stop.
 
 TFPROVIDERS_SERVICE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -29,6 +33,17 @@ service_tfproviders_start() {
   local mirror="$cache/mirror/registry.terraform.io/workato-devs/workato/0.16.0/linux_amd64"
   local packed="$cache/packed/registry.terraform.io/workato-devs/workato"
   mkdir -p "$cache"
+  local tool missing=()
+  for tool in gpgv:gpgv gpg:gnupg openssl:openssl; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+  done
+  if ((${#missing[@]})); then
+    echo "tfproviders: installing ${missing[*]} (signature checks and the test registry)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 || {
+      echo "tfproviders: could not install ${missing[*]}" >&2
+      return 1
+    }
+  fi
   if [[ ! -f "$wheel" ]]; then
     echo "tfproviders: downloading workato-terraform-provider 0.16.0 from PyPI"
     python3 -m pip download --quiet --disable-pip-version-check --no-deps \

@@ -140,15 +140,34 @@ pub enum Command {
     /// Resolve every module source (relative, `catalogue/…`, `git+<url>//<path>`
     /// with a `version` constraint), fetch git sources into `.plinth/modules`
     /// and pin each to a commit and content hash in `plinth.lock` (commit it).
+    /// Install the Terraform/OpenTofu providers that provider blocks name
+    /// (`source = "namespace/type"`, `version = "~> 1.2"`) into
+    /// `.plinth/providers` and pin each to a version and its hashes there too.
     /// Later runs use the lock and work offline.
+    ///
+    /// Providers come from their registry (https only; its SHA256SUMS must be
+    /// signed by one of the registry's keys, checked with `gpgv`), or, with
+    /// --provider-mirror (PLINTH_PROVIDER_MIRROR), only from a filesystem
+    /// mirror in Terraform's layout. PLINTH_PROVIDER_REGISTRY_CA names a PEM
+    /// file of extra CA certificates for registries (SSL_CERT_FILE and
+    /// SSL_CERT_DIR replace the system's).
     Init {
         /// Project directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
-        /// Re-resolve every constraint against the repositories' tags
-        /// instead of keeping the locked commits.
+        /// Re-resolve every constraint (the repositories' tags, the providers'
+        /// versions) instead of keeping what plinth.lock pins.
         #[arg(long)]
         upgrade: bool,
+        /// Install providers only from this filesystem mirror (Terraform's
+        /// packed HOST/NS/TYPE/terraform-provider-TYPE_VERSION_OS_ARCH.zip or
+        /// unpacked HOST/NS/TYPE/VERSION/OS_ARCH/ layout), never from a registry.
+        #[arg(long, value_name = "DIR", env = "PLINTH_PROVIDER_MIRROR")]
+        provider_mirror: Option<PathBuf>,
+        /// A PEM file of CA certificates to trust for provider registries, in
+        /// addition to the system's.
+        #[arg(long, value_name = "FILE", env = "PLINTH_PROVIDER_REGISTRY_CA")]
+        provider_registry_ca: Option<PathBuf>,
         /// Print machine-readable JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -583,24 +602,54 @@ impl VarArgs {
     }
 }
 
-fn init_cmd(dir: &Path, upgrade: bool, json: bool) -> Result<i32, Failure> {
-    let ops::init::Initialized { modules, lock } = ops::init::init(dir, upgrade).map_err(fail(json))?;
+fn init_cmd(dir: &Path, options: &ops::init::InitOptions, json: bool) -> Result<i32, Failure> {
+    use crate::tfregistry::Origin;
+    let ops::init::Initialized { modules, lock, providers } = ops::init::init(dir, options).map_err(fail(json))?;
     let pinned = lock.as_ref().map(|l| l.sources.len()).unwrap_or(0);
+    let from = |o: &Origin| match o {
+        Origin::AlreadyInstalled => "already installed, matches plinth.lock".to_string(),
+        Origin::Mirror { path } => format!("from the mirror {}", path.display()),
+        Origin::Registry { url, key } => format!("from {url}, signed by key {key}"),
+    };
     if json {
         let entries: Vec<serde_json::Value> = lock
             .iter()
             .flat_map(|l| l.sources.iter())
             .map(|e| serde_json::json!({ "source": e.source, "constraint": e.constraint, "tag": e.tag, "commit": e.commit, "hash": e.hash }))
             .collect();
-        println!("{}", serde_json::json!({ "modules": modules, "locked": entries }));
+        let installed: Vec<serde_json::Value> = providers
+            .iter()
+            .map(|o| {
+                let (origin, origin_path, key) = match &o.origin {
+                    Origin::AlreadyInstalled => ("installed", None, None),
+                    Origin::Mirror { path } => ("mirror", Some(path.display().to_string()), None),
+                    Origin::Registry { url, key } => ("registry", Some(url.clone()), Some(key.clone())),
+                };
+                serde_json::json!({
+                    "source": o.lock.source, "version": o.lock.version, "constraints": o.lock.constraints, "hashes": o.lock.hashes,
+                    "dir": o.installed.dir.display().to_string(), "binary": o.installed.binary.display().to_string(),
+                    "origin": origin, "from": origin_path, "signing_key": key,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "modules": modules, "locked": entries, "providers": installed }));
     } else {
         for e in lock.iter().flat_map(|l| l.sources.iter()) {
             println!("  {} {} → {} ({})", e.source, e.constraint, e.tag, &e.commit[..e.commit.len().min(12)]);
         }
+        for o in &providers {
+            let c = if o.lock.constraints.is_empty() { "(any version)".to_string() } else { o.lock.constraints.clone() };
+            println!("  {} {c} → {} ({})", o.lock.source, o.lock.version, from(&o.origin));
+            for h in &o.lock.hashes {
+                println!("      {h}");
+            }
+        }
+        let n = providers.len();
         println!(
-            "✓ {modules} module{} resolved; {pinned} git source{} pinned in plinth.lock.",
+            "✓ {modules} module{} resolved; {pinned} git source{} and {n} provider{} pinned in plinth.lock.",
             if modules == 1 { "" } else { "s" },
-            if pinned == 1 { "" } else { "s" }
+            if pinned == 1 { "" } else { "s" },
+            if n == 1 { "" } else { "s" }
         );
     }
     Ok(0)
@@ -653,7 +702,9 @@ async fn run(command: Command, ui: &Ui, interrupt: &exec::Interrupt) -> Result<i
             fmt_cmd(&path, check)
         }
         Command::Envs { dir, json } => envs_cmd(&dir, json),
-        Command::Init { dir, upgrade, json } => init_cmd(&dir, upgrade, json),
+        Command::Init { dir, upgrade, provider_mirror, provider_registry_ca, json } => {
+            init_cmd(&dir, &ops::init::InitOptions { upgrade, provider_mirror, registry_ca: provider_registry_ca }, json)
+        }
         Command::Render(args) => hydrate::render_cmd(args),
         Command::Import { address, id, dir, vars, state, json } => {
             let attrs = surgery::import(&mut state.operation(&dir), vars.flags(), &address, &id).map_err(fail(json))?;

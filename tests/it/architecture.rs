@@ -3,7 +3,7 @@
 //! compiler then refuses a wrong import, and this test refuses a manifest
 //! that adds a dependency the table forbids (as rust-analyzer's tidy tests
 //! do). It also keeps heavy clients in their rooms: SQL only in the state
-//! crate, HTTP only in the providers, and a language crate whose whole
+//! crate, HTTP only in the providers and the provider registry client, and a language crate whose whole
 //! dependency tree (tests included) has no tokio, rusqlite, reqwest or AWS
 //! SDK.
 
@@ -20,6 +20,9 @@ const CRATES: &[(&str, &[&str])] = &[
     ("plinth-language", &["plinth-base", "plinth-sdk"]),
     // Hardened child processes (git), PostgreSQL TLS, S3 plumbing.
     ("plinth-clients", &["plinth-base"]),
+    // Terraform/OpenTofu provider installation: addresses, constraints,
+    // h1/zh hashes, mirrors, the registry protocol (https, gpgv).
+    ("plinth-tfregistry", &["plinth-base", "plinth-clients"]),
     // The only crate with SQL and the state's S3 layout.
     ("plinth-state", &["plinth-base", "plinth-clients"]),
     // The built-in providers: the only crate that names one.
@@ -30,7 +33,8 @@ const CRATES: &[(&str, &[&str])] = &[
     // Graph, plan, apply, reconcile, refresh, drift: never names a provider.
     ("plinth-engine", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-state"]),
     // Loading a project: module sources and the lock, environments.
-    ("plinth-project", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients", "plinth-state", "plinth-engine"]),
+    // (`plinth.lock` pins providers with plinth-tfregistry's entries.)
+    ("plinth-project", &["plinth-base", "plinth-sdk", "plinth-language", "plinth-clients", "plinth-tfregistry", "plinth-state", "plinth-engine"]),
     // What the commands do: one resolved operation in, an outcome out
     // (plans, saved plans, locking, drift, state surgery); never prints.
     (
@@ -40,6 +44,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "plinth-sdk",
             "plinth-language",
             "plinth-clients",
+            "plinth-tfregistry",
             "plinth-state",
             "plinth-providers",
             "plinth-tfplugin",
@@ -55,6 +60,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "plinth-sdk",
             "plinth-language",
             "plinth-clients",
+            "plinth-tfregistry",
             "plinth-state",
             "plinth-providers",
             "plinth-tfplugin",
@@ -70,7 +76,8 @@ const CRATES: &[(&str, &[&str])] = &[
 const CONFINED: &[(&str, &[&str])] = &[
     ("rusqlite", &["plinth-state"]),
     ("chacha20poly1305", &["plinth-state"]),
-    ("reqwest", &["plinth-providers"]),
+    // … and the provider registry client (registries speak HTTPS).
+    ("reqwest", &["plinth-providers", "plinth-tfregistry"]),
     ("kube", &["plinth-providers"]),
     ("k8s-openapi", &["plinth-providers"]),
     ("postgres", &["plinth-clients", "plinth-state", "plinth-providers"]),

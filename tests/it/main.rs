@@ -26,7 +26,9 @@ mod provider_s3;
 mod secrets;
 mod state_safety;
 mod templates;
+mod terraform_install;
 mod terraform_parity;
+mod terraform_providers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,6 @@
 //! The environment of every child process Plinth starts: exec providers,
-//! `git`, kubeconfig `exec` credential plugins and Terraform provider
-//! plugins.
+//! `git`, kubeconfig `exec` credential plugins, Terraform provider plugins
+//! and `gpgv`.
 //!
 //! Invariants:
 //! - Every spawn goes through [`command`]: it clears the inherited
@@ -39,6 +39,9 @@ pub enum Kind {
     /// plugin handshake, and what its provider block's `pass_env` names
     /// (given as `extra`); unlike Terraform, no credentials by default.
     TerraformProvider,
+    /// `gpgv`, checking a signature ([`crate::gpgv`]): the common
+    /// allow-list only (never `GNUPGHOME`: it is given its own home).
+    Verifier,
 }
 
 /// Every child: the program search path, the home directory, the user,
@@ -111,7 +114,7 @@ fn allowed(kind: Kind, name: &str) -> bool {
         return true;
     }
     match kind {
-        Kind::ExecProvider => false,
+        Kind::ExecProvider | Kind::Verifier => false,
         Kind::Git => GIT.contains(&name) || name.starts_with("GIT_CONFIG_KEY_") || name.starts_with("GIT_CONFIG_VALUE_"),
         Kind::CredentialPlugin => CREDENTIAL_PLUGIN.contains(&name),
         Kind::TerraformProvider => false,
@@ -189,7 +192,7 @@ mod tests {
 
     #[test]
     fn children_get_the_allow_list_and_never_plinths_secrets() {
-        for kind in [Kind::ExecProvider, Kind::Git, Kind::CredentialPlugin, Kind::TerraformProvider] {
+        for kind in [Kind::ExecProvider, Kind::Git, Kind::CredentialPlugin, Kind::TerraformProvider, Kind::Verifier] {
             let names: Vec<String> =
                 env_of(kind, &[("PLINTH_STATE_KEY".into(), "k".into()), ("MINE".into(), "1".into())]).into_iter().map(|(k, _)| k).collect();
             for gone in [

@@ -5,7 +5,9 @@
 //! making and applying plans ([`planning`]), saved plans and their checks
 //! ([`saved`]), drift and `--accept` ([`drift`]), `state rm|mv|migrate|
 //! rekey` ([`surgery`]), read-only lookups (outputs, `state show`, drift
-//! history, `unlock`: [`queries`]), and pinning module sources ([`init`]).
+//! history, `unlock`: [`queries`]), pinning module sources and installing
+//! Terraform providers ([`init`]), and registering the installed ones for a
+//! run ([`terraform`]).
 //!
 //! Invariants:
 //! - Never prints. Outcomes, warnings and diagnostics are returned as data
@@ -29,6 +31,7 @@ pub mod queries;
 pub mod saved;
 pub mod store;
 pub mod surgery;
+pub mod terraform;
 
 pub use operation::{environments, load_checked, validate, EnvironmentRow, Loaded, Operation, Prepared, VarFlags, Vars, DEFAULT_ENV};
 pub use planning::{apply, make_plan, PlanRequest, Planned};

@@ -166,7 +166,7 @@ impl Operation {
             return Ok(prepared);
         }
         let dir = self.dir.clone();
-        let registry = plinth_providers::registry_in(&std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone()));
+        let mut registry = plinth_providers::registry_in(&std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone()));
         self.parsed()?;
         let (values, lenient) = match vars {
             Vars::Lenient => (IndexMap::default(), true),
@@ -181,6 +181,9 @@ impl Operation {
         let mut host = std::mem::replace(&mut self.host, RunHost::new(&dir));
         let files = std::mem::take(&mut project.files);
         let mut loader = project::Loader::new(&dir, std::mem::take(&mut project.sources), crate::sources::Mode::Locked).map_err(Failed::bare)?;
+        // Terraform providers the provider blocks name, as `plinth init`
+        // installed and pinned them.
+        crate::terraform::register(&dir, &files, loader.resolver.locked_providers(), &mut registry);
         let expansion = eval::components::Expansion { loader: &mut loader, vars: &values, host: &mut host, lenient };
         let (mut cfg, diags) = eval::declare_with(files, Sources::default(), &registry, Some(expansion));
         cfg.sources = std::mem::take(&mut loader.sources);

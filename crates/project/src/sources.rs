@@ -4,7 +4,9 @@
 //! Input: source strings with their spans, the project directory, the mode
 //! (`plinth init` resolves and locks, every other command reads the lock).
 //! Output: module directories (relative to the project when inside it) and,
-//! for `init`, `plinth.lock`.
+//! for `init`, `plinth.lock` (which also pins the Terraform providers that
+//! `plinth init` installs: [`Lock::providers`], entries of
+//! `plinth_tfregistry`, set with [`Resolver::set_providers`]).
 //!
 //! This is the IO side of module loading, run before `eval`: it reads the
 //! file system, runs the `git` program (`ls-remote`, `fetch`) and writes the
@@ -20,6 +22,7 @@
 use crate::diagnostic::{Diagnostic, Span};
 use crate::eval::functions::constraint_matches;
 use plinth_clients::git::{Git, GitAuth, Output, RunError};
+pub use plinth_tfregistry::LockedProvider;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -45,7 +48,8 @@ pub enum Mode {
     Init { upgrade: bool },
 }
 
-/// `plinth.lock`: one entry per git source, sorted by source.
+/// `plinth.lock`: one entry per git source, sorted by source, and one per
+/// Terraform provider, sorted by source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lock {
     #[serde(rename = "_", default = "lock_comment")]
@@ -53,6 +57,12 @@ pub struct Lock {
     pub version: u32,
     #[serde(default)]
     pub sources: Vec<LockEntry>,
+    /// Terraform/OpenTofu providers: source, version, constraints as
+    /// written, hashes (`h1:` of the installed package, `zh:` of archives),
+    /// as `.terraform.lock.hcl` records them. Absent in older locks, and left
+    /// out when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<LockedProvider>,
 }
 
 fn lock_comment() -> String {
@@ -176,6 +186,10 @@ pub struct Resolver {
     lock_text: Option<String>,
     /// Entries of the lock file as read, by source.
     locked: BTreeMap<String, LockEntry>,
+    /// Providers of the lock file as read, sorted by source.
+    locked_providers: Vec<LockedProvider>,
+    /// Providers installed in this run (Init mode; None: keep the lock's).
+    providers: Option<Vec<LockedProvider>>,
     /// Entries resolved in this run, by source.
     used: BTreeMap<String, LockEntry>,
     /// Tags listed per URL in this run.
@@ -205,9 +219,9 @@ impl Resolver {
                     .help(format!("{}: {e}. Check the file's permissions, or delete it and run `plinth init`.", lock_path.display())))
             }
         };
-        let locked = match &lock_text {
+        let (locked, locked_providers) = match &lock_text {
             Some(text) => parse_lock(text)?,
-            None => BTreeMap::new(),
+            None => (BTreeMap::new(), Vec::new()),
         };
         let mut pins = HashMap::new();
         if mode == (Mode::Init { upgrade: false }) {
@@ -222,7 +236,32 @@ impl Resolver {
                 }
             }
         }
-        Ok(Resolver { root, canonical_root, mode, lock_text, locked, used: BTreeMap::new(), tags: HashMap::new(), pins, catalogue: None, git_env: Vec::new() })
+        Ok(Resolver {
+            root,
+            canonical_root,
+            mode,
+            lock_text,
+            locked,
+            locked_providers,
+            providers: None,
+            used: BTreeMap::new(),
+            tags: HashMap::new(),
+            pins,
+            catalogue: None,
+            git_env: Vec::new(),
+        })
+    }
+
+    /// The providers `plinth.lock` pins, sorted by source.
+    pub fn locked_providers(&self) -> &[LockedProvider] {
+        &self.locked_providers
+    }
+
+    /// Init mode: the providers to pin in the lock [`finish`](Self::finish)
+    /// writes (replacing the lock's: providers no longer named go).
+    pub fn set_providers(&mut self, mut providers: Vec<LockedProvider>) {
+        providers.sort_by(|a, b| a.source.cmp(&b.source));
+        self.providers = Some(providers);
     }
 
     /// `import catalogue from "<git url>" version "<constraint>"`: from now on
@@ -325,9 +364,10 @@ impl Resolver {
         if self.mode == Mode::Locked {
             return Ok(None);
         }
-        let lock = Lock { comment: lock_comment(), version: LOCK_VERSION, sources: self.used.into_values().collect() };
-        if lock.sources.is_empty() && self.lock_text.is_none() {
-            // A project without git sources gets no lock file.
+        let providers = self.providers.unwrap_or(self.locked_providers);
+        let lock = Lock { comment: lock_comment(), version: LOCK_VERSION, sources: self.used.into_values().collect(), providers };
+        if lock.sources.is_empty() && lock.providers.is_empty() && self.lock_text.is_none() {
+            // A project without git sources or providers gets no lock file.
             return Ok(Some(lock));
         }
         let mut text = serde_json::to_string_pretty(&lock)
@@ -830,7 +870,7 @@ fn is_commit_id(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn parse_lock(text: &str) -> Result<BTreeMap<String, LockEntry>, Diagnostic> {
+fn parse_lock(text: &str) -> Result<(BTreeMap<String, LockEntry>, Vec<LockedProvider>), Diagnostic> {
     let invalid = |why: String| {
         Diagnostic::new("P2066", "invalid plinth.lock")
             .help(format!("{why}. plinth.lock is written by `plinth init`: restore it from version control, or delete it and run `plinth init`."))
@@ -864,7 +904,15 @@ fn parse_lock(text: &str) -> Result<BTreeMap<String, LockEntry>, Diagnostic> {
         }
         out.insert(key.clone(), LockEntry { source: key, ..entry });
     }
-    Ok(out)
+    let mut providers = lock.providers;
+    for p in &providers {
+        p.validate().map_err(invalid)?;
+    }
+    providers.sort_by(|a, b| a.source.cmp(&b.source));
+    if let Some(w) = providers.windows(2).find(|w| w[0].source == w[1].source) {
+        return Err(invalid(format!("the provider `{}` appears twice", w[0].source)));
+    }
+    Ok((out, providers))
 }
 
 /// SHA-256 over the sorted lines `relpath\0sha256(content)\n` of every file
@@ -1248,6 +1296,69 @@ mod tests {
             }
         }
         std::fs::write(&lock_path, entry(&f.src("x"), &"a".repeat(40), &good_hash)).unwrap();
+        assert!(Resolver::new(&f.project, Mode::Locked).is_ok());
+    }
+
+    fn provider(source: &str, version: &str) -> LockedProvider {
+        let h1 = format!("h1:{}", "A".repeat(43) + "=");
+        LockedProvider { source: source.into(), version: version.into(), constraints: "~> 1.0".into(), hashes: vec![h1, format!("zh:{}", "b".repeat(64))] }
+    }
+
+    #[test]
+    fn the_lock_pins_providers_and_older_locks_still_parse() {
+        let f = fixture();
+        let lock_path = f.project.join(LOCK_FILE);
+        // A lock written before providers existed.
+        std::fs::write(&lock_path, serde_json::json!({"_": "x", "version": 1, "sources": []}).to_string()).unwrap();
+        let mut r = f.resolver(Mode::Init { upgrade: false });
+        assert!(r.locked_providers().is_empty());
+        r.set_providers(vec![provider("registry.terraform.io/zeta/z", "1.0.0"), provider("registry.terraform.io/alpha/a", "1.2.0")]);
+        let lock = r.finish().unwrap().unwrap();
+        let sources: Vec<&str> = lock.providers.iter().map(|p| p.source.as_str()).collect();
+        assert_eq!(sources, ["registry.terraform.io/alpha/a", "registry.terraform.io/zeta/z"]);
+        let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
+        assert_eq!(written["providers"][0]["version"], "1.2.0");
+        assert_eq!(written["providers"][0]["constraints"], "~> 1.0");
+        // Read back; a locked run keeps them; an init that names none drops them.
+        let r = f.resolver(Mode::Locked);
+        assert_eq!(r.locked_providers(), lock.providers.as_slice());
+        let r = f.resolver(Mode::Init { upgrade: false });
+        let kept = r.finish().unwrap().unwrap();
+        assert_eq!(kept.providers, lock.providers);
+        let mut r = f.resolver(Mode::Init { upgrade: false });
+        r.set_providers(Vec::new());
+        r.finish().unwrap();
+        let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
+        assert!(written.get("providers").is_none(), "{written}");
+        // A project with only providers gets a lock.
+        let g = fixture();
+        let mut r = g.resolver(Mode::Init { upgrade: false });
+        r.set_providers(vec![provider("registry.terraform.io/alpha/a", "1.2.0")]);
+        r.finish().unwrap();
+        assert!(g.project.join(LOCK_FILE).exists());
+    }
+
+    #[test]
+    fn malformed_provider_entries_are_diagnostics() {
+        let f = fixture();
+        let lock_path = f.project.join(LOCK_FILE);
+        let good = provider("registry.terraform.io/alpha/a", "1.2.0");
+        let cases = [
+            vec![LockedProvider { source: "alpha/a".into(), ..good.clone() }],
+            vec![LockedProvider { version: "latest".into(), ..good.clone() }],
+            vec![LockedProvider { hashes: vec!["md5:00".into()], ..good.clone() }],
+            vec![LockedProvider { constraints: "=> 1".into(), ..good.clone() }],
+            vec![good.clone(), good.clone()],
+        ];
+        for case in cases {
+            let text = serde_json::json!({"version": 1, "sources": [], "providers": case}).to_string();
+            std::fs::write(&lock_path, &text).unwrap();
+            match Resolver::new(&f.project, Mode::Locked) {
+                Ok(_) => panic!("accepted {text}"),
+                Err(d) => assert_eq!(d.code, "P2066", "{text}: {}", d.help),
+            }
+        }
+        std::fs::write(&lock_path, serde_json::json!({"version": 1, "providers": [good]}).to_string()).unwrap();
         assert!(Resolver::new(&f.project, Mode::Locked).is_ok());
     }
 

@@ -43,6 +43,9 @@ pub struct AttrSchema {
     /// as blocks in the resource body (`rule { … }`, repeatable), or
     /// assigned a list of objects. `ty` is the value the blocks make.
     pub block: Option<Arc<BlockSchema>>,
+    /// Computed, but the configuration may set it (Terraform's optional +
+    /// computed attributes): an input all the same.
+    pub settable: bool,
 }
 
 /// How a nested block type repeats (Terraform's nesting modes).
@@ -84,6 +87,7 @@ impl AttrSchema {
             derived: false,
             sensitive_default: None,
             block: None,
+            settable: false,
         }
     }
     pub fn required(ty: Type, description: &'static str) -> Self {
@@ -120,7 +124,7 @@ impl AttrSchema {
     }
     /// An input the user sets (as opposed to a purely computed attribute).
     pub fn is_input(&self) -> bool {
-        self.required || !self.computed || self.default.is_some()
+        self.required || !self.computed || self.default.is_some() || self.settable
     }
 }
 

@@ -97,6 +97,9 @@ pub struct Launch {
     pub log: Option<PathBuf>,
     /// Texts never to write (the configuration's sensitive values).
     pub secrets: Vec<String>,
+    /// The provider's working directory (the project: relative paths in
+    /// its configuration resolve there, as under Terraform); None: Plinth's.
+    pub cwd: Option<PathBuf>,
 }
 
 pub struct Plugin {
@@ -199,7 +202,9 @@ fn start_error(message: impl Into<String>, help: impl Into<String>) -> Diagnosti
 }
 
 async fn start(launch: Launch) -> Result<Plugin, Diagnostic> {
-    let Launch { name, binary, env, log, secrets } = launch;
+    let Launch { name, binary, env, log, secrets, cwd } = launch;
+    // Absolute, so that the working directory does not change its meaning.
+    let binary = std::path::absolute(&binary).unwrap_or(binary);
     let (cert_pem, key_der, cert_der) = client_certificate()?;
     let mut extra = env;
     extra.push((MAGIC_COOKIE_KEY.into(), MAGIC_COOKIE_VALUE.into()));
@@ -209,7 +214,7 @@ async fn start(launch: Launch) -> Result<Plugin, Diagnostic> {
     extra.push(("PLUGIN_MAX_PORT".into(), "25000".into()));
     let mut cmd = plinth_clients::child::command(&binary, plinth_clients::child::Kind::TerraformProvider, &extra);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    if let Some(dir) = binary.parent() {
+    if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
     // SAFETY: prctl is async-signal-safe; it only marks this child to be

@@ -63,6 +63,7 @@ struct Shared {
     source: String,
     binary: PathBuf,
     log: Option<PathBuf>,
+    project_dir: Option<PathBuf>,
     schemas: ProviderSchemas,
     sdk: ProviderSchema,
     types: HashMap<String, Arc<ResourceType>>,
@@ -80,6 +81,8 @@ pub struct Installed {
     pub schemas: ProviderSchemas,
     /// Where the provider's stderr goes.
     pub log: Option<PathBuf>,
+    /// The project directory: the provider's working directory.
+    pub project_dir: Option<PathBuf>,
 }
 
 pub struct TerraformFactory {
@@ -133,6 +136,7 @@ impl TerraformFactory {
                 source: installed.source,
                 binary: installed.binary,
                 log: installed.log,
+                project_dir: installed.project_dir,
                 sdk: ProviderSchema { config, resources, data_sources },
                 data_types,
                 schemas: installed.schemas,
@@ -155,6 +159,7 @@ impl TerraformFactory {
                 source: source.to_string(),
                 binary: PathBuf::new(),
                 log: None,
+                project_dir: None,
                 schemas: ProviderSchemas { provider: empty, resources: Default::default(), data_sources: Default::default(), plan_destroy: false },
                 sdk: ProviderSchema::default(),
                 types: HashMap::new(),
@@ -217,8 +222,14 @@ impl Shared {
         }
         plinth_base::diagnostic::register_secrets(secrets.iter().cloned());
         let env = pass_env(&settings);
-        let plugin =
-            Arc::new(Plugin::start(Launch { name: self.name.to_string(), binary: self.binary.clone(), env, log: self.log.clone(), secrets: secrets.clone() })?);
+        let plugin = Arc::new(Plugin::start(Launch {
+            name: self.name.to_string(),
+            binary: self.binary.clone(),
+            env,
+            log: self.log.clone(),
+            secrets: secrets.clone(),
+            cwd: self.project_dir.clone(),
+        })?);
         let value = conform(&Value::Map(own), &self.schemas.provider.block);
         let ty = self.provider_cty.clone();
         let p = plugin.clone();
@@ -456,12 +467,29 @@ impl ProviderFactory for TerraformFactory {
             }
         })
         .map_err(|d| in_address(d, &address))?;
-        let mut requires_replace: Vec<String> = planned.requires_replace.iter().filter_map(|p| p.first().cloned()).collect();
-        requires_replace.dedup();
         let mut map = match planned.planned {
             Value::Map(m) => m,
             _ => Map::default(),
         };
+        // The attributes the provider says force replacement and whose value
+        // changes (as Terraform decides): those with a known new value are
+        // the reason shown; an unknown one (an id) only when none is known.
+        let prior_values = req.prior.cloned().unwrap_or_default();
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for name in planned.requires_replace.iter().filter_map(|p| p.first()) {
+            let new = map.get(name).unwrap_or(&Value::Null);
+            let old = prior_values.get(name).unwrap_or(&Value::Null);
+            if known.contains(name) || unknown.contains(name) {
+                continue;
+            }
+            if new.is_unknown_deep() {
+                unknown.push(name.clone());
+            } else if new != old {
+                known.push(name.clone());
+            }
+        }
+        let requires_replace = if known.is_empty() { unknown } else { known };
         if let Some(meta) = prior_meta {
             map.insert(META.into(), meta);
         }
@@ -640,7 +668,7 @@ pub fn schema_cache_path(package_dir: &std::path::Path) -> PathBuf {
 /// Starts the provider `binary`, asks its schema and writes it to `cache`,
 /// so later runs validate with no process.
 pub fn cache_schema(name: &str, binary: &std::path::Path, cache: &std::path::Path) -> Result<ProviderSchemas, Diagnostic> {
-    let plugin = Arc::new(Plugin::start(Launch { name: name.to_string(), binary: binary.to_path_buf(), env: vec![], log: None, secrets: vec![] })?);
+    let plugin = Arc::new(Plugin::start(Launch { name: name.to_string(), binary: binary.to_path_buf(), env: vec![], log: None, secrets: vec![], cwd: None })?);
     let p = plugin.clone();
     let schemas = plugin::block_on(async move { p.schema().await })?;
     plugin.stop();

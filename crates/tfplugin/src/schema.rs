@@ -109,6 +109,7 @@ impl Block {
             } else {
                 let mut s = AttrSchema::optional(ty, desc);
                 s.computed = a.computed;
+                s.settable = a.computed;
                 s
             };
             if a.sensitive {

@@ -24,7 +24,7 @@ fn workato() -> Option<PathBuf> {
 }
 
 fn launch(binary: PathBuf, secrets: Vec<String>) -> Launch {
-    Launch { name: "workato".into(), binary, env: vec![], log: None, secrets }
+    Launch { name: "workato".into(), binary, env: vec![], log: None, secrets, cwd: None }
 }
 
 fn obj(pairs: &[(&str, Value)]) -> Value {
@@ -78,7 +78,7 @@ fn configuration_errors_come_back_as_coded_diagnostics_without_the_secret() {
 fn a_protocol_5_sdk_provider_starts_and_gives_its_schema() {
     let Some(mirror) = env_dir("PLINTH_TEST_TF_AWS_MIRROR") else { return };
     let bin = mirror.join("registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64/terraform-provider-aws_v5.100.0_x5");
-    let plugin = std::sync::Arc::new(Plugin::start(Launch { name: "aws".into(), binary: bin, env: vec![], log: None, secrets: vec![] }).unwrap());
+    let plugin = std::sync::Arc::new(Plugin::start(Launch { name: "aws".into(), binary: bin, env: vec![], log: None, secrets: vec![], cwd: None }).unwrap());
     assert_eq!(plugin.protocol, 5);
     let p = plugin.clone();
     let schemas = plinth_tfplugin::plugin::block_on(async move { p.schema().await }).unwrap();

@@ -710,8 +710,15 @@ fn start_task(
                     continue;
                 };
                 let change = &plan.changes[ci];
+                // A provider that plans itself fills in what the
+                // configuration leaves null (defaults, normalised values):
+                // only what the configuration sets must be as planned.
+                let remote = ctx.registry.get(&res.decl.provider.name).is_some_and(|f| f.plans_remotely(&res.decl.rtype.name));
                 if let Some(after) = &change.after {
                     for (name, v) in &config {
+                        if remote && matches!(v, Value::Null) {
+                            continue;
+                        }
                         if let Some(planned) = after.get(name) {
                             if !planned.is_unknown_deep() && planned != v {
                                 diags.push(

@@ -431,7 +431,18 @@ impl<'c> Checker<'c> {
                 );
             }
         }
-        for b in &body.blocks {
+        for (i, b) in body.blocks.iter().enumerate() {
+            if let Some(first) = body.blocks[..i].iter().find(|x| x.name.name == b.name.name) {
+                if extra_blocks.contains(&b.name.name.as_str()) {
+                    self.diags.push(
+                        Diagnostic::new("P1008", "duplicate block")
+                            .help(format!("`{}` appears twice in this block; keep one.", b.name.name))
+                            .label(b.name.span, "again here")
+                            .label(first.name.span, "first here"),
+                    );
+                }
+                continue;
+            }
             if !extra_blocks.contains(&b.name.name.as_str()) {
                 self.diags.push(
                     Diagnostic::new("P2014", "unexpected block")
@@ -604,6 +615,15 @@ impl<'c> Checker<'c> {
                     );
                 }
             }
+        }
+        let lifecycles: Vec<&crate::syntax::ast::Block> = body.blocks.iter().filter(|b| b.name.name == "lifecycle").collect();
+        if let [first, second, ..] = lifecycles.as_slice() {
+            self.diags.push(
+                Diagnostic::new("P1008", "duplicate block")
+                    .help("A resource has one `lifecycle` block; merge them.")
+                    .label(second.name.span, "again here")
+                    .label(first.name.span, "first here"),
+            );
         }
         for b in &body.blocks {
             if b.name.name == "lifecycle" {

@@ -575,12 +575,16 @@ impl Builder {
 
     fn body(&mut self, pair: Pair<'_, Rule>) -> Body {
         let mut body = Body { span: self.span(&pair), ..Body::default() };
-        let mut seen: Vec<(String, Span)> = Vec::new();
+        // (name, span, is a block): an attribute is set once; blocks of one
+        // name may repeat (a provider schema's nested blocks); where a block
+        // may appear once, the checker says so.
+        let mut seen: Vec<(String, Span, bool)> = Vec::new();
         for part in pair.into_inner() {
             if matches!(part.as_rule(), Rule::attribute | Rule::block) {
+                let is_block = part.as_rule() == Rule::block;
                 if let Some(name) = part.clone().into_inner().next() {
                     let (text, span) = (name.as_str().to_string(), self.span(&name));
-                    if let Some((_, first)) = seen.iter().find(|(n, _)| *n == text) {
+                    if let Some((_, first, _)) = seen.iter().find(|(n, _, b)| *n == text && !(*b && is_block)) {
                         self.diags.push(
                             Diagnostic::new("P1008", "duplicate attribute")
                                 .help(format!("`{text}` is set twice in this block; keep one."))
@@ -588,7 +592,7 @@ impl Builder {
                                 .label(*first, "first set here"),
                         );
                     } else {
-                        seen.push((text, span));
+                        seen.push((text, span, is_block));
                     }
                 }
             }

@@ -341,7 +341,8 @@ fn a_kill_at_any_write_ahead_point_never_makes_a_second_object() {
                 assert!(err.contains("P6901"), "{fault}: only an unfinished create may stop a run: {err}");
                 p6901 += 1;
                 let address = err.split('`').nth(1).unwrap_or_else(|| panic!("{fault}: no address in {err}")).to_string();
-                assert!(err.contains(&format!("plinth import '{address}'")) && err.contains(&format!("plinth state rm '{address}'")), "{err}");
+                let flat = err.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert!(flat.contains(&format!("plinth import '{address}'")) && flat.contains(&format!("plinth state rm '{address}'")), "{err}");
                 let o = match remote_id(&api, &address) {
                     Some(id) => plinth(dir.path(), &api, &["import", &address, &id]),
                     None => plinth(dir.path(), &api, &["state", "rm", &address]),

@@ -61,7 +61,9 @@ pub fn remove(op: &mut Operation, addresses: &[String]) -> Result<Removed, Faile
     // alone. Any other unfinished operation is reconciled first.
     let unfinished = guard.store.unfinished_intents().map_err(Failed::bare)?;
     let (named, others): (Vec<_>, Vec<_>) = unfinished.into_iter().partition(|i| i.action == "create" && addresses.contains(&i.address));
-    if !others.is_empty() {
+    // Settling named creates touches nothing else the other unfinished
+    // operations concern; plain surgery waits for them to be reconciled.
+    if !others.is_empty() && named.is_empty() {
         refuse_unfinished(guard.store, "remove")?;
     }
     let mut removed = Vec::new();

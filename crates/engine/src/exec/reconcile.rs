@@ -47,6 +47,7 @@ pub async fn reconcile(
     let snapshot = store.snapshot()?;
     let serial = snapshot.serial;
     let mut cache = std::collections::BTreeMap::new();
+    let mut unsettled: Vec<Diagnostic> = Vec::new();
     for intent in intents {
         let provider_name = intent.provider.split('.').next().unwrap_or("").to_string();
         let provider = super::refresh::provider_for(registry, provider_ctx, configs, &intent.provider, &mut cache)?;
@@ -64,7 +65,16 @@ pub async fn reconcile(
             None => vec![],
         };
         secrets.extend(crate::providers::secrets_of_record(&intent.inputs, &intent.inputs, &intent.sensitive));
-        let observed = provider.read(ReadRequest { object, inputs: inputs.clone(), prior }).await.map_err(|d| d.redact(&secrets))?;
+        let observed = match provider.read(ReadRequest { object, inputs: inputs.clone(), prior }).await {
+            Ok(o) => o,
+            // An unfinished create the provider cannot look for (P6901):
+            // the others are still settled, then every such one is named.
+            Err(d) if d.code == "P6901" => {
+                unsettled.push(d.redact(&secrets));
+                continue;
+            }
+            Err(d) => return Err(d.redact(&secrets)),
+        };
         let completion = match (intent.action.as_str(), observed) {
             ("create", Some(attrs)) => {
                 out.recorded.push(intent.address.clone());
@@ -110,6 +120,13 @@ pub async fn reconcile(
             }
         };
         store.complete(serial, &[completion])?;
+    }
+    if let Some(first) = unsettled.first() {
+        let mut d = first.clone();
+        for more in &unsettled[1..] {
+            d.notes.push(format!("also: {}", more.message));
+        }
+        return Err(d);
     }
     Ok(out)
 }

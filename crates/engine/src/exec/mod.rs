@@ -672,6 +672,11 @@ fn start_task(
         DeclId::Param(name) => plan::eval_param(cfg, name, ctx.vars, ns, host).map(|_| vec![]),
         DeclId::Let(name) => plan::eval_let(cfg, name, ns, host).map(|_| vec![]),
         DeclId::Provider(key) => {
+            // A provider no change uses is not configured (nor started: a
+            // Terraform provider is a process, and may want credentials).
+            if !plan.changes.iter().any(|c| &c.provider == key) {
+                return Ok(vec![]);
+            }
             let config = plan::eval_provider_config(cfg, key, ns, host)?;
             let Some(decl) = cfg.providers.get(key) else { return Ok(vec![]) };
             if Value::Map(config.clone()).is_unknown_deep() {

@@ -1015,6 +1015,12 @@ fn plan_resource(
         let inst_address = format!("{address}{}", key.suffix());
         planned_instances.insert(inst_address.clone());
         let prior_rec = prior.get(&inst_address);
+        // `validate` of a Terraform provider not installed yet: nothing is
+        // known of its objects (any attribute may be read from them).
+        if lenient && !factory.schema_known() {
+            values.push((key, Value::Unknown));
+            continue;
+        }
         if !selection.covers(address, &inst_address) {
             // Not selected: keep what is recorded, for expressions.
             if let Some(rec) = prior_rec {

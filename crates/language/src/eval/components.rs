@@ -503,6 +503,8 @@ impl Flattener<'_, '_> {
                             _ => rw.expr(&mut a.value),
                         }
                     }
+                    // Nested blocks of a provider schema (`root_volume { … }`).
+                    rewrite_blocks(&mut rw, &mut r.body.blocks);
                     self.flat.items.push(Placed { item: Item::Resource(r), prefix: prefix.clone(), extra_deps: extra_deps.clone() });
                 }
                 Item::Output(mut o) => {
@@ -527,6 +529,7 @@ impl Flattener<'_, '_> {
                         for a in &mut p.body.attrs {
                             rw.expr(&mut a.value);
                         }
+                        rewrite_blocks(&mut rw, &mut p.body.blocks);
                         self.flat.items.push(Placed { item: Item::Provider(p), prefix: String::new(), extra_deps: vec![] });
                     } else {
                         self.sink.diags.push(
@@ -1152,4 +1155,18 @@ fn replace_at(e: &mut Expr, depth: usize, new: Expr) {
         }
     }
     *cur = new;
+}
+
+/// Rewrites the expressions of nested blocks (a provider schema's blocks
+/// in a resource or provider body), at any depth.
+fn rewrite_blocks(rw: &mut Rewriter<'_, '_>, blocks: &mut [Block]) {
+    for b in blocks {
+        if b.name.name == "lifecycle" {
+            continue;
+        }
+        for a in &mut b.body.attrs {
+            rw.expr(&mut a.value);
+        }
+        rewrite_blocks(rw, &mut b.body.blocks);
+    }
 }

@@ -399,6 +399,16 @@ impl<'c> Checker<'c> {
         }
     }
 
+    /// The references of a block's attributes, nested blocks included.
+    fn block_refs(&mut self, b: &crate::syntax::ast::Block, scope: &Scope<'_>, refs: &mut Vec<Reference>) {
+        for a in &b.body.attrs {
+            self.refs(&a.value, scope, refs);
+        }
+        for inner in &b.body.blocks {
+            self.block_refs(inner, scope, refs);
+        }
+    }
+
     /// At most `max_items` blocks named `name` in `body` (one for single blocks).
     fn check_block_count(&mut self, body: &Body, name: &str, nested: &crate::providers::BlockSchema) {
         use crate::providers::Nesting;
@@ -693,6 +703,11 @@ impl<'c> Checker<'c> {
                     );
                 }
                 self.check_nested_block(b, &nested, &inner_scope, &mut refs);
+            } else if factory.is_some_and(|f| !f.schema_known()) {
+                // Not installed yet: checked once `plinth init` has run.
+                let mut scope_refs = Vec::new();
+                self.block_refs(b, &inner_scope, &mut scope_refs);
+                refs.extend(scope_refs);
             } else {
                 let blocks: Vec<&str> = schema.map(|s| s.attributes.iter().filter(|(_, a)| a.block.is_some()).map(|(n, _)| *n).collect()).unwrap_or_default();
                 let all: Vec<&str> = std::iter::once("lifecycle").chain(blocks.iter().copied()).collect();

@@ -254,7 +254,7 @@ pub fn import(op: &mut Operation, vars: crate::VarFlags<'_>, address: &str, id: 
     let resource = parsed.resource().to_string();
     let loaded = &prepared.loaded;
     let Some(res) = loaded.cfg.resources.get(&resource) else {
-        return Err(Failed::bare(Diagnostic::new("P5009", "no such resource in the configuration").help(format!(
+        return Err(Failed::bare(Diagnostic::new("P5012", "no such resource in the configuration").help(format!(
             "Declare `{resource}` first: import adopts an object as an instance of a resource the configuration describes.{}",
             crate::diagnostic::suggestion(&resource, loaded.cfg.resources.keys().map(String::as_str))
         ))));
@@ -268,7 +268,7 @@ pub fn import(op: &mut Operation, vars: crate::VarFlags<'_>, address: &str, id: 
     let guard = acquire(store.as_mut(), "import", Duration::ZERO)?;
     let snap = guard.store.snapshot().map_err(Failed::bare)?;
     if snap.get(address).is_some() {
-        return Err(Failed::bare(Diagnostic::new("P5010", "already managed").help(format!(
+        return Err(Failed::bare(Diagnostic::new("P5013", "already managed").help(format!(
             "`{address}` is already recorded; importing would let two records claim one object. `plinth state rm {address}` forgets the record first."
         ))));
     }

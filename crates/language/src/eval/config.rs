@@ -327,7 +327,7 @@ impl<'c> Checker<'c> {
     fn check_nested_block(&mut self, b: &crate::syntax::ast::Block, nested: &crate::providers::BlockSchema, scope: &Scope<'_>, refs: &mut Vec<Reference>) {
         if nested.nesting == crate::providers::Nesting::Map {
             self.diags.push(
-                Diagnostic::new("P2017", "map blocks are assigned, not written")
+                Diagnostic::new("P2018", "map blocks are assigned, not written")
                     .help(format!("`{}` is keyed by a label; assign it a map of objects: `{} = {{ key = {{ … }} }}`.", b.name.name, b.name.name))
                     .label(b.name.span, "map block"),
             );
@@ -356,7 +356,7 @@ impl<'c> Checker<'c> {
                         .label(a.name.span, "cannot be set"),
                 ),
                 Some(s) if s.block.is_some() && b.body.block(&a.name.name).is_some() => self.diags.push(
-                    Diagnostic::new("P2017", "block also set as an attribute")
+                    Diagnostic::new("P2018", "block also set as an attribute")
                         .help(format!("`{}` is written as blocks and assigned here; use one or the other.", a.name.name))
                         .label(a.name.span, "assigned"),
                 ),
@@ -419,7 +419,7 @@ impl<'c> Checker<'c> {
         };
         if max > 0 && blocks.len() as u64 > max {
             self.diags.push(
-                Diagnostic::new("P2017", format!("too many `{name}` blocks"))
+                Diagnostic::new("P2018", format!("too many `{name}` blocks"))
                     .help(format!("At most {max} `{name}` block{} may be written here.", if max == 1 { "" } else { "s" }))
                     .label(blocks[max as usize].name.span, "one too many"),
             );
@@ -694,7 +694,7 @@ impl<'c> Checker<'c> {
             } else if let Some(nested) = schema.and_then(|s| s.attributes.get(b.name.name.as_str())).and_then(|a| a.block.clone()) {
                 if body.attr(&b.name.name).is_some() {
                     self.diags.push(
-                        Diagnostic::new("P2017", "block also set as an attribute")
+                        Diagnostic::new("P2018", "block also set as an attribute")
                             .help(format!(
                                 "`{}` is written as blocks and assigned a list here; use one or the other (the assignment is how blocks are generated from a collection).",
                                 b.name.name

@@ -35,7 +35,8 @@ fn registry() -> Registry {
         .attr("arn", AttrSchema::computed(text(), "its ARN"))
         .attr("region", AttrSchema::computed(text(), "its region"))
         .attr("bucket_regional_domain_name", AttrSchema::computed(text(), "its regional domain name"))
-        .attr("token", AttrSchema::computed(text(), "a secret").sensitive());
+        .attr("token", AttrSchema::computed(text(), "a secret").sensitive())
+        .attr("tags", AttrSchema { optional: true, ..AttrSchema::computed(Type::Map(Box::new(text())), "tags: set, or read") });
     let mut filter = indexmap::IndexMap::default();
     filter.insert("name", AttrSchema::required(text(), "what to filter on"));
     filter.insert("values", AttrSchema::required(Type::List(Box::new(text())), "the values"));
@@ -157,6 +158,9 @@ fn unknown_missing_and_computed_attributes() {
     assert!(unknown.help.contains("Did you mean `bucket`?"), "{}", unknown.help);
     let d = one(&format!("{PROVIDER}data aws.s3_bucket existing {{\n  bucket = \"b\"\n  arn = \"x\"\n}}\n"), "P2012");
     assert!(d.help.contains("data.aws.s3_bucket.existing.arn"), "{}", d.help);
+    // Terraform's Optional + Computed arguments may be set.
+    let (_, diags) = check(&format!("{PROVIDER}data aws.s3_bucket existing {{\n  bucket = \"b\"\n  tags = {{ a = \"b\" }}\n}}\n"));
+    assert!(diags.is_empty(), "{diags:#?}");
 }
 
 #[test]

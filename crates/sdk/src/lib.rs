@@ -23,8 +23,12 @@ use std::sync::Arc;
 pub struct AttrSchema {
     pub ty: Type,
     pub required: bool,
-    /// Set by the provider (may also be optional input when `required` is false).
+    /// Set by the provider. With `optional` (or a default) it is also an
+    /// input the configuration may set; otherwise it is computed only.
     pub computed: bool,
+    /// Terraform's Optional + Computed: the configuration may set it, the
+    /// provider computes it when it does not.
+    pub optional: bool,
     /// Never displayed; stored encrypted when a key is configured.
     pub sensitive: bool,
     /// A change to this attribute replaces the object.
@@ -77,6 +81,7 @@ impl AttrSchema {
             ty,
             required: false,
             computed: false,
+            optional: false,
             sensitive: false,
             forces_replacement: false,
             default: None,
@@ -120,7 +125,7 @@ impl AttrSchema {
     }
     /// An input the user sets (as opposed to a purely computed attribute).
     pub fn is_input(&self) -> bool {
-        self.required || !self.computed || self.default.is_some()
+        self.required || !self.computed || self.optional || self.default.is_some()
     }
 }
 

@@ -116,7 +116,11 @@ impl Project {
         let provider_ctx = ProviderContext { project_dir: self.dir.path().to_path_buf() };
         let vars = Default::default();
         let interrupt = Interrupt::default();
-        let configs = Default::default();
+        // As the operations do: provider blocks from recorded values, for
+        // what the walk does not configure itself (deletes).
+        let prior = self.store.snapshot().unwrap();
+        let mut host = plinth::project::RunHost::new(self.dir.path());
+        let configs = plinth::plan::provider_configs_from_state(&self.cfg, &self.graph, &prior, &vars, &mut host);
         let ctx = ApplyContext {
             cfg: &self.cfg,
             graph: &self.graph,
@@ -264,4 +268,192 @@ fn cycles_through_data_blocks_are_reported() {
 fn data_as_a_param_name_is_refused() {
     let diags = echo_project("param data: string = \"x\"\noutput o = data\n").err().expect("refused");
     assert!(codes(&diags).contains(&"P2151"), "{diags:?}");
+}
+
+// ---------------------------------------------------------------- the real aws provider
+
+/// The aws provider 5.100.0 (protocol 5) and the S3 server, or None after a
+/// note (a failure under CI).
+fn aws_and_s3() -> Option<(std::path::PathBuf, String)> {
+    let mirror = test_server("PLINTH_TEST_TF_AWS_MIRROR", "the aws provider 5.100.0 (scripts/services/tfproviders.sh)")?;
+    let endpoint = test_server("PLINTH_TEST_S3_ENDPOINT", "the S3 server")?;
+    Some((std::path::PathBuf::from(mirror), endpoint))
+}
+
+const AWS_BINARY: &str = "registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64/terraform-provider-aws_v5.100.0_x5";
+
+/// Built-in providers plus `aws` from the mirror, as `plinth init` would
+/// register it: its schema cached in `dir`, its stderr in `dir/aws.log`.
+fn aws_registry(dir: &std::path::Path, mirror: &std::path::Path) -> Registry {
+    use plinth::tfplugin::provider::{cache_schema, Installed, TerraformFactory};
+    let binary = mirror.join(AWS_BINARY);
+    let schemas = cache_schema("aws", &binary, &dir.join("aws.schema.json")).unwrap_or_else(|d| panic!("schema: {d:?}"));
+    let installed = Installed { source: "registry.terraform.io/hashicorp/aws".into(), binary, schemas, log: Some(dir.join("aws.log")) };
+    let mut registry = plinth::providers::builtin::registry_in(dir);
+    registry.register(Arc::new(TerraformFactory::new("aws", installed).unwrap_or_else(|d| panic!("factory: {d:?}"))));
+    registry
+}
+
+fn aws_provider_block(endpoint: &str) -> String {
+    format!(
+        r#"provider aws {{
+  source                      = "hashicorp/aws"
+  version                     = "5.100.0"
+  region                      = "us-east-1"
+  access_key                  = "test"
+  secret_key                  = "test"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  s3_use_path_style           = true
+  endpoints {{
+    s3 = "{endpoint}"
+  }}
+}}
+"#
+    )
+}
+
+fn unique_bucket(tag: &str) -> String {
+    format!("plinth-data-{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// The attributes compared with Terraform's reading of the same bucket.
+const BUCKET_ATTRIBUTES: &[&str] = &["id", "arn", "bucket", "bucket_domain_name", "bucket_regional_domain_name", "region", "hosted_zone_id"];
+
+fn string_outputs(plan: &Plan) -> std::collections::BTreeMap<String, String> {
+    plan.outputs.iter().map(|o| (o.name.clone(), o.after.peel().as_str().unwrap_or_else(|| panic!("{} = {}", o.name, o.after)).to_string())).collect()
+}
+
+#[test]
+fn the_aws_provider_reads_an_s3_bucket_while_planning_as_terraform_does() {
+    let Some((mirror, endpoint)) = aws_and_s3() else { return };
+    let bucket = unique_bucket("read");
+    block(s3_client(&endpoint).create_bucket().bucket(&bucket).send()).expect("create the bucket");
+    let outputs: String = BUCKET_ATTRIBUTES.iter().map(|a| format!("output {a} = data.aws.s3_bucket.existing.{a}\n")).collect();
+    let text = format!("{}\ndata aws.s3_bucket existing {{\n  bucket = \"{bucket}\"\n}}\n\n{outputs}", aws_provider_block(&endpoint));
+    let dir = tempfile::tempdir().unwrap();
+    let registry = aws_registry(dir.path(), &mirror);
+    let mut p = load(dir, registry, &text).unwrap_or_else(|d| panic!("{d:#?}"));
+
+    // validate: checked against the cached schema, no provider process.
+    let checked = p.plan(PlanOptions { lenient: true, ..PlanOptions::default() }).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert!(output(&checked, "arn").is_unknown_deep());
+    assert!(!p.dir.path().join("aws.log").exists(), "validate started the provider");
+
+    let plan = p.plan(PlanOptions::default()).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+    let got = string_outputs(&plan);
+    assert_eq!(got["arn"], format!("arn:aws:s3:::{bucket}"));
+    assert_eq!(got["bucket"], bucket);
+    assert_eq!(got["region"], "us-east-1");
+
+    // The same data source read by Terraform 1.11 with the same provider.
+    match terraform_reads_bucket(&mirror, &endpoint, &bucket) {
+        Some(want) => assert_eq!(got, want, "plinth (left) and terraform (right) read different values"),
+        None => eprintln!("note: terraform is not installed; compared with the expected values only"),
+    }
+
+    // A misspelt data source is refused before any process runs.
+    let dir = tempfile::tempdir().unwrap();
+    let registry = aws_registry(dir.path(), &mirror);
+    let wrong = format!("{}data aws.s3_buckets x {{ bucket = \"b\" }}\n", aws_provider_block(&endpoint));
+    let diags = load(dir, registry, &wrong).err().expect("refused");
+    assert_eq!(codes(&diags), vec!["P2150"], "{diags:?}");
+    assert!(diags[0].help.contains("Did you mean `s3_bucket`?"), "{}", diags[0].help);
+}
+
+/// What `terraform` (on PATH) reads for the bucket with the provider from
+/// the same mirror: the outputs of a configuration with only the data source.
+fn terraform_reads_bucket(mirror: &std::path::Path, endpoint: &str, bucket: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    use std::process::Command;
+    if !Command::new("terraform").arg("version").output().is_ok_and(|o| o.status.success()) {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let outputs: String = BUCKET_ATTRIBUTES.iter().map(|a| format!("output \"{a}\" {{\n  value = data.aws_s3_bucket.existing.{a}\n}}\n")).collect();
+    let main = format!(
+        r#"terraform {{
+  required_providers {{
+    aws = {{
+      source  = "hashicorp/aws"
+      version = "5.100.0"
+    }}
+  }}
+}}
+provider "aws" {{
+  region                      = "us-east-1"
+  access_key                  = "test"
+  secret_key                  = "test"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  s3_use_path_style           = true
+  endpoints {{
+    s3 = "{endpoint}"
+  }}
+}}
+data "aws_s3_bucket" "existing" {{
+  bucket = "{bucket}"
+}}
+{outputs}"#
+    );
+    std::fs::write(dir.path().join("main.tf"), main).unwrap();
+    let cli = dir.path().join("terraform.rc");
+    std::fs::write(&cli, format!("provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n  }}\n}}\n", mirror.display())).unwrap();
+    let tf = |args: &[&str]| {
+        let out = Command::new("terraform")
+            .args(args)
+            .current_dir(dir.path())
+            .env("TF_CLI_CONFIG_FILE", &cli)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("run terraform");
+        assert!(out.status.success(), "terraform {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    tf(&["init", "-input=false", "-no-color"]);
+    tf(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let json: serde_json::Value = serde_json::from_slice(&tf(&["output", "-json"])).unwrap();
+    Some(json.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v["value"].as_str().unwrap_or_default().to_string())).collect())
+}
+
+#[test]
+fn the_aws_provider_reads_a_bucket_this_apply_creates_after_creating_it() {
+    let Some((mirror, endpoint)) = aws_and_s3() else { return };
+    let bucket = unique_bucket("made");
+    let text = format!(
+        "{}\nresource aws.s3_bucket made {{\n  bucket        = \"{bucket}\"\n  force_destroy = true\n}}\n\n\
+         data aws.s3_bucket made {{\n  bucket = aws.s3_bucket.made.bucket\n}}\n\n\
+         output arn    = data.aws.s3_bucket.made.arn\n\
+         output domain = data.aws.s3_bucket.made.bucket_regional_domain_name\n",
+        aws_provider_block(&endpoint)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let registry = aws_registry(dir.path(), &mirror);
+    let mut p = load(dir, registry, &text).unwrap_or_else(|d| panic!("{d:#?}"));
+
+    // The bucket does not exist yet: reading it while planning would fail,
+    // so the read waits for the create.
+    let first = p.plan(PlanOptions::default()).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(first.data.get("data.aws.s3_bucket.made"), Some(&None));
+    assert!(output(&first, "arn").is_unknown_deep());
+    assert_eq!(first.changes.iter().map(|c| c.address.as_str()).collect::<Vec<_>>(), vec!["aws.s3_bucket.made"]);
+    let report = p.apply(&first);
+    assert!(report.ok(), "{:?}", report.failures);
+    let outputs: std::collections::BTreeMap<&str, &Value> = report.outputs.iter().map(|(n, v, _)| (n.as_str(), v)).collect();
+    assert_eq!(outputs["arn"], &Value::String(format!("arn:aws:s3:::{bucket}")));
+    assert!(outputs["domain"].as_str().is_some_and(|d| d.starts_with(&bucket)), "{:?}", outputs["domain"]);
+    assert_eq!(p.recorded(), vec!["aws.s3_bucket.made"], "only the managed bucket is recorded");
+
+    // Now it is read while planning, and nothing changes.
+    let second = p.plan(PlanOptions::default()).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert!(matches!(second.data.get("data.aws.s3_bucket.made"), Some(Some(_))), "{:?}", second.data);
+    assert!(second.changes.is_empty(), "{:?}", second.changes);
+    assert_eq!(output(&second, "arn"), outputs["arn"]);
+
+    // Clean up what the test made.
+    let destroy = p.plan(PlanOptions { destroy: true, ..PlanOptions::default() }).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert!(p.apply(&destroy).ok());
 }

@@ -457,3 +457,48 @@ fn the_aws_provider_reads_a_bucket_this_apply_creates_after_creating_it() {
     let destroy = p.plan(PlanOptions { destroy: true, ..PlanOptions::default() }).unwrap_or_else(|d| panic!("{d:#?}"));
     assert!(p.apply(&destroy).ok());
 }
+
+/// The project in `dir` (with its modules) checked with `registry`, as the
+/// operations load it.
+fn load_dir(dir: tempfile::TempDir, registry: Registry) -> Result<Project, Vec<Diagnostic>> {
+    let mut project = plinth::project::load(dir.path()).map_err(|(_, d)| d)?;
+    let files = std::mem::take(&mut project.files);
+    let mut loader = plinth::project::Loader::new(dir.path(), std::mem::take(&mut project.sources), plinth::sources::Mode::Locked).map_err(|d| vec![d])?;
+    let vars = Default::default();
+    let mut host = plinth::project::RunHost::new(dir.path());
+    let expansion = plinth::eval::components::Expansion { loader: &mut loader, vars: &vars, host: &mut host, lenient: false };
+    let (mut cfg, diags) = plinth::eval::declare_with(files, Sources::default(), &registry, Some(expansion));
+    cfg.sources = std::mem::take(&mut loader.sources);
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let graph = plinth::graph::build(&cfg)?;
+    let store = plinth::state::open(&dir.path().join("state.db").display().to_string(), "default").unwrap();
+    Ok(Project { dir, cfg, graph, registry, store })
+}
+
+#[test]
+fn data_blocks_inside_components_are_prefixed_like_resources() {
+    let dir = project(&[
+        ("main.plinth", "module m from \"./mods/echo\" {\n  for_each = toset([\"a\", \"b\"])\n  t = each.key\n}\noutput a = module.m[\"a\"].upper\n"),
+        (
+            "mods/echo/main.plinth",
+            "param t: string\n\ndata lookup.echo e {\n  text = t\n}\n\nlet shout = \"${data.lookup.echo.e.upper}!\"\n\noutput upper = shout\n",
+        ),
+    ]);
+    let (reg, reads) = registry(dir.path());
+    let mut p = load_dir(dir, reg).unwrap_or_else(|d| panic!("{d:#?}"));
+    let mut addresses: Vec<&String> = p.cfg.data.keys().collect();
+    addresses.sort();
+    assert_eq!(addresses, vec!["module.m[\"a\"].data.lookup.echo.e", "module.m[\"b\"].data.lookup.echo.e"]);
+    let plan = p.plan(PlanOptions::default()).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(reads.load(Ordering::SeqCst), 2);
+    assert_eq!(output(&plan, "a"), &Value::String("A!".into()));
+
+    // `data` as a component kind, or a module's let, is refused.
+    let dir =
+        project(&[("main.plinth", "data x from \"./mods/m\" {}\nmodule y from \"./mods/m\" {}\n"), ("mods/m/main.plinth", "let data = 1\noutput o = data\n")]);
+    let (reg, _) = registry(dir.path());
+    let diags = load_dir(dir, reg).err().expect("refused");
+    assert_eq!(codes(&diags).iter().filter(|c| **c == "P2151").count(), 2, "{diags:#?}");
+}

@@ -266,7 +266,7 @@ fn cycles_through_data_blocks_are_reported() {
 
 #[test]
 fn data_as_a_param_name_is_refused() {
-    let diags = echo_project("param data: string = \"x\"\noutput o = data\n").err().expect("refused");
+    let diags = echo_project("param data: string = \"x\"\ndata lookup.echo e { text = data }\n").err().expect("refused");
     assert!(codes(&diags).contains(&"P2151"), "{diags:?}");
 }
 
@@ -496,8 +496,10 @@ fn data_blocks_inside_components_are_prefixed_like_resources() {
     assert_eq!(output(&plan, "a"), &Value::String("A!".into()));
 
     // `data` as a component kind, or a module's let, is refused.
-    let dir =
-        project(&[("main.plinth", "data x from \"./mods/m\" {}\nmodule y from \"./mods/m\" {}\n"), ("mods/m/main.plinth", "let data = 1\noutput o = data\n")]);
+    let dir = project(&[
+        ("main.plinth", "data x from \"./mods/m\" {}\nmodule y from \"./mods/m\" {}\n"),
+        ("mods/m/main.plinth", "let data = 1\ndata lookup.echo e { text = \"x\" }\noutput o = data.lookup.echo.e.upper\n"),
+    ]);
     let (reg, _) = registry(dir.path());
     let diags = load_dir(dir, reg).err().expect("refused");
     assert_eq!(codes(&diags).iter().filter(|c| **c == "P2151").count(), 2, "{diags:#?}");

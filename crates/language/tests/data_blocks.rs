@@ -191,12 +191,22 @@ fn references_to_data_blocks_are_checked() {
 
 #[test]
 fn data_is_a_reserved_name() {
-    for (src, kind) in [("param data: string\n", "a param"), ("let data = { a = 1 }\n", "a let"), ("provider data {}\n", "a provider")] {
-        let (_, diags) = check(src);
+    let block = format!("{PROVIDER}data aws.s3_bucket existing {{ bucket = \"b\" }}\n");
+    for (src, kind) in [
+        (format!("{block}param data: string\n"), "a param"),
+        (format!("{block}let data = {{ a = 1 }}\n"), "a let"),
+        ("provider data {}\n".to_string(), "a provider"),
+    ] {
+        let (_, diags) = check(&src);
         let d = diags.iter().find(|d| d.code == "P2151").unwrap_or_else(|| panic!("P2151 for {src}: {diags:#?}"));
         assert!(d.help.contains(kind) && d.help.contains("data.<provider>.<type>.<name>"), "{}", d.help);
         assert!(!d.labels.is_empty(), "located");
     }
+    // Without data blocks in the module a param or let may keep the name
+    // (a Secret's `data` entries), and `data.x` reads it.
+    let (cfg, diags) = check("param data: map(string) = {}\noutput o = data.username\n");
+    assert!(diags.is_empty(), "{diags:#?}");
+    assert_eq!(cfg.references[&DeclId::Output("o".into())][0].target, DeclId::Param("data".into()));
     // A data block named `data` is fine: the name is the last part.
     let (_, diags) = check(&format!("{PROVIDER}data aws.s3_bucket data {{ bucket = \"b\" }}\noutput o = data.aws.s3_bucket.data.arn\n"));
     assert!(diags.is_empty(), "{diags:#?}");

@@ -240,9 +240,16 @@ pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, exp
     let provider_names: HashSet<&str> = registry.names().collect();
     for (name, span) in cfg.params.iter().map(|(n, p)| (n, p.name.span)).chain(cfg.lets.iter().map(|(n, l)| (n, l.name.span))) {
         let local = name.rsplit('.').next().unwrap_or(name);
+        // `data` is the data sources' root in a module that declares data
+        // blocks; elsewhere a param or let may keep the name (a Secret's
+        // `data` entries), and `data.x` reads it.
+        let prefix = &name[..name.len() - local.len()];
+        let declares_data = || cfg.data.keys().any(|a| a.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("data.")));
         if local == DATA_ROOT {
-            let kind = if cfg.params.contains_key(name) { "a param" } else { "a let" };
-            diags.push(reserved_data_name(&Ident { name: local.to_string(), span }, kind));
+            if declares_data() {
+                let kind = if cfg.params.contains_key(name) { "a param" } else { "a let" };
+                diags.push(reserved_data_name(&Ident { name: local.to_string(), span }, kind));
+            }
         } else if provider_names.contains(local) || matches!(local, "each" | "count") {
             diags.push(
                 Diagnostic::new("P2002", "name shadows a provider or a meta name")
@@ -342,10 +349,14 @@ pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, exp
 
 /// `P2151`: `data` names data sources in expressions (`data.aws.s3_bucket.x`).
 pub fn reserved_data_name(name: &Ident, kind: &str) -> Diagnostic {
+    let (why, example) = match kind {
+        "a param" | "a let" => ("and this module declares `data` blocks, ", "my_data"),
+        "a component kind" => ("", "module_data"),
+        _ => ("", "my_data"),
+    };
     Diagnostic::new("P2151", "`data` is a reserved name")
         .help(format!(
-            "`data` is the root of data-source references (`data.<provider>.<type>.<name>`), so it cannot be the name of {kind}; rename it (e.g. `{}_data` or `payload`).",
-            if kind == "a component kind" { "module" } else { "my" }
+            "`data` is the root of data-source references (`data.<provider>.<type>.<name>`) {why}so it cannot be the name of {kind}; rename it (e.g. `{example}` or `payload`)."
         ))
         .label(name.span, "reserved for data sources")
 }

@@ -1233,6 +1233,7 @@ fn graph_cmd(dir: &Path, format: GraphFormat) -> Result<i32, Failure> {
             for &n in &g.order {
                 let shape = match &g.dag[n] {
                     eval::DeclId::Resource(_) => "box",
+                    eval::DeclId::Data(_) => "cylinder",
                     eval::DeclId::Output(_) => "note",
                     eval::DeclId::Provider(_) => "component",
                     _ => "ellipse",
@@ -1252,6 +1253,7 @@ fn graph_cmd(dir: &Path, format: GraphFormat) -> Result<i32, Failure> {
                 let text = label(&g.dag[n]).replace('"', "#quot;");
                 let node = match &g.dag[n] {
                     eval::DeclId::Resource(_) => format!("n{}[\"{text}\"]", n.index()),
+                    eval::DeclId::Data(_) => format!("n{}[(\"{text}\")]", n.index()),
                     eval::DeclId::Output(_) => format!("n{}[/\"{text}\"/]", n.index()),
                     _ => format!("n{}(\"{text}\")", n.index()),
                 };

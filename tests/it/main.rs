@@ -9,6 +9,7 @@ mod cli;
 mod command_line;
 mod components;
 mod crash;
+mod data_sources;
 mod drift;
 mod environments;
 mod examples;

@@ -23,8 +23,12 @@ use std::sync::Arc;
 pub struct AttrSchema {
     pub ty: Type,
     pub required: bool,
-    /// Set by the provider (may also be optional input when `required` is false).
+    /// Set by the provider. With `optional` (or a default) it is also an
+    /// input the configuration may set; otherwise it is computed only.
     pub computed: bool,
+    /// Terraform's Optional + Computed: the configuration may set it, the
+    /// provider computes it when it does not.
+    pub optional: bool,
     /// Never displayed; stored encrypted when a key is configured.
     pub sensitive: bool,
     /// A change to this attribute replaces the object.
@@ -43,9 +47,6 @@ pub struct AttrSchema {
     /// as blocks in the resource body (`rule { … }`, repeatable), or
     /// assigned a list of objects. `ty` is the value the blocks make.
     pub block: Option<Arc<BlockSchema>>,
-    /// Computed, but the configuration may set it (Terraform's optional +
-    /// computed attributes): an input all the same.
-    pub settable: bool,
 }
 
 /// How a nested block type repeats (Terraform's nesting modes).
@@ -80,6 +81,7 @@ impl AttrSchema {
             ty,
             required: false,
             computed: false,
+            optional: false,
             sensitive: false,
             forces_replacement: false,
             default: None,
@@ -87,7 +89,6 @@ impl AttrSchema {
             derived: false,
             sensitive_default: None,
             block: None,
-            settable: false,
         }
     }
     pub fn required(ty: Type, description: &'static str) -> Self {
@@ -124,7 +125,7 @@ impl AttrSchema {
     }
     /// An input the user sets (as opposed to a purely computed attribute).
     pub fn is_input(&self) -> bool {
-        self.required || !self.computed || self.default.is_some() || self.settable
+        self.required || !self.computed || self.optional || self.default.is_some()
     }
 }
 

@@ -109,7 +109,8 @@ impl Block {
             } else {
                 let mut s = AttrSchema::optional(ty, desc);
                 s.computed = a.computed;
-                s.settable = a.computed;
+                // Optional + Computed: settable, computed when left out.
+                s.optional = a.computed;
                 s
             };
             if a.sensitive {

@@ -225,7 +225,12 @@ pub async fn apply(
         // drop it and everything that depends on it.
         let unplanned: HashSet<usize> = node_task
             .iter()
-            .filter(|(n, _)| matches!(&ctx.graph.dag[**n], DeclId::Resource(a) if !planned_resources.contains(a.as_str()) && !plan_has_zero_instances(cfg, a)))
+            .filter(|(n, _)| match &ctx.graph.dag[**n] {
+                DeclId::Resource(a) => !planned_resources.contains(a.as_str()) && !plan_has_zero_instances(cfg, a),
+                // A data block the plan did not evaluate (outside `--only`).
+                DeclId::Data(a) => !plan.data.contains_key(a),
+                _ => false,
+            })
             .map(|(_, t)| *t)
             .collect();
         if !unplanned.is_empty() {
@@ -291,6 +296,9 @@ pub async fn apply(
     // Configured providers by key, shared by every task and dispatch of the
     // run (a provider is configured once: it may hold a connection pool).
     let mut providers: Providers = Providers::new();
+    // Provider blocks as the walk evaluated them, for data sources read
+    // during apply.
+    let mut provider_blocks: HashMap<String, Map> = HashMap::default();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(ctx.parallelism.max(1)));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Answer)>();
     let mut ops: Vec<Op> = Vec::new();
@@ -307,7 +315,8 @@ pub async fn apply(
             if interrupted {
                 continue;
             }
-            match start_task(ctx, plan, &prior, t, &mut tasks, &mut ns, &mut providers, host, &mut ops, &by_address, &changes_by_resource, &mut report) {
+            let walk = Walk { ns: &mut ns, providers: &mut providers, provider_blocks: &mut provider_blocks };
+            match start_task(ctx, plan, &prior, t, &mut tasks, walk, host, &mut ops, &by_address, &changes_by_resource, &mut report) {
                 Ok(new_ops) => {
                     if new_ops.is_empty() {
                         finish_task(cfg, t, &mut tasks, &mut ns, &mut ready);
@@ -635,6 +644,14 @@ fn sensitive_names(ctx: &ApplyContext<'_>, change: &plan::Change, config: &Map, 
 /// Configured providers by key (`name` or `name.alias`).
 type Providers = std::collections::BTreeMap<String, Arc<dyn Provider>>;
 
+/// What the coordinator's walk keeps between tasks.
+struct Walk<'w> {
+    ns: &'w mut Namespace,
+    providers: &'w mut Providers,
+    /// Evaluated provider blocks by key.
+    provider_blocks: &'w mut HashMap<String, Map>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn start_task(
     ctx: &ApplyContext<'_>,
@@ -642,8 +659,7 @@ fn start_task(
     prior: &crate::state::model::Snapshot,
     t: usize,
     tasks: &mut [Task],
-    ns: &mut Namespace,
-    providers: &mut Providers,
+    walk: Walk<'_>,
     host: &mut dyn FnHost,
     ops: &mut Vec<Op>,
     by_address: &HashMap<&str, usize>,
@@ -651,6 +667,7 @@ fn start_task(
     report: &mut ApplyReport,
 ) -> Result<Vec<usize>, Diags> {
     let cfg = ctx.cfg;
+    let Walk { ns, providers, provider_blocks } = walk;
     let n = match tasks[t].kind {
         TaskKind::Delete(ci) => {
             let op = Op {
@@ -690,6 +707,17 @@ fn start_task(
                 .configure(&decl.name.name, &config, ctx.provider_ctx)
                 .map_err(|d| vec![if d.labels.is_empty() { d.label(decl.name.span, "while configuring this provider") } else { d }])?;
             providers.insert(key.clone(), p);
+            provider_blocks.insert(key.clone(), config);
+            Ok(vec![])
+        }
+        DeclId::Data(address) => {
+            let Some(block) = cfg.data.get(address) else { return Ok(vec![]) };
+            let value = match plan.data.get(address) {
+                // Read while planning: dependents see what the plan showed.
+                Some(Some(v)) => v.clone(),
+                _ => read_data(ctx, block, ns, provider_blocks, host)?,
+            };
+            ns.set_data(&block.ns_root, &block.decl.provider.name, &block.decl.rtype.name, &block.decl.name.name, value);
             Ok(vec![])
         }
         DeclId::Output(name) => {
@@ -765,6 +793,49 @@ fn start_task(
             Ok(new_ops)
         }
     }
+}
+
+/// Reads a data block whose configuration the plan did not know: now that
+/// what it depends on is applied, its configuration and its provider's are
+/// evaluated again and the data source is read (`ProviderFactory::read_data`).
+fn read_data(
+    ctx: &ApplyContext<'_>,
+    block: &crate::eval::config::Resource,
+    ns: &Namespace,
+    provider_blocks: &HashMap<String, Map>,
+    host: &mut dyn FnHost,
+) -> Result<Value, Diags> {
+    let decl = &block.decl;
+    let address = block.address.as_str();
+    let instances = plan::expand_data(ctx.cfg, ctx.registry, address, ns, host, false)?;
+    let provider_key = block.meta.provider_config.clone().unwrap_or_else(|| decl.provider.name.clone());
+    let provider_config = provider_blocks.get(&provider_key).or_else(|| ctx.provider_configs.get(&provider_key)).cloned().unwrap_or_default();
+    let unknown = Value::Map(provider_config.clone()).is_unknown_deep() || instances.iter().any(|(_, c)| Value::Map(c.clone()).is_unknown_deep());
+    if unknown {
+        return Err(vec![Diagnostic::new("P4012", "data source configuration still unknown")
+            .help(format!(
+                "`{address}` (or its provider's block) uses values that are still not known after what it depends on was applied. Apply its dependencies first with `plinth apply --only <address>`, then apply the rest."
+            ))
+            .label(decl.name.span, "unknown configuration")]);
+    }
+    let Some(factory) = ctx.registry.get(&decl.provider.name) else { return Ok(Value::Unknown) };
+    let schema = ctx.cfg.data_schema(ctx.registry, address);
+    let mut values = Vec::with_capacity(instances.len());
+    for (key, config) in instances {
+        let inst_address = format!("{address}{}", key.suffix());
+        let req = crate::providers::DataRequest {
+            provider_key: &provider_key,
+            provider_config: &provider_config,
+            dtype: &decl.rtype.name,
+            address: &inst_address,
+            config: &config,
+        };
+        let read = factory
+            .read_data(req)
+            .map_err(|d| vec![if d.labels.is_empty() { d.label(decl.name.span, format!("while reading `{inst_address}`")) } else { d }])?;
+        values.push((key, Value::Map(plan::data_value(schema, &config, read))));
+    }
+    Ok(plan::resource_value(ctx.cfg, address, values))
 }
 
 /// Makes the intents of the ops' current steps durable (one transaction),

@@ -47,8 +47,10 @@ impl Graph {
     }
 
     /// For every resource: the resources it depends on, directly or through
-    /// lets, params and provider configurations (recorded in state so that
-    /// deletes can run in reverse order without the configuration).
+    /// lets, params, data blocks and provider configurations (recorded in
+    /// state so that deletes can run in reverse order without the
+    /// configuration). Data blocks have an entry too: a data block is read
+    /// during apply when one of these has a planned change.
     pub fn resource_dependencies(&self) -> HashMap<String, BTreeSet<String>> {
         let mut upstream: HashMap<NodeIndex, BTreeSet<String>> = HashMap::default();
         let mut out = HashMap::default();
@@ -66,7 +68,7 @@ impl Graph {
                     }
                 }
             }
-            if let DeclId::Resource(a) = &self.dag[n] {
+            if let DeclId::Resource(a) | DeclId::Data(a) = &self.dag[n] {
                 out.insert(a.clone(), set.clone());
             }
             upstream.insert(n, set);

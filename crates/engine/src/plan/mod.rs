@@ -134,6 +134,11 @@ pub struct Plan {
     pub unchanged: usize,
     /// Component instances (address, kind, source), for grouping the plan.
     pub components: Vec<(String, String, String)>,
+    /// Data blocks this plan evaluated, by address: their value when they
+    /// were read while planning, None when they are read during apply
+    /// (their configuration or their provider's was not known yet). Never
+    /// changes: data sources are read, not managed.
+    pub data: IndexMap<String, Option<Value>>,
 }
 
 impl Plan {
@@ -219,6 +224,7 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
     let mut failed: HashSet<NodeIndex> = HashSet::default();
     // Evaluated provider blocks, for providers that plan themselves.
     let mut provider_configs: HashMap<String, Map> = HashMap::default();
+    let mut data: IndexMap<String, Option<Value>> = IndexMap::new();
 
     for &n in &graph.order {
         if let Some(sel) = &selection.nodes {
@@ -275,6 +281,20 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
                     }
                 }
             }
+            DeclId::Data(address) => {
+                let Some(block) = cfg.data.get(address) else { continue };
+                if options.destroy {
+                    ns.set_data(&block.ns_root, &block.decl.provider.name, &block.decl.rtype.name, &block.decl.name.name, Value::Unknown);
+                    Ok(())
+                } else {
+                    // As Terraform: a data block that depends on a resource
+                    // this plan changes is read after that change, during apply.
+                    let after_changes = deps_of.get(address).is_some_and(|deps| changes.iter().any(|c: &Change| deps.contains(&c.resource)));
+                    plan_data(cfg, registry, &provider_configs, address, &mut ns, host, options.lenient, after_changes).map(|read| {
+                        data.insert(address.clone(), read);
+                    })
+                }
+            }
             DeclId::Output(name) => {
                 if options.destroy || selection.nodes.is_some() {
                     Ok(())
@@ -324,7 +344,7 @@ pub fn plan(inputs: &PlanInputs<'_>, options: &PlanOptions, host: &mut dyn FnHos
     changes.extend(deletes);
 
     let components = cfg.components.iter().map(|c| (c.address.clone(), c.kind.clone(), c.source.clone())).collect();
-    Ok(Plan { env: env.to_string(), prior_serial: prior.serial, destroy: options.destroy, changes, outputs, resources, unchanged, components })
+    Ok(Plan { env: env.to_string(), prior_serial: prior.serial, destroy: options.destroy, changes, outputs, resources, unchanged, components, data })
 }
 
 /// The same mistake evaluated for every instance is reported once.
@@ -679,6 +699,13 @@ pub fn provider_configs_from_state(
                     }
                 }
             }
+            // Data sources are not recorded: a provider block built from
+            // one is configured when the walk reaches it.
+            DeclId::Data(address) => {
+                if let Some(d) = cfg.data.get(address) {
+                    ns.set_data(&d.ns_root, &d.decl.provider.name, &d.decl.rtype.name, &d.decl.name.name, Value::Unknown);
+                }
+            }
             DeclId::Output(_) => {}
         }
     }
@@ -735,6 +762,32 @@ pub fn expand_resource(
 ) -> Result<Vec<(InstanceKey, Map)>, Diags> {
     let Some(res) = cfg.resources.get(address) else { return Ok(vec![]) };
     let schema = registry.resource_schema(&res.decl.provider.name, &res.decl.rtype.name);
+    expand(res, schema, ns, host, lenient)
+}
+
+/// [`expand_resource`] for a data block: one configuration per instance,
+/// checked against the data source's schema.
+pub fn expand_data(
+    cfg: &Config,
+    registry: &Registry,
+    address: &str,
+    ns: &Namespace,
+    host: &mut dyn FnHost,
+    lenient: bool,
+) -> Result<Vec<(InstanceKey, Map)>, Diags> {
+    let Some(res) = cfg.data.get(address) else { return Ok(vec![]) };
+    expand(res, cfg.data_schema(registry, address), ns, host, lenient)
+}
+
+/// The instances of a resource or data block and their configurations.
+fn expand(
+    res: &crate::eval::config::Resource,
+    schema: Option<&crate::providers::ResourceSchema>,
+    ns: &Namespace,
+    host: &mut dyn FnHost,
+    lenient: bool,
+) -> Result<Vec<(InstanceKey, Map)>, Diags> {
+    let address = res.address.as_str();
     let mut ev = Evaluator::new(ns, host);
     let keys: Vec<(InstanceKey, Option<(String, Value)>)> = if let Some(count) = &res.meta.count {
         let v = ev.eval(count).map_err(|e| vec![e])?;
@@ -947,8 +1000,15 @@ fn unknown_repetition(what: &str, span: Span) -> Diagnostic {
 
 /// The value a resource declaration has in expressions: an object, or a
 /// list/map of instance objects under `count`/`for_each`.
-pub fn resource_value(cfg: &Config, address: &str, mut instances: Vec<(InstanceKey, Value)>) -> Value {
-    let Some(res) = cfg.resources.get(address) else { return Value::Null };
+pub fn resource_value(cfg: &Config, address: &str, instances: Vec<(InstanceKey, Value)>) -> Value {
+    match cfg.resources.get(address).or_else(|| cfg.data.get(address)) {
+        Some(res) => instances_value(res, instances),
+        None => Value::Null,
+    }
+}
+
+/// The value of a resource or data block from its instances' values.
+fn instances_value(res: &crate::eval::config::Resource, mut instances: Vec<(InstanceKey, Value)>) -> Value {
     for (_, v) in instances.iter_mut() {
         if let Value::Map(m) = v {
             if m.contains_key(crate::providers::BOOKKEEPING) {
@@ -1177,6 +1237,85 @@ fn plan_resource(
     let value = resource_value(cfg, address, values);
     ns.set_resource(&res.ns_root, &rtype, &res.decl.name.name, value);
     Ok(())
+}
+
+/// Plans a data block: reads it now (`ProviderFactory::read_data`) when
+/// its configuration and its provider's are known, and sets its value in
+/// the namespace. Returns the value read, or None when it is read during
+/// apply: then every attribute the configuration does not set is unknown,
+/// as Terraform plans a deferred read. `lenient` (`validate`) reads
+/// nothing and starts no provider; `defer` (a resource it depends on
+/// changes) leaves the read to apply.
+#[allow(clippy::too_many_arguments)]
+fn plan_data(
+    cfg: &Config,
+    registry: &Registry,
+    provider_configs: &HashMap<String, Map>,
+    address: &str,
+    ns: &mut Namespace,
+    host: &mut dyn FnHost,
+    lenient: bool,
+    defer: bool,
+) -> Result<Option<Value>, Diags> {
+    let Some(block) = cfg.data.get(address) else { return Ok(None) };
+    let decl = &block.decl;
+    let instances = expand_data(cfg, registry, address, ns, host, lenient)?;
+    let provider_key = block.meta.provider_config.clone().unwrap_or_else(|| decl.provider.name.clone());
+    let provider_config = provider_configs.get(&provider_key).cloned().unwrap_or_default();
+    let known = !lenient
+        && !defer
+        && !Value::Map(provider_config.clone()).is_unknown_deep()
+        && instances.iter().all(|(_, config)| !Value::Map(config.clone()).is_unknown_deep());
+    let schema = cfg.data_schema(registry, address);
+    let mut values = Vec::with_capacity(instances.len());
+    for (key, config) in instances {
+        let value = if known {
+            let Some(factory) = registry.get(&decl.provider.name) else { return Ok(None) };
+            let inst_address = format!("{address}{}", key.suffix());
+            let req = plinth_sdk::DataRequest {
+                provider_key: &provider_key,
+                provider_config: &provider_config,
+                dtype: &decl.rtype.name,
+                address: &inst_address,
+                config: &config,
+            };
+            let read = factory.read_data(req).map_err(|d| vec![locate_provider_diagnostic(d, decl, &inst_address)])?;
+            Value::Map(data_value(schema, &config, read))
+        } else {
+            deferred_data_value(schema, config)
+        };
+        values.push((key, value));
+    }
+    let value = instances_value(block, values);
+    ns.set_data(&block.ns_root, &decl.provider.name, &decl.rtype.name, &decl.name.name, value.clone());
+    Ok(known.then_some(value))
+}
+
+/// What a data source read: its attributes, sensitive where the schema
+/// says so or where the configuration gave a sensitive value.
+pub fn data_value(schema: Option<&crate::providers::ResourceSchema>, config: &Map, read: Map) -> Map {
+    let sensitive: Vec<String> = read
+        .keys()
+        .filter(|k| {
+            schema.and_then(|s| s.attributes.get(k.as_str())).is_some_and(|a| a.sensitive) || config.get(k.as_str()).is_some_and(Value::is_sensitive_deep)
+        })
+        .cloned()
+        .collect();
+    mark_sensitive(read, &sensitive)
+}
+
+/// A data block read during apply, as the plan sees it: what the
+/// configuration sets, and every other attribute of the schema unknown
+/// (all of it unknown when the schema is not known: a provider not
+/// installed yet, at `validate`).
+fn deferred_data_value(schema: Option<&crate::providers::ResourceSchema>, mut config: Map) -> Value {
+    let Some(schema) = schema else { return Value::Unknown };
+    for (name, attr) in &schema.attributes {
+        if config.get(*name).is_none_or(|v| matches!(v, Value::Null)) {
+            config.insert((*name).to_string(), Value::Unknown.mark_if(attr.sensitive));
+        }
+    }
+    Value::Map(config)
 }
 
 /// A provider's planning diagnostic, located: as the provider located it,

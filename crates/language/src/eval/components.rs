@@ -281,6 +281,10 @@ impl Flattener<'_, '_> {
         for item in module.items() {
             let Item::Component(c) = item else { continue };
             let kind = c.kind.name.as_str();
+            if kind == crate::eval::config::DATA_ROOT {
+                self.sink.diags.push(crate::eval::config::reserved_data_name(&c.kind, "a component kind"));
+                continue;
+            }
             if scope.names.contains(kind) || self.providers.contains(kind) || matches!(kind, "each" | "count" | "path" | "module_path") {
                 self.sink.diags.push(
                     Diagnostic::new("P2002", "name shadows a provider or a meta name")
@@ -456,6 +460,7 @@ impl Flattener<'_, '_> {
 
         for item in module.items() {
             let item = item.clone();
+            let is_data = matches!(item, Item::Data(_));
             match item {
                 Item::Param(mut p) => {
                     let qualified = format!("{prefix}{}", p.name.name);
@@ -484,7 +489,7 @@ impl Flattener<'_, '_> {
                     self.defs.insert(l.name.name.clone(), Def::Let(l.value.clone()));
                     self.flat.items.push(Placed { item: Item::Let(l), prefix: prefix.clone(), extra_deps: vec![] });
                 }
-                Item::Resource(mut r) => {
+                Item::Resource(mut r) | Item::Data(mut r) => {
                     let mut rw = Rewriter::new(&scope, self.providers, None, &mut self.sink);
                     if r.body.attr("for_each").is_some() {
                         rw.locals.push("each".into());
@@ -505,7 +510,8 @@ impl Flattener<'_, '_> {
                     }
                     // Nested blocks of a provider schema (`root_volume { … }`).
                     rewrite_blocks(&mut rw, &mut r.body.blocks);
-                    self.flat.items.push(Placed { item: Item::Resource(r), prefix: prefix.clone(), extra_deps: extra_deps.clone() });
+                    let item = if is_data { Item::Data(r) } else { Item::Resource(r) };
+                    self.flat.items.push(Placed { item, prefix: prefix.clone(), extra_deps: extra_deps.clone() });
                 }
                 Item::Output(mut o) => {
                     Rewriter::new(&scope, self.providers, None, &mut self.sink).expr(&mut o.value);
@@ -1092,7 +1098,7 @@ impl<'s, 'd> Rewriter<'s, 'd> {
                 _ => {}
             }
         }
-        if self.providers.contains(name) {
+        if self.providers.contains(name) || name == crate::eval::config::DATA_ROOT {
             return if self.is_root() { Action::Keep } else { Action::Rename(format!("{}{name}", self.scope.prefix)) };
         }
         if self.is_root() {

@@ -17,6 +17,8 @@ pub enum DeclId {
     Provider(String),
     /// `random.password.db`
     Resource(String),
+    /// `data.aws.s3_bucket.existing`: a data source, read while planning.
+    Data(String),
     Output(String),
 }
 
@@ -31,7 +33,7 @@ impl std::fmt::Display for DeclId {
                 None => write!(f, "let {n}"),
             },
             DeclId::Provider(n) => write!(f, "provider {n}"),
-            DeclId::Resource(a) => write!(f, "{a}"),
+            DeclId::Resource(a) | DeclId::Data(a) => write!(f, "{a}"),
             DeclId::Output(n) => write!(f, "output {n}"),
         }
     }
@@ -57,13 +59,17 @@ pub struct ResourceMeta {
     pub ignore_changes: Vec<String>,
 }
 
+/// A resource or a data block: the declaration, its address and checked
+/// meta-arguments.
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub decl: ResourceDecl,
     pub address: String,
     pub meta: ResourceMeta,
     /// The name expressions read it under: `random` at the root,
-    /// `stack.core.random` inside the component `stack.core`.
+    /// `stack.core.random` inside the component `stack.core`; for a data
+    /// block `data` (or `stack.core.data`), under which it is
+    /// `<provider>.<type>.<name>`.
     pub ns_root: String,
     /// `depends_on` of the components it is in.
     pub extra_deps: Vec<Expr>,
@@ -76,6 +82,9 @@ pub struct Config {
     pub lets: IndexMap<String, LetDecl>,
     pub providers: IndexMap<String, ProviderDecl>,
     pub resources: IndexMap<String, Resource>,
+    /// Data blocks by address (`data.aws.s3_bucket.existing`): read, never
+    /// managed or recorded.
+    pub data: IndexMap<String, Resource>,
     pub outputs: IndexMap<String, OutputDecl>,
     /// References of each declaration (graph edges), in source order.
     pub references: IndexMap<DeclId, Vec<Reference>>,
@@ -93,6 +102,16 @@ pub struct Config {
 }
 
 pub const META_ARGUMENTS: &[&str] = &["count", "for_each", "depends_on", "provider"];
+/// The root name of data sources in expressions (`data.aws.s3_bucket.x`):
+/// no param, let, provider or component kind may be called so.
+pub const DATA_ROOT: &str = "data";
+
+/// Which kind of block [`Checker::resource`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    Resource,
+    Data,
+}
 const PARAM_ATTRS: &[&str] = &["description", "validate", "message", "sensitive"];
 const OUTPUT_ATTRS: &[&str] = &["description", "sensitive"];
 const LIFECYCLE_ATTRS: &[&str] = &["prevent_destroy", "create_before_destroy", "ignore_changes"];
@@ -108,6 +127,12 @@ impl Config {
         registry.resource_schema(&r.decl.provider.name, &r.decl.rtype.name)
     }
 
+    /// The schema of the data block at `address`.
+    pub fn data_schema<'r>(&self, registry: &'r Registry, address: &str) -> Option<&'r ResourceSchema> {
+        let r = self.data.get(address)?;
+        registry.get(&r.decl.provider.name)?.schema().data_sources.get(r.decl.rtype.name.as_str())
+    }
+
     /// Span of a declaration's name (for graph diagnostics).
     pub fn decl_span(&self, id: &DeclId) -> Option<Span> {
         Some(match id {
@@ -115,6 +140,7 @@ impl Config {
             DeclId::Let(n) => self.lets.get(n)?.name.span,
             DeclId::Provider(n) => self.providers.get(n)?.name.span,
             DeclId::Resource(a) => self.resources.get(a)?.decl.name.span,
+            DeclId::Data(a) => self.data.get(a)?.decl.name.span,
             DeclId::Output(n) => self.outputs.get(n)?.name.span,
         })
     }
@@ -171,6 +197,9 @@ pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, exp
                         Some(a) => format!("{}.{}", p.name.name, a.name),
                         None => p.name.name.clone(),
                     };
+                    if p.name.name == DATA_ROOT {
+                        diags.push(reserved_data_name(&p.name, "a provider"));
+                    }
                     if dup("provider configuration", format!("provider {key}"), p.name.span, &mut diags) {
                         cfg.providers.insert(key, p);
                     }
@@ -184,6 +213,16 @@ pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, exp
                         }
                         cfg.resources
                             .insert(address.clone(), Resource { decl: r, address, meta: ResourceMeta::default(), ns_root, extra_deps: placed.extra_deps });
+                    }
+                }
+                Item::Data(r) => {
+                    let address = format!("{prefix}{DATA_ROOT}.{}.{}.{}", r.provider.name, r.rtype.name, r.name.name);
+                    if dup("data block", address.clone(), r.name.span, &mut diags) {
+                        let ns_root = format!("{prefix}{DATA_ROOT}");
+                        if !prefix.is_empty() {
+                            cfg.ns_roots.insert(ns_root.clone(), (prefix.clone(), DATA_ROOT.to_string()));
+                        }
+                        cfg.data.insert(address.clone(), Resource { decl: r, address, meta: ResourceMeta::default(), ns_root, extra_deps: placed.extra_deps });
                     }
                 }
                 Item::Output(o) => {
@@ -201,7 +240,17 @@ pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, exp
     let provider_names: HashSet<&str> = registry.names().collect();
     for (name, span) in cfg.params.iter().map(|(n, p)| (n, p.name.span)).chain(cfg.lets.iter().map(|(n, l)| (n, l.name.span))) {
         let local = name.rsplit('.').next().unwrap_or(name);
-        if provider_names.contains(local) || matches!(local, "each" | "count") {
+        // `data` is the data sources' root in a module that declares data
+        // blocks; elsewhere a param or let may keep the name (a Secret's
+        // `data` entries), and `data.x` reads it.
+        let prefix = &name[..name.len() - local.len()];
+        let declares_data = || cfg.data.keys().any(|a| a.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("data.")));
+        if local == DATA_ROOT {
+            if declares_data() {
+                let kind = if cfg.params.contains_key(name) { "a param" } else { "a let" };
+                diags.push(reserved_data_name(&Ident { name: local.to_string(), span }, kind));
+            }
+        } else if provider_names.contains(local) || matches!(local, "each" | "count") {
             diags.push(
                 Diagnostic::new("P2002", "name shadows a provider or a meta name")
                     .help(format!("`{name}` is also the name of a provider (or of `each`/`count`), so references to it would be ambiguous; rename it."))
@@ -265,9 +314,15 @@ pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, exp
         references.insert(DeclId::Provider(key.clone()), refs);
     }
     for (address, r) in &cfg.resources {
-        let (meta, refs) = checker.resource(r);
+        let (meta, refs) = checker.resource(r, BlockKind::Resource);
         metas.push((address.clone(), meta));
         references.insert(DeclId::Resource(address.clone()), refs);
+    }
+    let mut data_metas = Vec::new();
+    for (address, r) in &cfg.data {
+        let (meta, refs) = checker.resource(r, BlockKind::Data);
+        data_metas.push((address.clone(), meta));
+        references.insert(DeclId::Data(address.clone()), refs);
     }
     for (name, o) in &cfg.outputs {
         let mut refs = Vec::new();
@@ -283,8 +338,27 @@ pub fn declare_with(files: Vec<File>, sources: Sources, registry: &Registry, exp
             r.meta = meta;
         }
     }
+    for (address, meta) in data_metas {
+        if let Some(r) = cfg.data.get_mut(&address) {
+            r.meta = meta;
+        }
+    }
     cfg.references = references;
     (cfg, diags)
+}
+
+/// `P2151`: `data` names data sources in expressions (`data.aws.s3_bucket.x`).
+pub fn reserved_data_name(name: &Ident, kind: &str) -> Diagnostic {
+    let (why, example) = match kind {
+        "a param" | "a let" => ("and this module declares `data` blocks, ", "my_data"),
+        "a component kind" => ("", "module_data"),
+        _ => ("", "my_data"),
+    };
+    Diagnostic::new("P2151", "`data` is a reserved name")
+        .help(format!(
+            "`data` is the root of data-source references (`data.<provider>.<type>.<name>`) {why}so it cannot be the name of {kind}; rename it (e.g. `{example}` or `payload`)."
+        ))
+        .label(name.span, "reserved for data sources")
 }
 
 fn unknown_provider(name: &Ident, registry: &Registry) -> Diagnostic {
@@ -469,7 +543,10 @@ impl<'c> Checker<'c> {
         }
     }
 
-    fn resource(&mut self, r: &Resource) -> (ResourceMeta, Vec<Reference>) {
+    /// A resource or a data block: its meta-arguments, its attributes and
+    /// blocks against the type's schema (`resources` or `data_sources` of
+    /// the provider's), and its references.
+    fn resource(&mut self, r: &Resource, kind: BlockKind) -> (ResourceMeta, Vec<Reference>) {
         let decl = &r.decl;
         let mut meta = ResourceMeta::default();
         let mut refs = Vec::new();
@@ -482,6 +559,25 @@ impl<'c> Checker<'c> {
             // A Terraform provider not installed yet: its resources are
             // checked once `plinth init` has cached its schema.
             Some(f) if !f.schema_known() => None,
+            Some(f) if kind == BlockKind::Data => match f.schema().data_sources.get(decl.rtype.name.as_str()) {
+                Some(s) => Some(s),
+                None => {
+                    let types: Vec<&str> = f.schema().data_sources.keys().copied().collect();
+                    let have = if types.is_empty() {
+                        format!("The provider `{}` has no data sources (data sources come from Terraform providers' schemas).", decl.provider.name)
+                    } else if types.len() > 40 {
+                        format!("The provider `{}` has {} data sources.", decl.provider.name, types.len())
+                    } else {
+                        format!("The provider `{}` has the data sources {}.", decl.provider.name, list_names(&types))
+                    };
+                    self.diags.push(
+                        Diagnostic::new("P2150", "unknown data source")
+                            .help(format!("{have}{}", suggestion(&decl.rtype.name, types.iter().copied())))
+                            .label(decl.rtype.span, "unknown data source"),
+                    );
+                    None
+                }
+            },
             Some(f) => match f.schema().resources.get(decl.rtype.name.as_str()) {
                 Some(s) => Some(s),
                 None => {
@@ -636,7 +732,7 @@ impl<'c> Checker<'c> {
             );
         }
         for b in &body.blocks {
-            if b.name.name == "lifecycle" {
+            if b.name.name == "lifecycle" && kind == BlockKind::Resource {
                 self.check_attrs(&b.body, LIFECYCLE_ATTRS, "`lifecycle`", &[]);
                 for a in &b.body.attrs {
                     let flag = |d: &mut Diags| match a.value.kind {
@@ -710,14 +806,18 @@ impl<'c> Checker<'c> {
                 refs.extend(scope_refs);
             } else {
                 let blocks: Vec<&str> = schema.map(|s| s.attributes.iter().filter(|(_, a)| a.block.is_some()).map(|(n, _)| *n).collect()).unwrap_or_default();
-                let all: Vec<&str> = std::iter::once("lifecycle").chain(blocks.iter().copied()).collect();
+                let lifecycle = (kind == BlockKind::Resource).then_some("lifecycle");
+                let all: Vec<&str> = lifecycle.into_iter().chain(blocks.iter().copied()).collect();
+                let what = if kind == BlockKind::Data {
+                    format!("The data source `{}.{}`", decl.provider.name, decl.rtype.name)
+                } else {
+                    format!("`{}.{}`", decl.provider.name, decl.rtype.name)
+                };
                 self.diags.push(
                     Diagnostic::new("P2014", "unexpected block")
                         .help(format!(
-                            "`{}.{}` accepts the blocks {}.{}",
-                            decl.provider.name,
-                            decl.rtype.name,
-                            list_names(&all),
+                            "{what} accepts {}.{}",
+                            if all.is_empty() { "no blocks".to_string() } else { format!("the blocks {}", list_names(&all)) },
                             suggestion(&b.name.name, all.iter().copied())
                         ))
                         .label(b.name.span, "unexpected block"),
@@ -877,6 +977,10 @@ impl<'c> Checker<'c> {
         }
         let scoped = self.cfg.ns_roots.get(name).map(|(prefix, provider)| (prefix.as_str(), provider.as_str()));
         let (prefix, name) = scoped.unwrap_or(("", name));
+        if name == DATA_ROOT {
+            self.resolve_data(prefix, root, steps, span, out);
+            return;
+        }
         if let Some(factory) = self.registry.get(name) {
             let (Some(TraversalStep::Attr(rtype)), Some(TraversalStep::Attr(rname))) = (steps.first(), steps.get(1)) else {
                 self.diags.push(
@@ -951,6 +1055,9 @@ impl<'c> Checker<'c> {
             candidates.extend(self.cfg.lets.keys().chain(self.cfg.params.keys()).filter(|n| !n.contains('.') && !n.contains(':')).cloned());
             candidates.extend(scope.locals.iter().map(|s| s.to_string()));
             candidates.extend(self.registry.names().map(String::from));
+            if !self.cfg.data.is_empty() {
+                candidates.push(DATA_ROOT.to_string());
+            }
         }
         self.diags.push(
             Diagnostic::new("P2003", "unknown name")
@@ -960,6 +1067,63 @@ impl<'c> Checker<'c> {
                 ))
                 .label(root.span, format!("`{name}` is not declared")),
         );
+    }
+}
+
+impl Checker<'_> {
+    /// `data.<provider>.<type>.<name>[key].<attribute>`: a declared data
+    /// block, and an attribute its schema has.
+    fn resolve_data(&mut self, prefix: &str, root: &Ident, steps: &[TraversalStep<'_>], span: Span, out: &mut Vec<Reference>) {
+        let attr = |i: usize| match steps.get(i) {
+            Some(TraversalStep::Attr(a)) => Some(*a),
+            _ => None,
+        };
+        let (Some(provider), Some(dtype), Some(dname)) = (attr(0), attr(1), attr(2)) else {
+            self.diags.push(
+                Diagnostic::new("P2152", "incomplete data source reference")
+                    .help("Reference a data source as `data.<provider>.<type>.<name>.<attribute>`, e.g. `data.aws.s3_bucket.existing.arn`, naming a `data <provider>.<type> <name> { … }` block.")
+                    .label(span, "incomplete reference"),
+            );
+            return;
+        };
+        let address = format!("{prefix}{DATA_ROOT}.{}.{}.{}", provider.name, dtype.name, dname.name);
+        let Some(data) = self.cfg.data.get(&address) else {
+            let hint = if crate::diagnostic::suggestions_exhausted() { String::new() } else { suggestion(&address, self.cfg.data.keys().map(String::as_str)) };
+            self.diags.push(
+                Diagnostic::new("P2152", "reference to an undeclared data block")
+                    .help(format!(
+                        "No `data {}.{} {} {{ … }}` is declared in this {}.{hint}",
+                        provider.name,
+                        dtype.name,
+                        dname.name,
+                        if prefix.is_empty() { "project" } else { "module" }
+                    ))
+                    .label(root.span.to(dname.span), format!("`{address}` is not declared")),
+            );
+            return;
+        };
+        let mut rest = steps[3..].iter();
+        let mut next = rest.next();
+        if (data.decl.body.attr("count").is_some() || data.decl.body.attr("for_each").is_some()) && matches!(next, Some(TraversalStep::Index(_))) {
+            next = rest.next();
+        }
+        if let (Some(TraversalStep::Attr(a)), Some(schema)) = (next, self.cfg.data_schema(self.registry, &address)) {
+            if !schema.attributes.contains_key(a.name.as_str()) {
+                let names: Vec<&str> = schema.attributes.keys().copied().collect();
+                self.diags.push(
+                    Diagnostic::new("P2006", "unsupported attribute")
+                        .help(format!(
+                            "The data source `{}.{}` has the attributes {}.{}",
+                            provider.name,
+                            dtype.name,
+                            list_names(&names),
+                            suggestion(&a.name, names.iter().copied())
+                        ))
+                        .label(a.span, format!("no attribute `{}`", a.name)),
+                );
+            }
+        }
+        out.push(Reference { target: DeclId::Data(address), span });
     }
 }
 

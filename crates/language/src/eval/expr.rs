@@ -38,6 +38,22 @@ impl Namespace {
         }
     }
 
+    /// Records the value of a data block under its root (`data`, or
+    /// `stack.core.data` in a component): `<root>.<provider>.<type>.<name>`.
+    pub fn set_data(&mut self, root: &str, provider: &str, dtype: &str, name: &str, value: Value) {
+        note_secrets(&value);
+        let root = self.vars.entry(root.to_string()).or_insert_with(|| Value::Map(Map::default()));
+        if let Value::Map(providers) = root {
+            let types = providers.entry(provider.to_string()).or_insert_with(|| Value::Map(Map::default()));
+            if let Value::Map(types) = types {
+                let by_name = types.entry(dtype.to_string()).or_insert_with(|| Value::Map(Map::default()));
+                if let Value::Map(names) = by_name {
+                    names.insert(name.to_string(), value);
+                }
+            }
+        }
+    }
+
     pub fn get_resource(&self, provider: &str, rtype: &str, name: &str) -> Option<&Value> {
         match self.vars.get(provider)? {
             Value::Map(types) => match types.get(rtype)? {

@@ -20,6 +20,9 @@ pub enum Item {
     Let(LetDecl),
     Provider(ProviderDecl),
     Resource(ResourceDecl),
+    /// `data <provider>.<type> <name> { … }`: a data source, read while
+    /// planning. Its header and body are a resource's.
+    Data(ResourceDecl),
     Output(OutputDecl),
     /// `<kind> <name> from "<source>" [version "<constraint>"] { inputs }`
     Component(ComponentDecl),

@@ -1193,6 +1193,14 @@ output grafana_password = random.password.grafana_admin.result { sensitive = tru
     }
 
     #[test]
+    fn data_blocks_and_references() {
+        check(
+            "data  aws.s3_bucket existing{\nbucket=\"plinth-data\"\ncount = 2\nfilter{name=\"x\"}\n}\noutput region=data.aws.s3_bucket.existing[0].region\n",
+            "data aws.s3_bucket existing {\n  bucket = \"plinth-data\"\n  count  = 2\n  filter { name = \"x\" }\n}\noutput region = data.aws.s3_bucket.existing[0].region\n",
+        );
+    }
+
+    #[test]
     fn declarations_are_not_attributes() {
         check("let a = 1\nlet bbb = 2\nparam x: number = 3\n", "let a = 1\nlet bbb = 2\nparam x: number = 3\n");
     }

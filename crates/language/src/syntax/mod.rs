@@ -90,7 +90,13 @@ fn terraform_idioms(file: FileId, text: &str) -> Vec<Diagnostic> {
                 _ => None,
             },
             ["data", t, n] => match (quoted(t), quoted(n)) {
-                (Some(_), Some(n)) => Some(format!("Plinth has no data sources: read values with functions (`file`, `env`, `yamldecode`, …) in a `let {n} = …`, or manage the object with `resource <provider>.<type> {n} {{`; references drop `data.`.")),
+                (Some(t), Some(n)) => {
+                    let plinth = match t.split_once('_') {
+                        Some((p, rest)) => format!("{p}.{rest}"),
+                        None => format!("<provider>.{t}"),
+                    };
+                    Some(format!("Write `data {plinth} {n} {{`: the provider and the data source's type are joined by a dot and nothing is quoted (e.g. `aws_s3_bucket` → `aws.s3_bucket`); read it as `data.{plinth}.{n}.<attribute>`."))
+                }
                 _ => None,
             },
             ["terraform"] => Some("Plinth has no `terraform` block: providers are built in, and the state backend is configured per environment (`backend \"<kind>\" { … }` in `envs/<name>.plinth`).".to_string()),
@@ -173,7 +179,7 @@ fn parse_in_chunks(file: FileId, text: &str) -> Option<Result<File, Diags>> {
 /// the start of a line that [`lexical::walk`] finds outside brackets,
 /// strings, comments and heredocs.
 fn declaration_starts(text: &str) -> Vec<usize> {
-    const KEYWORDS: [&str; 5] = ["param ", "let ", "provider ", "resource ", "output "];
+    const KEYWORDS: [&str; 6] = ["param ", "let ", "provider ", "resource ", "data ", "output "];
     let mut out = Vec::new();
     lexical::walk(text, |event| {
         if let lexical::Event::TopLevelLine { at } = event {
@@ -264,6 +270,7 @@ pub fn parse_env_file(file: FileId, text: &str) -> Result<EnvFile, Diags> {
                         Rule::kw_let => "let",
                         Rule::kw_provider => "provider",
                         Rule::kw_resource => "resource",
+                        Rule::kw_data => "data",
                         _ => "output",
                     };
                     let kw_span = builder.span(&kw);
@@ -385,6 +392,7 @@ fn rule_name(rule: Rule) -> &'static str {
         Rule::kw_let => "`let`",
         Rule::kw_provider => "`provider`",
         Rule::kw_resource => "`resource`",
+        Rule::kw_data => "`data`",
         Rule::kw_output => "`output`",
         Rule::kw_for => "`for`",
         Rule::kw_in => "`in`",
@@ -398,7 +406,7 @@ fn rule_name(rule: Rule) -> &'static str {
         Rule::import_decl => "an `import` declaration",
         Rule::meta_decl => "a `meta` block",
         Rule::file => "a declaration",
-        Rule::item => "a declaration (`param`, `let`, `provider`, `resource`, `output`, `import`, `meta` or a component)",
+        Rule::item => "a declaration (`param`, `let`, `provider`, `resource`, `data`, `output`, `import`, `meta` or a component)",
         Rule::varfile => "an assignment",
         Rule::envfile => "an assignment or a `backend` block",
         Rule::backend_block => "a `backend \"<kind>\" { … }` block",
@@ -409,6 +417,7 @@ fn rule_name(rule: Rule) -> &'static str {
         Rule::let_decl => "a `let` declaration",
         Rule::provider_decl => "a `provider` block",
         Rule::resource_decl => "a `resource` block",
+        Rule::data_decl => "a `data` block",
         Rule::output_decl => "an `output` declaration",
         Rule::body => "a block body `{ … }`",
         Rule::attribute => "an attribute `name = value`",
@@ -514,6 +523,13 @@ impl Builder {
                 let name = self.ident(inner.next()?);
                 let body = self.body(inner.next()?);
                 Some(Item::Resource(ResourceDecl { provider, rtype, name, body, span }))
+            }
+            Rule::data_decl => {
+                let provider = self.ident(inner.next()?);
+                let rtype = self.ident(inner.next()?);
+                let name = self.ident(inner.next()?);
+                let body = self.body(inner.next()?);
+                Some(Item::Data(ResourceDecl { provider, rtype, name, body, span }))
             }
             Rule::output_decl => {
                 let name = self.ident(inner.next()?);
@@ -1027,6 +1043,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::kw_let
             | Rule::kw_provider
             | Rule::kw_resource
+            | Rule::kw_data
             | Rule::kw_output
             | Rule::kw_for
             | Rule::kw_in

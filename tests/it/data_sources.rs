@@ -288,7 +288,13 @@ fn aws_registry(dir: &std::path::Path, mirror: &std::path::Path) -> Registry {
     use plinth::tfplugin::provider::{cache_schema, Installed, TerraformFactory};
     let binary = mirror.join(AWS_BINARY);
     let schemas = cache_schema("aws", &binary, &dir.join("aws.schema.json")).unwrap_or_else(|d| panic!("schema: {d:?}"));
-    let installed = Installed { source: "registry.terraform.io/hashicorp/aws".into(), binary, schemas, log: Some(dir.join("aws.log")), project_dir: Some(dir.to_path_buf()) };
+    let installed = Installed {
+        source: "registry.terraform.io/hashicorp/aws".into(),
+        binary,
+        schemas,
+        log: Some(dir.join("aws.log")),
+        project_dir: Some(dir.to_path_buf()),
+    };
     let mut registry = plinth::providers::builtin::registry_in(dir);
     registry.register(Arc::new(TerraformFactory::new("aws", installed).unwrap_or_else(|d| panic!("factory: {d:?}"))));
     registry

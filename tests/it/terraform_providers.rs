@@ -254,6 +254,37 @@ fn a_real_provider_creates_updates_replaces_and_destroys_as_terraform_does() {
     let o = plinth(dir.path(), &ours, &["plan", "--detailed-exitcode"]);
     assert_exit(&o, 0);
 
+    // Drift: a table deleted outside Plinth is found by ReadResource, and
+    // `apply --refresh` makes it again.
+    let teams = remote_id(&ours, "workato.data_table.u").unwrap();
+    let deleted = Command::new("curl")
+        .args(["-sf", "-X", "DELETE", "-H", "Authorization: Bearer test-api-key", "--cacert"])
+        .arg(&ours.cert)
+        .arg(format!("{}/api/data_tables/{teams}", ours.url))
+        .output()
+        .unwrap();
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    let o = plinth(dir.path(), &ours, &["drift"]);
+    assert_exit(&o, 2);
+    assert!(stdout(&o).contains("workato.data_table.u"), "{}", stdout(&o));
+    let o = plinth(dir.path(), &ours, &["apply", "--auto-approve", "--refresh"]);
+    assert_exit(&o, 0);
+    assert!(remote_id(&ours, "workato.data_table.u").is_some(), "made again");
+    assert_exit(&plinth(dir.path(), &ours, &["plan", "--detailed-exitcode", "--refresh"]), 0);
+
+    // Import: forgotten, then adopted by its id; no second folder is made.
+    assert_exit(&plinth(dir.path(), &ours, &["state", "rm", "workato.folder.f"]), 0);
+    let folder = remote_id(&ours, "workato.folder.f").unwrap();
+    let o = plinth(dir.path(), &ours, &["import", "workato.folder.f", &folder]);
+    assert_exit(&o, 0);
+    let o = plinth(dir.path(), &ours, &["import", "workato.folder.f", &folder]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("P5013"), "{}", stderr(&o));
+    assert_exit(&plinth(dir.path(), &ours, &["apply", "--auto-approve"]), 0);
+    assert_exit(&plinth(dir.path(), &ours, &["plan", "--detailed-exitcode"]), 0);
+    let folders = ours.objects()["folders"].as_array().unwrap().iter().filter(|f| f["name"] == "tables").count();
+    assert_eq!(folders, 1);
+
     // Update in place.
     let o = plinth(dir.path(), &ours, &["plan", "--detailed-exitcode", "--var", "description=changed", "--var", "region=us"]);
     assert_exit(&o, 2);

@@ -240,6 +240,16 @@ fn a_real_provider_creates_updates_replaces_and_destroys_as_terraform_does() {
     let o = plinth(dir.path(), &ours, &["apply", "--auto-approve", "--parallelism", "1"]);
     assert_exit(&o, 0);
     assert!(!stdout(&o).contains("@tf"), "{}", stdout(&o));
+    // The provider process was stopped with the run, not left behind.
+    let installed = dir.path().join(".plinth/providers").display().to_string();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&installed))
+        .collect();
+    assert!(left.is_empty(), "provider processes left running: {left:?}");
     let o = terraform(tf.path(), &theirs, &["init", "-input=false"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let tf_var = format!("base_url={}", theirs.url);

@@ -39,6 +39,37 @@ macro_rules! diags {
     };
 }
 
+/// One call of the protocol in either version: `$m5`/`$m6` name the method
+/// (and the message module of the same name) in tfplugin5/tfplugin6; in
+/// `$req` and `$resp`, `msg` is that module and `$pv` the version's module.
+macro_rules! call {
+    ($self:ident, $what5:literal / $what6:literal, $m5:ident / $m6:ident, |$pv:ident| $req:expr, |$r:ident| $resp:expr) => {
+        match $self.client.clone() {
+            Client::V5(mut c) => {
+                #[allow(unused_imports)]
+                use crate::proto::v5 as $pv;
+                use $pv::$m5 as msg;
+                let $r = c.$m5($req).await.map_err(|s| transport($self, $what5, s))?.into_inner();
+                $resp
+            }
+            Client::V6(mut c) => {
+                #[allow(unused_imports)]
+                use crate::proto::v6 as $pv;
+                use $pv::$m6 as msg;
+                let $r = c.$m6($req).await.map_err(|s| transport($self, $what6, s))?.into_inner();
+                $resp
+            }
+        }
+    };
+}
+
+/// The attribute paths of a response's `requires_replace`.
+macro_rules! paths {
+    ($list:expr) => {
+        $list.iter().map(|p| steps(p.steps.iter().map(|s| s.selector.clone().map(Step::from)))).collect::<Vec<Vec<String>>>()
+    };
+}
+
 pub enum Step {
     Attr(String),
     Key(String),
@@ -223,99 +254,45 @@ impl Plugin {
 
     pub async fn validate_resource(&self, type_name: &str, config: &Value, ty: &Cty) -> Result<(), Diagnostic> {
         let bytes = enc(config, ty, "the resource configuration")?;
-        let diags = match self.client.clone() {
-            Client::V5(mut c) => {
-                let r = c
-                    .validate_resource_type_config(v5::validate_resource_type_config::Request {
-                        type_name: type_name.into(),
-                        config: Some(v5::DynamicValue { msgpack: bytes, json: vec![] }),
-                    })
-                    .await
-                    .map_err(|s| transport(self, "ValidateResourceTypeConfig", s))?
-                    .into_inner();
-                diags!(r.diagnostics)
-            }
-            Client::V6(mut c) => {
-                let r = c
-                    .validate_resource_config(v6::validate_resource_config::Request {
-                        type_name: type_name.into(),
-                        config: Some(v6::DynamicValue { msgpack: bytes, json: vec![] }),
-                    })
-                    .await
-                    .map_err(|s| transport(self, "ValidateResourceConfig", s))?
-                    .into_inner();
-                diags!(r.diagnostics)
-            }
-        };
+        let diags = call!(
+            self,
+            "ValidateResourceTypeConfig" / "ValidateResourceConfig",
+            validate_resource_type_config / validate_resource_config,
+            |pv| msg::Request { type_name: type_name.into(), config: Some(pv::DynamicValue { msgpack: bytes, json: vec![] }) },
+            |r| diags!(r.diagnostics)
+        );
         check("P7007", "invalid configuration", &diags)
     }
 
     pub async fn validate_data(&self, type_name: &str, config: &Value, ty: &Cty) -> Result<(), Diagnostic> {
         let bytes = enc(config, ty, "the data source configuration")?;
-        let diags = match self.client.clone() {
-            Client::V5(mut c) => {
-                let r = c
-                    .validate_data_source_config(v5::validate_data_source_config::Request {
-                        type_name: type_name.into(),
-                        config: Some(v5::DynamicValue { msgpack: bytes, json: vec![] }),
-                    })
-                    .await
-                    .map_err(|s| transport(self, "ValidateDataSourceConfig", s))?
-                    .into_inner();
-                diags!(r.diagnostics)
-            }
-            Client::V6(mut c) => {
-                let r = c
-                    .validate_data_resource_config(v6::validate_data_resource_config::Request {
-                        type_name: type_name.into(),
-                        config: Some(v6::DynamicValue { msgpack: bytes, json: vec![] }),
-                    })
-                    .await
-                    .map_err(|s| transport(self, "ValidateDataResourceConfig", s))?
-                    .into_inner();
-                diags!(r.diagnostics)
-            }
-        };
+        let diags = call!(
+            self,
+            "ValidateDataSourceConfig" / "ValidateDataResourceConfig",
+            validate_data_source_config / validate_data_resource_config,
+            |pv| msg::Request { type_name: type_name.into(), config: Some(pv::DynamicValue { msgpack: bytes, json: vec![] }) },
+            |r| diags!(r.diagnostics)
+        );
         check("P7007", "invalid configuration", &diags)
     }
 
     #[allow(clippy::too_many_arguments)]
     pub async fn plan(&self, type_name: &str, ty: &Cty, prior: &Value, proposed: &Value, config: &Value, prior_private: &[u8]) -> Result<Planned, Diagnostic> {
         let (p, n, c) = (enc(prior, ty, "the prior state")?, enc(proposed, ty, "the proposed state")?, enc(config, ty, "the configuration")?);
-        let (state, replace, private, d, legacy) = match self.client.clone() {
-            Client::V5(mut cl) => {
-                let r = cl
-                    .plan_resource_change(v5::plan_resource_change::Request {
-                        type_name: type_name.into(),
-                        prior_state: Some(v5::DynamicValue { msgpack: p, json: vec![] }),
-                        proposed_new_state: Some(v5::DynamicValue { msgpack: n, json: vec![] }),
-                        config: Some(v5::DynamicValue { msgpack: c, json: vec![] }),
-                        prior_private: prior_private.to_vec(),
-                        provider_meta: None,
-                    })
-                    .await
-                    .map_err(|s| transport(self, "PlanResourceChange", s))?
-                    .into_inner();
-                let replace = r.requires_replace.iter().map(|p| steps(p.steps.iter().map(|s| s.selector.clone().map(Step::from)))).collect();
-                (r.planned_state.map(|d| d.msgpack), replace, r.planned_private, diags!(r.diagnostics), r.legacy_type_system)
-            }
-            Client::V6(mut cl) => {
-                let r = cl
-                    .plan_resource_change(v6::plan_resource_change::Request {
-                        type_name: type_name.into(),
-                        prior_state: Some(v6::DynamicValue { msgpack: p, json: vec![] }),
-                        proposed_new_state: Some(v6::DynamicValue { msgpack: n, json: vec![] }),
-                        config: Some(v6::DynamicValue { msgpack: c, json: vec![] }),
-                        prior_private: prior_private.to_vec(),
-                        provider_meta: None,
-                    })
-                    .await
-                    .map_err(|s| transport(self, "PlanResourceChange", s))?
-                    .into_inner();
-                let replace = r.requires_replace.iter().map(|p| steps(p.steps.iter().map(|s| s.selector.clone().map(Step::from)))).collect();
-                (r.planned_state.map(|d| d.msgpack), replace, r.planned_private, diags!(r.diagnostics), r.legacy_type_system)
-            }
-        };
+        let (state, replace, private, d, legacy) = call!(
+            self,
+            "PlanResourceChange" / "PlanResourceChange",
+            plan_resource_change / plan_resource_change,
+            |pv| msg::Request {
+                type_name: type_name.into(),
+                prior_state: Some(pv::DynamicValue { msgpack: p, json: vec![] }),
+                proposed_new_state: Some(pv::DynamicValue { msgpack: n, json: vec![] }),
+                config: Some(pv::DynamicValue { msgpack: c, json: vec![] }),
+                prior_private: prior_private.to_vec(),
+                provider_meta: None,
+            },
+            |r| (r.planned_state.map(|d| d.msgpack), paths!(r.requires_replace), r.planned_private, diags!(r.diagnostics), r.legacy_type_system)
+        );
         check("P7008", "planning failed", &d)?;
         let planned = dec(state.as_deref(), ty, "planned state", &self.name)?;
         Ok(Planned { planned, requires_replace: replace, private, legacy_type_system: legacy })
@@ -332,38 +309,20 @@ impl Plugin {
         planned_private: &[u8],
     ) -> Result<Applied, Diagnostic> {
         let (p, n, c) = (enc(prior, ty, "the prior state")?, enc(planned, ty, "the planned state")?, enc(config, ty, "the configuration")?);
-        let (state, private, d, legacy) = match self.client.clone() {
-            Client::V5(mut cl) => {
-                let r = cl
-                    .apply_resource_change(v5::apply_resource_change::Request {
-                        type_name: type_name.into(),
-                        prior_state: Some(v5::DynamicValue { msgpack: p, json: vec![] }),
-                        planned_state: Some(v5::DynamicValue { msgpack: n, json: vec![] }),
-                        config: Some(v5::DynamicValue { msgpack: c, json: vec![] }),
-                        planned_private: planned_private.to_vec(),
-                        provider_meta: None,
-                    })
-                    .await
-                    .map_err(|s| transport(self, "ApplyResourceChange", s))?
-                    .into_inner();
-                (r.new_state.map(|d| d.msgpack), r.private, diags!(r.diagnostics), r.legacy_type_system)
-            }
-            Client::V6(mut cl) => {
-                let r = cl
-                    .apply_resource_change(v6::apply_resource_change::Request {
-                        type_name: type_name.into(),
-                        prior_state: Some(v6::DynamicValue { msgpack: p, json: vec![] }),
-                        planned_state: Some(v6::DynamicValue { msgpack: n, json: vec![] }),
-                        config: Some(v6::DynamicValue { msgpack: c, json: vec![] }),
-                        planned_private: planned_private.to_vec(),
-                        provider_meta: None,
-                    })
-                    .await
-                    .map_err(|s| transport(self, "ApplyResourceChange", s))?
-                    .into_inner();
-                (r.new_state.map(|d| d.msgpack), r.private, diags!(r.diagnostics), r.legacy_type_system)
-            }
-        };
+        let (state, private, d, legacy) = call!(
+            self,
+            "ApplyResourceChange" / "ApplyResourceChange",
+            apply_resource_change / apply_resource_change,
+            |pv| msg::Request {
+                type_name: type_name.into(),
+                prior_state: Some(pv::DynamicValue { msgpack: p, json: vec![] }),
+                planned_state: Some(pv::DynamicValue { msgpack: n, json: vec![] }),
+                config: Some(pv::DynamicValue { msgpack: c, json: vec![] }),
+                planned_private: planned_private.to_vec(),
+                provider_meta: None,
+            },
+            |r| (r.new_state.map(|d| d.msgpack), r.private, diags!(r.diagnostics), r.legacy_type_system)
+        );
         check("P7009", "apply failed", &d)?;
         let new_state = dec(state.as_deref(), ty, "new state", &self.name)?;
         Ok(Applied { new_state, private, legacy_type_system: legacy })
@@ -372,34 +331,18 @@ impl Plugin {
     /// ReadResource: Ok(None) when the object is gone.
     pub async fn read(&self, type_name: &str, ty: &Cty, current: &Value, private: &[u8]) -> Result<Option<(Value, Vec<u8>)>, Diagnostic> {
         let cur = enc(current, ty, "the recorded state")?;
-        let (state, private, d) = match self.client.clone() {
-            Client::V5(mut cl) => {
-                let r = cl
-                    .read_resource(v5::read_resource::Request {
-                        type_name: type_name.into(),
-                        current_state: Some(v5::DynamicValue { msgpack: cur, json: vec![] }),
-                        private: private.to_vec(),
-                        provider_meta: None,
-                    })
-                    .await
-                    .map_err(|s| transport(self, "ReadResource", s))?
-                    .into_inner();
-                (r.new_state.map(|d| d.msgpack), r.private, diags!(r.diagnostics))
-            }
-            Client::V6(mut cl) => {
-                let r = cl
-                    .read_resource(v6::read_resource::Request {
-                        type_name: type_name.into(),
-                        current_state: Some(v6::DynamicValue { msgpack: cur, json: vec![] }),
-                        private: private.to_vec(),
-                        provider_meta: None,
-                    })
-                    .await
-                    .map_err(|s| transport(self, "ReadResource", s))?
-                    .into_inner();
-                (r.new_state.map(|d| d.msgpack), r.private, diags!(r.diagnostics))
-            }
-        };
+        let (state, private, d) = call!(
+            self,
+            "ReadResource" / "ReadResource",
+            read_resource / read_resource,
+            |pv| msg::Request {
+                type_name: type_name.into(),
+                current_state: Some(pv::DynamicValue { msgpack: cur, json: vec![] }),
+                private: private.to_vec(),
+                provider_meta: None
+            },
+            |r| (r.new_state.map(|d| d.msgpack), r.private, diags!(r.diagnostics))
+        );
         check("P7010", "reading failed", &d)?;
         match dec(state.as_deref(), ty, "state", &self.name)? {
             Value::Null => Ok(None),
@@ -409,24 +352,13 @@ impl Plugin {
 
     pub async fn import(&self, type_name: &str, id: &str, types: &(dyn Fn(&str) -> Option<Cty> + Sync)) -> Result<Vec<Imported>, Diagnostic> {
         type Listed = Vec<(String, Option<Vec<u8>>, Vec<u8>)>;
-        let (list, d): (Listed, Vec<ProviderDiag>) = match self.client.clone() {
-            Client::V5(mut cl) => {
-                let r = cl
-                    .import_resource_state(v5::import_resource_state::Request { type_name: type_name.into(), id: id.into() })
-                    .await
-                    .map_err(|s| transport(self, "ImportResourceState", s))?
-                    .into_inner();
-                (r.imported_resources.into_iter().map(|i| (i.type_name, i.state.map(|d| d.msgpack), i.private)).collect(), diags!(r.diagnostics))
-            }
-            Client::V6(mut cl) => {
-                let r = cl
-                    .import_resource_state(v6::import_resource_state::Request { type_name: type_name.into(), id: id.into() })
-                    .await
-                    .map_err(|s| transport(self, "ImportResourceState", s))?
-                    .into_inner();
-                (r.imported_resources.into_iter().map(|i| (i.type_name, i.state.map(|d| d.msgpack), i.private)).collect(), diags!(r.diagnostics))
-            }
-        };
+        let (list, d): (Listed, Vec<ProviderDiag>) = call!(
+            self,
+            "ImportResourceState" / "ImportResourceState",
+            import_resource_state / import_resource_state,
+            |pv| msg::Request { type_name: type_name.into(), id: id.into() },
+            |r| (r.imported_resources.into_iter().map(|i| (i.type_name, i.state.map(|d| d.msgpack), i.private)).collect(), diags!(r.diagnostics))
+        );
         check("P7011", "import failed", &d)?;
         let mut out = Vec::new();
         for (t, state, private) in list {
@@ -438,64 +370,26 @@ impl Plugin {
 
     /// UpgradeResourceState from `version` with the state as JSON.
     pub async fn upgrade(&self, type_name: &str, ty: &Cty, version: i64, raw_json: Vec<u8>) -> Result<Value, Diagnostic> {
-        let (state, d) = match self.client.clone() {
-            Client::V5(mut cl) => {
-                let r = cl
-                    .upgrade_resource_state(v5::upgrade_resource_state::Request {
-                        type_name: type_name.into(),
-                        version,
-                        raw_state: Some(v5::RawState { json: raw_json, flatmap: Default::default() }),
-                    })
-                    .await
-                    .map_err(|s| transport(self, "UpgradeResourceState", s))?
-                    .into_inner();
-                (r.upgraded_state.map(|d| d.msgpack), diags!(r.diagnostics))
-            }
-            Client::V6(mut cl) => {
-                let r = cl
-                    .upgrade_resource_state(v6::upgrade_resource_state::Request {
-                        type_name: type_name.into(),
-                        version,
-                        raw_state: Some(v6::RawState { json: raw_json, flatmap: Default::default() }),
-                    })
-                    .await
-                    .map_err(|s| transport(self, "UpgradeResourceState", s))?
-                    .into_inner();
-                (r.upgraded_state.map(|d| d.msgpack), diags!(r.diagnostics))
-            }
-        };
+        let (state, d) = call!(
+            self,
+            "UpgradeResourceState" / "UpgradeResourceState",
+            upgrade_resource_state / upgrade_resource_state,
+            |pv| msg::Request { type_name: type_name.into(), version, raw_state: Some(pv::RawState { json: raw_json, flatmap: Default::default() }) },
+            |r| (r.upgraded_state.map(|d| d.msgpack), diags!(r.diagnostics))
+        );
         check("P7012", "upgrading the recorded state failed", &d)?;
         dec(state.as_deref(), ty, "upgraded state", &self.name)
     }
 
     pub async fn read_data(&self, type_name: &str, ty: &Cty, config: &Value) -> Result<Value, Diagnostic> {
         let c = enc(config, ty, "the data source configuration")?;
-        let (state, d) = match self.client.clone() {
-            Client::V5(mut cl) => {
-                let r = cl
-                    .read_data_source(v5::read_data_source::Request {
-                        type_name: type_name.into(),
-                        config: Some(v5::DynamicValue { msgpack: c, json: vec![] }),
-                        provider_meta: None,
-                    })
-                    .await
-                    .map_err(|s| transport(self, "ReadDataSource", s))?
-                    .into_inner();
-                (r.state.map(|d| d.msgpack), diags!(r.diagnostics))
-            }
-            Client::V6(mut cl) => {
-                let r = cl
-                    .read_data_source(v6::read_data_source::Request {
-                        type_name: type_name.into(),
-                        config: Some(v6::DynamicValue { msgpack: c, json: vec![] }),
-                        provider_meta: None,
-                    })
-                    .await
-                    .map_err(|s| transport(self, "ReadDataSource", s))?
-                    .into_inner();
-                (r.state.map(|d| d.msgpack), diags!(r.diagnostics))
-            }
-        };
+        let (state, d) = call!(
+            self,
+            "ReadDataSource" / "ReadDataSource",
+            read_data_source / read_data_source,
+            |pv| msg::Request { type_name: type_name.into(), config: Some(pv::DynamicValue { msgpack: c, json: vec![] }), provider_meta: None },
+            |r| (r.state.map(|d| d.msgpack), diags!(r.diagnostics))
+        );
         check("P7013", "reading the data source failed", &d)?;
         dec(state.as_deref(), ty, "data source state", &self.name)
     }

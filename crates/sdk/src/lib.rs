@@ -324,6 +324,12 @@ pub trait ProviderFactory: Send + Sync {
         Err(Diagnostic::new("P6905", format!("provider `{}` has no data source `{}`", self.name(), req.dtype))
             .help("Data sources come from Terraform providers' schemas."))
     }
+    /// [`plan_change`](Self::plan_change) for several independent changes
+    /// (the instances of one resource), answered in order; a provider may
+    /// plan them concurrently.
+    fn plan_changes(&self, reqs: &[ChangeRequest<'_>]) -> Vec<Result<PlannedChange, Diagnostic>> {
+        reqs.iter().map(|r| self.plan_change(*r)).collect()
+    }
     /// `config` holds the evaluated provider block (all known).
     fn configure(&self, config: &Map, ctx: &ProviderContext) -> Result<Arc<dyn Provider>, Diagnostic>;
 }

@@ -44,10 +44,25 @@ fn runtime() -> &'static tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("plinth-tfplugin")
+            // A provider that exits (after Shutdown, or crashing) closes its
+            // socket under a write: EPIPE for these threads, not the
+            // SIGPIPE that ends Plinth (whose default disposition it keeps
+            // for `plinth plan | head`).
+            .on_thread_start(block_sigpipe)
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("cannot start the provider plugin runtime: {e}"))
     })
+}
+
+fn block_sigpipe() {
+    // SAFETY: changes only the calling thread's signal mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 /// Runs `fut` on the plugin runtime and waits for it from synchronous code
@@ -106,11 +121,12 @@ pub struct Plugin {
     pub name: String,
     pub protocol: u32,
     pub client: Client,
+    channel: Channel,
     child: Arc<Mutex<Option<Child>>>,
     tail: Arc<Mutex<VecDeque<String>>>,
 }
 
-type Live = (std::sync::Weak<Mutex<Option<Child>>>, Client);
+type Live = (std::sync::Weak<Mutex<Option<Child>>>, Channel);
 
 /// Every plugin started by this process and not yet stopped.
 fn live() -> &'static Mutex<Vec<Live>> {
@@ -122,33 +138,37 @@ fn live() -> &'static Mutex<Vec<Live>> {
 /// when Plinth is interrupted): each is asked to stop, then ended.
 pub fn stop_all() {
     let all: Vec<Live> = live().lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
-    for (child, client) in all {
+    for (child, channel) in all {
         if let Some(child) = child.upgrade() {
-            stop_child(&child, client);
+            stop_child(&child, channel);
         }
     }
 }
 
-fn stop_child(child: &Mutex<Option<Child>>, client: Client) {
+/// Ends a plugin as go-plugin's own clients do: the `GRPCController`
+/// service's `Shutdown` (every go-plugin server has it), a moment for the
+/// process to exit, then SIGKILL.
+fn stop_child(child: &Mutex<Option<Child>>, channel: Channel) {
     let Ok(mut guard) = child.lock() else { return };
     let Some(mut child) = guard.take() else { return };
     let asked = block_on(async move {
-        let stop = async {
-            match client {
-                Client::V5(mut c) => c.stop(v5::stop::Request {}).await.is_ok(),
-                Client::V6(mut c) => c.stop_provider(v6::stop_provider::Request {}).await.is_ok(),
+        let shutdown = async {
+            let mut grpc = tonic::client::Grpc::new(channel);
+            if grpc.ready().await.is_err() {
+                return false;
             }
+            let path = tonic::codegen::http::uri::PathAndQuery::from_static("/plugin.GRPCController/Shutdown");
+            let codec = tonic_prost::ProstCodec::<(), ()>::default();
+            grpc.unary(tonic::Request::new(()), path, codec).await.is_ok()
         };
-        tokio::time::timeout(Duration::from_secs(5), stop).await.unwrap_or(false)
+        tokio::time::timeout(Duration::from_secs(2), shutdown).await.unwrap_or(false)
     });
-    // A go-plugin server exits when its client goes away; give it a
-    // moment after a Stop, then make sure.
     if asked {
-        for _ in 0..20 {
+        for _ in 0..200 {
             if matches!(child.try_wait(), Ok(Some(_))) {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
     let _ = child.kill();
@@ -177,7 +197,7 @@ impl Plugin {
 
     /// Asks the provider to stop, then ends the process.
     pub fn stop(&self) {
-        stop_child(&self.child, self.client.clone());
+        stop_child(&self.child, self.channel.clone());
     }
 }
 
@@ -207,6 +227,12 @@ async fn start(launch: Launch) -> Result<Plugin, Diagnostic> {
     let binary = std::path::absolute(&binary).unwrap_or(binary);
     let (cert_pem, key_der, cert_der) = client_certificate()?;
     let mut extra = env;
+    // Providers log at trace level unless told otherwise, megabytes a run
+    // that cost them CPU: off, unless PLINTH_PROVIDER_LOG names a level
+    // (trace, debug, info, warn, error) for their log file.
+    let level = std::env::var("PLINTH_PROVIDER_LOG").ok().filter(|l| ["trace", "debug", "info", "warn", "error"].contains(&l.to_ascii_lowercase().as_str()));
+    extra.retain(|(k, _)| k != "TF_LOG" && k != "TF_LOG_PROVIDER");
+    extra.push(("TF_LOG".into(), level.unwrap_or_else(|| "off".into()).to_ascii_uppercase()));
     extra.push((MAGIC_COOKIE_KEY.into(), MAGIC_COOKIE_VALUE.into()));
     extra.push(("PLUGIN_PROTOCOL_VERSIONS".into(), "5,6".into()));
     extra.push(("PLUGIN_CLIENT_CERT".into(), cert_pem));
@@ -306,6 +332,7 @@ async fn start(launch: Launch) -> Result<Plugin, Diagnostic> {
             return Err(start_error(format!("cannot connect to provider `{name}` at {}", hs.address), e));
         }
     };
+    let raw = channel.clone();
     let client = match hs.protocol {
         5 => Client::V5(v5::provider_client::ProviderClient::new(channel).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20)),
         _ => Client::V6(v6::provider_client::ProviderClient::new(channel).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20)),
@@ -313,9 +340,9 @@ async fn start(launch: Launch) -> Result<Plugin, Diagnostic> {
     let child = Arc::new(Mutex::new(Some(child)));
     if let Ok(mut l) = live().lock() {
         l.retain(|(c, _)| c.strong_count() > 0);
-        l.push((Arc::downgrade(&child), client.clone()));
+        l.push((Arc::downgrade(&child), raw.clone()));
     }
-    Ok(Plugin { name, protocol: hs.protocol, client, child, tail })
+    Ok(Plugin { name, protocol: hs.protocol, client, channel: raw, child, tail })
 }
 
 fn open_log(path: &Path) -> Option<std::fs::File> {

@@ -434,66 +434,52 @@ impl ProviderFactory for TerraformFactory {
         self.missing.is_none()
     }
     fn plan_change(&self, req: ChangeRequest<'_>) -> Result<PlannedChange, Diagnostic> {
-        if let Some(why) = &self.missing {
-            return Err(why.clone());
+        match self.plan_job(req)? {
+            Job::Ready(planned) => Ok(planned),
+            Job::Remote(job) => plugin::block_on(job.run()),
         }
-        let shared = self.shared.clone();
-        let rt = shared.rtype(req.rtype)?;
-        let prior_meta = req.prior.and_then(|p| p.get(META)).cloned();
-        // A configuration known only after apply: the provider is
-        // configured then; until then every computed attribute is unknown.
-        let Some(provider_config) = req.provider_config.filter(|c| !Value::Map((*c).clone()).is_unknown_deep()) else {
-            let mut planned = plinth_sdk::default_plan(shared.sdk.resources.get(req.rtype), req.prior, req.config);
-            for (name, attr) in shared.sdk.resources.get(req.rtype).map(|s| s.attributes.iter()).into_iter().flatten() {
-                if attr.computed && planned.get(*name).is_none_or(|v| matches!(v, Value::Null)) {
-                    planned.insert((*name).to_string(), Value::Unknown);
+    }
+    fn plan_changes(&self, reqs: &[ChangeRequest<'_>]) -> Vec<Result<PlannedChange, Diagnostic>> {
+        // The provider answers several plans at once, as under Terraform
+        // (10 in flight): the planner's instances are independent.
+        let mut out: Vec<Option<Result<PlannedChange, Diagnostic>>> = Vec::with_capacity(reqs.len());
+        let mut remote = Vec::new();
+        for (i, req) in reqs.iter().enumerate() {
+            match self.plan_job(*req) {
+                Ok(Job::Ready(p)) => out.push(Some(Ok(p))),
+                Ok(Job::Remote(job)) => {
+                    out.push(None);
+                    remote.push((i, job));
+                }
+                Err(d) => out.push(Some(Err(d))),
+            }
+        }
+        let answers = plugin::block_on(async move {
+            let limit = Arc::new(tokio::sync::Semaphore::new(PLAN_CONCURRENCY));
+            let mut set = tokio::task::JoinSet::new();
+            for (i, job) in remote {
+                let limit = limit.clone();
+                set.spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    (i, job.run().await)
+                });
+            }
+            let mut answers = Vec::new();
+            while let Some(done) = set.join_next().await {
+                if let Ok(answer) = done {
+                    answers.push(answer);
                 }
             }
-            planned.shift_remove(META);
-            return Ok(PlannedChange { planned, requires_replace: vec![] });
-        };
-        let plugin = shared.plugin_for(provider_config)?;
-        let config = conform(&Value::Map(req.config.clone()), &rt.schema.block);
-        let address = req.address.to_string();
-        let prior = req.prior.cloned();
-        let planned = plugin::block_on({
-            let rt = rt.clone();
-            let plugin = plugin.clone();
-            async move {
-                let (prior, private) = prior_state(&plugin, &rt, prior.as_ref()).await?;
-                plugin.validate_resource(&rt.tf_name, &config, &rt.cty).await?;
-                let proposed = proposed_new(&rt.schema.block, &prior, &config);
-                plugin.plan(&rt.tf_name, &rt.cty, &prior, &proposed, &config, &private).await
-            }
-        })
-        .map_err(|d| in_address(d, &address))?;
-        let mut map = match planned.planned {
-            Value::Map(m) => m,
-            _ => Map::default(),
-        };
-        // The attributes the provider says force replacement and whose value
-        // changes (as Terraform decides): those with a known new value are
-        // the reason shown; an unknown one (an id) only when none is known.
-        let prior_values = req.prior.cloned().unwrap_or_default();
-        let mut known = Vec::new();
-        let mut unknown = Vec::new();
-        for name in planned.requires_replace.iter().filter_map(|p| p.first()) {
-            let new = map.get(name).unwrap_or(&Value::Null);
-            let old = prior_values.get(name).unwrap_or(&Value::Null);
-            if known.contains(name) || unknown.contains(name) {
-                continue;
-            }
-            if new.is_unknown_deep() {
-                unknown.push(name.clone());
-            } else if new != old {
-                known.push(name.clone());
-            }
+            answers
+        });
+        for (i, answer) in answers {
+            out[i] = Some(answer);
         }
-        let requires_replace = if known.is_empty() { unknown } else { known };
-        if let Some(meta) = prior_meta {
-            map.insert(META.into(), meta);
-        }
-        Ok(PlannedChange { planned: map, requires_replace })
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| Err(Diagnostic::new("P7002", "a provider plan was lost").help("The planning task ended without an answer; plan again.")))
+            })
+            .collect()
     }
     fn import(&self, provider_config: &Map, rtype: &str, id: &str) -> Result<Observed, Diagnostic> {
         if let Some(why) = &self.missing {
@@ -529,6 +515,94 @@ impl ProviderFactory for TerraformFactory {
         }
         let plugin = self.shared.plugin_for(config)?;
         Ok(Arc::new(Configured { shared: self.shared.clone(), plugin }))
+    }
+}
+
+/// Plans in flight at once per provider process (Terraform's default
+/// parallelism).
+const PLAN_CONCURRENCY: usize = 10;
+
+/// A change to plan: answered without the provider (its configuration is
+/// not known yet, so nothing is asked of it), or a call to make.
+enum Job {
+    Ready(PlannedChange),
+    Remote(RemotePlan),
+}
+
+/// One PlanResourceChange with everything it needs, owned (it runs on the
+/// plugin runtime, with others).
+struct RemotePlan {
+    plugin: Arc<Plugin>,
+    rt: Arc<ResourceType>,
+    address: String,
+    prior: Option<Map>,
+    config: Value,
+}
+
+impl RemotePlan {
+    async fn run(self) -> Result<PlannedChange, Diagnostic> {
+        let RemotePlan { plugin, rt, address, prior, config } = self;
+        let prior_meta = prior.as_ref().and_then(|p| p.get(META)).cloned();
+        let planned = async {
+            let (prior_value, private) = prior_state(&plugin, &rt, prior.as_ref()).await?;
+            plugin.validate_resource(&rt.tf_name, &config, &rt.cty).await?;
+            let proposed = proposed_new(&rt.schema.block, &prior_value, &config);
+            plugin.plan(&rt.tf_name, &rt.cty, &prior_value, &proposed, &config, &private).await
+        }
+        .await
+        .map_err(|d| in_address(d, &address))?;
+        let mut map = match planned.planned {
+            Value::Map(m) => m,
+            _ => Map::default(),
+        };
+        // The attributes the provider says force replacement and whose value
+        // changes (as Terraform decides): those with a known new value are
+        // the reason shown; an unknown one (an id) only when none is known.
+        let prior_values = prior.unwrap_or_default();
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for name in planned.requires_replace.iter().filter_map(|p| p.first()) {
+            let new = map.get(name).unwrap_or(&Value::Null);
+            let old = prior_values.get(name).unwrap_or(&Value::Null);
+            if known.contains(name) || unknown.contains(name) {
+                continue;
+            }
+            if new.is_unknown_deep() {
+                unknown.push(name.clone());
+            } else if new != old {
+                known.push(name.clone());
+            }
+        }
+        let requires_replace = if known.is_empty() { unknown } else { known };
+        if let Some(meta) = prior_meta {
+            map.insert(META.into(), meta);
+        }
+        Ok(PlannedChange { planned: map, requires_replace })
+    }
+}
+
+impl TerraformFactory {
+    fn plan_job(&self, req: ChangeRequest<'_>) -> Result<Job, Diagnostic> {
+        if let Some(why) = &self.missing {
+            return Err(why.clone());
+        }
+        let shared = self.shared.clone();
+        let rt = shared.rtype(req.rtype)?;
+        // A configuration known only after apply: the provider is
+        // configured then; until then every computed attribute is unknown.
+        let Some(provider_config) = req.provider_config.filter(|c| !Value::Map((*c).clone()).is_unknown_deep()) else {
+            let mut planned = plinth_sdk::default_plan(shared.sdk.resources.get(req.rtype), req.prior, req.config);
+            for (name, attr) in shared.sdk.resources.get(req.rtype).map(|s| s.attributes.iter()).into_iter().flatten() {
+                if attr.computed && planned.get(*name).is_none_or(|v| matches!(v, Value::Null)) {
+                    planned.insert((*name).to_string(), Value::Unknown);
+                }
+            }
+            planned.shift_remove(META);
+            return Ok(Job::Ready(PlannedChange { planned, requires_replace: vec![] }));
+        };
+        let plugin = shared.plugin_for(provider_config)?;
+        let config = conform(&Value::Map(req.config.clone()), &rt.schema.block);
+        Ok(Job::Remote(RemotePlan { plugin, rt, address: req.address.to_string(), prior: req.prior.cloned(), config }))
     }
 }
 

@@ -958,6 +958,42 @@ fn expand(
     }
 }
 
+/// What an instance's inputs alone make of it: created without a record,
+/// unchanged when its configuration (with `ignore_changes` kept as
+/// recorded) equals the recorded inputs, else updated, or replaced when a
+/// changed attribute forces it. Returns the configuration to apply.
+fn by_inputs(
+    res: &crate::eval::config::Resource,
+    schema: Option<&crate::providers::ResourceSchema>,
+    prior_rec: Option<&InstanceRecord>,
+    config: Map,
+) -> (Action, Vec<String>, Map) {
+    let Some(rec) = prior_rec else { return (Action::Create, vec![], config) };
+    let mut config = config;
+    for name in &res.meta.ignore_changes {
+        if let Some(v) = rec.inputs.get(name) {
+            config.insert(name.clone(), v.clone());
+        }
+    }
+    let mut changed = Vec::new();
+    for (name, v) in &config {
+        let recorded = rec.inputs.get(name).unwrap_or(&Value::Null);
+        if v.is_unknown_deep() || v != recorded {
+            changed.push(name.clone());
+        }
+    }
+    if changed.is_empty() {
+        return (Action::NoOp, vec![], config);
+    }
+    let forcing: Vec<String> =
+        changed.iter().filter(|n| schema.and_then(|s| s.attributes.get(n.as_str())).is_some_and(|a| a.forces_replacement)).cloned().collect();
+    if forcing.is_empty() {
+        (Action::Update, vec![], config)
+    } else {
+        (Action::Replace, forcing, config)
+    }
+}
+
 /// A recorded object and a provider's plan for it hold the same values
 /// (the provider's bookkeeping aside).
 fn same_object(recorded: &Map, planned: &Map) -> bool {
@@ -1070,6 +1106,39 @@ fn plan_resource(
     let schema = factory.schema().resources.get(rtype.as_str());
     let instances = expand_resource(cfg, registry, address, ns, host, lenient)?;
     let deps: Vec<String> = deps_of.get(address).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+    // A provider that plans itself is asked about every changing instance
+    // at once (it may answer concurrently); the loop below takes the answers.
+    let mut prefetched: HashMap<String, Result<plinth_sdk::PlannedChange, Diagnostic>> = HashMap::default();
+    if factory.plans_remotely(&rtype) && !lenient && factory.schema_known() && instances.len() > 1 {
+        let mut wanted: Vec<(String, Option<&Map>, Map)> = Vec::new();
+        for (key, config) in &instances {
+            let inst_address = format!("{address}{}", key.suffix());
+            if !selection.covers(address, &inst_address) {
+                continue;
+            }
+            let prior_rec = prior.get(&inst_address);
+            let (action, _, config) = by_inputs(res, schema, prior_rec, config.clone());
+            match action {
+                Action::Create | Action::Replace => wanted.push((inst_address, None, config)),
+                Action::Update => wanted.push((inst_address, prior_rec.map(|r| &r.attrs), config)),
+                _ => {}
+            }
+        }
+        let reqs: Vec<plinth_sdk::ChangeRequest<'_>> = wanted
+            .iter()
+            .map(|(a, p, c)| plinth_sdk::ChangeRequest {
+                provider_key: &provider_key,
+                provider_config: provider_configs.get(&provider_key),
+                rtype: &rtype,
+                address: a,
+                prior: *p,
+                config: c,
+            })
+            .collect();
+        for ((a, _, _), answer) in wanted.iter().zip(factory.plan_changes(&reqs)) {
+            prefetched.insert(a.clone(), answer);
+        }
+    }
     let mut values = Vec::with_capacity(instances.len());
     for (key, config) in instances {
         let inst_address = format!("{address}{}", key.suffix());
@@ -1088,35 +1157,7 @@ fn plan_resource(
             }
             continue;
         }
-        let (action, replace_because, config) = match prior_rec {
-            None => (Action::Create, vec![], config),
-            Some(rec) => {
-                let mut config = config;
-                for name in &res.meta.ignore_changes {
-                    if let Some(v) = rec.inputs.get(name) {
-                        config.insert(name.clone(), v.clone());
-                    }
-                }
-                let mut changed = Vec::new();
-                for (name, v) in &config {
-                    let recorded = rec.inputs.get(name).unwrap_or(&Value::Null);
-                    if v.is_unknown_deep() || v != recorded {
-                        changed.push(name.clone());
-                    }
-                }
-                if changed.is_empty() {
-                    (Action::NoOp, vec![], config)
-                } else {
-                    let forcing: Vec<String> =
-                        changed.iter().filter(|n| schema.and_then(|s| s.attributes.get(n.as_str())).is_some_and(|a| a.forces_replacement)).cloned().collect();
-                    if forcing.is_empty() {
-                        (Action::Update, vec![], config)
-                    } else {
-                        (Action::Replace, forcing, config)
-                    }
-                }
-            }
-        };
+        let (action, replace_because, config) = by_inputs(res, schema, prior_rec, config);
         if action == Action::Replace && res.meta.prevent_destroy {
             return Err(vec![Diagnostic::new("P4003", "resource is protected from destruction")
                 .help(format!(
@@ -1170,7 +1211,11 @@ fn plan_resource(
                 prior: prior_attrs,
                 config: &config,
             };
-            let planned = factory.plan_change(req).map_err(|d| vec![locate_provider_diagnostic(d, &res.decl, &inst_address)])?;
+            let planned = match prefetched.remove(&inst_address) {
+                Some(answer) => answer,
+                None => factory.plan_change(req),
+            };
+            let planned = planned.map_err(|d| vec![locate_provider_diagnostic(d, &res.decl, &inst_address)])?;
             if action == Action::Update && !planned.requires_replace.is_empty() {
                 if res.meta.prevent_destroy {
                     return Err(vec![Diagnostic::new("P4003", "resource is protected from destruction")

@@ -431,3 +431,55 @@ fn the_terraform_providers_example_applies_and_converges() {
     let db = std::fs::read(tmp.path().join(".plinth/state.db")).unwrap();
     assert!(!db.windows(b"test-api-key".len()).any(|w| w == b"test-api-key"), "the API key is not in the state");
 }
+
+/// tests/fixtures/workato/terraform/update.tf in Plinth's language: renames,
+/// a new description, a changed column hint and one column more, a new
+/// property value; nothing forces replacement.
+fn updated_config() -> String {
+    PLINTH_CONFIG
+        .replace("name        = \"plinth\"", "name        = \"plinth-2\"")
+        .replace("param description: string = \"made by the round trip\"", "param description: string = \"updated by the round trip\"")
+        .replace("name      = \"tables\"", "name      = \"tables-2\"")
+        .replace("name      = \"people\"", "name      = \"persons\"")
+        .replace(
+            "hint     = \"in years\"\n  }",
+            "hint     = \"in whole years\"\n  }\n  column {\n    name       = \"tags\"\n    type       = \"string\"\n    multivalue = true\n  }",
+        )
+        .replace("param region: string = \"eu\"", "param region: string = \"us\"")
+}
+
+/// The same update and then destroy, by Plinth and by terraform on twin
+/// servers: the same remote objects and recorded values after each.
+#[test]
+fn updates_and_destroys_leave_what_terraform_leaves() {
+    let Some(mirror) = mirror() else { return };
+    let (ours, theirs) = (Api::start(), Api::start());
+    let dir = project(&[("main.plinth", PLINTH_CONFIG)]);
+    let tf = terraform_dir(&mirror);
+    let mirror_arg = mirror.display().to_string();
+    let tf_var = format!("base_url={}", theirs.url);
+    assert_exit(&plinth(dir.path(), &ours, &["init", "--provider-mirror", &mirror_arg]), 0);
+    assert_exit(&plinth(dir.path(), &ours, &["apply", "--auto-approve", "--parallelism", "1"]), 0);
+    let o = terraform(tf.path(), &theirs, &["init", "-input=false"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = terraform(tf.path(), &theirs, &["apply", "-auto-approve", "-input=false", "-parallelism=1", "-var", &tf_var]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    std::fs::write(dir.path().join("main.plinth"), updated_config()).unwrap();
+    let o = plinth(dir.path(), &ours, &["apply", "--auto-approve", "--parallelism", "1"]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("0 replaced"), "{}", stdout(&o));
+    std::fs::copy(crate::repo_root().join("tests/fixtures/workato/terraform/update.tf"), tf.path().join("main.tf")).unwrap();
+    let o = terraform(tf.path(), &theirs, &["apply", "-auto-approve", "-input=false", "-parallelism=1", "-var", &tf_var]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(normalised(&ours.objects()), normalised(&theirs.objects()), "the same remote objects after the update");
+    let (mine, reference) = (plinth_values(dir.path(), &ours), terraform_values(tf.path(), &theirs));
+    assert_eq!(normalised(&serde_json::json!(mine)), normalised(&serde_json::json!(reference)), "the same recorded values after the update");
+    assert_exit(&plinth(dir.path(), &ours, &["plan", "--detailed-exitcode"]), 0);
+
+    assert_exit(&plinth(dir.path(), &ours, &["destroy", "--auto-approve"]), 0);
+    let o = terraform(tf.path(), &theirs, &["destroy", "-auto-approve", "-input=false", "-var", &tf_var]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(normalised(&ours.objects()), normalised(&theirs.objects()), "the same remote objects after destroy");
+    assert_eq!(stdout(&run(dir.path(), &["state", "list"])).trim(), "");
+}

@@ -753,7 +753,8 @@ fn start_task(
                             continue;
                         }
                         if let Some(planned) = after.get(name) {
-                            if !planned.is_unknown_deep() && planned != v {
+                            let differs = if remote { !fills(planned, v) } else { !planned.is_unknown_deep() && planned != v };
+                            if differs {
                                 diags.push(
                                     Diagnostic::new("P4010", "value changed between plan and apply")
                                         .help(format!(
@@ -944,4 +945,20 @@ fn dispatch(
         });
     }
     Ok(())
+}
+
+/// A provider's planned value agrees with the configuration it was planned
+/// from: equal wherever the configuration says something (a null in the
+/// configuration, at any depth, is the provider's to fill; unknowns in the
+/// plan are resolved at apply).
+fn fills(planned: &Value, config: &Value) -> bool {
+    match (planned.peel(), config.peel()) {
+        (_, Value::Null) | (Value::Unknown, _) => true,
+        (Value::Map(p), Value::Map(c)) => c.iter().all(|(k, cv)| fills(p.get(k).unwrap_or(&Value::Null), cv)),
+        // In order, or (a set the provider reordered) each somewhere.
+        (Value::List(p), Value::List(c)) => {
+            p.len() == c.len() && (p.iter().zip(c).all(|(pv, cv)| fills(pv, cv)) || c.iter().all(|cv| p.iter().any(|pv| fills(pv, cv))))
+        }
+        (p, c) => p == c,
+    }
 }

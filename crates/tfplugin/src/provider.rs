@@ -97,24 +97,8 @@ impl TerraformFactory {
     pub fn new(name: &str, installed: Installed) -> Result<TerraformFactory, Diagnostic> {
         let name: &'static str = Box::leak(name.to_string().into_boxed_str());
         let prefix = format!("{}_", installed.source.rsplit('/').next().unwrap_or(name));
-        let mut types = HashMap::new();
-        let mut resources = IndexMap::default();
-        for (tf_name, schema) in &installed.schemas.resources {
-            let short = tf_name.strip_prefix(&prefix).filter(|s| !s.is_empty()).unwrap_or(tf_name);
-            let cty = schema.block.cty().map_err(|e| bad_schema(name, tf_name, &e))?;
-            let short: &'static str = Box::leak(short.to_string().into_boxed_str());
-            resources.insert(short, schema.resource_schema());
-            types.insert(short.to_string(), Arc::new(ResourceType { tf_name: tf_name.clone(), schema: schema.clone(), cty }));
-        }
-        let mut data_sources = IndexMap::default();
-        let mut data_types = HashMap::new();
-        for (tf_name, schema) in &installed.schemas.data_sources {
-            let short = tf_name.strip_prefix(&prefix).filter(|s| !s.is_empty()).unwrap_or(tf_name);
-            let cty = schema.block.cty().map_err(|e| bad_schema(name, tf_name, &e))?;
-            let short: &'static str = Box::leak(short.to_string().into_boxed_str());
-            data_sources.insert(short, schema.resource_schema());
-            data_types.insert(short.to_string(), Arc::new(ResourceType { tf_name: tf_name.clone(), schema: schema.clone(), cty }));
-        }
+        let (resources, types) = kinds(name, &prefix, &installed.schemas.resources)?;
+        let (data_sources, data_types) = kinds(name, &prefix, &installed.schemas.data_sources)?;
         let mut config = installed.schemas.provider.block.attributes_schema();
         let text = plinth_base::types::Type::String;
         config.insert("source", AttrSchema::optional(text.clone(), "where the provider is installed from (`namespace/type` or `host/namespace/type`)"));
@@ -183,6 +167,23 @@ impl TerraformFactory {
             p.stop();
         }
     }
+}
+
+/// Resource (or data source) types by their name without the provider's
+/// prefix: the SDK's schemas, and what the wire needs of each.
+type Kinds = (IndexMap<&'static str, ResourceSchema>, HashMap<String, Arc<ResourceType>>);
+
+fn kinds(name: &str, prefix: &str, schemas: &std::collections::BTreeMap<String, Schema>) -> Result<Kinds, Diagnostic> {
+    let mut sdk = IndexMap::default();
+    let mut types = HashMap::new();
+    for (tf_name, schema) in schemas {
+        let short = tf_name.strip_prefix(prefix).filter(|s| !s.is_empty()).unwrap_or(tf_name);
+        let cty = schema.block.cty().map_err(|e| bad_schema(name, tf_name, &e))?;
+        let short: &'static str = Box::leak(short.to_string().into_boxed_str());
+        sdk.insert(short, schema.resource_schema());
+        types.insert(short.to_string(), Arc::new(ResourceType { tf_name: tf_name.clone(), schema: schema.clone(), cty }));
+    }
+    Ok((sdk, types))
 }
 
 fn bad_schema(name: &str, what: &str, e: &str) -> Diagnostic {

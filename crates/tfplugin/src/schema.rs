@@ -173,22 +173,30 @@ fn nesting_name(n: i32) -> &'static str {
 
 // ---------------------------------------------------------------- protocol 6
 
+/// A block of either protocol version: its attributes by `$attribute`, its
+/// nested blocks by `$block` (recursively).
+macro_rules! block_of {
+    ($b:expr, $attribute:expr, $block:expr) => {
+        Block {
+            attributes: $b.attributes.iter().map($attribute).collect(),
+            blocks: $b
+                .block_types
+                .iter()
+                .map(|nb| NestedBlock {
+                    name: nb.type_name.clone(),
+                    nesting: nesting_name(nb.nesting).to_string(),
+                    block: nb.block.as_ref().map($block).unwrap_or_default(),
+                    min_items: nb.min_items,
+                    max_items: nb.max_items,
+                })
+                .collect(),
+            description: $b.description.clone(),
+        }
+    };
+}
+
 fn v6_block(b: &v6::schema::Block) -> Block {
-    Block {
-        attributes: b.attributes.iter().map(v6_attribute).collect(),
-        blocks: b
-            .block_types
-            .iter()
-            .map(|nb| NestedBlock {
-                name: nb.type_name.clone(),
-                nesting: nesting_name(nb.nesting).to_string(),
-                block: nb.block.as_ref().map(v6_block).unwrap_or_default(),
-                min_items: nb.min_items,
-                max_items: nb.max_items,
-            })
-            .collect(),
-        description: b.description.clone(),
-    }
+    block_of!(b, v6_attribute, v6_block)
 }
 
 fn v6_attribute(a: &v6::schema::Attribute) -> Attribute {
@@ -259,33 +267,19 @@ impl ProviderSchemas {
 // ---------------------------------------------------------------- protocol 5
 
 fn v5_block(b: &v5::schema::Block) -> Block {
-    Block {
-        attributes: b
-            .attributes
-            .iter()
-            .map(|a| Attribute {
-                name: a.name.clone(),
-                r#type: serde_json::from_slice(&a.r#type).unwrap_or(serde_json::Value::from("dynamic")),
-                required: a.required,
-                optional: a.optional,
-                computed: a.computed,
-                sensitive: a.sensitive,
-                description: a.description.clone(),
-                sensitive_inside: vec![],
-            })
-            .collect(),
-        blocks: b
-            .block_types
-            .iter()
-            .map(|nb| NestedBlock {
-                name: nb.type_name.clone(),
-                nesting: nesting_name(nb.nesting).to_string(),
-                block: nb.block.as_ref().map(v5_block).unwrap_or_default(),
-                min_items: nb.min_items,
-                max_items: nb.max_items,
-            })
-            .collect(),
-        description: b.description.clone(),
+    block_of!(b, v5_attribute, v5_block)
+}
+
+fn v5_attribute(a: &v5::schema::Attribute) -> Attribute {
+    Attribute {
+        name: a.name.clone(),
+        r#type: serde_json::from_slice(&a.r#type).unwrap_or(serde_json::Value::from("dynamic")),
+        required: a.required,
+        optional: a.optional,
+        computed: a.computed,
+        sensitive: a.sensitive,
+        description: a.description.clone(),
+        sensitive_inside: vec![],
     }
 }
 

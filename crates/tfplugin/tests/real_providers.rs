@@ -102,3 +102,23 @@ fn a_binary_that_is_not_a_provider_is_refused_with_what_it_said() {
     let err = Plugin::start(launch(bin, vec![])).err().expect("refused");
     assert!(err.help.contains("protocol 4"), "{}", err.help);
 }
+
+#[test]
+fn what_a_provider_writes_to_stderr_is_logged_and_quoted_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("terraform-provider-leaky");
+    std::fs::write(&bin, "#!/bin/sh\necho \"connecting with token s3cr3t-t0ken-value\" >&2\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = dir.path().join("logs/provider-leaky.log");
+    let err =
+        Plugin::start(Launch { name: "leaky".into(), binary: bin, env: vec![], log: Some(log.clone()), secrets: vec!["s3cr3t-t0ken-value".into()], cwd: None })
+            .err()
+            .expect("refused");
+    assert!(err.help.contains("connecting with token (sensitive)"), "{}", err.help);
+    assert!(!err.help.contains("s3cr3t"), "{}", err.help);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("connecting with token (sensitive)") && !logged.contains("s3cr3t"), "{logged}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&log).unwrap().mode() & 0o777, 0o600);
+}

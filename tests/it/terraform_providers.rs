@@ -483,3 +483,58 @@ fn updates_and_destroys_leave_what_terraform_leaves() {
     assert_eq!(normalised(&ours.objects()), normalised(&theirs.objects()), "the same remote objects after destroy");
     assert_eq!(stdout(&run(dir.path(), &["state", "list"])).trim(), "");
 }
+
+/// An object recorded under an older schema version of its type is given
+/// to the provider's UpgradeResourceState before anything else: the real
+/// aws provider (protocol 5) against moto's EC2, a security group (schema
+/// version 1) whose record is set back to version 0, as an older provider
+/// would have written it. The provider's own log shows the call (and none
+/// before the record was changed); the plan, reading the upgraded object
+/// back, has no changes.
+#[test]
+fn an_object_recorded_under_an_older_schema_version_is_upgraded_first() {
+    let Some(aws) = crate::test_server("PLINTH_TEST_TF_AWS_MIRROR", "the aws provider mirror") else { return };
+    let Some(endpoint) = crate::test_server("PLINTH_TEST_S3_ENDPOINT", "the moto server") else { return };
+    let name = format!("plinth-upgrade-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let config = format!(
+        r#"provider aws {{
+  source                      = "hashicorp/aws"
+  version                     = "5.100.0"
+  region                      = "us-east-1"
+  access_key                  = "test"
+  secret_key                  = "test"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  endpoints {{
+    ec2 = "{endpoint}"
+  }}
+}}
+
+resource aws.security_group web {{
+  name        = "{name}"
+  description = "made by the upgrade test"
+}}
+"#
+    );
+    let dir = project(&[("main.plinth", &config)]);
+    assert_exit(&run(dir.path(), &["init", "--provider-mirror", &aws]), 0);
+    assert_exit(&run(dir.path(), &["apply", "--auto-approve"]), 0);
+    let logged = |dir: &Path| std::fs::read_to_string(dir.join(".plinth/logs/provider-aws.log")).unwrap_or_default();
+    let plan =
+        |dir: &Path| crate::plinth().args(["plan", "--refresh", "--detailed-exitcode"]).env("PLINTH_PROVIDER_LOG", "debug").current_dir(dir).output().unwrap();
+    assert_exit(&plan(dir.path()), 0);
+    assert!(!logged(dir.path()).contains("UpgradeResourceState"), "no upgrade while the versions agree");
+
+    let db = rusqlite::Connection::open(dir.path().join(".plinth/state.db")).unwrap();
+    let attrs: String = db.query_row("SELECT attrs FROM instances WHERE address = 'aws.security_group.web'", [], |r| r.get(0)).unwrap();
+    let mut attrs: Json = serde_json::from_str(&attrs).unwrap();
+    assert_eq!(attrs["@tf"]["schema_version"], Json::from(1), "{attrs}");
+    attrs["@tf"]["schema_version"] = Json::from(0);
+    db.execute("UPDATE instances SET attrs = ?1 WHERE address = 'aws.security_group.web'", [attrs.to_string()]).unwrap();
+    drop(db);
+
+    assert_exit(&plan(dir.path()), 0);
+    assert!(logged(dir.path()).contains("UpgradeResourceState"), "the provider was asked to upgrade the record");
+    assert_exit(&run(dir.path(), &["destroy", "--auto-approve"]), 0);
+}

@@ -49,7 +49,7 @@ pub struct WantedProvider {
 
 /// A provider block's attribute as a literal string: `Ok(None)` when it is
 /// absent, a diagnostic when it is an expression.
-fn literal(body: &ast::Body, name: &str) -> Result<Option<(String, Span)>, Diagnostic> {
+pub(crate) fn literal(body: &ast::Body, name: &str) -> Result<Option<(String, Span)>, Diagnostic> {
     let Some(attr) = body.attr(name) else { return Ok(None) };
     if let ast::ExprKind::Template(parts) = &attr.value.kind {
         let mut text = String::new();

@@ -24,10 +24,10 @@ pub fn named_providers(files: &[ast::File]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for item in files.iter().flat_map(|f| f.items.iter()) {
         let ast::Item::Provider(p) = item else { continue };
-        let Some(attr) = p.body.attr("source") else { continue };
-        let Some(source) = literal(&attr.value) else { continue };
+        // Not a literal: `plinth init` and validation say so.
+        let Ok(Some((source, _))) = crate::init::literal(&p.body, "source") else { continue };
         if !out.iter().any(|(n, _)| *n == p.name.name) {
-            out.push((p.name.name.clone(), source.to_string()));
+            out.push((p.name.name.clone(), source));
         }
     }
     out
@@ -41,7 +41,7 @@ pub fn register(dir: &Path, files: &[ast::File], locked: &[LockedProvider], regi
         // "hashicorp/kubernetes" }`): the project chose it explicitly.
         let factory = match factory(dir, &name, &source, locked) {
             Ok(f) => f,
-            Err(why) => TerraformFactory::missing(&name, &source, why),
+            Err(why) => TerraformFactory::missing(&name, why),
         };
         registry.register(Arc::new(factory));
     }
@@ -66,16 +66,4 @@ fn factory(dir: &Path, name: &str, source: &str, locked: &[LockedProvider]) -> R
             project_dir: Some(dir.to_path_buf()),
         },
     )
-}
-
-/// A plain string literal (`"…"` without interpolation).
-fn literal(e: &ast::Expr) -> Option<&str> {
-    match &e.kind {
-        ast::ExprKind::Template(parts) => match parts.as_slice() {
-            [ast::TemplatePart::Literal(s)] => Some(s),
-            [] => Some(""),
-            _ => None,
-        },
-        _ => None,
-    }
 }

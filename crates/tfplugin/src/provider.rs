@@ -60,7 +60,6 @@ struct ResourceType {
 
 struct Shared {
     name: &'static str,
-    source: String,
     binary: PathBuf,
     log: Option<PathBuf>,
     project_dir: Option<PathBuf>,
@@ -110,14 +109,13 @@ impl TerraformFactory {
                 "environment variables the provider process may see (names, `PREFIX_*` patterns)",
             ),
         );
-        for s in ["max_retries", "timeout", "max_requests_per_second"] {
+        for s in plinth_sdk::governed::SETTINGS {
             config.shift_remove(s);
         }
         let provider_cty = installed.schemas.provider.block.cty().map_err(|e| bad_schema(name, "provider", &e))?;
         Ok(TerraformFactory {
             shared: Arc::new(Shared {
                 name,
-                source: installed.source,
                 binary: installed.binary,
                 log: installed.log,
                 project_dir: installed.project_dir,
@@ -134,13 +132,12 @@ impl TerraformFactory {
 
     /// A provider block whose provider is not installed (or whose schema
     /// cache is gone): `why` is what planning any of its resources says.
-    pub fn missing(name: &str, source: &str, why: Diagnostic) -> TerraformFactory {
+    pub fn missing(name: &str, why: Diagnostic) -> TerraformFactory {
         let name: &'static str = Box::leak(name.to_string().into_boxed_str());
         let empty = Schema { version: 0, block: Block::default() };
         TerraformFactory {
             shared: Arc::new(Shared {
                 name,
-                source: source.to_string(),
                 binary: PathBuf::new(),
                 log: None,
                 project_dir: None,
@@ -152,19 +149,6 @@ impl TerraformFactory {
                 running: Mutex::new(HashMap::new()),
             }),
             missing: Some(why),
-        }
-    }
-
-    /// Where the provider was installed from (`registry.terraform.io/ns/type`).
-    pub fn source(&self) -> &str {
-        &self.shared.source
-    }
-
-    /// Stops every provider process this factory started.
-    pub fn stop_all(&self) {
-        let running: Vec<Arc<Plugin>> = self.shared.running.lock().map(|mut r| r.drain().map(|(_, p)| p).collect()).unwrap_or_default();
-        for p in running {
-            p.stop();
         }
     }
 }
@@ -242,15 +226,17 @@ impl Shared {
     }
 }
 
-/// Separates the block's Plinth settings (`source`, `version`, `pass_env`,
-/// the engine's retry policy) from the provider's own configuration.
+/// Separates the block's Plinth settings (`source`, `version`, `pass_env`)
+/// from the provider's own configuration. The engine's retry policy is
+/// neither: the planner passes the whole block, the registry passes it
+/// without the policy, and both must find the same process.
 fn split_settings(config: &Map) -> (Map, Map) {
     let mut settings = Map::default();
     let mut own = Map::default();
     for (k, v) in config {
-        if BLOCK_SETTINGS.contains(&k.as_str()) || ["max_retries", "timeout", "max_requests_per_second"].contains(&k.as_str()) {
+        if BLOCK_SETTINGS.contains(&k.as_str()) {
             settings.insert(k.clone(), v.clone());
-        } else {
+        } else if !plinth_sdk::governed::SETTINGS.contains(&k.as_str()) {
             own.insert(k.clone(), v.clone());
         }
     }

@@ -958,6 +958,10 @@ fn expand(
     }
 }
 
+/// An instance's action, the attributes that force its replacement, and
+/// the configuration to apply.
+type Decision = (Action, Vec<String>, Map);
+
 /// What an instance's inputs alone make of it: created without a record,
 /// unchanged when its configuration (with `ignore_changes` kept as
 /// recorded) equals the recorded inputs, else updated, or replaced when a
@@ -967,7 +971,7 @@ fn by_inputs(
     schema: Option<&crate::providers::ResourceSchema>,
     prior_rec: Option<&InstanceRecord>,
     config: Map,
-) -> (Action, Vec<String>, Map) {
+) -> Decision {
     let Some(rec) = prior_rec else { return (Action::Create, vec![], config) };
     let mut config = config;
     for name in &res.meta.ignore_changes {
@@ -1106,58 +1110,59 @@ fn plan_resource(
     let schema = factory.schema().resources.get(rtype.as_str());
     let instances = expand_resource(cfg, registry, address, ns, host, lenient)?;
     let deps: Vec<String> = deps_of.get(address).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+    // What each instance's inputs make of it, decided once: None for an
+    // instance that is not planned (not selected; or, at `validate`, of a
+    // Terraform provider not installed yet).
+    let unknowable = lenient && !factory.schema_known();
+    let decided: Vec<(InstanceKey, String, Option<Decision>)> = instances
+        .into_iter()
+        .map(|(key, config)| {
+            let inst_address = format!("{address}{}", key.suffix());
+            let decision = (!unknowable && selection.covers(address, &inst_address)).then(|| by_inputs(res, schema, prior.get(&inst_address), config));
+            (key, inst_address, decision)
+        })
+        .collect();
     // A provider that plans itself is asked about every changing instance
     // at once (it may answer concurrently); the loop below takes the answers.
     let mut prefetched: HashMap<String, Result<plinth_sdk::PlannedChange, Diagnostic>> = HashMap::default();
-    if factory.plans_remotely(&rtype) && !lenient && factory.schema_known() && instances.len() > 1 {
-        let mut wanted: Vec<(String, Option<&Map>, Map)> = Vec::new();
-        for (key, config) in &instances {
-            let inst_address = format!("{address}{}", key.suffix());
-            if !selection.covers(address, &inst_address) {
-                continue;
-            }
-            let prior_rec = prior.get(&inst_address);
-            let (action, _, config) = by_inputs(res, schema, prior_rec, config.clone());
-            match action {
-                Action::Create | Action::Replace => wanted.push((inst_address, None, config)),
-                Action::Update => wanted.push((inst_address, prior_rec.map(|r| &r.attrs), config)),
-                _ => {}
-            }
-        }
-        let reqs: Vec<plinth_sdk::ChangeRequest<'_>> = wanted
+    if factory.plans_remotely(&rtype) && !lenient && factory.schema_known() && decided.len() > 1 {
+        let reqs: Vec<plinth_sdk::ChangeRequest<'_>> = decided
             .iter()
-            .map(|(a, p, c)| plinth_sdk::ChangeRequest {
-                provider_key: &provider_key,
-                provider_config: provider_configs.get(&provider_key),
-                rtype: &rtype,
-                address: a,
-                prior: *p,
-                config: c,
+            .filter_map(|(_, inst_address, decision)| {
+                let (action, _, config) = decision.as_ref()?;
+                let prior_attrs = match action {
+                    Action::Create | Action::Replace => None,
+                    Action::Update => prior.get(inst_address).map(|r| &r.attrs),
+                    _ => return None,
+                };
+                Some(plinth_sdk::ChangeRequest {
+                    provider_key: &provider_key,
+                    provider_config: provider_configs.get(&provider_key),
+                    rtype: &rtype,
+                    address: inst_address,
+                    prior: prior_attrs,
+                    config,
+                })
             })
             .collect();
-        for ((a, _, _), answer) in wanted.iter().zip(factory.plan_changes(&reqs)) {
-            prefetched.insert(a.clone(), answer);
-        }
+        let answers = factory.plan_changes(&reqs);
+        prefetched = reqs.iter().map(|r| r.address.to_string()).zip(answers).collect();
     }
-    let mut values = Vec::with_capacity(instances.len());
-    for (key, config) in instances {
-        let inst_address = format!("{address}{}", key.suffix());
+    let mut values = Vec::with_capacity(decided.len());
+    for (key, inst_address, decision) in decided {
         planned_instances.insert(inst_address.clone());
         let prior_rec = prior.get(&inst_address);
-        // `validate` of a Terraform provider not installed yet: nothing is
-        // known of its objects (any attribute may be read from them).
-        if lenient && !factory.schema_known() {
-            values.push((key, Value::Unknown));
-            continue;
-        }
-        if !selection.covers(address, &inst_address) {
-            // Not selected: keep what is recorded, for expressions.
-            if let Some(rec) = prior_rec {
+        let Some((action, replace_because, config)) = decision else {
+            if unknowable {
+                // Nothing is known of its objects (any attribute may be
+                // read from them).
+                values.push((key, Value::Unknown));
+            } else if let Some(rec) = prior_rec {
+                // Not selected: keep what is recorded, for expressions.
                 values.push((key, Value::Map(mark_sensitive(rec.attrs.clone(), &rec.sensitive))));
             }
             continue;
-        }
-        let (action, replace_because, config) = by_inputs(res, schema, prior_rec, config);
+        };
         if action == Action::Replace && res.meta.prevent_destroy {
             return Err(vec![Diagnostic::new("P4003", "resource is protected from destruction")
                 .help(format!(
